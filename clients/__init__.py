@@ -1,0 +1,32 @@
+"""Python client of the event service: Publisher, Subscriber, Event and the error classes.
+
+The heavy parts (Publisher, Subscriber, which need zmq) load on first use, so that
+`clients.wire` and `clients.errors` stay importable without zmq.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from clients.errors import *  # noqa: F403
+from clients.errors import __all__ as _error_names
+
+if TYPE_CHECKING:
+    from clients.event import Event
+    from clients.publisher import Publisher
+    from clients.subscriber import Subscriber
+
+_LAZY = {
+    "Publisher": "clients.publisher",
+    "Subscriber": "clients.subscriber",
+    "Event": "clients.event",
+}
+
+__all__ = ["Event", "Publisher", "Subscriber", *_error_names]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'clients' has no attribute {name!r}")

@@ -1,0 +1,31 @@
+"""One-shot requests for tools: ping and stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zmq
+
+from clients.address import resolve_es_uri
+from clients.control import Control
+from clients.wire import Ping, Stats
+
+__all__ = ["ping", "stats"]
+
+
+def _ask(es_uri: str | None, message: type[Ping] | type[Stats], timeout: float) -> dict[str, Any]:
+    control = Control(zmq.Context.instance(), resolve_es_uri(es_uri), timeout)
+    try:
+        return control.request(message)
+    finally:
+        control.close()
+
+
+def ping(es_uri: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+    """The server's name, version and clock."""
+    return _ask(es_uri, Ping, timeout)
+
+
+def stats(es_uri: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+    """Server counters and, per subscriber, policy, queue depth, drops and subscriptions."""
+    return _ask(es_uri, Stats, timeout)

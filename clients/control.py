@@ -1,0 +1,145 @@
+"""The control connection: a DEALER to the event server's ROUTER, with request ids and timeouts.
+
+Invariants:
+- One lock guards the socket, so a Subscriber's handler threads may subscribe while its listen
+  thread acknowledges; the lock is also the memory barrier ZeroMQ asks for when a socket
+  changes threads.
+- Every wait has a deadline: a request raises RequestTimeout, a blocked send raises it too.
+- A reply for another request id is never mistaken for ours: stale OKs are dropped, and an ERR for
+  a request nobody waits for (an unconfirmed publish) is kept in `errors` for the owner to report.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from clients.errors import (
+    ConnectionClosed,
+    RemoteProtocolError,
+    RequestError,
+    RequestTimeout,
+    error_from_reply,
+)
+from clients.wire import MAX_INT, Err, Reply, Request, decode_reply, encode
+
+__all__ = ["Control"]
+
+# Replies beyond this many unread errors are counted, not stored.
+_MAX_KEPT_ERRORS = 100
+
+
+class Control:
+    def __init__(self, context: zmq.Context[Any], endpoint: str, timeout: float) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.errors: list[RequestError] = []
+        self.errors_dropped = 0
+        self._lock = threading.Lock()
+        self._rids = itertools.count(1)
+        self._sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.IPV6, 1)
+        self._sock.setsockopt(zmq.SNDTIMEO, int(timeout * 1000))
+        self._sock.connect(endpoint)
+        self._closed = False
+
+    def next_rid(self) -> int:
+        return next(self._rids) % MAX_INT or next(self._rids)
+
+    def request(
+        self, build: Callable[[int], Request], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send a request and wait for its reply; raise the mapped error for an ERR reply."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        with self._lock:
+            self._check_open()
+            rid = self.next_rid()
+            self._send(encode(build(rid)))
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._sock.poll(int(remaining * 1000) + 1):
+                    raise RequestTimeout(f"no reply from the event server at {self.endpoint}")
+                reply = self._receive(waiting=rid)
+                if reply is None or reply.rid != rid:
+                    continue
+                if isinstance(reply, Err):
+                    raise error_from_reply(reply.code, reply.message)
+                return reply.body
+
+    def send(self, build: Callable[[int], Request]) -> None:
+        """Send a request that gets no reply unless it fails (its error lands in `errors`)."""
+        with self._lock:
+            self._check_open()
+            self._send(encode(build(self.next_rid())))
+
+    def send_quiet(self, build: Callable[[int], Request]) -> bool:
+        """Send without waiting for room (acknowledgements): False if the queue is full."""
+        with self._lock:
+            if self._closed:
+                return False
+            try:
+                self._sock.send_multipart(encode(build(0)), zmq.NOBLOCK)
+            except zmq.Again:
+                return False
+            return True
+
+    def collect(self) -> None:
+        """Read replies that arrived unasked for, keeping their errors."""
+        with self._lock:
+            while not self._closed and self._sock.poll(0):
+                self._receive()
+
+    def take_error(self) -> RequestError | None:
+        with self._lock:
+            return self.errors.pop(0) if self.errors else None
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._sock.close(linger=0)
+
+    def close_after_sending(self, linger: float) -> None:
+        """Close, letting queued requests leave for up to `linger` seconds."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._sock.close(linger=int(linger * 1000))
+
+    # --- under the lock ------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConnectionClosed("this client was closed")
+
+    def _send(self, frames: list[bytes]) -> None:
+        try:
+            self._sock.send_multipart(frames)
+        except zmq.Again:
+            raise RequestTimeout(
+                f"the event server at {self.endpoint} accepts nothing (down, or publishers blocked "
+                "behind a full block-mode subscriber)"
+            ) from None
+
+    def _receive(self, waiting: int = -1) -> Reply | None:
+        """One reply; an ERR for any request but `waiting` is kept for the owner to report."""
+        frames = self._sock.recv_multipart()
+        try:
+            reply = decode_reply(frames)
+        except RemoteProtocolError:
+            return None  # not a reply this version understands: skip it, never crash on it
+        if isinstance(reply, Err) and reply.rid != waiting:
+            self._keep(error_from_reply(reply.code, reply.message))
+        return reply
+
+    def _keep(self, error: RequestError) -> None:
+        if len(self.errors) < _MAX_KEPT_ERRORS:
+            self.errors.append(error)
+        else:
+            self.errors_dropped += 1

@@ -1,0 +1,158 @@
+"""Error codes of the wire protocol and the exceptions they map to.
+
+Invariants:
+- `ErrorCode` values are part of the wire contract (SPEC.md, "Error codes"): never rename one.
+- `EXCEPTION_FOR_CODE` is the only place a code is turned into an exception class; nothing ever
+  matches on message text.
+- This module imports nothing from zmq, so the pure codec may use it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "EXCEPTION_FOR_CODE",
+    "BadEndpoint",
+    "BadPattern",
+    "BadPolicy",
+    "BadRequest",
+    "BadSubject",
+    "ConnectionClosed",
+    "ConnectionLost",
+    "ErrorCode",
+    "EsConnectionError",
+    "EsError",
+    "LimitExceeded",
+    "LocalProtocolError",
+    "PayloadError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "RequestError",
+    "RequestTimeout",
+    "ServerError",
+    "TooLarge",
+    "error_from_reply",
+]
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes carried in ERR replies."""
+
+    BAD_VERSION = "BAD_VERSION"
+    BAD_REQUEST = "BAD_REQUEST"
+    UNKNOWN_COMMAND = "UNKNOWN_COMMAND"
+    BAD_SUBJECT = "BAD_SUBJECT"
+    BAD_PATTERN = "BAD_PATTERN"
+    BAD_ENDPOINT = "BAD_ENDPOINT"
+    BAD_POLICY = "BAD_POLICY"
+    TOO_LARGE = "TOO_LARGE"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    INTERNAL = "INTERNAL"
+
+
+class EsError(Exception):
+    """Root of every exception this project raises on purpose."""
+
+
+class ProtocolError(EsError):
+    """Frames that break the wire spec. `code` says which rule was broken."""
+
+    def __init__(self, code: ErrorCode, message: str, rid: int = 0) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.rid = rid
+        """The request id, when the frames got far enough to carry one; else 0."""
+
+
+class LocalProtocolError(ProtocolError):
+    """This program tried to encode something the spec does not allow."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent frames that do not decode under the spec."""
+
+
+class RequestError(EsError):
+    """The server refused a request and said why with a coded error."""
+
+    code: ErrorCode | str = ErrorCode.BAD_REQUEST
+
+    def __init__(self, code: ErrorCode | str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class BadRequest(RequestError):
+    """Malformed request, unknown command or unsupported protocol version."""
+
+
+class BadSubject(RequestError, ValueError):
+    """A subject is empty, too long or otherwise not acceptable."""
+
+
+class BadPattern(RequestError, ValueError):
+    """A pattern is too long or RE2 cannot compile it (backreferences, lookaround)."""
+
+
+class BadEndpoint(RequestError, ValueError):
+    """A subscriber endpoint is not a usable tcp:// address."""
+
+
+class BadPolicy(RequestError, ValueError):
+    """Queue policy, size or stall outside what the server allows."""
+
+
+class TooLarge(RequestError):
+    """A message, subject list or request exceeds a size limit."""
+
+
+class LimitExceeded(RequestError):
+    """A count limit was reached: subscriptions, subscribers, subjects per publish."""
+
+
+class ServerError(RequestError):
+    """The server failed while handling a valid request (a bug: please report it)."""
+
+
+class EsConnectionError(EsError, ConnectionError):
+    """Talking to a daemon did not work."""
+
+
+class ConnectionClosed(EsConnectionError):
+    """This program closed the client; it cannot be used any more."""
+
+
+class ConnectionLost(EsConnectionError):
+    """The connection broke or the daemon is gone."""
+
+
+class RequestTimeout(EsError, TimeoutError):
+    """No reply arrived within the timeout."""
+
+
+class PayloadError(EsError, ValueError):
+    """An event's message cannot be decoded, or its format is not allowed here (pickle)."""
+
+
+EXCEPTION_FOR_CODE: dict[str, type[RequestError]] = {
+    ErrorCode.BAD_VERSION: BadRequest,
+    ErrorCode.BAD_REQUEST: BadRequest,
+    ErrorCode.UNKNOWN_COMMAND: BadRequest,
+    ErrorCode.BAD_SUBJECT: BadSubject,
+    ErrorCode.BAD_PATTERN: BadPattern,
+    ErrorCode.BAD_ENDPOINT: BadEndpoint,
+    ErrorCode.BAD_POLICY: BadPolicy,
+    ErrorCode.TOO_LARGE: TooLarge,
+    ErrorCode.LIMIT_EXCEEDED: LimitExceeded,
+    ErrorCode.INTERNAL: ServerError,
+}
+
+
+def error_from_reply(code: str, message: str) -> RequestError:
+    """The exception for an ERR reply; a code this version does not know becomes RequestError."""
+    cls = EXCEPTION_FOR_CODE.get(code, RequestError)
+    known: ErrorCode | str = ErrorCode(code) if code in ErrorCode.__members__ else code
+    return cls(known, message)

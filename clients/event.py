@@ -1,0 +1,69 @@
+"""The event a subscriber receives, with Pyro's attributes (subject, msg, time) and more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clients.payload import decode_payload
+
+__all__ = ["Event"]
+
+_UNSET: Any = object()
+
+
+class Event:
+    """One published message, as delivered to one subscriber.
+
+    - `subject`: the subject as the publisher spelled it.
+    - `msg`: the message, decoded on first access (raises PayloadError if it cannot be).
+    - `time`: the server's timestamp (seconds since the epoch), the same for every subscriber.
+    - `seq`: this subscriber's sequence number; consecutive unless events were lost.
+    - `lost`: how many events for this subscriber were lost just before this one (usually 0).
+    - `payload`, `format`: the raw frame and its format code, for programs that decode themselves.
+    """
+
+    __slots__ = (
+        "_allow_pickle",
+        "_msg",
+        "format",
+        "lost",
+        "payload",
+        "seq",
+        "stream",
+        "subject",
+        "time",
+    )
+
+    def __init__(
+        self,
+        subject: str,
+        time: float,
+        seq: int,
+        payload: bytes,
+        format: int,
+        *,
+        lost: int = 0,
+        stream: int = 0,
+        allow_pickle: bool = False,
+    ) -> None:
+        self.subject = subject
+        self.time = time
+        self.seq = seq
+        self.payload = payload
+        self.format = format
+        self.lost = lost
+        self.stream = stream
+        self._allow_pickle = allow_pickle
+        self._msg: Any = _UNSET
+
+    @property
+    def msg(self) -> Any:
+        if self._msg is _UNSET:
+            self._msg = decode_payload(self.payload, self.format, self._allow_pickle)
+        return self._msg
+
+    def __repr__(self) -> str:
+        return (
+            f"Event(subject={self.subject!r}, seq={self.seq}, time={self.time:.6f}, "
+            f"lost={self.lost})"
+        )

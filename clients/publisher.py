@@ -1,0 +1,137 @@
+"""Publisher: send events to the event server.
+
+Invariants:
+- `publish` does not wait for a round trip unless asked (confirm=True); ZeroMQ queues the event.
+  When the server pushes back (a full block-mode subscriber), `publish` waits, up to `timeout`.
+- `flush()` returns only once the server has handled everything published before it (it is a
+  PING, and the server handles one connection's requests in order); it raises the first error
+  the server reported for an unconfirmed publish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+import zmq
+
+from clients.address import resolve_es_uri
+from clients.control import Control
+from clients.payload import encode_payload, format_for
+from clients.wire import Ping, PubItem, Publish
+
+__all__ = ["Publisher", "Subjects"]
+
+Subjects = str | Sequence[str]
+
+# How many unconfirmed publishes pass between looks for error replies: often enough to surface
+# errors soon, rarely enough to keep a poll call off the hot path.
+_COLLECT_EVERY = 64
+
+
+def subject_tuple(subjects: Subjects) -> tuple[str, ...]:
+    if isinstance(subjects, str):
+        return (subjects,)
+    result = tuple(subjects)
+    if not all(isinstance(s, str) for s in result):
+        raise TypeError("subjects must be a string or a sequence of strings")
+    return result
+
+
+def refuse_ident(ident: str | None) -> None:
+    if ident is not None:
+        raise NotImplementedError(
+            "passphrase security (ident) arrives with the security issue; "
+            "until then run on a trusted network without ident"
+        )
+
+
+class Publisher:
+    """Publish events on subjects: `Publisher(es_uri).publish("StockQuotes", ("SUN", 22.44))`."""
+
+    def __init__(
+        self,
+        es_uri: str | None = None,
+        *,
+        ident: str | None = None,
+        serializer: str = "msgpack",
+        timeout: float = 10.0,
+        context: zmq.Context[Any] | None = None,
+        esURI: str | None = None,  # noqa: N803 - Pyro's spelling
+    ) -> None:
+        refuse_ident(ident)
+        self.es_uri = resolve_es_uri(es_uri or esURI)
+        self.format = format_for(serializer)
+        self._control = Control(context or zmq.Context.instance(), self.es_uri, timeout)
+        self._since_collect = 0
+
+    def publish(
+        self,
+        subjects: Subjects,
+        message: Any,
+        *,
+        confirm: bool = False,
+        timeout: float | None = None,
+    ) -> int | None:
+        """Publish `message` on one subject or several (one event per subject).
+
+        With confirm=True, wait for the server and return how many subscribers received it.
+        """
+        return self.publish_many([(subjects, message)], confirm=confirm, timeout=timeout)
+
+    def publish_many(
+        self,
+        events: Iterable[tuple[Subjects, Any]],
+        *,
+        confirm: bool = False,
+        timeout: float | None = None,
+    ) -> int | None:
+        """Publish several events in one message; they arrive in this order."""
+        items = tuple(
+            PubItem(subject_tuple(subjects), self.format, encode_payload(message, self.format))
+            for subjects, message in events
+        )
+        if confirm:
+            body = self._control.request(lambda rid: Publish(rid, True, items), timeout)
+            return int(body.get("receivers", 0))
+        self._control.send(lambda rid: Publish(rid, False, items))
+        self._since_collect += 1
+        if self._since_collect >= _COLLECT_EVERY:
+            self._since_collect = 0
+            self._control.collect()
+        return None
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until the server has handled every earlier publish; raise any error it reported."""
+        self._control.request(Ping, timeout)
+        error = self._control.take_error()
+        if error is not None:
+            raise error
+
+    def ping(self, timeout: float | None = None) -> dict[str, Any]:
+        """The server's answer to PING: its name, version and clock."""
+        return self._control.request(Ping, timeout)
+
+    @property
+    def errors(self) -> list[Any]:
+        """Errors the server reported for unconfirmed publishes, not yet raised by flush()."""
+        return list(self._control.errors)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, then close. What was published before has reached the server."""
+        try:
+            self.flush(timeout)
+        finally:
+            self._control.close()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self._control.close()

@@ -1,0 +1,384 @@
+"""Subscriber: receive events on subjects and patterns.
+
+Invariants:
+- The inbox (a ROUTER this subscriber binds; the event server's DEALER connects to it) is read by
+  one thread at a time: the one in listen(), next(), process_pending() or the async iterator.
+  subscribe(), unsubscribe() and abort() are safe from any thread, handlers included.
+- The subscriber keeps its own record of what it subscribed to (for close() now, for replay after
+  a reconnect later).
+- Every loss is reported: `event.lost` counts events lost just before `event`, from the server's
+  explicit count or, if larger, the gap in the stream's sequence numbers; listen() calls `gap()`.
+- Acknowledgements (how far this subscriber got, for the server's queue-depth statistics) are
+  sent when the inbox runs dry and every ACK_EVERY events, never blocking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from threading import Lock
+from types import TracebackType
+from typing import Any
+
+import zmq
+
+from clients.address import advertised_endpoint, bind_address, local_address_for, resolve_es_uri
+from clients.control import Control
+from clients.errors import EsError, RemoteProtocolError
+from clients.event import Event
+from clients.publisher import Subjects, refuse_ident, subject_tuple
+from clients.wire import Ack, Delivery, Options, Subscribe, SubscribeMatch, Unsubscribe
+from clients.wire import decode_delivery as _decode
+
+__all__ = ["Subscriber"]
+
+log = logging.getLogger("clients.subscriber")
+
+ACK_EVERY = 64
+"""Events between acknowledgements while events keep coming."""
+
+# Messages read from the inbox per call before handing control back.
+_READ_TURN = 64
+# Streams whose next sequence number is remembered (old ones after re-subscribing).
+_STREAMS_KEPT = 8
+# Longest close() waits for the server to drop this subscriber's subscriptions.
+_CLOSE_TIMEOUT = 2.0
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Subscriber:
+    """Subscribe to subjects or patterns and handle the events.
+
+    Subclass and override `event(self, event)`, then call `listen()`; or iterate:
+    `for event in sub: ...`, or `sub.next(timeout)`.
+    """
+
+    def __init__(
+        self,
+        es_uri: str | None = None,
+        *,
+        ident: str | None = None,
+        host: str | None = None,
+        publish_host: str | None = None,
+        policy: str | None = None,
+        queue_size: int | None = None,
+        max_stall: float | None = None,
+        allow_pickle: bool = False,
+        threading: bool = False,
+        timeout: float = 10.0,
+        context: zmq.Context[Any] | None = None,
+        esURI: str | None = None,  # noqa: N803 - Pyro's spelling
+    ) -> None:
+        refuse_ident(ident)
+        if policy not in (None, "block", "drop"):
+            raise ValueError("policy must be 'block' or 'drop'")
+        self.es_uri = resolve_es_uri(es_uri or esURI)
+        self.sid = uuid.uuid4().hex
+        self.options = Options(policy, queue_size, max_stall)
+        self.allow_pickle = allow_pickle
+        ctx = context or zmq.Context.instance()
+        self._inbox: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
+        self._inbox.setsockopt(zmq.LINGER, 0)
+        self._inbox.setsockopt(zmq.IPV6, 1)
+        # Keep this side's buffer no larger than the queue the server keeps for us, so the
+        # server's high-water mark, not this one, decides when to block or drop.
+        self._inbox.setsockopt(zmq.RCVHWM, 1000 if queue_size is None else queue_size)
+        self._inbox.bind(bind_address(host or local_address_for(self.es_uri)))
+        bound = self._inbox.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoint = advertised_endpoint(bound, publish_host, self.es_uri)
+        self._control = Control(ctx, self.es_uri, timeout)
+        self._poller = zmq.Poller()
+        self._poller.register(self._inbox, zmq.POLLIN)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._poller.register(self._wake_r, zmq.POLLIN)
+        self._record_lock = Lock()
+        self._subjects: set[str] = set()
+        self._patterns: set[str] = set()
+        self._ready: deque[Event] = deque()
+        self._expected: dict[int, int] = {}
+        self._last_seq = 0
+        self._acked_seq = 0
+        self._unacked = 0
+        self._aborted = False
+        self._closed = False
+        self._workers = 8
+        self._pool: ThreadPoolExecutor | None = None
+        self.set_threading(threading)
+        self.bad_deliveries = 0
+        """Deliveries that did not decode or were meant for another subscriber (ignored)."""
+
+    # --- subscriptions ---------------------------------------------------------------------------
+
+    def subscribe(self, subjects: Subjects) -> int:
+        """Subscribe to one subject or several (case-insensitive); return the subscription count."""
+        names = subject_tuple(subjects)
+        body = self._control.request(
+            lambda rid: Subscribe(rid, self.sid, self.endpoint, names, self.options)
+        )
+        with self._record_lock:
+            self._subjects.update(names)
+        return int(body["count"])
+
+    def subscribe_match(self, patterns: Subjects) -> int:
+        """Subscribe to subjects matching regular expressions (RE2, case-insensitive, anchored at
+        the start); return the subscription count."""
+        names = subject_tuple(patterns)
+        body = self._control.request(
+            lambda rid: SubscribeMatch(rid, self.sid, self.endpoint, names, self.options)
+        )
+        with self._record_lock:
+            self._patterns.update(names)
+        return int(body["count"])
+
+    def unsubscribe(self, subjects: Subjects) -> int:
+        """Remove subjects or patterns (each name is removed as both); return the count left."""
+        names = subject_tuple(subjects)
+        body = self._control.request(lambda rid: Unsubscribe(rid, self.sid, names))
+        with self._record_lock:
+            self._subjects.difference_update(names)
+            self._patterns.difference_update(names)
+        return int(body["count"])
+
+    @property
+    def subscriptions(self) -> tuple[frozenset[str], frozenset[str]]:
+        """This subscriber's own record: (subjects, patterns)."""
+        with self._record_lock:
+            return frozenset(self._subjects), frozenset(self._patterns)
+
+    subscribeMatch = subscribe_match  # noqa: N815 - Pyro's spelling
+
+    # --- handling --------------------------------------------------------------------------------
+
+    def event(self, event: Event) -> None:
+        """Called by listen() for each event. Override it; the default only logs."""
+        log.info("event on %s: %r", event.subject, event.msg)
+
+    def gap(self, lost: int, event: Event) -> None:
+        """Called by listen() before `event` when `lost` events before it never arrived."""
+        log.warning("%d event(s) lost before %s (seq %d)", lost, event.subject, event.seq)
+
+    def set_threading(self, threading: bool, workers: int = 8) -> None:
+        """True: handle events in a pool of `workers` threads (order not kept).
+        False (the default): one at a time, in order. Call before listen()."""
+        self._workers = workers
+        if threading and self._pool is None:
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="es-handler")
+        elif not threading and self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    setThreading = set_threading  # noqa: N815 - Pyro's spelling
+
+    def listen(self, timeout: float | None = None) -> None:
+        """Receive events and call `event()` for each until `abort()` (or `timeout` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not self._aborted:
+                event = self._next(deadline)
+                if event is None:
+                    break
+                self._dispatch(event)
+        finally:
+            self._aborted = False
+
+    def abort(self) -> None:
+        """End listen() (or a waiting next()); safe from a handler or any other thread."""
+        self._aborted = True
+        with contextlib.suppress(OSError):  # buffer full or closed: the waiter wakes anyway
+            self._wake_w.send(b"x")
+
+    def next(self, timeout: float | None = None) -> Event | None:
+        """The next event, or None after `timeout` seconds (or on abort())."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        event = self._next(deadline)
+        self._aborted = False
+        return event
+
+    def __iter__(self) -> Iterator[Event]:
+        while (event := self.next()) is not None:
+            yield event
+
+    # --- foreign event loops ---------------------------------------------------------------------
+
+    @property
+    def socket(self) -> zmq.Socket[bytes]:
+        """The inbox socket, to register with a zmq.Poller (then call process_pending())."""
+        return self._inbox
+
+    def fileno(self) -> int:
+        """A file descriptor for select()/selectors. ZeroMQ's descriptor is edge-triggered: when it
+        turns readable, call process_pending(), which reads everything there is."""
+        return int(self._inbox.getsockopt(zmq.FD))
+
+    def process_pending(self, limit: int | None = None) -> int:
+        """Dispatch every event already here without waiting; return how many."""
+        count = 0
+        while limit is None or count < limit:
+            event = self._take()
+            if event is None:
+                self._ack()
+                break
+            self._dispatch(event)
+            count += 1
+        return count
+
+    async def aevents(self) -> AsyncIterator[Event]:
+        """Events for an asyncio program: `async for event in sub.aevents(): ...`."""
+        loop = asyncio.get_running_loop()
+        fd = self.fileno()
+        while not self._closed:
+            event = self._take()
+            if event is not None:
+                yield event
+                continue
+            self._ack()
+            if int(self._inbox.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                continue  # ZeroMQ's fd is edge-triggered: never wait while data is already here
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _resolve, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+
+    # --- internals: one consuming thread ---------------------------------------------------------
+
+    def _dispatch(self, event: Event) -> None:
+        if self._pool is not None:
+            self._pool.submit(self._run_handler, event)
+        else:
+            self._run_handler(event)
+
+    def _run_handler(self, event: Event) -> None:
+        try:
+            if event.lost:
+                self.gap(event.lost, event)
+            self.event(event)
+        except Exception:  # one failing handler must not end the subscription
+            log.exception("event handler failed on %s (seq %d)", event.subject, event.seq)
+
+    def _next(self, deadline: float | None) -> Event | None:
+        while not self._aborted and not self._closed:
+            event = self._take()
+            if event is not None:
+                return event
+            self._ack()
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                return None
+            self._poller.poll(None if wait is None else int(wait * 1000) + 1)
+            self._clear_wake()
+        return None
+
+    def _take(self) -> Event | None:
+        """One event without waiting: from the decoded batch, else from the inbox."""
+        if not self._ready:
+            self._read_inbox()
+        if not self._ready:
+            return None
+        event = self._ready.popleft()
+        self._last_seq = event.seq
+        self._unacked += 1
+        if self._unacked >= ACK_EVERY:
+            self._ack()
+        return event
+
+    def _read_inbox(self) -> None:
+        for _ in range(_READ_TURN):
+            try:
+                frames = self._inbox.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._accept(frames[1:])
+            if self._ready:
+                return
+
+    def _accept(self, frames: list[bytes]) -> None:
+        try:
+            delivery = _decode(frames)
+        except RemoteProtocolError as exc:
+            self.bad_deliveries += 1
+            log.warning("ignored a delivery that does not decode: %s", exc)
+            return
+        if delivery.sid != self.sid or not delivery.events:
+            self.bad_deliveries += int(delivery.sid != self.sid)
+            return
+        self._ready.extend(self._events(delivery))
+
+    def _events(self, delivery: Delivery) -> list[Event]:
+        expected = self._expected.pop(delivery.stream, 1)
+        first = delivery.events[0].seq
+        lost = max(delivery.lost, first - expected)
+        self._expected[delivery.stream] = delivery.events[-1].seq + 1
+        while len(self._expected) > _STREAMS_KEPT:
+            del self._expected[next(iter(self._expected))]
+        events = [
+            Event(
+                e.subject,
+                e.time,
+                e.seq,
+                e.payload,
+                e.fmt,
+                stream=delivery.stream,
+                allow_pickle=self.allow_pickle,
+            )
+            for e in delivery.events
+        ]
+        events[0].lost = lost
+        return events
+
+    def _ack(self) -> None:
+        if self._unacked and self._last_seq > 0:
+            seq = self._last_seq
+            if self._control.send_quiet(lambda rid: Ack(rid, self.sid, seq)):
+                self._acked_seq = seq
+                self._unacked = 0
+
+    def _clear_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    # --- closing ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Drop this subscriber's subscriptions on the server (best effort) and close."""
+        if self._closed:
+            return
+        subjects, patterns = self.subscriptions
+        names = tuple(subjects | patterns)
+        if names:
+            try:
+                self._control.request(lambda rid: Unsubscribe(rid, self.sid, names), _CLOSE_TIMEOUT)
+            except EsError as exc:  # the server may be gone; closing must still work
+                log.debug("could not unsubscribe on close: %s", exc)
+        self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._control.close()
+        self._inbox.close(linger=0)
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

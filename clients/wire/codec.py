@@ -1,0 +1,358 @@
+"""Frames to messages and back: the whole wire protocol, with no I/O.
+
+Invariants:
+- No zmq import, no clock, no logging: bytes in, messages out (a test proves it).
+- Decoding is total: any list of frames either decodes or raises `RemoteProtocolError` with a
+  stable code; never KeyError, TypeError or a msgpack exception.
+- Headers hold only core msgpack types (nil, bool, int, float, str, array, map); msgpack `bin` and
+  extension types are refused, so nothing language-specific crosses the wire.
+- Payload frames are never decoded here: they are opaque bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgpack
+
+from clients.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from clients.wire.messages import (
+    MAX_INT,
+    VERSION,
+    Ack,
+    Delivery,
+    Err,
+    EventItem,
+    Ok,
+    Options,
+    Ping,
+    PubItem,
+    Publish,
+    Reply,
+    Request,
+    Stats,
+    Subscribe,
+    SubscribeMatch,
+    Unsubscribe,
+)
+
+__all__ = [
+    "MAX_FRAMES",
+    "MAX_HEADER_BYTES",
+    "POLICIES",
+    "decode_delivery",
+    "decode_reply",
+    "decode_request",
+    "encode",
+    "encode_delivery",
+]
+
+MAX_HEADER_BYTES = 1 << 20
+"""Hard ceiling on a header frame; a server may set lower limits of its own."""
+
+MAX_FRAMES = 10_001
+"""Hard ceiling on frames in one message: a header and up to 10,000 payloads."""
+
+MAX_DEPTH = 32
+"""Deepest nesting accepted in a reply body: far below Python's recursion limit."""
+
+POLICIES = ("block", "drop")
+
+_OPTION_KEYS = frozenset({"policy", "queue", "max_stall"})
+
+Reader = Callable[[Any, str], Any]
+
+
+def _fail(code: ErrorCode, message: str, rid: int = 0) -> RemoteProtocolError:
+    return RemoteProtocolError(code, message, rid)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- field readers: each takes a decoded value and the field's name, returns it checked -------
+
+
+def _uint(value: Any, name: str) -> int:
+    if not _is_int(value) or not 0 <= value <= MAX_INT:
+        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be an integer from 0 to 2**53-1")
+    return int(value)
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a string")
+    return value
+
+
+def _texts(value: Any, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be an array of strings")
+    return tuple(value)
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be true or false")
+    return value
+
+
+def _seconds(value: Any, name: str) -> float:
+    ok = (_is_int(value) or isinstance(value, float)) and math.isfinite(value) and value >= 0
+    if not ok:
+        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a finite number of seconds >= 0")
+    return float(value)
+
+
+def _options(value: Any, name: str) -> Options:
+    if not isinstance(value, dict):
+        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a map")
+    unknown = sorted(str(k) for k in value if k not in _OPTION_KEYS)
+    if unknown:
+        raise _fail(ErrorCode.BAD_REQUEST, f"unknown option {unknown[0]!r} in {name}")
+    policy = value.get("policy")
+    if policy is not None and policy not in POLICIES:
+        raise _fail(ErrorCode.BAD_POLICY, "policy must be 'block' or 'drop'")
+    queue = value.get("queue")
+    max_stall = value.get("max_stall")
+    return Options(
+        policy=policy,
+        queue=None if queue is None else _uint(queue, "queue"),
+        max_stall=None if max_stall is None else _seconds(max_stall, "max_stall"),
+    )
+
+
+def _plain(value: Any, name: str, depth: int = 0) -> Any:
+    """Accept only core msgpack types, nested at most MAX_DEPTH deep."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if depth >= MAX_DEPTH:
+        raise _fail(ErrorCode.BAD_REQUEST, f"{name} is nested deeper than {MAX_DEPTH}")
+    if isinstance(value, list):
+        return [_plain(v, name, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v, name, depth + 1) for k, v in value.items()}
+    raise _fail(ErrorCode.BAD_REQUEST, f"{name} holds a value that is not a core msgpack type")
+
+
+def _body(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a map with string keys")
+    result: dict[str, Any] = _plain(value, name)
+    return result
+
+
+# --- header ------------------------------------------------------------------------------------
+
+
+def _header(frames: Sequence[bytes]) -> list[Any]:
+    """Unpack and check the header frame: an array that starts [version, command]."""
+    if not frames:
+        raise _fail(ErrorCode.BAD_REQUEST, "a message needs at least a header frame")
+    if len(frames) > MAX_FRAMES:
+        raise _fail(ErrorCode.TOO_LARGE, f"more than {MAX_FRAMES} frames")
+    if len(frames[0]) > MAX_HEADER_BYTES:
+        raise _fail(ErrorCode.TOO_LARGE, f"header frame over {MAX_HEADER_BYTES} bytes")
+    try:
+        header = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
+    except ValueError as exc:  # every msgpack unpack error, UnicodeDecodeError included
+        raise _fail(ErrorCode.BAD_REQUEST, f"header is not valid msgpack ({exc})") from None
+    if not isinstance(header, list) or len(header) < 2:
+        raise _fail(ErrorCode.BAD_REQUEST, "header must be an array [version, command, ...]")
+    rid = header[2] if len(header) > 2 and _is_int(header[2]) and 0 <= header[2] <= MAX_INT else 0
+    if not _is_int(header[0]) or header[0] != VERSION:
+        raise _fail(ErrorCode.BAD_VERSION, f"protocol version {VERSION} is the only one", rid)
+    if not isinstance(header[1], str):
+        raise _fail(ErrorCode.BAD_REQUEST, "command must be a string", rid)
+    return header
+
+
+def _read(header: list[Any], readers: Sequence[tuple[str, Reader]], start: int) -> list[Any]:
+    """Check the header has exactly the fields after `start`, and read each one."""
+    want = start + len(readers)
+    if len(header) != want:
+        raise _fail(
+            ErrorCode.BAD_REQUEST, f"{header[1]} header has {len(header)} elements, not {want}"
+        )
+    return [read(header[start + i], name) for i, (name, read) in enumerate(readers)]
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+_REQUESTS: dict[str, tuple[Callable[..., Request], tuple[tuple[str, Reader], ...]]] = {
+    "SUB": (
+        Subscribe,
+        (("sid", _text), ("endpoint", _text), ("subjects", _texts), ("options", _options)),
+    ),
+    "SUBMATCH": (
+        SubscribeMatch,
+        (("sid", _text), ("endpoint", _text), ("patterns", _texts), ("options", _options)),
+    ),
+    "UNSUB": (Unsubscribe, (("sid", _text), ("subjects", _texts))),
+    "PING": (Ping, ()),
+    "STATS": (Stats, ()),
+    "ACK": (Ack, (("sid", _text), ("seq", _uint))),
+}
+
+
+def decode_request(frames: Sequence[bytes]) -> Request:
+    """Decode a request as the server's ROUTER sees it, without the routing-id frame."""
+    header = _header(frames)
+    command = header[1]
+    rid = header[2] if len(header) > 2 and _is_int(header[2]) else 0
+    try:
+        if command == "PUB":
+            return _decode_publish(header, frames)
+        if command not in _REQUESTS:
+            raise _fail(ErrorCode.UNKNOWN_COMMAND, f"unknown command {command[:40]!r}")
+        if len(frames) != 1:
+            raise _fail(ErrorCode.BAD_REQUEST, f"{command} takes only a header frame")
+        cls, readers = _REQUESTS[command]
+        values = _read(header, (("rid", _uint), *readers), 2)
+        return cls(*values)
+    except RemoteProtocolError as exc:
+        exc.rid = rid if 0 <= rid <= MAX_INT else 0
+        raise
+
+
+def _decode_publish(header: list[Any], frames: Sequence[bytes]) -> Publish:
+    rid, confirm, items = _read(header, (("rid", _uint), ("confirm", _flag), ("items", _list)), 2)
+    if len(items) != len(frames) - 1:
+        raise _fail(
+            ErrorCode.BAD_REQUEST, f"PUB lists {len(items)} items but carries {len(frames) - 1}"
+        )
+    decoded = []
+    for item, payload in zip(items, frames[1:], strict=True):
+        if not isinstance(item, list) or len(item) != 2:
+            raise _fail(ErrorCode.BAD_REQUEST, "each PUB item must be [subjects, format]")
+        subjects = _texts(item[0], "item subjects")
+        fmt = _fmt(item[1])
+        decoded.append(PubItem(subjects, fmt, bytes(payload)))
+    return Publish(rid, confirm, tuple(decoded))
+
+
+def _list(value: Any, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be an array")
+    return value
+
+
+def _fmt(value: Any) -> int:
+    if not _is_int(value) or not 0 <= value <= 127:
+        raise _fail(ErrorCode.BAD_REQUEST, "format must be an integer from 0 to 127")
+    return int(value)
+
+
+# --- replies -------------------------------------------------------------------------------------
+
+
+def decode_reply(frames: Sequence[bytes]) -> Reply:
+    """Decode a reply as the client's DEALER sees it."""
+    header = _header(frames)
+    if len(frames) != 1:
+        raise _fail(ErrorCode.BAD_REQUEST, "a reply is a single header frame")
+    if header[1] == "OK":
+        rid, body = _read(header, (("rid", _uint), ("body", _body)), 2)
+        return Ok(rid, body)
+    if header[1] == "ERR":
+        rid, code, message = _read(header, (("rid", _uint), ("code", _text), ("message", _text)), 2)
+        return Err(rid, code, message)
+    raise _fail(ErrorCode.UNKNOWN_COMMAND, f"unknown reply {header[1][:40]!r}")
+
+
+# --- event delivery ------------------------------------------------------------------------------
+
+
+def decode_delivery(frames: Sequence[bytes]) -> Delivery:
+    """Decode an event batch as the subscriber's ROUTER sees it, without the routing-id frame."""
+    header = _header(frames)
+    if header[1] != "EV":
+        raise _fail(ErrorCode.UNKNOWN_COMMAND, f"unknown delivery {header[1][:40]!r}")
+    sid, stream, lost, events = _read(
+        header, (("sid", _text), ("stream", _uint), ("lost", _uint), ("events", _list)), 2
+    )
+    if len(events) != len(frames) - 1:
+        raise _fail(
+            ErrorCode.BAD_REQUEST, f"EV lists {len(events)} events but carries {len(frames) - 1}"
+        )
+    items = []
+    for meta, payload in zip(events, frames[1:], strict=True):
+        if not isinstance(meta, list) or len(meta) != 4:
+            raise _fail(ErrorCode.BAD_REQUEST, "each EV event must be [seq, subject, time, format]")
+        items.append(
+            EventItem(
+                _uint(meta[0], "seq"),
+                _text(meta[1], "subject"),
+                _time(meta[2]),
+                _fmt(meta[3]),
+                bytes(payload),
+            )
+        )
+    return Delivery(sid, stream, lost, tuple(items))
+
+
+def _time(value: Any) -> float:
+    if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
+        raise _fail(ErrorCode.BAD_REQUEST, "time must be a finite number")
+    return float(value)
+
+
+# --- encoding ------------------------------------------------------------------------------------
+
+
+def _pack(header: list[Any]) -> bytes:
+    data: bytes = msgpack.packb(header, use_bin_type=True)
+    if len(data) > MAX_HEADER_BYTES:
+        raise LocalProtocolError(ErrorCode.TOO_LARGE, f"header over {MAX_HEADER_BYTES} bytes")
+    return data
+
+
+def _options_map(options: Options) -> dict[str, Any]:
+    fields = {"policy": options.policy, "queue": options.queue, "max_stall": options.max_stall}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def encode_delivery(
+    sid: str,
+    stream: int,
+    lost: int,
+    metas: Sequence[tuple[int, str, float, int]],
+    payloads: Sequence[bytes],
+) -> list[bytes]:
+    """The frames of one EV batch: `metas` are (seq, subject, time, format), one per payload."""
+    return [_pack([VERSION, "EV", sid, stream, lost, metas]), *payloads]
+
+
+def encode(message: Request | Reply | Delivery) -> list[bytes]:
+    """The frames for any message, ready for send_multipart."""
+    match message:
+        case Subscribe(rid, sid, endpoint, subjects, options):
+            head = [VERSION, "SUB", rid, sid, endpoint, list(subjects), _options_map(options)]
+            return [_pack(head)]
+        case SubscribeMatch(rid, sid, endpoint, patterns, options):
+            head = [VERSION, "SUBMATCH", rid, sid, endpoint, list(patterns), _options_map(options)]
+            return [_pack(head)]
+        case Unsubscribe(rid, sid, subjects):
+            return [_pack([VERSION, "UNSUB", rid, sid, list(subjects)])]
+        case Publish(rid, confirm, items):
+            if len(items) + 1 > MAX_FRAMES:
+                raise LocalProtocolError(ErrorCode.TOO_LARGE, f"more than {MAX_FRAMES - 1} items")
+            metas = [[list(item.subjects), item.fmt] for item in items]
+            return [_pack([VERSION, "PUB", rid, confirm, metas]), *(i.payload for i in items)]
+        case Ping(rid):
+            return [_pack([VERSION, "PING", rid])]
+        case Stats(rid):
+            return [_pack([VERSION, "STATS", rid])]
+        case Ack(rid, sid, seq):
+            return [_pack([VERSION, "ACK", rid, sid, seq])]
+        case Ok(rid, body):
+            return [_pack([VERSION, "OK", rid, body])]
+        case Err(rid, code, text):
+            return [_pack([VERSION, "ERR", rid, str(code), text])]
+        case Delivery(sid, stream, lost, events):
+            metas_ev = [(e.seq, e.subject, e.time, e.fmt) for e in events]
+            return encode_delivery(sid, stream, lost, metas_ev, [e.payload for e in events])
+    raise LocalProtocolError(ErrorCode.BAD_REQUEST, f"not a message: {type(message).__name__}")

@@ -1,0 +1,155 @@
+"""The messages of the wire protocol, as frozen dataclasses forming three unions.
+
+Invariants:
+- One class per command; field names match the field tables in SPEC.md.
+- Messages hold only validated values: the codec builds them after checking every field, so code
+  that receives one never re-checks types.
+- Payloads are opaque bytes: nothing here decodes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+__all__ = [
+    "MAX_INT",
+    "MAX_STREAM",
+    "VERSION",
+    "Ack",
+    "Delivery",
+    "Err",
+    "EventItem",
+    "Format",
+    "Ok",
+    "Options",
+    "Ping",
+    "PubItem",
+    "Publish",
+    "Reply",
+    "Request",
+    "Stats",
+    "Subscribe",
+    "SubscribeMatch",
+    "Unsubscribe",
+]
+
+VERSION = 1
+"""The protocol version every message starts with."""
+
+MAX_INT = 2**53 - 1
+"""Largest integer on the wire: every integer must survive a JavaScript number unchanged."""
+
+MAX_STREAM = MAX_INT
+
+
+class Format(IntEnum):
+    """How an event's payload frame is encoded. The server never looks inside a payload."""
+
+    RAW = 0
+    MSGPACK = 1
+    PICKLE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Queue options a subscriber asks for; None means the server's default."""
+
+    policy: str | None = None
+    queue: int | None = None
+    max_stall: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    rid: int
+    sid: str
+    endpoint: str
+    subjects: tuple[str, ...]
+    options: Options = field(default_factory=Options)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeMatch:
+    rid: int
+    sid: str
+    endpoint: str
+    patterns: tuple[str, ...]
+    options: Options = field(default_factory=Options)
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    rid: int
+    sid: str
+    subjects: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PubItem:
+    subjects: tuple[str, ...]
+    fmt: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    rid: int
+    confirm: bool
+    items: tuple[PubItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    rid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    rid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    rid: int
+    sid: str
+    seq: int
+
+
+Request = Subscribe | SubscribeMatch | Unsubscribe | Publish | Ping | Stats | Ack
+
+
+@dataclass(frozen=True, slots=True)
+class Ok:
+    rid: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Err:
+    rid: int
+    code: str
+    message: str
+
+
+Reply = Ok | Err
+
+
+@dataclass(frozen=True, slots=True)
+class EventItem:
+    seq: int
+    subject: str
+    time: float
+    fmt: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A batch of events for one subscriber; `lost` counts events dropped just before it."""
+
+    sid: str
+    stream: int
+    lost: int
+    events: tuple[EventItem, ...]

@@ -1,0 +1,5 @@
+"""`python -m es` is the `es` command."""
+
+from es.cli import main
+
+main()

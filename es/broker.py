@@ -1,0 +1,451 @@
+"""The broker core: requests in, actions out. No sockets, no clock, no threads.
+
+Invariants:
+- `handle(peer, frames, now)` never raises for anything a client sends: bad frames and refused
+  requests become ERR replies with a stable code. Only a bug in this module can escape.
+- Every subscriber in `_subscribers` has at least one subscription in the index, and the other
+  way round; when its last subscription goes, it goes, and the shell is told to close its socket.
+- Sequence numbers: every event meant for a subscriber takes the next number of that subscriber's
+  stream, whether it is then delivered or dropped. `lost` travels in the next delivered batch,
+  so a subscriber sees each loss twice: as a gap in `seq` and as an explicit count.
+- All events of one publish carry the same server time (`now`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from clients.errors import (
+    EXCEPTION_FOR_CODE,
+    ErrorCode,
+    RemoteProtocolError,
+    RequestError,
+)
+from clients.wire import (
+    MAX_INT,
+    Ack,
+    Err,
+    Ok,
+    Options,
+    Ping,
+    Publish,
+    Request,
+    Stats,
+    Subscribe,
+    SubscribeMatch,
+    Unsubscribe,
+    decode_request,
+    encode,
+    encode_delivery,
+)
+from es import __version__
+from es.config import ServerConfig
+from es.index import SubscriptionIndex
+from es.patterns import Pattern, compile_pattern, fold
+
+__all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "SubscriberState"]
+
+# A stats reply is one header frame; stop listing subscribers once this many bytes of names are in
+# it, so the reply stays far below the 1 MiB header ceiling whatever the limits.
+_STATS_BUDGET = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Send `frames` to the control peer `peer`."""
+
+    peer: bytes
+    frames: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    """Create the DEALER for `sid`, connected to `endpoint`, send high-water mark `hwm`.
+
+    `peer` and `rid` name the request, so the shell can answer it if the socket cannot be made.
+    """
+
+    sid: str
+    endpoint: str
+    hwm: int
+    peer: bytes
+    rid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the DEALER of `sid`, discarding what is still queued for it."""
+
+    sid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One EV message for one subscriber: `count` events, already numbered."""
+
+    sid: str
+    frames: list[bytes]
+    count: int
+    last_seq: int
+    block: bool
+    max_stall: float
+
+
+@dataclass(frozen=True, slots=True)
+class Fanout:
+    """Deliver `batches`; then, if `confirm`, answer `peer` with `Broker.confirmation`."""
+
+    peer: bytes
+    rid: int
+    confirm: bool
+    batches: list[Batch]
+
+
+Action = Reply | Open | Close | Fanout
+
+
+@dataclass
+class SubscriberState:
+    sid: str
+    endpoint: str
+    stream: int
+    policy: str
+    queue: int
+    max_stall: float
+    since: float
+    next_seq: int = 1
+    lost_pending: int = 0
+    last_sent_seq: int = 0
+    acked: int = 0
+    sent: int = 0
+    dropped: int = 0
+    stalls: int = 0
+
+
+def _new_stream() -> int:
+    return secrets.randbelow(MAX_INT) + 1
+
+
+def _is_ip(host: str | None) -> bool:
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return not address.is_unspecified and not address.is_multicast
+
+
+def _refuse(code: ErrorCode, message: str) -> RequestError:
+    return EXCEPTION_FOR_CODE[code](code, message)
+
+
+class Broker:
+    def __init__(
+        self, config: ServerConfig, now: float, new_stream: Callable[[], int] = _new_stream
+    ) -> None:
+        self.config = config
+        self.index = SubscriptionIndex(config.cache_size)
+        self._subscribers: dict[str, SubscriberState] = {}
+        self._new_stream = new_stream
+        self._started = now
+        self.published = 0
+        self.events_in = 0
+        self.delivered_total = 0
+        self.dropped_total = 0
+
+    # --- entry points used by the shell ----------------------------------------------------------
+
+    def handle(self, peer: bytes, frames: list[bytes], now: float) -> list[Action]:
+        """Everything to do for one request from control peer `peer`."""
+        try:
+            request = decode_request(frames)
+        except RemoteProtocolError as exc:
+            return [self.error(peer, exc.rid, exc.code, exc.message)]
+        try:
+            return self._dispatch(peer, request, now)
+        except RequestError as exc:
+            return [self.error(peer, request.rid, exc.code, exc.message)]
+
+    def error(self, peer: bytes, rid: int, code: str, message: str) -> Reply:
+        return Reply(peer, encode(Err(rid, code, message)))
+
+    def subscriber(self, sid: str) -> SubscriberState | None:
+        return self._subscribers.get(sid)
+
+    def delivered(self, sid: str, count: int, last_seq: int) -> None:
+        """The shell handed a batch ending at `last_seq` to the subscriber's socket."""
+        state = self._subscribers.get(sid)
+        if state is not None:
+            state.sent += count
+            state.lost_pending = 0
+            state.last_sent_seq = last_seq
+        self.delivered_total += count
+
+    def dropped(self, sid: str, count: int) -> None:
+        """The shell could not queue a batch (full queue, or stalled too long)."""
+        state = self._subscribers.get(sid)
+        if state is not None:
+            state.lost_pending += count
+            state.dropped += count
+        self.dropped_total += count
+
+    def abandon(self, sid: str) -> None:
+        """The shell could not open a socket for `sid`: forget the subscriber entirely."""
+        self._subscribers.pop(sid, None)
+        self.index.drop(sid)
+
+    def answers_at_once(self, frames: list[bytes]) -> bool:
+        """Whether a request is read-only and may jump ahead of a stalled publish (STATS)."""
+        try:
+            return isinstance(decode_request(frames), Stats)
+        except RemoteProtocolError:
+            return False
+
+    def stalled(self, sid: str) -> None:
+        state = self._subscribers.get(sid)
+        if state is not None:
+            state.stalls += 1
+
+    def confirmation(self, fanout: Fanout, receivers: int) -> Reply:
+        """The reply to a confirmed publish: how many subscribers got at least one event."""
+        return Reply(fanout.peer, encode(Ok(fanout.rid, {"receivers": receivers})))
+
+    # --- requests --------------------------------------------------------------------------------
+
+    def _dispatch(self, peer: bytes, request: Request, now: float) -> list[Action]:
+        match request:
+            case Publish():
+                return self._publish(peer, request, now)
+            case Subscribe(rid, sid, endpoint, subjects, options):
+                names = [self._subject(s) for s in subjects]
+                return self._subscribe(peer, rid, sid, endpoint, options, now, subjects=names)
+            case SubscribeMatch(rid, sid, endpoint, patterns, options):
+                limit = self.config.limits.max_pattern_bytes
+                compiled = [(p, compile_pattern(p, limit)) for p in patterns]
+                return self._subscribe(peer, rid, sid, endpoint, options, now, patterns=compiled)
+            case Unsubscribe(rid, sid, names):
+                return self._unsubscribe(peer, rid, sid, list(names))
+            case Ack(_, sid, seq):
+                state = self._subscribers.get(sid)
+                if state is not None and seq < state.next_seq:
+                    state.acked = max(state.acked, seq)
+                return []
+            case Ping(rid):
+                body = {"server": "es", "version": __version__, "time": now}
+                return [Reply(peer, encode(Ok(rid, body)))]
+            case Stats(rid):
+                return [Reply(peer, encode(Ok(rid, self.stats(now))))]
+        raise _refuse(ErrorCode.UNKNOWN_COMMAND, type(request).__name__)  # pragma: no cover
+
+    def _subject(self, subject: str) -> str:
+        if not subject:
+            raise _refuse(ErrorCode.BAD_SUBJECT, "empty subject")
+        limit = self.config.limits.max_subject_bytes
+        # A str never takes more than 4 UTF-8 bytes a character: skip encoding short ones.
+        if len(subject) * 4 > limit and len(subject.encode()) > limit:
+            raise _refuse(ErrorCode.BAD_SUBJECT, f"subject longer than {limit} bytes")
+        return subject
+
+    def _publish(self, peer: bytes, request: Publish, now: float) -> list[Action]:
+        limits = self.config.limits
+        if len(request.items) > limits.max_items_per_publish:
+            raise _refuse(
+                ErrorCode.LIMIT_EXCEEDED, f"more than {limits.max_items_per_publish} events"
+            )
+        for item in request.items:
+            if not item.subjects:
+                raise _refuse(ErrorCode.BAD_SUBJECT, "an event needs at least one subject")
+            if len(item.subjects) > limits.max_subjects_per_item:
+                raise _refuse(
+                    ErrorCode.LIMIT_EXCEEDED,
+                    f"more than {limits.max_subjects_per_item} subjects in one publish",
+                )
+            if len(item.payload) > limits.max_message_bytes:
+                raise _refuse(
+                    ErrorCode.TOO_LARGE, f"message larger than {limits.max_message_bytes} bytes"
+                )
+            for subject in item.subjects:
+                self._subject(subject)
+        self.published += 1
+        wanted: dict[str, list[tuple[str, int, bytes]]] = {}
+        for item in request.items:
+            for subject in item.subjects:
+                self.events_in += 1
+                for sid in self.index.recipients(subject):
+                    wanted.setdefault(sid, []).append((subject, item.fmt, item.payload))
+        batches = [self._batch(sid, events, now) for sid, events in wanted.items()]
+        return [Fanout(peer, request.rid, request.confirm, batches)]
+
+    def _batch(self, sid: str, events: list[tuple[str, int, bytes]], now: float) -> Batch:
+        state = self._subscribers[sid]
+        first = state.next_seq
+        state.next_seq += len(events)
+        metas = [(first + i, subject, now, fmt) for i, (subject, fmt, _) in enumerate(events)]
+        frames = encode_delivery(
+            sid, state.stream, state.lost_pending, metas, [payload for _, _, payload in events]
+        )
+        last = state.next_seq - 1
+        return Batch(sid, frames, len(events), last, state.policy == "block", state.max_stall)
+
+    def _subscribe(
+        self,
+        peer: bytes,
+        rid: int,
+        sid: str,
+        endpoint: str,
+        options: Options,
+        now: float,
+        subjects: list[str] | None = None,
+        patterns: list[tuple[str, Pattern]] | None = None,
+    ) -> list[Action]:
+        if not subjects and not patterns:
+            raise _refuse(ErrorCode.BAD_SUBJECT, "no subjects given")
+        self._check_sid(sid)
+        self._check_endpoint(endpoint)
+        current = self._subscribers.get(sid)
+        policy, queue, max_stall = self._policy(options, current)
+        self._check_room(sid, current, subjects or [], [p for p, _ in patterns or []])
+        actions: list[Action] = []
+        if current is None or current.endpoint != endpoint:
+            if current is not None:
+                actions.append(Close(sid))
+            current = SubscriberState(
+                sid, endpoint, self._new_stream(), policy, queue, max_stall, since=now
+            )
+            self._subscribers[sid] = current
+            actions.append(Open(sid, endpoint, queue, peer, rid))
+        current.policy, current.max_stall = policy, max_stall
+        if subjects:
+            count = self.index.add_subjects(sid, subjects)
+        else:
+            count = self.index.add_patterns(sid, patterns or [])
+        body = {"count": count, "stream": current.stream}
+        actions.append(Reply(peer, encode(Ok(rid, body))))
+        return actions
+
+    def _unsubscribe(self, peer: bytes, rid: int, sid: str, names: list[str]) -> list[Action]:
+        actions: list[Action] = []
+        count = self.index.remove(sid, names)
+        if count == 0 and self._subscribers.pop(sid, None) is not None:
+            actions.append(Close(sid))
+        actions.append(Reply(peer, encode(Ok(rid, {"count": count}))))
+        return actions
+
+    # --- checks ----------------------------------------------------------------------------------
+
+    def _check_sid(self, sid: str) -> None:
+        limit = self.config.limits.max_sid_bytes
+        if not sid or len(sid.encode()) > limit:
+            raise _refuse(ErrorCode.BAD_REQUEST, f"sid must be 1 to {limit} bytes")
+
+    def _check_endpoint(self, endpoint: str) -> None:
+        limit = self.config.limits.max_endpoint_bytes
+        if len(endpoint.encode()) > limit:
+            raise _refuse(ErrorCode.BAD_ENDPOINT, f"endpoint longer than {limit} bytes")
+        try:
+            parts = urlsplit(endpoint)
+            port = parts.port
+        except ValueError:
+            port = None
+            parts = urlsplit("")
+        plain = not (parts.path or parts.query or parts.fragment or parts.username)
+        if parts.scheme != "tcp" or not port or not plain or not _is_ip(parts.hostname):
+            # An IP address, never a name: libzmq would resolve a name inside connect(), and a
+            # slow DNS answer would stall every client of this single-threaded server.
+            raise _refuse(
+                ErrorCode.BAD_ENDPOINT,
+                f"endpoint must be tcp://IP:PORT with a numeric address, not {endpoint[:80]!r}",
+            )
+
+    def _policy(self, options: Options, current: SubscriberState | None) -> tuple[str, int, float]:
+        cfg, lim = self.config, self.config.limits
+        policy = options.policy or (current.policy if current else cfg.policy)
+        queue = options.queue if options.queue is not None else cfg.queue_size
+        if current is not None and options.queue is None:
+            queue = current.queue
+        stall = options.max_stall
+        if stall is None:
+            stall = current.max_stall if current else cfg.max_stall
+        if lim.max_queue_size and not 0 < queue <= lim.max_queue_size:
+            raise _refuse(
+                ErrorCode.BAD_POLICY, f"queue must be from 1 to {lim.max_queue_size} on this server"
+            )
+        if stall > lim.max_stall_limit:
+            raise _refuse(
+                ErrorCode.BAD_POLICY, f"max_stall over this server's {lim.max_stall_limit} s"
+            )
+        if current is not None and queue != current.queue:
+            raise _refuse(
+                ErrorCode.BAD_POLICY,
+                f"queue size is {current.queue} while subscribed; unsubscribe all to change it",
+            )
+        return policy, queue, stall
+
+    def _check_room(
+        self, sid: str, current: SubscriberState | None, subjects: list[str], patterns: list[str]
+    ) -> None:
+        lim = self.config.limits
+        if current is None and len(self._subscribers) >= lim.max_subscribers:
+            raise _refuse(ErrorCode.LIMIT_EXCEEDED, f"server has {lim.max_subscribers} subscribers")
+        have = self.index.subscriptions(sid)
+        new = {fold(s) for s in subjects} - have.subjects
+        new_patterns = set(patterns) - have.patterns
+        if len(have) + len(new) + len(new_patterns) > lim.max_subscriptions:
+            raise _refuse(
+                ErrorCode.LIMIT_EXCEEDED, f"more than {lim.max_subscriptions} subscriptions"
+            )
+
+    # --- introspection ---------------------------------------------------------------------------
+
+    def stats(self, now: float) -> dict[str, Any]:
+        listed: list[dict[str, Any]] = []
+        budget = _STATS_BUDGET
+        for state in self._subscribers.values():
+            entry = self._subscriber_stats(state)
+            budget -= sum(len(s) + 2 for s in entry["subjects"] + entry["patterns"]) + 200
+            if budget < 0:
+                break
+            listed.append(entry)
+        return {
+            "server": {
+                "version": __version__,
+                "uptime": max(0.0, now - self._started),
+                "subscribers": len(self._subscribers),
+                "subjects": self.index.subject_count,
+                "patterns": self.index.pattern_count,
+                "published": self.published,
+                "events_in": self.events_in,
+                "delivered": self.delivered_total,
+                "dropped": self.dropped_total,
+                "cache": {
+                    "entries": self.index.cache_len,
+                    "hits": self.index.cache_hits,
+                    "misses": self.index.cache_misses,
+                },
+            },
+            "subscribers": listed,
+            "truncated": len(listed) < len(self._subscribers),
+        }
+
+    def _subscriber_stats(self, state: SubscriberState) -> dict[str, Any]:
+        subs = self.index.subscriptions(state.sid)
+        return {
+            "sid": state.sid,
+            "endpoint": state.endpoint,
+            "stream": state.stream,
+            "policy": state.policy,
+            "queue": state.queue,
+            "max_stall": state.max_stall,
+            "subjects": sorted(subs.subjects),
+            "patterns": sorted(subs.patterns),
+            "sent": state.sent,
+            "dropped": state.dropped,
+            "stalls": state.stalls,
+            "last_seq": state.next_seq - 1,
+            "acked": state.acked,
+            "depth": max(0, state.last_sent_seq - state.acked),
+        }

@@ -1,0 +1,326 @@
+"""The `es` command: run the event server, and talk to one from a shell.
+
+Exit codes: 0 done, 1 an error (one line on stderr), 2 bad usage or configuration,
+3 the server could not bind its address, 130 the server was stopped by a second interrupt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+
+from clients import admin
+from clients.errors import EsError, PayloadError
+from es import __version__
+from es.config import ConfigError, ServerConfig, from_env
+from es.server import EventServer, ExitCode
+
+app = typer.Typer(
+    help="The event server (es serve) and commands to publish, subscribe and inspect.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EsUri = Annotated[
+    str | None,
+    typer.Option(
+        "--es", envvar="ES_URI", help="Event server endpoint [default: tcp://127.0.0.1:7766]"
+    ),
+]
+Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the server.")]
+
+# Server options, shared by `serve` and `config`. None means "not given": the configuration then
+# falls back to Pyro's PYRO_ES_* variables, then to its defaults.
+Host = Annotated[
+    str | None, typer.Option("-n", "--host", envvar="ES_HOST", help="Address to bind [127.0.0.1].")
+]
+Port = Annotated[
+    int | None,
+    typer.Option("-p", "--port", envvar="ES_PORT", help="Port to bind, 0 for any free one [7766]."),
+]
+NoNaming = Annotated[
+    bool, typer.Option("-N", "--no-naming", help="Do not use a name server (the only mode so far).")
+]
+Ident = Annotated[
+    str | None,
+    typer.Option("-i", "--ident", envvar="ES_IDENT", help="Passphrase (arrives with security)."),
+]
+QueueSize = Annotated[
+    int | None,
+    typer.Option(
+        "--queue-size",
+        envvar="ES_QUEUE_SIZE",
+        help="Events queued per subscriber, 0=unbounded [1000].",
+    ),
+]
+Policy = Annotated[
+    str | None,
+    typer.Option(
+        "--policy", envvar="ES_POLICY", help="Full queue: 'block' publishers or 'drop' [block]."
+    ),
+]
+MaxStall = Annotated[
+    float | None,
+    typer.Option(
+        "--max-stall", envvar="ES_MAX_STALL", help="Seconds one event may block publishers [5]."
+    ),
+]
+MaxQueue = Annotated[
+    int | None,
+    typer.Option(
+        "--max-queue-size",
+        envvar="ES_MAX_QUEUE_SIZE",
+        help="Largest queue a subscriber may ask for, 0=no cap [100000].",
+    ),
+]
+Drain = Annotated[
+    float | None,
+    typer.Option(
+        "--drain-timeout",
+        envvar="ES_DRAIN_TIMEOUT",
+        help="Seconds shutdown waits for queued events [5].",
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"es: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _config(
+    host: str | None,
+    port: int | None,
+    ident: str | None,
+    queue_size: int | None,
+    policy: str | None,
+    max_stall: float | None,
+    max_queue_size: int | None,
+    drain_timeout: float | None,
+) -> ServerConfig:
+    if ident is not None:
+        raise _fail(
+            "-i/--ident (passphrase security) arrives with the security issue", ExitCode.USAGE
+        )
+    try:
+        return from_env(
+            os.environ,
+            host=host,
+            port=port,
+            queue_size=queue_size,
+            policy=policy,
+            max_stall=max_stall,
+            max_queue_size=max_queue_size,
+            drain_timeout=drain_timeout,
+        )
+    except ConfigError as exc:
+        raise _fail(f"bad configuration: {exc}", ExitCode.USAGE) from None
+
+
+@app.command()
+def serve(
+    host: Host = None,
+    port: Port = None,
+    no_naming: NoNaming = False,
+    ident: Ident = None,
+    queue_size: QueueSize = None,
+    policy: Policy = None,
+    max_stall: MaxStall = None,
+    max_queue_size: MaxQueue = None,
+    drain_timeout: Drain = None,
+    log_level: Annotated[str, typer.Option("--log-level", envvar="ES_LOG_LEVEL")] = "INFO",
+) -> None:
+    """Run the event server in the foreground. Prints one JSON ready line on stdout."""
+    config = _config(
+        host, port, ident, queue_size, policy, max_stall, max_queue_size, drain_timeout
+    )
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s es %(levelname)s %(message)s",
+    )
+    server = EventServer(config, on_ready=_announce)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: server.interrupt())
+    code = server.serve()
+    if server.forced:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(ExitCode.FORCED)  # do not wait for sockets still lingering
+    raise typer.Exit(code)
+
+
+def _announce(endpoint: str) -> None:
+    line = {"ready": "es", "endpoint": endpoint, "pid": os.getpid(), "version": __version__}
+    print(json.dumps(line), flush=True)
+
+
+@app.command()
+def config(
+    host: Host = None,
+    port: Port = None,
+    no_naming: NoNaming = False,
+    ident: Ident = None,
+    queue_size: QueueSize = None,
+    policy: Policy = None,
+    max_stall: MaxStall = None,
+    max_queue_size: MaxQueue = None,
+    drain_timeout: Drain = None,
+) -> None:
+    """Print the configuration `es serve` would run with, as JSON."""
+    cfg = _config(host, port, ident, queue_size, policy, max_stall, max_queue_size, drain_timeout)
+    typer.echo(json.dumps(cfg.as_dict(), indent=2))
+
+
+@app.command()
+def pub(
+    subject: Annotated[str, typer.Argument(help="Subject to publish on.")],
+    message: Annotated[str, typer.Argument(help="The message (a string, or JSON with --json).")],
+    es: EsUri = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Parse MESSAGE as JSON.")] = False,
+    confirm: Annotated[bool, typer.Option("--confirm", help="Wait and print receivers.")] = False,
+    timeout: Timeout = 10.0,
+) -> None:
+    """Publish one message on a subject."""
+    from clients import Publisher
+
+    try:
+        value: Any = json.loads(message) if as_json else message
+    except json.JSONDecodeError as exc:
+        raise _fail(f"MESSAGE is not JSON: {exc}", ExitCode.USAGE) from None
+    try:
+        with Publisher(es, timeout=timeout) as publisher:
+            receivers = publisher.publish(subject, value, confirm=confirm)
+    except (EsError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if confirm:
+        typer.echo(f"delivered to {receivers} subscriber(s)")
+
+
+@app.command()
+def sub(
+    subjects: Annotated[list[str] | None, typer.Argument(help="Subjects to subscribe to.")] = None,
+    match: Annotated[
+        list[str] | None,
+        typer.Option("--match", "-m", help="A pattern to subscribe to (repeatable)."),
+    ] = None,
+    es: EsUri = None,
+    count: Annotated[
+        int | None, typer.Option("--count", "-c", help="Exit after this many events.")
+    ] = None,
+    wait: Annotated[
+        float | None, typer.Option("--wait", help="Exit after this many seconds.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
+    policy: Annotated[str | None, typer.Option("--policy", help="block or drop.")] = None,
+    queue_size: Annotated[int | None, typer.Option("--queue-size")] = None,
+    timeout: Timeout = 10.0,
+) -> None:
+    """Print events as they arrive, one line each, until Ctrl-C (or --count / --wait)."""
+    from clients import Subscriber
+
+    if not subjects and not match:
+        raise _fail("give at least one SUBJECT or --match PATTERN", ExitCode.USAGE)
+    try:
+        subscriber = Subscriber(es, policy=policy, queue_size=queue_size, timeout=timeout)
+    except (EsError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    with subscriber:
+        try:
+            if subjects:
+                subscriber.subscribe(subjects)
+            if match:
+                subscriber.subscribe_match(match)
+        except (EsError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+        names = [*(subjects or []), *(f"/{p}/" for p in match or [])]
+        typer.echo(f"es: subscribed to {', '.join(names)}", err=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            _print_events(subscriber, count, wait, as_json)
+
+
+def _print_events(subscriber: Any, count: int | None, wait: float | None, as_json: bool) -> None:
+    deadline = None if wait is None else time.monotonic() + wait
+    received = 0
+    while count is None or received < count:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        event = subscriber.next(remaining)
+        if event is None:
+            return
+        received += 1
+        try:
+            msg = event.msg
+        except PayloadError as exc:
+            msg = f"<{exc}>"
+        if as_json:
+            line = {
+                "subject": event.subject,
+                "msg": msg,
+                "time": event.time,
+                "seq": event.seq,
+                "lost": event.lost,
+            }
+            typer.echo(json.dumps(line, default=str))
+            continue
+        if event.lost:
+            typer.echo(f"-- {event.lost} event(s) lost --")
+        typer.echo(f"[#{event.seq}] {event.subject}: {msg if isinstance(msg, str) else repr(msg)}")
+
+
+@app.command()
+def stats(
+    es: EsUri = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw reply as JSON.")] = False,
+    timeout: Timeout = 5.0,
+) -> None:
+    """Server counters and per-subscriber queue depth, drops and subscriptions."""
+    try:
+        body = admin.stats(es, timeout)
+    except EsError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(body, indent=2))
+        return
+    srv = body["server"]
+    typer.echo(
+        f"es {srv['version']}, up {srv['uptime']:.1f} s: {srv['subscribers']} subscribers, "
+        f"{srv['subjects']} subjects, {srv['patterns']} patterns; published {srv['published']}, "
+        f"delivered {srv['delivered']}, dropped {srv['dropped']}"
+    )
+    typer.echo(
+        f"{'SID':<12} {'POLICY':<6} {'QUEUE':>6} {'DEPTH':>6} {'SENT':>8} {'DROPPED':>8} "
+        f"{'STALLS':>6}  SUBSCRIPTIONS"
+    )
+    for s in body["subscribers"]:
+        names = ", ".join([*s["subjects"], *(f"/{p}/" for p in s["patterns"])])
+        typer.echo(
+            f"{s['sid'][:12]:<12} {s['policy']:<6} {s['queue']:>6} {s['depth']:>6} {s['sent']:>8} "
+            f"{s['dropped']:>8} {s['stalls']:>6}  {names}"
+        )
+    if body.get("truncated"):
+        typer.echo("(list truncated)")
+
+
+@app.command()
+def ping(es: EsUri = None, timeout: Timeout = 5.0) -> None:
+    """Check that the event server answers."""
+    start = time.perf_counter()
+    try:
+        body = admin.ping(es, timeout)
+    except EsError as exc:
+        raise _fail(str(exc)) from None
+    elapsed = (time.perf_counter() - start) * 1000
+    typer.echo(f"{body.get('server')} {body.get('version')} answered in {elapsed:.1f} ms")
+
+
+def main() -> None:
+    app()

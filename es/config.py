@@ -1,0 +1,151 @@
+"""The event server's configuration: one frozen object, built once, validated at build time.
+
+Invariants:
+- `ServerConfig` and `Limits` are immutable; nothing reads the environment after `from_env`.
+- Every value is checked in `validate`; a config that exists is a config that works.
+- Precedence: explicit value (CLI) > ES_* variable > Pyro's PYRO_ES_* variable > default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DEFAULT_PORT", "ConfigError", "Limits", "ServerConfig", "from_env"]
+
+DEFAULT_PORT = 7766
+"""Pyro's event server port, kept so that old habits still work."""
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one client may ask for. Each one caps memory or CPU an attacker could burn."""
+
+    # Long enough for dotted hierarchies, short enough that a stats listing stays small.
+    max_subject_bytes: int = 256
+    # RE2 compile time and memory grow with the pattern; 1 KiB leaves room for real alternations.
+    max_pattern_bytes: int = 1024
+    # Pyro published to "a sequence of subjects"; a hundred covers fan-in topics, not abuse.
+    max_subjects_per_item: int = 100
+    # One PUB may batch this many events (the publisher side batches at most this).
+    max_items_per_publish: int = 1000
+    # NATS's default max payload; larger data belongs in a file server.
+    max_message_bytes: int = 1 << 20
+    # Subjects plus patterns of one subscriber.
+    max_subscriptions: int = 10_000
+    # Each subscriber costs a DEALER socket and a TCP connection.
+    max_subscribers: int = 10_000
+    # Largest queue a subscriber may ask for; 0 means no cap (unbounded queues allowed).
+    max_queue_size: int = 100_000
+    # Longest a block-mode subscriber may ask the server to wait for one event.
+    max_stall_limit: float = 60.0
+    # A random 128-bit id in hex is 32 bytes; leave room for readable prefixes.
+    max_sid_bytes: int = 128
+    max_endpoint_bytes: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything the `es` daemon needs to start. Build with `from_env` or directly."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    use_naming: bool = False
+    ident: str | None = None
+    # Pyro's default behaviour: the publisher waits, so nothing is lost.
+    policy: str = "block"
+    # Pyro's "moderately sized" queue; ZeroMQ's own default high-water mark is the same.
+    queue_size: int = 1000
+    # How long one event may hold up publishers for one full block-mode subscriber.
+    max_stall: float = 5.0
+    # How long graceful shutdown waits for queued events to leave.
+    drain_timeout: float = 5.0
+    # Subjects whose recipient sets are remembered between publishes.
+    cache_size: int = 10_000
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for printing (`es config`); the passphrase is never shown."""
+        data = dataclasses.asdict(self)
+        data["ident"] = None if self.ident is None else "(set)"
+        return data
+
+
+def validate(config: ServerConfig) -> None:
+    """Raise ConfigError naming the first setting that does not make sense."""
+    lim = config.limits
+    _check(bool(config.host), "host must not be empty")
+    _check(0 <= config.port <= 65535, "port must be from 0 to 65535")
+    _check(config.policy in ("block", "drop"), "policy must be 'block' or 'drop'")
+    _check(config.queue_size >= 0, "queue_size must be >= 0 (0 = unbounded)")
+    if lim.max_queue_size:
+        _check(config.queue_size != 0, "queue_size 0 (unbounded) needs max_queue_size 0")
+        _check(config.queue_size <= lim.max_queue_size, "queue_size exceeds max_queue_size")
+    _check(_seconds(config.max_stall), "max_stall must be a finite number of seconds >= 0")
+    _check(config.max_stall <= lim.max_stall_limit, "max_stall exceeds max_stall_limit")
+    _check(_seconds(config.drain_timeout), "drain_timeout must be a finite number >= 0")
+    _check(config.cache_size >= 0, "cache_size must be >= 0")
+    for f in dataclasses.fields(lim):
+        value = getattr(lim, f.name)
+        _check(value >= 0 and math.isfinite(value), f"{f.name} must be >= 0")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _seconds(value: float) -> bool:
+    return math.isfinite(value) and value >= 0
+
+
+def _pyro_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """Pyro 3's two event server settings, under their own names."""
+    found: dict[str, Any] = {}
+    if "PYRO_ES_QUEUESIZE" in env:
+        found["queue_size"] = _int(env["PYRO_ES_QUEUESIZE"], "PYRO_ES_QUEUESIZE")
+    if "PYRO_ES_BLOCKQUEUE" in env:
+        flag = env["PYRO_ES_BLOCKQUEUE"].strip()
+        if flag not in ("0", "1"):
+            raise ConfigError("PYRO_ES_BLOCKQUEUE must be 1 (block) or 0 (drop)")
+        found["policy"] = "block" if flag == "1" else "drop"
+    return found
+
+
+def _int(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {text!r}") from None
+
+
+def from_env(env: Mapping[str, str], **explicit: Any) -> ServerConfig:
+    """A config from explicit values (None = not given) over Pyro's variables over defaults.
+
+    ES_* variables are read by the CLI (typer's envvar) and arrive here as explicit values.
+    """
+    names = {f.name for f in dataclasses.fields(ServerConfig)} | {
+        f.name for f in dataclasses.fields(Limits)
+    }
+    unknown = sorted(set(explicit) - names)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r}")
+    values = _pyro_env(env)
+    values.update({k: v for k, v in explicit.items() if v is not None})
+    limit_names = {f.name for f in dataclasses.fields(Limits)}
+    limits = Limits(**{k: v for k, v in values.items() if k in limit_names})
+    server = {k: v for k, v in values.items() if k not in limit_names}
+    try:
+        return ServerConfig(limits=limits, **server)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None

@@ -1,0 +1,157 @@
+"""The subscription index: who wants which subject, kept as two maps in step, with a cache.
+
+Invariants:
+- `_exact[s]` holds sid exactly when `s in _subs[sid].subjects`; `_patterns[p]` likewise with
+  `_subs[sid].patterns`. No map ever holds an empty set: an entry goes when its last member goes.
+- Exact subjects are stored folded (case-insensitive); patterns verbatim (case matters in escapes
+  such as \\w and \\W), compiled once however many subscribers share them.
+- `recipients` returns a set of distinct sids: a subscriber matched by several of its
+  subscriptions is in it once.
+- The cache maps a folded subject to its recipients; it is bounded (LRU) and every change that
+  could alter an entry removes it (exact change: that subject; pattern change: everything).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from es.patterns import Pattern, fold
+
+__all__ = ["SubscriptionIndex", "Subscriptions"]
+
+
+@dataclass
+class Subscriptions:
+    subjects: set[str] = field(default_factory=set)
+    patterns: set[str] = field(default_factory=set)
+
+    def __len__(self) -> int:
+        return len(self.subjects) + len(self.patterns)
+
+
+class SubscriptionIndex:
+    def __init__(self, cache_size: int = 10_000) -> None:
+        self._exact: dict[str, set[str]] = {}
+        self._patterns: dict[str, tuple[Pattern, set[str]]] = {}
+        self._subs: dict[str, Subscriptions] = {}
+        self._cache: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._cache_size = cache_size
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def count(self, sid: str) -> int:
+        """How many subscriptions (subjects plus patterns) `sid` has."""
+        subs = self._subs.get(sid)
+        return len(subs) if subs else 0
+
+    def subscriptions(self, sid: str) -> Subscriptions:
+        return self._subs.get(sid) or Subscriptions()
+
+    def sids(self) -> list[str]:
+        return list(self._subs)
+
+    def has_pattern(self, pattern: str) -> bool:
+        return pattern in self._patterns
+
+    @property
+    def subject_count(self) -> int:
+        return len(self._exact)
+
+    @property
+    def pattern_count(self) -> int:
+        return len(self._patterns)
+
+    @property
+    def cache_len(self) -> int:
+        return len(self._cache)
+
+    def recipients(self, subject: str) -> frozenset[str]:
+        """The distinct sids that want an event on `subject`."""
+        key = fold(subject)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            self.cache_hits += 1
+            return cached
+        self.cache_misses += 1
+        found = set(self._exact.get(key, ()))
+        for compiled, sids in self._patterns.values():
+            if not sids <= found and compiled.match(key):
+                found |= sids
+        result = frozenset(found)
+        if self._cache_size:
+            self._cache[key] = result
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return result
+
+    # --- changing ------------------------------------------------------------------------------
+
+    def add_subjects(self, sid: str, subjects: list[str]) -> int:
+        subs = self._subs.setdefault(sid, Subscriptions())
+        for subject in subjects:
+            key = fold(subject)
+            if key not in subs.subjects:
+                subs.subjects.add(key)
+                self._exact.setdefault(key, set()).add(sid)
+                self._cache.pop(key, None)
+        return len(subs)
+
+    def add_patterns(self, sid: str, patterns: list[tuple[str, Pattern]]) -> int:
+        subs = self._subs.setdefault(sid, Subscriptions())
+        for text, compiled in patterns:
+            if text not in subs.patterns:
+                subs.patterns.add(text)
+                self._patterns.setdefault(text, (compiled, set()))[1].add(sid)
+                self._cache.clear()
+        return len(subs)
+
+    def remove(self, sid: str, names: list[str]) -> int:
+        """Remove each name as an exact subject and as a pattern, as Pyro's unsubscribe did."""
+        subs = self._subs.get(sid)
+        if subs is None:
+            return 0
+        for name in names:
+            key = fold(name)
+            if key in subs.subjects:
+                subs.subjects.discard(key)
+                self._discard(self._exact, key, sid)
+                self._cache.pop(key, None)
+            if name in subs.patterns:
+                subs.patterns.discard(name)
+                self._discard_pattern(name, sid)
+                self._cache.clear()
+        if not subs:
+            del self._subs[sid]
+        return len(subs)
+
+    def drop(self, sid: str) -> None:
+        """Forget everything `sid` subscribed to."""
+        subs = self._subs.pop(sid, None)
+        if subs is None:
+            return
+        for key in subs.subjects:
+            self._discard(self._exact, key, sid)
+            self._cache.pop(key, None)
+        for text in subs.patterns:
+            self._discard_pattern(text, sid)
+        if subs.patterns:
+            self._cache.clear()
+
+    @staticmethod
+    def _discard(index: dict[str, set[str]], key: str, sid: str) -> None:
+        members = index.get(key)
+        if members is not None:
+            members.discard(sid)
+            if not members:
+                del index[key]
+
+    def _discard_pattern(self, text: str, sid: str) -> None:
+        entry = self._patterns.get(text)
+        if entry is not None:
+            entry[1].discard(sid)
+            if not entry[1]:
+                del self._patterns[text]

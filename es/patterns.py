@@ -1,0 +1,61 @@
+"""Subject patterns: RE2 regular expressions, case-insensitive, anchored at the start only.
+
+Invariants:
+- Matching time is linear in the subject's length whatever the pattern (RE2 has no backtracking),
+  so no subscriber can stall the server with a pattern.
+- A pattern RE2 cannot compile is refused with BAD_PATTERN and RE2's own reason.
+- Patterns match the case-folded subject, as exact subscriptions do, so one cache key serves both.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import re2
+
+from clients.errors import BadPattern, ErrorCode
+
+__all__ = ["Pattern", "compile_pattern", "fold"]
+
+# RE2 compiles into a bounded program; 2 MiB admits any sane pattern and refuses exploding
+# repetitions such as (a{1000}){1000} with a clear error instead of eating memory.
+_MAX_PATTERN_MEMORY = 2 << 20
+
+
+class Pattern(Protocol):
+    def match(self, text: str) -> object: ...
+
+
+def fold(subject: str) -> str:
+    """The form subjects are compared in: Unicode lower case, as Pyro's event server did."""
+    return subject.lower()
+
+
+def _options() -> object:
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False
+    options.max_mem = _MAX_PATTERN_MEMORY
+    return options
+
+
+_OPTIONS = _options()
+
+
+def compile_pattern(text: str, max_bytes: int) -> Pattern:
+    """Compile a subscriber's pattern, or raise BadPattern saying why."""
+    if not text:
+        raise BadPattern(ErrorCode.BAD_PATTERN, "empty pattern")
+    if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise BadPattern(ErrorCode.BAD_PATTERN, f"pattern longer than {max_bytes} bytes")
+    try:
+        compiled: Pattern = re2.compile(text, _OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "unknown error"
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise BadPattern(
+            ErrorCode.BAD_PATTERN,
+            f"RE2 cannot compile {text[:60]!r}: {reason} (RE2 has no backreferences or lookaround)",
+        ) from None
+    return compiled

@@ -1,0 +1,394 @@
+"""The ZeroMQ shell of the event server: sockets, the poll loop, stalls, shutdown.
+
+Invariants:
+- Every socket here lives in the thread that runs `serve()`. Other threads and signal handlers
+  reach the loop only through `stop()`, which sets a flag and writes one byte to a socketpair
+  the loop polls.
+- Requests are handled strictly in arrival order. While a block-mode subscriber's queue is full,
+  the current publish waits (at most that subscriber's max_stall); requests read meanwhile wait in
+  a bounded backlog, except STATS, which is read-only and answered at once. When the backlog is
+  full the loop stops reading, so ZeroMQ's own high-water marks push back on publishers.
+- Each turn of the loop handles a bounded number of messages, so a flood from one client cannot
+  keep the loop from noticing a stop request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import zmq
+
+from clients.errors import ErrorCode
+from clients.wire import MAX_HEADER_BYTES
+from es.broker import Action, Batch, Broker, Close, Fanout, Open, Reply
+from es.config import ServerConfig
+
+__all__ = ["BindError", "EventServer", "ExitCode"]
+
+log = logging.getLogger("es.server")
+
+# Messages handled per turn before the loop polls again (and so notices a stop request).
+_TURN = 512
+# Requests held while a publish is stalled; past this the loop stops reading the socket.
+_BACKLOG = 256
+
+
+class ExitCode:
+    """Process exit codes of `es serve` (documented in the README)."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    BIND = 3
+    FORCED = 130
+
+
+class BindError(OSError):
+    """The control socket could not bind (address in use, or not an address of this host)."""
+
+
+@dataclass
+class _Stall:
+    """A publish waiting for full block-mode subscribers; deadline per waiting sid."""
+
+    fanout: Fanout
+    receivers: int
+    waiting: dict[str, tuple[Batch, float]] = field(default_factory=dict)
+
+
+def _bind_endpoint(host: str, port: int) -> str:
+    literal = f"[{host}]" if ":" in host else host
+    return f"tcp://{literal}:{port}"
+
+
+class EventServer:
+    """The event server. `serve()` runs it in this thread; `start()` runs it in a new one.
+
+    >>> server = EventServer(ServerConfig(port=0))
+    >>> thread = server.start()
+    >>> server.wait_until_started(5.0)
+    True
+    >>> server.stop(); thread.join()
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_ready: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.endpoint: str | None = None
+        self.exit_code: int | None = None
+        self._clock = clock
+        self._on_ready = on_ready
+        self._ready = threading.Event()
+        self._done = threading.Event()
+        self._stop_requested = False
+        self._force = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._router: zmq.Socket[bytes] | None = None
+        self._dealers: dict[str, zmq.Socket[bytes]] = {}
+        self._stall: _Stall | None = None
+        self._backlog: deque[tuple[bytes, list[bytes]]] = deque()
+        self.broker = Broker(config, now=clock())
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> threading.Thread:
+        """Run the server in a daemon thread; pair with `wait_until_started`."""
+        thread = threading.Thread(target=self.serve, name="es-server", daemon=True)
+        thread.start()
+        return thread
+
+    def wait_until_started(self, timeout: float | None = None) -> bool:
+        """True once the server is bound and serving; False if `timeout` passed or it failed."""
+        self._ready.wait(timeout)
+        return self._ready.is_set() and self.endpoint is not None
+
+    waitUntilStarted = wait_until_started  # noqa: N815 - Pyro's EventServiceStarter spelling
+
+    def stop(self, force: bool = False) -> None:
+        """Ask the loop to drain and stop (with force: stop at once). Safe from any thread."""
+        if force:
+            self._force = True
+        self._stop_requested = True
+        with contextlib.suppress(OSError):  # buffer full or closed: the loop wakes anyway
+            self._wake_w.send(b"x")
+
+    def interrupt(self) -> None:
+        """What Ctrl-C does: the first drains and stops, the second stops at once."""
+        self.stop(force=self._stop_requested)
+
+    @property
+    def forced(self) -> bool:
+        return self._force
+
+    def serve(self) -> int:
+        """Bind, announce readiness, serve until stopped; return the process exit code."""
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._ctx = ctx
+        try:
+            self._router = self._bind(ctx)
+        except BindError as exc:
+            log.error("%s", exc)
+            ctx.destroy(linger=0)
+            self._ready.set()
+            self.exit_code = ExitCode.BIND
+            self._done.set()
+            return ExitCode.BIND
+        try:
+            self._ready.set()
+            if self._on_ready is not None:
+                self._on_ready(self.endpoint or "")
+            self._loop()
+            self.exit_code = ExitCode.FORCED if self._force else self._drain()
+        finally:
+            self._close_all()
+            self._done.set()
+        return self.exit_code
+
+    def _bind(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
+        router = ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        # ZeroMQ drops a peer that sends a frame larger than this, before it is ever buffered.
+        limit = max(self.config.limits.max_message_bytes, MAX_HEADER_BYTES)
+        router.setsockopt(zmq.MAXMSGSIZE, limit + 1024)
+        if ":" in self.config.host:
+            router.setsockopt(zmq.IPV6, 1)
+        address = _bind_endpoint(self.config.host, self.config.port)
+        try:
+            router.bind(address)
+        except zmq.ZMQError as exc:
+            router.close()
+            raise BindError(f"cannot bind {address}: {exc.strerror}") from None
+        self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+        log.info("event server listening on %s", self.endpoint)
+        return router
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        assert self._router is not None
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        while not self._stop_requested:
+            if self._stall is not None:
+                self._wait_stall()
+                continue
+            if self._backlog:
+                self._run_backlog()
+                continue
+            poller.poll()
+            self._clear_wake()
+            self._read_requests()
+
+    def _read_requests(self, limit: int = _TURN) -> int:
+        """Handle up to `limit` waiting requests; stop early when a publish stalls."""
+        assert self._router is not None
+        handled = 0
+        while handled < limit and self._stall is None:
+            try:
+                message = self._router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            handled += 1
+            self._handle(message[0], message[1:])
+        return handled
+
+    def _handle(self, peer: bytes, frames: list[bytes]) -> None:
+        try:
+            actions = self.broker.handle(peer, frames, self._clock())
+        except Exception:  # a bug in the core must not take the server down
+            log.exception("internal error handling a request")
+            actions = [self.broker.error(peer, 0, ErrorCode.INTERNAL, "internal server error")]
+        self._apply(actions)
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Reply(peer, frames):
+                    self._reply(peer, frames)
+                case Open(sid, endpoint, hwm, peer, rid):
+                    if not self._open(sid, endpoint, hwm):
+                        message = f"cannot connect to {endpoint}"
+                        self._apply([self.broker.error(peer, rid, ErrorCode.BAD_ENDPOINT, message)])
+                        return  # this error replaces the rest of the request's actions
+                case Close(sid):
+                    self._close(sid)
+                case Fanout():
+                    self._fanout(action)
+
+    def _reply(self, peer: bytes, frames: list[bytes]) -> None:
+        assert self._router is not None
+        try:
+            self._router.send_multipart([peer, *frames], zmq.NOBLOCK)
+        except zmq.Again:  # the client does not read its replies; ROUTER drops, as it should
+            log.debug("reply to an unresponsive client dropped")
+
+    def _open(self, sid: str, endpoint: str, hwm: int) -> bool:
+        assert self._ctx is not None
+        dealer = self._ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.SNDHWM, hwm)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.IPV6, 1)
+        try:
+            dealer.connect(endpoint)
+        except zmq.ZMQError as exc:
+            dealer.close()
+            self.broker.abandon(sid)
+            log.warning("cannot connect to subscriber %s at %s: %s", sid, endpoint, exc)
+            return False
+        self._dealers[sid] = dealer
+        return True
+
+    def _close(self, sid: str) -> None:
+        dealer = self._dealers.pop(sid, None)
+        if dealer is not None:
+            dealer.close(linger=0)
+        if self._stall is not None:
+            self._stall.waiting.pop(sid, None)
+
+    # --- fan-out and stalls ----------------------------------------------------------------------
+
+    def _fanout(self, fanout: Fanout) -> None:
+        stall = _Stall(fanout, receivers=0)
+        now = time.monotonic()
+        for batch in fanout.batches:
+            if self._send(batch):
+                stall.receivers += 1
+            elif batch.block and batch.max_stall > 0:
+                stall.waiting[batch.sid] = (batch, now + batch.max_stall)
+                self.broker.stalled(batch.sid)
+            else:
+                self.broker.dropped(batch.sid, batch.count)
+        if stall.waiting:
+            self._stall = stall
+        else:
+            self._finish(stall)
+
+    def _send(self, batch: Batch) -> bool:
+        dealer = self._dealers.get(batch.sid)
+        if dealer is None:
+            return False
+        try:
+            dealer.send_multipart(batch.frames, zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        self.broker.delivered(batch.sid, batch.count, batch.last_seq)
+        return True
+
+    def _finish(self, stall: _Stall) -> None:
+        self._stall = None
+        if stall.fanout.confirm:
+            self._apply([self.broker.confirmation(stall.fanout, stall.receivers)])
+
+    def _wait_stall(self) -> None:
+        """One wait for the stalled subscribers' queues to have room, or for their deadlines."""
+        stall = self._stall
+        assert stall is not None
+        poller = zmq.Poller()
+        poller.register(self._wake_r, zmq.POLLIN)
+        if len(self._backlog) < _BACKLOG:
+            poller.register(self._router, zmq.POLLIN)
+        for sid in stall.waiting:
+            poller.register(self._dealers[sid], zmq.POLLOUT)
+        deadline = min(d for _, d in stall.waiting.values())
+        poller.poll(max(0, int((deadline - time.monotonic()) * 1000) + 1))
+        self._clear_wake()
+        now = time.monotonic()
+        for sid, (batch, due) in list(stall.waiting.items()):
+            if self._send(batch):
+                stall.receivers += 1
+                del stall.waiting[sid]
+            elif now >= due:
+                log.warning(
+                    "subscriber %s stalled over %.1f s: event dropped", sid, batch.max_stall
+                )
+                self.broker.dropped(sid, batch.count)
+                del stall.waiting[sid]
+        self._read_into_backlog()
+        if not stall.waiting:
+            self._finish(stall)
+
+    def _read_into_backlog(self) -> None:
+        assert self._router is not None
+        while len(self._backlog) < _BACKLOG:
+            try:
+                message = self._router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if self.broker.answers_at_once(message[1:]):
+                self._handle(message[0], message[1:])
+            else:
+                self._backlog.append((message[0], message[1:]))
+
+    def _run_backlog(self) -> None:
+        handled = 0
+        while self._backlog and self._stall is None and handled < _TURN:
+            peer, frames = self._backlog.popleft()
+            self._handle(peer, frames)
+            handled += 1
+
+    def _clear_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    # --- shutdown --------------------------------------------------------------------------------
+
+    def _drain(self) -> int:
+        """Finish what already arrived, within drain_timeout; then let queued events leave."""
+        deadline = time.monotonic() + self.config.drain_timeout
+        log.info(
+            "draining (up to %.1f s); interrupt again to stop at once", self.config.drain_timeout
+        )
+        while time.monotonic() < deadline and not self._force:
+            if self._stall is not None:
+                self._wait_stall()
+            elif self._backlog:
+                self._run_backlog()
+            elif not self._read_requests():
+                break
+        if self._force:
+            return ExitCode.FORCED
+        linger = max(0, int((deadline - time.monotonic()) * 1000))
+        for dealer in self._dealers.values():
+            dealer.setsockopt(zmq.LINGER, linger)
+        return ExitCode.OK
+
+    def _close_all(self) -> None:
+        ctx = self._ctx
+        if ctx is None:
+            return
+        if self._router is not None:
+            self._router.close(linger=0)
+        for dealer in self._dealers.values():
+            dealer.close(linger=0 if self._force else None)
+        self._dealers.clear()
+        self._terminate(ctx)
+        self._wake_r.close()
+        self._wake_w.close()
+        log.info("event server stopped")
+
+    def _terminate(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+        """ctx.term() waits for lingering events (bounded by drain_timeout). It runs in a helper
+        so that a forced stop can walk away from it; the process then exits without waiting."""
+        helper = threading.Thread(target=ctx.term, name="es-term", daemon=True)
+        helper.start()
+        while helper.is_alive() and not self._force:
+            helper.join(0.05)

@@ -1,0 +1,1 @@
+"""The naming sidecar `ns` (arrives with the naming issue)."""
