@@ -1,0 +1,315 @@
+"""The broker core, driven with frames and a fake clock: no network."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import msgpack
+import pytest
+
+from clients.errors import ErrorCode
+from clients.wire import (
+    Ack,
+    Delivery,
+    Err,
+    Ok,
+    Options,
+    Ping,
+    PubItem,
+    Publish,
+    Stats,
+    Subscribe,
+    SubscribeMatch,
+    Unsubscribe,
+    decode_delivery,
+    decode_reply,
+    encode,
+)
+from es.broker import Broker, Close, Fanout, Open, Reply
+from es.config import Limits, ServerConfig
+
+EP = "tcp://127.0.0.1:5000"
+PEER = b"peer"
+
+
+def make(**settings: Any) -> Broker:
+    limits = settings.pop("limits", Limits())
+    streams = itertools.count(100)
+    return Broker(
+        ServerConfig(limits=limits, **settings), now=0.0, new_stream=lambda: next(streams)
+    )
+
+
+def reply_of(actions: list[Any]) -> Ok | Err:
+    replies = [a for a in actions if isinstance(a, Reply)]
+    assert len(replies) == 1
+    result = decode_reply(replies[0].frames)
+    return result
+
+
+def ok(actions: list[Any]) -> dict[str, Any]:
+    reply = reply_of(actions)
+    assert isinstance(reply, Ok), reply
+    return reply.body
+
+
+def err(actions: list[Any]) -> str:
+    reply = reply_of(actions)
+    assert isinstance(reply, Err), reply
+    return reply.code
+
+
+def sub(
+    broker: Broker, sid: str, *subjects: str, options: Options = Options(), rid: int = 1
+) -> list[Any]:
+    return broker.handle(PEER, encode(Subscribe(rid, sid, EP, subjects, options)), 1.0)
+
+
+def pub(
+    broker: Broker, *subjects: str, payload: bytes = b"m", confirm: bool = False, now: float = 2.0
+) -> Fanout:
+    actions = broker.handle(
+        PEER, encode(Publish(5, confirm, (PubItem(subjects, 1, payload),))), now
+    )
+    assert len(actions) == 1 and isinstance(actions[0], Fanout)
+    return actions[0]
+
+
+def deliveries(fanout: Fanout) -> dict[str, Delivery]:
+    return {b.sid: decode_delivery(b.frames) for b in fanout.batches}
+
+
+def test_first_subscribe_opens_a_socket_and_replies_with_count_and_stream() -> None:
+    broker = make()
+    actions = sub(broker, "s1", "a", "b")
+    assert actions[0] == Open("s1", EP, 1000, PEER, 1)
+    assert ok(actions) == {"count": 2, "stream": 100}
+    assert ok(sub(broker, "s1", "c")) == {"count": 3, "stream": 100}  # same socket, no Open
+
+
+def test_unsubscribing_the_last_subject_closes_the_socket() -> None:
+    broker = make()
+    sub(broker, "s1", "a")
+    actions = broker.handle(PEER, encode(Unsubscribe(2, "s1", ("A",))), 1.0)
+    assert actions[0] == Close("s1")
+    assert ok(actions) == {"count": 0}
+    assert broker.subscriber("s1") is None
+
+
+def test_unsubscribe_of_unknown_sid_is_a_harmless_zero() -> None:
+    assert ok(make().handle(PEER, encode(Unsubscribe(2, "nobody", ("a",))), 1.0)) == {"count": 0}
+
+
+def test_publish_numbers_events_per_subscriber_with_one_server_time() -> None:
+    broker = make()
+    sub(broker, "s1", "a", "b")
+    sub(broker, "s2", "b")
+    fanout = pub(broker, "a", "B", now=7.5)
+    got = deliveries(fanout)
+    assert [(e.seq, e.subject, e.time) for e in got["s1"].events] == [(1, "a", 7.5), (2, "B", 7.5)]
+    assert [(e.seq, e.subject) for e in got["s2"].events] == [(1, "B")]
+    assert got["s1"].stream == 100 and got["s2"].stream == 101
+
+
+def test_publish_to_nobody_has_no_batches() -> None:
+    assert pub(make(), "nobody.listens").batches == []
+
+
+def test_lost_events_are_counted_in_the_next_delivered_batch() -> None:
+    broker = make()
+    sub(broker, "s1", "a")
+    first = pub(broker, "a").batches[0]
+    broker.delivered("s1", first.count, first.last_seq)
+    for _ in range(3):
+        batch = pub(broker, "a").batches[0]
+        broker.dropped("s1", batch.count)
+    nxt = deliveries(pub(broker, "a"))["s1"]
+    assert (nxt.lost, nxt.events[0].seq) == (3, 5)
+    state = broker.subscriber("s1")
+    assert state is not None and state.dropped == 3
+
+
+def test_lost_count_survives_a_dropped_batch_that_carried_it() -> None:
+    broker = make()
+    sub(broker, "s1", "a")
+    broker.dropped("s1", pub(broker, "a").batches[0].count)
+    broker.dropped("s1", pub(broker, "a").batches[0].count)  # this one carried lost=1
+    assert deliveries(pub(broker, "a"))["s1"].lost == 2
+
+
+def test_policies_reach_the_batches() -> None:
+    broker = make()
+    sub(broker, "slow", "a", options=Options("block", 10, 0.5))
+    sub(broker, "fast", "a", options=Options("drop", 20))
+    batches = {b.sid: b for b in pub(broker, "a").batches}
+    assert (batches["slow"].block, batches["slow"].max_stall) == (True, 0.5)
+    assert (batches["fast"].block, batches["fast"].max_stall) == (False, 5.0)
+
+
+def test_server_default_policy_applies() -> None:
+    broker = make(policy="drop", queue_size=7)
+    actions = sub(broker, "s1", "a")
+    assert actions[0] == Open("s1", EP, 7, PEER, 1)
+    assert pub(broker, "a").batches[0].block is False
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [
+        (Options(queue=0), ErrorCode.BAD_POLICY),
+        (Options(queue=10**9), ErrorCode.BAD_POLICY),
+        (Options(max_stall=3600.0), ErrorCode.BAD_POLICY),
+    ],
+)
+def test_options_outside_server_limits_are_refused(options: Options, code: str) -> None:
+    assert err(sub(make(), "s1", "a", options=options)) == code
+
+
+def test_queue_size_cannot_change_while_subscribed() -> None:
+    broker = make()
+    sub(broker, "s1", "a", options=Options(queue=10))
+    assert err(sub(broker, "s1", "b", options=Options(queue=20))) == ErrorCode.BAD_POLICY
+    assert ok(sub(broker, "s1", "b", options=Options(policy="drop")))["count"] == 2
+
+
+def test_changed_endpoint_reopens_the_socket_with_a_new_stream() -> None:
+    broker = make()
+    sub(broker, "s1", "a")
+    actions = broker.handle(PEER, encode(Subscribe(2, "s1", "tcp://127.0.0.1:6000", ("a",))), 1.0)
+    assert [type(a) for a in actions] == [Close, Open, Reply]
+    assert ok(actions) == {"count": 1, "stream": 101}
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "ipc:///tmp/x",
+        "tcp://localhost:5000",
+        "tcp://127.0.0.1",
+        "tcp://127.0.0.1:0",
+        "tcp://0.0.0.0:5000",
+        "tcp://*:5000",
+        "tcp://127.0.0.1:5000/path",
+        "tcp://127.0.0.1:99999",
+        "tcp://[::1:5000",
+        "",
+    ],
+)
+def test_bad_endpoints_are_refused(endpoint: str) -> None:
+    actions = make().handle(PEER, encode(Subscribe(1, "s1", endpoint, ("a",))), 1.0)
+    assert err(actions) == ErrorCode.BAD_ENDPOINT
+
+
+def test_ipv6_endpoint_is_accepted() -> None:
+    assert ok(make().handle(PEER, encode(Subscribe(1, "s1", "tcp://[::1]:5000", ("a",))), 1.0))
+
+
+def test_bad_pattern_names_the_reason() -> None:
+    actions = make().handle(PEER, encode(SubscribeMatch(1, "s1", EP, (r"(a)\1",))), 1.0)
+    reply = reply_of(actions)
+    assert isinstance(reply, Err) and reply.code == ErrorCode.BAD_PATTERN
+    assert "backreferences" in reply.message
+
+
+def test_a_refused_subscribe_changes_nothing() -> None:
+    broker = make()
+    actions = broker.handle(PEER, encode(SubscribeMatch(1, "s1", EP, ("ok", "(?=bad)"))), 1.0)
+    assert err(actions) == ErrorCode.BAD_PATTERN
+    assert broker.subscriber("s1") is None and broker.index.pattern_count == 0
+
+
+@pytest.mark.parametrize(
+    ("subject", "code"), [("", ErrorCode.BAD_SUBJECT), ("x" * 300, ErrorCode.BAD_SUBJECT)]
+)
+def test_bad_subjects_are_refused(subject: str, code: str) -> None:
+    assert err(sub(make(), "s1", subject)) == code
+    assert (
+        err(make().handle(PEER, encode(Publish(1, True, (PubItem((subject,), 1, b""),))), 1.0))
+        == code
+    )
+
+
+def test_subscribe_with_no_subjects_is_refused() -> None:
+    assert err(sub(make(), "s1")) == ErrorCode.BAD_SUBJECT
+
+
+def test_publish_limits() -> None:
+    broker = make(
+        limits=Limits(max_subjects_per_item=2, max_message_bytes=4, max_items_per_publish=2)
+    )
+    many = encode(Publish(1, False, (PubItem(("a", "b", "c"), 1, b""),)))
+    assert err(broker.handle(PEER, many, 1.0)) == ErrorCode.LIMIT_EXCEEDED
+    big = encode(Publish(1, False, (PubItem(("a",), 1, b"12345"),)))
+    assert err(broker.handle(PEER, big, 1.0)) == ErrorCode.TOO_LARGE
+    items = tuple(PubItem(("a",), 1, b"") for _ in range(3))
+    assert (
+        err(broker.handle(PEER, encode(Publish(1, False, items)), 1.0)) == ErrorCode.LIMIT_EXCEEDED
+    )
+
+
+def test_subscription_and_subscriber_limits() -> None:
+    broker = make(limits=Limits(max_subscriptions=2, max_subscribers=1))
+    assert ok(sub(broker, "s1", "a", "b"))["count"] == 2
+    assert ok(sub(broker, "s1", "A"))["count"] == 2  # already there: no new subscription
+    assert err(sub(broker, "s1", "c")) == ErrorCode.LIMIT_EXCEEDED
+    assert err(sub(broker, "s2", "a")) == ErrorCode.LIMIT_EXCEEDED
+
+
+def test_garbage_gets_a_coded_error_not_an_exception() -> None:
+    assert err(make().handle(PEER, [b"\xc1"], 1.0)) == ErrorCode.BAD_REQUEST
+    assert err(make().handle(PEER, [], 1.0)) == ErrorCode.BAD_REQUEST
+    assert (
+        err(make().handle(PEER, [msgpack.packb([1, "NOPE", 4])], 1.0)) == ErrorCode.UNKNOWN_COMMAND
+    )
+
+
+def test_ack_moves_depth_and_never_replies() -> None:
+    broker = make()
+    sub(broker, "s1", "a")
+    for _ in range(5):
+        batch = pub(broker, "a").batches[0]
+        broker.delivered("s1", batch.count, batch.last_seq)
+    assert broker.handle(PEER, encode(Ack(0, "s1", 2)), 1.0) == []
+    assert broker.handle(PEER, encode(Ack(0, "s1", 99)), 1.0) == []  # beyond what was sent: ignored
+    assert ok(broker.handle(PEER, encode(Stats(3)), 1.0))["subscribers"][0]["depth"] == 3
+
+
+def test_confirmation_counts_receivers() -> None:
+    broker = make()
+    sub(broker, "s1", "a")
+    fanout = pub(broker, "a", confirm=True)
+    reply = decode_reply(broker.confirmation(fanout, 1).frames)
+    assert reply == Ok(5, {"receivers": 1})
+
+
+def test_ping_and_stats() -> None:
+    broker = make()
+    sub(broker, "s1", "a")
+    broker.handle(PEER, encode(SubscribeMatch(2, "s1", EP, ("b.*",))), 1.0)
+    assert ok(broker.handle(PEER, encode(Ping(4)), 3.0))["time"] == 3.0
+    body = ok(broker.handle(PEER, encode(Stats(5)), 10.0))
+    assert body["server"]["subscribers"] == 1 and body["server"]["uptime"] == 10.0
+    entry = body["subscribers"][0]
+    assert (entry["subjects"], entry["patterns"], entry["policy"], entry["queue"]) == (
+        ["a"],
+        ["b.*"],
+        "block",
+        1000,
+    )
+
+
+def test_stats_listing_is_bounded() -> None:
+    broker = make(limits=Limits(max_subscriptions=20_000))
+    names = [f"subject.{i:05d}.{'x' * 200}" for i in range(2000)]
+    for i in range(3):
+        broker.handle(PEER, encode(Subscribe(1, f"s{i}", EP, tuple(names))), 1.0)
+    body = ok(broker.handle(PEER, encode(Stats(5)), 1.0))
+    assert body["truncated"] is True and body["server"]["subscribers"] == 3
+
+
+def test_stats_is_recognised_as_read_only() -> None:
+    broker = make()
+    assert broker.answers_at_once(encode(Stats(1)))
+    assert not broker.answers_at_once(encode(Ping(1)))
+    assert not broker.answers_at_once([b"\xc1"])

@@ -1,0 +1,59 @@
+"""Configuration: defaults, precedence, Pyro's variables, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from es.config import ConfigError, Limits, ServerConfig, from_env
+
+
+def test_defaults_are_pyros() -> None:
+    config = from_env({})
+    assert (config.host, config.port, config.policy, config.queue_size) == (
+        "127.0.0.1",
+        7766,
+        "block",
+        1000,
+    )
+
+
+def test_pyro_variables_are_understood() -> None:
+    config = from_env({"PYRO_ES_QUEUESIZE": "50", "PYRO_ES_BLOCKQUEUE": "0"})
+    assert (config.queue_size, config.policy) == (50, "drop")
+    assert from_env({"PYRO_ES_BLOCKQUEUE": "1"}).policy == "block"
+
+
+def test_explicit_values_beat_pyro_variables() -> None:
+    config = from_env({"PYRO_ES_QUEUESIZE": "50"}, queue_size=70, port=None)
+    assert (config.queue_size, config.port) == (70, 7766)
+
+
+@pytest.mark.parametrize(
+    ("env", "explicit"),
+    [
+        ({"PYRO_ES_QUEUESIZE": "many"}, {}),
+        ({"PYRO_ES_BLOCKQUEUE": "yes"}, {}),
+        ({}, {"policy": "sometimes"}),
+        ({}, {"port": 70000}),
+        ({}, {"queue_size": -1}),
+        ({}, {"queue_size": 0}),  # unbounded needs max_queue_size 0
+        ({}, {"max_stall": float("nan")}),
+        ({}, {"max_stall": 120.0}),
+        ({}, {"colour": "blue"}),
+    ],
+)
+def test_bad_settings_are_refused(env: dict[str, str], explicit: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        from_env(env, **explicit)
+
+
+def test_unbounded_queues_are_an_explicit_choice() -> None:
+    config = from_env({}, queue_size=0, max_queue_size=0)
+    assert config.queue_size == 0 and config.limits.max_queue_size == 0
+
+
+def test_config_is_frozen_and_hides_the_passphrase() -> None:
+    config = ServerConfig(ident="secret", limits=Limits())
+    with pytest.raises(AttributeError):
+        config.port = 1  # type: ignore[misc]
+    assert config.as_dict()["ident"] == "(set)"

@@ -1,0 +1,98 @@
+"""The subscription index: two maps in step, pruning, matching, the recipients cache."""
+
+from __future__ import annotations
+
+from es.index import SubscriptionIndex
+from es.patterns import compile_pattern
+
+
+def pat(text: str) -> tuple[str, object]:
+    return text, compile_pattern(text, 1024)
+
+
+def test_exact_subjects_are_case_insensitive() -> None:
+    index = SubscriptionIndex()
+    index.add_subjects("s1", ["StockQuotes"])
+    assert index.recipients("stockquotes") == {"s1"}
+    assert index.recipients("STOCKQUOTES") == {"s1"}
+    assert index.recipients("stockquote") == frozenset()
+
+
+def test_the_pyro_manual_pattern_example() -> None:
+    index = SubscriptionIndex()
+    index.add_patterns("s1", [pat(r"^STOCKQUOTE\.S.*$")])  # type: ignore[list-item]
+    assert index.recipients("STOCKQUOTE.SUN") == {"s1"}
+    assert index.recipients("stockquote.sap") == {"s1"}
+    assert index.recipients("STOCKQUOTE.IBM") == frozenset()
+    assert index.recipients("NYSE.STOCKQUOTE.SUN") == frozenset()
+
+
+def test_patterns_are_anchored_at_the_start_only() -> None:
+    index = SubscriptionIndex()
+    index.add_patterns("s1", [pat("stock")])  # type: ignore[list-item]
+    assert index.recipients("stockquote.sun") == {"s1"}
+    assert index.recipients("nyse.stock") == frozenset()
+
+
+def test_a_subscriber_matched_several_ways_is_listed_once() -> None:
+    index = SubscriptionIndex()
+    index.add_subjects("s1", ["a.b"])
+    index.add_patterns("s1", [pat("a"), pat(r"a\.b")])  # type: ignore[list-item]
+    assert index.recipients("A.B") == {"s1"}
+
+
+def test_unsubscribe_removes_a_name_from_both_lists() -> None:
+    index = SubscriptionIndex()
+    index.add_subjects("s1", ["x.*"])
+    index.add_patterns("s1", [pat("x.*")])  # type: ignore[list-item]
+    assert index.count("s1") == 2
+    assert index.remove("s1", ["x.*"]) == 0
+    assert index.recipients("x.y") == frozenset()
+
+
+def test_maps_are_pruned_when_empty() -> None:
+    index = SubscriptionIndex()
+    index.add_subjects("s1", ["a"])
+    index.add_subjects("s2", ["a"])
+    index.add_patterns("s1", [pat("b")])  # type: ignore[list-item]
+    index.remove("s1", ["a", "b"])
+    assert index.sids() == ["s2"]
+    assert index.pattern_count == 0
+    index.drop("s2")
+    assert (index.sids(), index.subject_count, index.pattern_count) == ([], 0, 0)
+
+
+def test_a_pattern_shared_by_many_is_compiled_once_and_kept_until_the_last_leaves() -> None:
+    index = SubscriptionIndex()
+    index.add_patterns("s1", [pat("p")])  # type: ignore[list-item]
+    index.add_patterns("s2", [pat("p")])  # type: ignore[list-item]
+    assert index.pattern_count == 1
+    index.remove("s1", ["p"])
+    assert index.recipients("p") == {"s2"}
+
+
+def test_cache_is_used_and_invalidated_by_changes() -> None:
+    index = SubscriptionIndex()
+    index.add_subjects("s1", ["a"])
+    assert index.recipients("a") == {"s1"}
+    assert index.recipients("A") == {"s1"}
+    assert index.cache_hits == 1
+    index.add_subjects("s2", ["a"])
+    assert index.recipients("a") == {"s1", "s2"}
+    index.add_patterns("s3", [pat("a")])  # type: ignore[list-item]
+    assert index.recipients("a") == {"s1", "s2", "s3"}
+    index.remove("s3", ["a"])
+    assert index.recipients("a") == {"s1", "s2"}
+    index.drop("s1")
+    assert index.recipients("a") == {"s2"}
+
+
+def test_cache_is_bounded_lru() -> None:
+    index = SubscriptionIndex(cache_size=2)
+    index.add_subjects("s1", ["a"])
+    for subject in ("a", "b", "a", "c"):
+        index.recipients(subject)
+    assert index.cache_len == 2
+    hits = index.cache_hits
+    index.recipients("a")  # survived as most recently used
+    assert index.cache_hits == hits + 1

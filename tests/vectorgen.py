@@ -1,0 +1,359 @@
+"""The wire test vectors: the cases, their JSON form, and the generator of clients/wire/vectors.json.
+
+Run `make vectors` after changing frames (and change SPEC.md in the same commit). The unit tests
+check that the committed file equals what this module generates, and run every vector through
+the codec in both directions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import msgpack
+
+from clients.wire import (
+    Ack,
+    Delivery,
+    Err,
+    EventItem,
+    Ok,
+    Options,
+    Ping,
+    PubItem,
+    Publish,
+    Stats,
+    Subscribe,
+    SubscribeMatch,
+    Unsubscribe,
+    encode,
+)
+from clients.wire.messages import Reply, Request
+
+Message = Request | Reply | Delivery
+
+SID = "5f0c1e2d3b4a69788796a5b4c3d2e1f0"
+ENDPOINT = "tcp://127.0.0.1:40123"
+
+VALID: list[tuple[str, str, Message]] = [
+    ("subscribe one subject", "request", Subscribe(1, SID, ENDPOINT, ("StockQuotes",))),
+    (
+        "subscribe with queue options",
+        "request",
+        Subscribe(2, SID, ENDPOINT, ("a", "b"), Options("drop", 100, 2.5)),
+    ),
+    (
+        "subscribe to a pattern",
+        "request",
+        SubscribeMatch(3, SID, ENDPOINT, (r"^STOCKQUOTE\.S.*$",), Options(policy="block")),
+    ),
+    ("unsubscribe", "request", Unsubscribe(4, SID, ("StockQuotes", r"^STOCKQUOTE\.S.*$"))),
+    (
+        "publish one msgpack message to two subjects, unconfirmed",
+        "request",
+        Publish(
+            5,
+            False,
+            (PubItem(("stockquote.sun", "stockquote.ibm"), 1, b"\x92\xa3SUN\xcb@6p\xa3\xd7\n=q"),),
+        ),
+    ),
+    (
+        "publish a batch of two events, confirmed",
+        "request",
+        Publish(6, True, (PubItem(("a",), 0, b"raw bytes"), PubItem(("b",), 1, b"\xc0"))),
+    ),
+    ("ping", "request", Ping(7)),
+    ("stats", "request", Stats(8)),
+    ("acknowledge", "request", Ack(0, SID, 42)),
+    ("ok to subscribe", "reply", Ok(1, {"count": 1, "stream": 4503599627370497})),
+    ("ok to confirmed publish", "reply", Ok(6, {"receivers": 2})),
+    ("error reply", "reply", Err(3, "BAD_PATTERN", "RE2 cannot compile '(a)\\\\1'")),
+    (
+        "one event",
+        "delivery",
+        Delivery(
+            SID, 4503599627370497, 0, (EventItem(1, "StockQuotes", 1767225600.25, 1, b"\xa2hi"),)
+        ),
+    ),
+    (
+        "a batch after three lost events",
+        "delivery",
+        Delivery(
+            SID,
+            77,
+            3,
+            (
+                EventItem(5, "stockquote.SUN", 1767225600.5, 1, b"\x01"),
+                EventItem(6, "stockquote.SAP", 1767225600.5, 0, b""),
+            ),
+        ),
+    ),
+]
+
+
+def _hex(*parts: Any) -> str:
+    return msgpack.packb(list(parts), use_bin_type=True).hex()
+
+
+def _item(value: Any) -> str:
+    return msgpack.packb(value, use_bin_type=True).hex()
+
+
+# Frames that must be refused: (name, kind, frames as hex, error code, rid the error answers).
+INVALID: list[tuple[str, str, list[str], str, int]] = [
+    ("no frames at all", "request", [], "BAD_REQUEST", 0),
+    ("header is not msgpack", "request", ["c1"], "BAD_REQUEST", 0),
+    ("header has trailing bytes", "request", [_hex(1, "PING", 9) + "00"], "BAD_REQUEST", 0),
+    ("header is a map", "request", ["81a17601"], "BAD_REQUEST", 0),
+    ("header is too short", "request", [_hex(1)], "BAD_REQUEST", 0),
+    ("unsupported version", "request", [_hex(2, "PING", 9)], "BAD_VERSION", 9),
+    ("version as a string", "request", [_hex("1", "PING", 9)], "BAD_VERSION", 9),
+    ("version as true", "request", ["93c3a450494e4709"], "BAD_VERSION", 9),
+    ("unknown command", "request", [_hex(1, "FROB", 10)], "UNKNOWN_COMMAND", 10),
+    ("command is not a string", "request", [_hex(1, 5, 10)], "BAD_REQUEST", 10),
+    ("PING with an extra field", "request", [_hex(1, "PING", 11, 0)], "BAD_REQUEST", 11),
+    ("PING with an extra frame", "request", [_hex(1, "PING", 11), ""], "BAD_REQUEST", 11),
+    ("negative request id", "request", [_hex(1, "PING", -1)], "BAD_REQUEST", 0),
+    ("request id over 2**53-1", "request", [_hex(1, "PING", 2**53)], "BAD_REQUEST", 0),
+    (
+        "SUB missing its options",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"])],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUB subjects not an array",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, "a", {})],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUB subject as bin, not str",
+        "request",
+        [msgpack.packb([1, "SUB", 12, SID, ENDPOINT, [b"a"], {}], use_bin_type=True).hex()],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUB subject that is not UTF-8",
+        "request",
+        # [1, "SUB", 12, SID, ENDPOINT, [<str of bytes c3 28>], {}]: c3 28 is not UTF-8
+        ["9701" + _item("SUB") + "0c" + _item(SID) + _item(ENDPOINT) + "91a2c32880"],
+        "BAD_REQUEST",
+        0,
+    ),
+    (
+        "SUB unknown option",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"colour": 1})],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUB unknown policy",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"policy": "maybe"})],
+        "BAD_POLICY",
+        12,
+    ),
+    (
+        "SUB negative queue",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"queue": -1})],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "PUB with fewer payload frames than items",
+        "request",
+        [_hex(1, "PUB", 13, False, [[["a"], 1]])],
+        "BAD_REQUEST",
+        13,
+    ),
+    (
+        "PUB item is not [subjects, format]",
+        "request",
+        [_hex(1, "PUB", 13, False, [["a", 1]]), "c0"],
+        "BAD_REQUEST",
+        13,
+    ),
+    (
+        "PUB format out of range",
+        "request",
+        [_hex(1, "PUB", 13, False, [[["a"], 200]]), "c0"],
+        "BAD_REQUEST",
+        13,
+    ),
+    (
+        "PUB confirm is not a boolean",
+        "request",
+        [_hex(1, "PUB", 13, 1, [[["a"], 1]]), "c0"],
+        "BAD_REQUEST",
+        13,
+    ),
+    ("ACK with a string seq", "request", [_hex(1, "ACK", 0, SID, "42")], "BAD_REQUEST", 0),
+    ("reply of unknown kind", "reply", [_hex(1, "MAYBE", 1, {})], "UNKNOWN_COMMAND", 0),
+    (
+        "OK body with a bin value",
+        "reply",
+        [msgpack.packb([1, "OK", 1, {"x": b"\x00"}], use_bin_type=True).hex()],
+        "BAD_REQUEST",
+        0,
+    ),
+    ("OK body with an extension type", "reply", ["9401a24f4b0181a178d40100"], "BAD_REQUEST", 0),
+    ("ERR without a message", "reply", [_hex(1, "ERR", 1, "BAD_REQUEST")], "BAD_REQUEST", 0),
+    (
+        "EV with more payloads than events",
+        "delivery",
+        [_hex(1, "EV", SID, 1, 0, []), "c0"],
+        "BAD_REQUEST",
+        0,
+    ),
+    (
+        "EV event with a time that is not a number",
+        "delivery",
+        [_hex(1, "EV", SID, 1, 0, [[1, "a", "now", 1]]), "c0"],
+        "BAD_REQUEST",
+        0,
+    ),
+    (
+        "EV event with NaN time",
+        "delivery",
+        [msgpack.packb([1, "EV", SID, 1, 0, [[1, "a", float("nan"), 1]]]).hex(), "c0"],
+        "BAD_REQUEST",
+        0,
+    ),
+]
+
+
+def to_json(message: Message) -> dict[str, Any]:
+    """The language-neutral form of a message: wire field names, payloads as hex."""
+    match message:
+        case Subscribe() | SubscribeMatch():
+            names = "subjects" if isinstance(message, Subscribe) else "patterns"
+            opts = message.options
+            options = {"policy": opts.policy, "queue": opts.queue, "max_stall": opts.max_stall}
+            return {
+                "type": "SUB" if isinstance(message, Subscribe) else "SUBMATCH",
+                "rid": message.rid,
+                "sid": message.sid,
+                "endpoint": message.endpoint,
+                names: list(getattr(message, names)),
+                "options": {k: v for k, v in options.items() if v is not None},
+            }
+        case Unsubscribe(rid, sid, subjects):
+            return {"type": "UNSUB", "rid": rid, "sid": sid, "subjects": list(subjects)}
+        case Publish(rid, confirm, items):
+            return {
+                "type": "PUB",
+                "rid": rid,
+                "confirm": confirm,
+                "items": [
+                    {"subjects": list(i.subjects), "format": i.fmt, "payload": i.payload.hex()}
+                    for i in items
+                ],
+            }
+        case Ping(rid):
+            return {"type": "PING", "rid": rid}
+        case Stats(rid):
+            return {"type": "STATS", "rid": rid}
+        case Ack(rid, sid, seq):
+            return {"type": "ACK", "rid": rid, "sid": sid, "seq": seq}
+        case Ok(rid, body):
+            return {"type": "OK", "rid": rid, "body": body}
+        case Err(rid, code, text):
+            return {"type": "ERR", "rid": rid, "code": code, "message": text}
+        case Delivery(sid, stream, lost, events):
+            return {
+                "type": "EV",
+                "sid": sid,
+                "stream": stream,
+                "lost": lost,
+                "events": [
+                    {
+                        "seq": e.seq,
+                        "subject": e.subject,
+                        "time": e.time,
+                        "format": e.fmt,
+                        "payload": e.payload.hex(),
+                    }
+                    for e in events
+                ],
+            }
+    raise TypeError(type(message).__name__)
+
+
+def from_json(data: dict[str, Any]) -> Message:
+    """The inverse of to_json."""
+    kind = data["type"]
+    if kind in ("SUB", "SUBMATCH"):
+        options = Options(**data["options"])
+        if kind == "SUB":
+            return Subscribe(
+                data["rid"], data["sid"], data["endpoint"], tuple(data["subjects"]), options
+            )
+        return SubscribeMatch(
+            data["rid"], data["sid"], data["endpoint"], tuple(data["patterns"]), options
+        )
+    if kind == "UNSUB":
+        return Unsubscribe(data["rid"], data["sid"], tuple(data["subjects"]))
+    if kind == "PUB":
+        items = tuple(
+            PubItem(tuple(i["subjects"]), i["format"], bytes.fromhex(i["payload"]))
+            for i in data["items"]
+        )
+        return Publish(data["rid"], data["confirm"], items)
+    if kind == "PING":
+        return Ping(data["rid"])
+    if kind == "STATS":
+        return Stats(data["rid"])
+    if kind == "ACK":
+        return Ack(data["rid"], data["sid"], data["seq"])
+    if kind == "OK":
+        return Ok(data["rid"], data["body"])
+    if kind == "ERR":
+        return Err(data["rid"], data["code"], data["message"])
+    events = tuple(
+        EventItem(e["seq"], e["subject"], e["time"], e["format"], bytes.fromhex(e["payload"]))
+        for e in data["events"]
+    )
+    return Delivery(data["sid"], data["stream"], data["lost"], events)
+
+
+def document() -> dict[str, Any]:
+    valid = [
+        {
+            "name": name,
+            "kind": kind,
+            "frames": [f.hex() for f in encode(msg)],
+            "message": to_json(msg),
+        }
+        for name, kind, msg in VALID
+    ]
+    invalid = [
+        {"name": name, "kind": kind, "frames": frames, "error": code, "rid": rid}
+        for name, kind, frames, code, rid in INVALID
+    ]
+    return {
+        "protocol": 1,
+        "about": (
+            "Test vectors for SPEC.md. 'frames' are the ZeroMQ message parts in hex, without "
+            "routing-id frames. A valid vector must decode to 'message' and 'message' must encode "
+            "to 'frames' (map keys may come in another order in other encoders: compare decoded). "
+            "An invalid vector must be refused with 'error'; a server answers it with that code "
+            "and request id 'rid'."
+        ),
+        "valid": valid,
+        "invalid": invalid,
+    }
+
+
+def render() -> str:
+    return json.dumps(document(), indent=1, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
