@@ -44,8 +44,7 @@ def make(**settings: Any) -> Broker:
 def reply_of(actions: list[Any]) -> Ok | Err:
     replies = [a for a in actions if isinstance(a, Reply)]
     assert len(replies) == 1
-    result = decode_reply(replies[0].frames)
-    return result
+    return decode_reply(replies[0].frames)
 
 
 def ok(actions: list[Any]) -> dict[str, Any]:

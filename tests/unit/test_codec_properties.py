@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -99,20 +101,16 @@ def mutated(draw: st.DrawFn) -> list[bytes]:
 @given(mutated())
 def test_mutated_frames_decode_or_raise_the_protocol_error(frames: list[bytes]) -> None:
     for decode in (decode_request, decode_reply, decode_delivery):
-        try:
+        with contextlib.suppress(RemoteProtocolError):
             decode(frames)
-        except RemoteProtocolError:
-            pass
 
 
 @settings(max_examples=500)
 @given(frame_lists)
 def test_any_frames_decode_or_raise_the_protocol_error(frames: list[bytes]) -> None:
     for decode in (decode_request, decode_reply, decode_delivery):
-        try:
+        with contextlib.suppress(RemoteProtocolError):
             decode(frames)
-        except RemoteProtocolError:
-            pass
 
 
 @given(requests)
