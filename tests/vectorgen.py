@@ -1,4 +1,4 @@
-"""The wire test vectors: the cases, their JSON form, and the generator of clients/wire/vectors.json.
+"""The wire test vectors: their cases, their JSON form, and the generator of vectors.json.
 
 Run `make vectors` after changing frames (and change SPEC.md in the same commit). The unit tests
 check that the committed file equals what this module generates, and run every vector through

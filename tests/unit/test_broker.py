@@ -59,10 +59,8 @@ def err(actions: list[Any]) -> str:
     return reply.code
 
 
-def sub(
-    broker: Broker, sid: str, *subjects: str, options: Options = Options(), rid: int = 1
-) -> list[Any]:
-    return broker.handle(PEER, encode(Subscribe(rid, sid, EP, subjects, options)), 1.0)
+def sub(broker: Broker, sid: str, *subjects: str, options: Options | None = None) -> list[Any]:
+    return broker.handle(PEER, encode(Subscribe(1, sid, EP, subjects, options or Options())), 1.0)
 
 
 def pub(
