@@ -48,6 +48,9 @@ ACK_EVERY = 64
 _READ_TURN = 64
 # Streams whose next sequence number is remembered (old ones after re-subscribing).
 _STREAMS_KEPT = 8
+# Longest single wait in poll(): a Ctrl-C that lands just before a wait begins is only noticed
+# when the wait returns (Python runs signal handlers between calls), so waits are cut in slices.
+_SIGNAL_SLICE = 0.5
 # Longest close() waits for the server to drop this subscriber's subscriptions.
 _CLOSE_TIMEOUT = 2.0
 
@@ -276,10 +279,10 @@ class Subscriber:
             if event is not None:
                 return event
             self._ack()
-            wait = None if deadline is None else deadline - time.monotonic()
-            if wait is not None and wait <= 0:
+            wait = _SIGNAL_SLICE if deadline is None else deadline - time.monotonic()
+            if wait <= 0:
                 return None
-            self._poller.poll(None if wait is None else int(wait * 1000) + 1)
+            self._poller.poll(int(min(wait, _SIGNAL_SLICE) * 1000) + 1)
             self._clear_wake()
         return None
 

@@ -256,6 +256,10 @@ class Broker:
             raise _refuse(
                 ErrorCode.LIMIT_EXCEEDED, f"more than {limits.max_items_per_publish} events"
             )
+        if sum(len(item.payload) for item in request.items) > limits.max_publish_bytes:
+            raise _refuse(
+                ErrorCode.TOO_LARGE, f"one publish carries over {limits.max_publish_bytes} bytes"
+            )
         for item in request.items:
             if not item.subjects:
                 raise _refuse(ErrorCode.BAD_SUBJECT, "an event needs at least one subject")

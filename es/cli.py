@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from typing import Annotated, Any
@@ -149,8 +148,7 @@ def serve(
         format="%(asctime)s es %(levelname)s %(message)s",
     )
     server = EventServer(config, on_ready=_announce)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: server.interrupt())
+    server.install_signal_handlers()
     code = server.serve()
     if server.forced:
         sys.stdout.flush()

@@ -38,6 +38,8 @@ class Limits:
     max_items_per_publish: int = 1000
     # NATS's default max payload; larger data belongs in a file server.
     max_message_bytes: int = 1 << 20
+    # All payloads of one batched publish together: bounds what one request can make us hold.
+    max_publish_bytes: int = 16 << 20
     # Subjects plus patterns of one subscriber.
     max_subscriptions: int = 10_000
     # Each subscriber costs a DEALER socket and a TCP connection.

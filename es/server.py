@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import socket
 import threading
 import time
@@ -36,8 +37,10 @@ log = logging.getLogger("es.server")
 
 # Messages handled per turn before the loop polls again (and so notices a stop request).
 _TURN = 512
-# Requests held while a publish is stalled; past this the loop stops reading the socket.
+# Requests held while a publish is stalled; past either bound the loop stops reading the socket
+# (and ZeroMQ's high-water marks push back on the clients).
 _BACKLOG = 256
+_BACKLOG_BYTES = 32 << 20
 
 
 class ExitCode:
@@ -97,11 +100,13 @@ class EventServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
+        self._wakeup_fd_installed = False
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._router: zmq.Socket[bytes] | None = None
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
         self._stall: _Stall | None = None
         self._backlog: deque[tuple[bytes, list[bytes]]] = deque()
+        self._backlog_bytes = 0
         self.broker = Broker(config, now=clock())
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -130,6 +135,18 @@ class EventServer:
     def interrupt(self) -> None:
         """What Ctrl-C does: the first drains and stops, the second stops at once."""
         self.stop(force=self._stop_requested)
+
+    def install_signal_handlers(self) -> None:
+        """Make SIGINT and SIGTERM call interrupt(). Main thread only.
+
+        The wakeup fd matters: a signal that lands just before the loop enters poll() only sets
+        a flag in Python's C handler, and the poll would sleep through it. With the wake socket
+        as wakeup fd, the C handler itself writes a byte that the poll is waiting for.
+        """
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        self._wakeup_fd_installed = True
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: self.interrupt())
 
     @property
     def forced(self) -> bool:
@@ -301,7 +318,7 @@ class EventServer:
         assert stall is not None
         poller = zmq.Poller()
         poller.register(self._wake_r, zmq.POLLIN)
-        if len(self._backlog) < _BACKLOG:
+        if self._backlog_has_room():
             poller.register(self._router, zmq.POLLIN)
         for sid in stall.waiting:
             poller.register(self._dealers[sid], zmq.POLLOUT)
@@ -323,9 +340,12 @@ class EventServer:
         if not stall.waiting:
             self._finish(stall)
 
+    def _backlog_has_room(self) -> bool:
+        return len(self._backlog) < _BACKLOG and self._backlog_bytes < _BACKLOG_BYTES
+
     def _read_into_backlog(self) -> None:
         assert self._router is not None
-        while len(self._backlog) < _BACKLOG:
+        while self._backlog_has_room():
             try:
                 message = self._router.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -334,11 +354,13 @@ class EventServer:
                 self._handle(message[0], message[1:])
             else:
                 self._backlog.append((message[0], message[1:]))
+                self._backlog_bytes += sum(len(f) for f in message)
 
     def _run_backlog(self) -> None:
         handled = 0
         while self._backlog and self._stall is None and handled < _TURN:
             peer, frames = self._backlog.popleft()
+            self._backlog_bytes -= len(peer) + sum(len(f) for f in frames)
             self._handle(peer, frames)
             handled += 1
 
@@ -381,6 +403,8 @@ class EventServer:
             dealer.close(linger=0 if self._force else None)
         self._dealers.clear()
         self._terminate(ctx)
+        if self._wakeup_fd_installed:  # never leave Python writing signals to a closed fd
+            signal.set_wakeup_fd(-1)
         self._wake_r.close()
         self._wake_w.close()
         log.info("event server stopped")

@@ -1,0 +1,141 @@
+"""Real daemons for integration tests: `es serve -p 0` as a subprocess, endpoint from its ready line.
+
+Rules kept here so that no test can break them: loopback only, no sleeping for start-up (the
+ready line is awaited with a deadline), and only processes this fixture started are stopped,
+by their own PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from clients import admin
+
+START_DEADLINE = 60.0  # generous: CI machines are shared and have two cores
+STOP_DEADLINE = 30.0
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen[str]
+    endpoint: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stats(self) -> dict[str, Any]:
+        return admin.stats(self.endpoint, timeout=30.0)
+
+    def interrupt(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+
+    def stop(self) -> int:
+        """SIGINT (graceful), then SIGKILL if it has not exited within the deadline."""
+        self.interrupt()
+        try:
+            return self.proc.wait(STOP_DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(STOP_DEADLINE)
+            raise AssertionError(f"es did not stop on SIGINT; log:\n{self.log()}") from None
+        finally:
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+
+
+def read_line(stream: IO[str], deadline: float) -> str | None:
+    """One line from a pipe, or None at EOF; fail the test at the deadline."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(stream, selectors.EVENT_READ)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not sel.select(remaining):
+            raise AssertionError("timed out waiting for a line from a daemon")
+    line = stream.readline()
+    return line or None
+
+
+def es_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "es", *args]
+
+
+def spawn_es(*args: str, env: dict[str, str] | None = None) -> Daemon:
+    log = Path(tempfile.mkstemp(prefix="es-", suffix=".log")[1])
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    with log.open("w") as log_file:
+        proc = subprocess.Popen(
+            es_command("serve", "-n", "127.0.0.1", "-p", "0", *args),
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+            env=full_env,
+        )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + START_DEADLINE
+    try:
+        while True:
+            line = read_line(proc.stdout, deadline)
+            if line is None:
+                raise AssertionError(f"es exited before it was ready; log:\n{log.read_text()}")
+            if line.startswith("{"):
+                ready = json.loads(line)
+                assert ready["ready"] == "es" and ready["pid"] == proc.pid
+                return Daemon(proc, ready["endpoint"], log)
+    except BaseException:
+        proc.kill()
+        proc.wait(STOP_DEADLINE)
+        raise
+
+
+@pytest.fixture
+def start_es() -> Iterator[Callable[..., Daemon]]:
+    """Start event servers with the given `es serve` options; all are stopped afterwards."""
+    started: list[Daemon] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Daemon:
+        daemon = spawn_es(*args, env=env)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+        daemon.log_path.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def es() -> Iterator[Daemon]:
+    """One event server with default settings, shared by a module's tests (each uses its own
+    subjects)."""
+    daemon = spawn_es()
+    yield daemon
+    assert daemon.stop() == 0, daemon.log()
+    daemon.log_path.unlink(missing_ok=True)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    """Poll `condition` until it returns something true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(delay)  # a poll interval between checks, not a wait for start-up
+        delay = min(delay * 2, 0.2)
