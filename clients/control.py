@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import zmq
 
@@ -44,7 +45,7 @@ class Control:
         self._rids = itertools.count(1)
         self._sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.IPV6, 1)
+        self._sock.setsockopt(zmq.IPV6, int(":" in (urlsplit(endpoint).hostname or "")))
         self._sock.setsockopt(zmq.SNDTIMEO, int(timeout * 1000))
         self._sock.connect(endpoint)
         self._closed = False

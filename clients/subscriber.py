@@ -93,11 +93,12 @@ class Subscriber:
         ctx = context or zmq.Context.instance()
         self._inbox: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
         self._inbox.setsockopt(zmq.LINGER, 0)
-        self._inbox.setsockopt(zmq.IPV6, 1)
         # Keep this side's buffer no larger than the queue the server keeps for us, so the
         # server's high-water mark, not this one, decides when to block or drop.
         self._inbox.setsockopt(zmq.RCVHWM, 1000 if queue_size is None else queue_size)
-        self._inbox.bind(bind_address(host or local_address_for(self.es_uri)))
+        bind_host = host or local_address_for(self.es_uri)
+        self._inbox.setsockopt(zmq.IPV6, int(":" in bind_host))
+        self._inbox.bind(bind_address(bind_host))
         bound = self._inbox.getsockopt_string(zmq.LAST_ENDPOINT)
         self.endpoint = advertised_endpoint(bound, publish_host, self.es_uri)
         self._control = Control(ctx, self.es_uri, timeout)
@@ -188,27 +189,21 @@ class Subscriber:
     def listen(self, timeout: float | None = None) -> None:
         """Receive events and call `event()` for each until `abort()` (or `timeout` seconds)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while not self._aborted:
-                event = self._next(deadline)
-                if event is None:
-                    break
-                self._dispatch(event)
-        finally:
-            self._aborted = False
+        while (event := self._next(deadline)) is not None:
+            self._dispatch(event)
 
     def abort(self) -> None:
-        """End listen() (or a waiting next()); safe from a handler or any other thread."""
+        """End listen() or a waiting next(); safe from a handler or any other thread.
+
+        The abort is used up by the wait it ends: called while nothing waits, it makes the next
+        listen() or next() return at once. Events already received stay for the next call."""
         self._aborted = True
         with contextlib.suppress(OSError):  # buffer full or closed: the waiter wakes anyway
             self._wake_w.send(b"x")
 
     def next(self, timeout: float | None = None) -> Event | None:
         """The next event, or None after `timeout` seconds (or on abort())."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        event = self._next(deadline)
-        self._aborted = False
-        return event
+        return self._next(None if timeout is None else time.monotonic() + timeout)
 
     def __iter__(self) -> Iterator[Event]:
         while (event := self.next()) is not None:
@@ -274,7 +269,10 @@ class Subscriber:
             log.exception("event handler failed on %s (seq %d)", event.subject, event.seq)
 
     def _next(self, deadline: float | None) -> Event | None:
-        while not self._aborted and not self._closed:
+        while not self._closed:
+            if self._aborted:
+                self._aborted = False
+                return None
             event = self._take()
             if event is not None:
                 return event

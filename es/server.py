@@ -287,6 +287,7 @@ class EventServer:
             if self._send(batch):
                 stall.receivers += 1
             elif batch.block and batch.max_stall > 0:
+                log.debug("publish waits: queue of subscriber %s is full", batch.sid)
                 stall.waiting[batch.sid] = (batch, now + batch.max_stall)
                 self.broker.stalled(batch.sid)
             else:

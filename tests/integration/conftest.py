@@ -1,4 +1,4 @@
-"""Real daemons for integration tests: `es serve -p 0` as a subprocess, endpoint from its ready line.
+"""Real daemons for tests: `es serve -p 0` as a subprocess, its endpoint read from its ready line.
 
 Rules kept here so that no test can break them: loopback only, no sleeping for start-up (the
 ready line is awaited with a deadline), and only processes this fixture started are stopped,

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 
@@ -210,7 +211,7 @@ def test_handlers_may_change_subscriptions(es: Daemon, publisher: Publisher, sub
     """Like Pyro's countingcars: count on one subject, then move to the next from the handler."""
 
     class Counter(Subscriber):
-        seen: list[str] = []
+        seen: ClassVar[list[str]] = []
 
         def event(self, event: Event) -> None:
             self.seen.append(event.subject)
@@ -353,3 +354,14 @@ def test_stats_show_subscriptions_and_queue_depth(
     entry = wait_until(mine, WAIT, "the acknowledgement")
     assert entry["subjects"] == [subject] and entry["patterns"] == [f"{subject}.*"]
     assert (entry["sent"], entry["depth"], entry["dropped"], entry["policy"]) == (3, 0, 0, "block")
+
+
+def test_an_abort_while_nothing_waits_ends_the_next_wait_only(
+    subscriber: Subscriber, publisher: Publisher, subject: str
+) -> None:
+    subscriber.subscribe(subject)
+    publisher.publish(subject, "kept")
+    subscriber.abort()
+    assert subscriber.next(WAIT) is None  # the abort is used up here, at once
+    event = subscriber.next(WAIT)  # and the event is still there
+    assert event is not None and event.msg == "kept"

@@ -1,0 +1,179 @@
+"""Queue policies with real processes: block loses nothing, drop loses for the slow one only.
+
+A subscriber that does not read is the slow one. Kernel socket buffers on loopback can hold tens
+of megabytes, so the tests publish large messages until the server reports a stall or a drop
+(bounded in count), rather than guessing how much data fills the pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+from clients import Event, Publisher, Subscriber
+from tests.integration.conftest import Daemon, wait_until
+
+WAIT = 60.0
+BIG = b"x" * 65536
+MAX_EVENTS = 3000  # about 200 MB at most: far more than loopback buffers hold
+
+
+def subscriber_stats(es: Daemon, sid: str) -> dict[str, int]:
+    entry: dict[str, int] = next(s for s in es.stats()["subscribers"] if s["sid"] == sid)
+    return entry
+
+
+def publish_until(pub: Publisher, subject: str, done: Callable[[], bool]) -> int:
+    """Publish numbered large events until `done()`; return how many were published."""
+    for i in range(MAX_EVENTS):
+        pub.publish(subject, [i, BIG])
+        if done():
+            pub.flush(WAIT)
+            return i + 1
+    raise AssertionError(f"condition not reached after {MAX_EVENTS} events")
+
+
+def publish_until_dropped(pub: Publisher, subject: str, subscribers: int) -> int:
+    """Publish numbered large events, each confirmed, until one reaches fewer than `subscribers`
+    (the slow one's copy was dropped); return how many were published."""
+    for i in range(MAX_EVENTS):
+        if pub.publish(subject, [i, BIG], confirm=True, timeout=WAIT) < subscribers:
+            return i + 1
+    raise AssertionError(f"no event was dropped in {MAX_EVENTS}")
+
+
+@contextlib.contextmanager
+def reading(sub: Subscriber) -> Iterator[list[Event]]:
+    """A fast subscriber: a thread reads every event into the yielded list until the block ends."""
+    events: list[Event] = []
+
+    def run() -> None:
+        while (event := sub.next()) is not None:
+            events.append(event)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield events
+    finally:
+        sub.abort()
+        thread.join(WAIT)
+
+
+def assert_losses_are_reported(events: list[Event], previous: int = 1) -> None:
+    """Every gap in seq is announced by `lost` on the event after it, and numbers only grow.
+    `previous` is the seq received before `events` (the warm-up event's)."""
+    for event in events:
+        assert event.seq - previous - 1 == event.lost, (previous, event.seq, event.lost)
+        previous = event.seq
+    indices = [e.msg[0] for e in events if isinstance(e.msg, list)]
+    assert indices == sorted(indices)
+
+
+def warm_up(pub: Publisher, subject: str, *subs: Subscriber) -> None:
+    """One event through every subscriber: their connections are up before the load starts (until
+    then a DEALER queues at most its high-water mark, so a queue of 1 would stall at once)."""
+    pub.publish(subject, "warm-up")
+    for sub in subs:
+        event = sub.next(WAIT)
+        assert event is not None and event.msg == "warm-up"
+
+
+def drain_then_mark(sub: Subscriber, pub: Publisher, subject: str) -> list[Event]:
+    """Read what a stalled subscriber has queued; once it is empty, publish markers until one is
+    accepted for it, and return everything it received up to that marker."""
+    events: list[Event] = []
+    for _ in range(1000):
+        event = sub.next(0.5)
+        if event is None:
+            pub.publish(subject, "marker", confirm=True)
+            continue
+        events.append(event)
+        if event.msg == "marker":
+            return events
+    raise AssertionError("the marker never arrived")
+
+
+def test_block_policy_loses_nothing_while_a_subscriber_stalls(
+    start_es: Callable[..., Daemon],
+) -> None:
+    es = start_es("--max-stall", "60", "--log-level", "DEBUG")
+    subject = f"block.{uuid.uuid4().hex[:8]}"
+    published: list[int] = []
+    with Subscriber(es.endpoint, queue_size=1) as slow, Publisher(es.endpoint, timeout=120) as pub:
+        slow.subscribe(subject)
+        warm_up(pub, subject, slow)
+        stalls_before = es.log().count("publish waits")
+        stop = threading.Event()
+
+        def run() -> None:
+            published.append(publish_until(pub, subject, stop.is_set))
+
+        publisher = threading.Thread(target=run, daemon=True)
+        publisher.start()
+        wait_until(
+            lambda: es.log().count("publish waits") > stalls_before, WAIT, "a held-back publish"
+        )
+        stop.set()
+        received: list[Event] = []
+        deadline = time.monotonic() + WAIT
+        while not published or len(received) < published[0]:
+            assert time.monotonic() < deadline, f"stream ended after {len(received)} events"
+            event = slow.next(0.2)
+            if event is not None:
+                received.append(event)
+                deadline = time.monotonic() + WAIT
+        publisher.join(WAIT)
+    assert [e.msg[0] for e in received] == list(range(published[0]))
+    assert [e.seq for e in received] == list(range(2, published[0] + 2))
+    assert sum(e.lost for e in received) == 0
+    assert es.stats()["server"]["dropped"] == 0
+
+
+def test_drop_policy_loses_for_the_slow_subscriber_only(start_es: Callable[..., Daemon]) -> None:
+    es = start_es()
+    subject = f"drop.{uuid.uuid4().hex[:8]}"
+    with (
+        Subscriber(es.endpoint, policy="drop", queue_size=1) as slow,
+        Subscriber(es.endpoint, policy="drop", queue_size=100_000) as fast,
+        Publisher(es.endpoint) as pub,
+    ):
+        slow.subscribe(subject)
+        fast.subscribe(subject)
+        warm_up(pub, subject, slow, fast)
+        with reading(fast) as fast_events:
+            count = publish_until_dropped(pub, subject, 2)
+            wait_until(lambda: len(fast_events) >= count, WAIT, "the fast subscriber's events")
+            slow_events = drain_then_mark(slow, pub, subject)
+    assert [e.msg[0] for e in fast_events[:count]] == list(range(count))
+    assert all(e.lost == 0 for e in fast_events)
+    assert_losses_are_reported(slow_events)
+    assert sum(e.lost for e in slow_events) > 0
+    # every event meant for the slow subscriber is accounted for: received, or announced as lost
+    assert 1 + sum(1 + e.lost for e in slow_events) == slow_events[-1].seq
+
+
+def test_block_policy_drops_after_the_maximum_stall(start_es: Callable[..., Daemon]) -> None:
+    es = start_es()
+    subject = f"stall.{uuid.uuid4().hex[:8]}"
+    with (
+        Subscriber(es.endpoint, queue_size=1, max_stall=0.2) as slow,
+        Subscriber(es.endpoint, queue_size=100_000) as fast,
+        Publisher(es.endpoint) as pub,
+    ):
+        slow.subscribe(subject)
+        fast.subscribe(subject)
+        warm_up(pub, subject, slow, fast)
+        with reading(fast) as fast_events:
+            count = publish_until_dropped(pub, subject, 2)
+            wait_until(lambda: len(fast_events) >= count, WAIT, "the fast subscriber's events")
+            stats = subscriber_stats(es, slow.sid)
+            slow_events = drain_then_mark(slow, pub, subject)
+    assert stats["policy"] == "block"
+    assert [e.msg[0] for e in fast_events[:count]] == list(range(count))
+    assert all(e.lost == 0 for e in fast_events)
+    assert_losses_are_reported(slow_events)
+    assert sum(e.lost for e in slow_events) > 0
