@@ -18,6 +18,7 @@ import zmq
 
 from clients.address import resolve_es_uri
 from clients.control import Control
+from clients.errors import ErrorCode, TooLarge
 from clients.payload import encode_payload, format_for
 from clients.wire import Ping, PubItem, Publish
 
@@ -25,6 +26,9 @@ __all__ = ["Publisher", "Subjects"]
 
 Subjects = str | Sequence[str]
 
+# Every server accepts payloads of this size (its max_message_bytes is never lower than the
+# header ceiling it must accept anyway); only larger ones need the server's own limit, from PING.
+_ALWAYS_ACCEPTED = 1 << 20
 # How many unconfirmed publishes pass between looks for error replies: often enough to surface
 # errors soon, rarely enough to keep a poll call off the hot path.
 _COLLECT_EVERY = 64
@@ -65,6 +69,7 @@ class Publisher:
         self.format = format_for(serializer)
         self._control = Control(context or zmq.Context.instance(), self.es_uri, timeout)
         self._since_collect = 0
+        self._limits: dict[str, Any] | None = None
 
     def publish(
         self,
@@ -92,6 +97,7 @@ class Publisher:
             PubItem(subject_tuple(subjects), self.format, encode_payload(message, self.format))
             for subjects, message in events
         )
+        self._check_size(items, timeout)
         if confirm:
             body = self._control.request(lambda rid: Publish(rid, True, items), timeout)
             return int(body.get("receivers", 0))
@@ -101,6 +107,20 @@ class Publisher:
             self._since_collect = 0
             self._control.collect()
         return None
+
+    def _check_size(self, items: tuple[PubItem, ...], timeout: float | None) -> None:
+        """Refuse here what the server would refuse by dropping the connection (a frame over its
+        socket's size limit gets no reply at all, only a timeout)."""
+        largest = max((len(item.payload) for item in items), default=0)
+        if largest <= _ALWAYS_ACCEPTED:
+            return
+        if self._limits is None:
+            self._limits = dict(self.ping(timeout).get("limits", {}))
+        limit = int(self._limits.get("max_message_bytes", _ALWAYS_ACCEPTED))
+        if largest > limit:
+            raise TooLarge(
+                ErrorCode.TOO_LARGE, f"message of {largest} bytes; this server takes {limit}"
+            )
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until the server has handled every earlier publish; raise any error it reported."""

@@ -152,6 +152,14 @@ class Broker:
         self._subscribers: dict[str, SubscriberState] = {}
         self._new_stream = new_stream
         self._started = now
+        lim = config.limits
+        self._limits = {  # what a client needs to check before sending (in PING replies)
+            "max_message_bytes": lim.max_message_bytes,
+            "max_publish_bytes": lim.max_publish_bytes,
+            "max_items_per_publish": lim.max_items_per_publish,
+            "max_subjects_per_item": lim.max_subjects_per_item,
+            "max_subject_bytes": lim.max_subject_bytes,
+        }
         self.published = 0
         self.events_in = 0
         self.delivered_total = 0
@@ -235,7 +243,7 @@ class Broker:
                     state.acked = max(state.acked, seq)
                 return []
             case Ping(rid):
-                body = {"server": "es", "version": __version__, "time": now}
+                body = {"server": "es", "version": __version__, "time": now, "limits": self._limits}
                 return [Reply(peer, encode(Ok(rid, body)))]
             case Stats(rid):
                 return [Reply(peer, encode(Ok(rid, self.stats(now))))]

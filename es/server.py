@@ -161,6 +161,8 @@ class EventServer:
         except BindError as exc:
             log.error("%s", exc)
             ctx.destroy(linger=0)
+            self._wake_r.close()
+            self._wake_w.close()
             self._ready.set()
             self.exit_code = ExitCode.BIND
             self._done.set()

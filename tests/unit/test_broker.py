@@ -284,7 +284,8 @@ def test_ping_and_stats() -> None:
     broker = make()
     sub(broker, "s1", "a")
     broker.handle(PEER, encode(SubscribeMatch(2, "s1", EP, ("b.*",))), 1.0)
-    assert ok(broker.handle(PEER, encode(Ping(4)), 3.0))["time"] == 3.0
+    pong = ok(broker.handle(PEER, encode(Ping(4)), 3.0))
+    assert pong["time"] == 3.0 and pong["limits"]["max_message_bytes"] == 1 << 20
     body = ok(broker.handle(PEER, encode(Stats(5)), 10.0))
     assert body["server"]["subscribers"] == 1 and body["server"]["uptime"] == 10.0
     entry = body["subscribers"][0]

@@ -1,0 +1,188 @@
+"""The `es` command line, run as a user would: subprocesses, real daemons."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+
+from clients import Publisher, Subscriber
+from tests.integration.conftest import Daemon, es_command, read_line, spawn_es, wait_until
+
+RUN_TIMEOUT = 60.0
+
+
+def es_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = RUN_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        es_command(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    result = es_cli("--help")
+    assert result.returncode == 0
+    for command in ("serve", "pub", "sub", "stats", "config", "ping"):
+        assert command in result.stdout
+
+
+def test_config_prints_the_effective_configuration_with_pyro_variables() -> None:
+    result = es_cli(
+        "config", "-p", "7000", env={"PYRO_ES_QUEUESIZE": "42", "PYRO_ES_BLOCKQUEUE": "0"}
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert (config["port"], config["queue_size"], config["policy"]) == (7000, 42, "drop")
+
+
+def test_config_refuses_bad_values_with_one_line() -> None:
+    result = es_cli("config", "--policy", "sometimes")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("es: bad configuration")
+
+
+def test_ident_is_refused_until_security_arrives() -> None:
+    result = es_cli("serve", "-p", "0", "-i", "secret")
+    assert result.returncode == 2 and "security" in result.stderr
+
+
+def test_pub_and_sub(es: Daemon) -> None:
+    subject = f"cli.{uuid.uuid4().hex[:8]}"
+    sub = subprocess.Popen(
+        es_command(
+            "sub", subject, "--match", f"^{subject}\\.x", "--es", es.endpoint, "--count", "2"
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sub.stderr is not None
+        line = read_line(sub.stderr, deadline=_deadline())
+        assert line is not None and "subscribed" in line
+        assert es_cli("pub", subject, "hello", "--es", es.endpoint).returncode == 0
+        confirmed = es_cli(
+            "pub", f"{subject}.x", '{"n": 1}', "--json", "--confirm", "--es", es.endpoint
+        )
+        assert confirmed.stdout.strip() == "delivered to 1 subscriber(s)", confirmed.stderr
+        out, _ = sub.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+            sub.wait(RUN_TIMEOUT)
+    assert sub.returncode == 0
+    assert out.splitlines() == [f"[#1] {subject}: hello", f"[#2] {subject}.x: {{'n': 1}}"]
+
+
+def test_sub_json_output_and_wait_limit(es: Daemon) -> None:
+    subject = f"cli.{uuid.uuid4().hex[:8]}"
+    with Publisher(es.endpoint) as pub:
+        sub = subprocess.Popen(
+            es_command(
+                "sub", subject, "--es", es.endpoint, "--json", "--wait", "30", "--count", "1"
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert sub.stderr is not None
+        assert read_line(sub.stderr, deadline=_deadline()) is not None
+        pub.publish(subject, [1, "two"])
+        out, _ = sub.communicate(timeout=RUN_TIMEOUT)
+    event = json.loads(out)
+    assert (event["subject"], event["msg"], event["seq"], event["lost"]) == (
+        subject,
+        [1, "two"],
+        1,
+        0,
+    )
+
+
+def test_stats_and_ping(es: Daemon) -> None:
+    with Subscriber(es.endpoint) as sub:
+        sub.subscribe("cli.stats.subject")
+        table = es_cli("stats", "--es", es.endpoint)
+        raw = es_cli("stats", "--es", es.endpoint, "--json")
+    assert (
+        table.returncode == 0
+        and "cli.stats.subject" in table.stdout
+        and sub.sid[:12] in table.stdout
+    )
+    assert any(s["sid"] == sub.sid for s in json.loads(raw.stdout)["subscribers"])
+    ping = es_cli("ping", "--es", es.endpoint)
+    assert ping.returncode == 0 and ping.stdout.startswith("es ")
+
+
+def test_es_uri_environment_variable(es: Daemon) -> None:
+    assert es_cli("ping", env={"ES_URI": es.endpoint}).returncode == 0
+
+
+def test_client_commands_fail_with_one_line_when_no_server_answers() -> None:
+    result = es_cli("ping", "--es", "tcp://127.0.0.1:9", "--timeout", "0.5")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "no reply" in result.stderr
+
+
+def test_serve_on_a_taken_port_exits_with_code_3(es: Daemon) -> None:
+    port = es.endpoint.rsplit(":", 1)[1]
+    result = es_cli("serve", "-n", "127.0.0.1", "-p", port)
+    assert result.returncode == 3 and "cannot bind" in result.stderr
+
+
+def test_sigint_drains_and_exits_0(start_es: Callable[..., Daemon]) -> None:
+    daemon = start_es()
+    assert daemon.stop() == 0
+    log = daemon.log()
+    assert "draining" in log and "stopped" in log
+
+
+def test_sigterm_also_stops_cleanly(start_es: Callable[..., Daemon]) -> None:
+    daemon = start_es()
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(RUN_TIMEOUT) == 0
+
+
+def test_a_second_interrupt_stops_at_once_with_code_130() -> None:
+    """Events queued for a subscriber that does not read keep the drain waiting (up to its
+    timeout); a second Ctrl-C cuts it short."""
+    daemon = spawn_es("--drain-timeout", "120", "--policy", "drop")
+    try:
+        stuck = Subscriber(daemon.endpoint, queue_size=10)
+        stuck.subscribe("stuck")
+        with Publisher(daemon.endpoint) as pub:
+            for _ in range(300):  # about 20 MB: more than socket buffers hold
+                pub.publish("stuck", b"x" * 65536)
+        daemon.interrupt()
+        wait_until(lambda: "draining" in daemon.log(), RUN_TIMEOUT, "the drain to start")
+        assert daemon.proc.poll() is None  # still letting queued events leave
+        daemon.interrupt()
+        assert daemon.proc.wait(RUN_TIMEOUT) == 130
+        stuck.close()  # its server is gone: close must still work
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+        daemon.proc.wait(RUN_TIMEOUT)
+        if daemon.proc.stdout is not None:
+            daemon.proc.stdout.close()
+
+
+def test_python_dash_m_es_works() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "es", "--help"], capture_output=True, text=True, timeout=RUN_TIMEOUT
+    )
+    assert result.returncode == 0
+
+
+def _deadline() -> float:
+    import time
+
+    return time.monotonic() + RUN_TIMEOUT
