@@ -229,6 +229,81 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
 ]
 
 
+# Frames that decode, but that a server with the default limits must refuse:
+# (name, frames as hex, error code, rid). Servers with other limits may answer differently.
+REFUSED: list[tuple[str, list[str], str, int]] = [
+    (
+        "subscribe to an empty subject",
+        [_hex(1, "SUB", 20, SID, ENDPOINT, [""], {})],
+        "BAD_SUBJECT",
+        20,
+    ),
+    ("subscribe to no subjects", [_hex(1, "SUB", 21, SID, ENDPOINT, [], {})], "BAD_SUBJECT", 21),
+    (
+        "subject over 256 bytes",
+        [_hex(1, "SUB", 22, SID, ENDPOINT, ["x" * 257], {})],
+        "BAD_SUBJECT",
+        22,
+    ),
+    (
+        "pattern with a backreference",
+        [_hex(1, "SUBMATCH", 23, SID, ENDPOINT, [r"(a)\1"], {})],
+        "BAD_PATTERN",
+        23,
+    ),
+    (
+        "pattern with lookahead",
+        [_hex(1, "SUBMATCH", 24, SID, ENDPOINT, ["(?=a)b"], {})],
+        "BAD_PATTERN",
+        24,
+    ),
+    (
+        "endpoint with a host name",
+        [_hex(1, "SUB", 25, SID, "tcp://localhost:40123", ["a"], {})],
+        "BAD_ENDPOINT",
+        25,
+    ),
+    (
+        "endpoint that is not tcp",
+        [_hex(1, "SUB", 26, SID, "ipc:///tmp/x", ["a"], {})],
+        "BAD_ENDPOINT",
+        26,
+    ),
+    (
+        "unbounded queue on a capped server",
+        [_hex(1, "SUB", 27, SID, ENDPOINT, ["a"], {"queue": 0})],
+        "BAD_POLICY",
+        27,
+    ),
+    (
+        "max_stall over the server's limit",
+        [_hex(1, "SUB", 28, SID, ENDPOINT, ["a"], {"max_stall": 3600})],
+        "BAD_POLICY",
+        28,
+    ),
+    ("empty sid", [_hex(1, "SUB", 29, "", ENDPOINT, ["a"], {})], "BAD_REQUEST", 29),
+    (
+        "publish to 101 subjects",
+        [_hex(1, "PUB", 30, True, [[[f"s{i}" for i in range(101)], 1]]), "c0"],
+        "LIMIT_EXCEEDED",
+        30,
+    ),
+    ("publish with no subject", [_hex(1, "PUB", 31, True, [[[], 1]]), "c0"], "BAD_SUBJECT", 31),
+    (
+        "publish to an empty subject",
+        [_hex(1, "PUB", 32, True, [[[""], 1]]), "c0"],
+        "BAD_SUBJECT",
+        32,
+    ),
+    (
+        "publish of 1001 events",
+        [_hex(1, "PUB", 33, True, [[["a"], 0]] * 1001), *[""] * 1001],
+        "LIMIT_EXCEEDED",
+        33,
+    ),
+]
+
+
 def to_json(message: Message) -> dict[str, Any]:
     """The language-neutral form of a message: wire field names, payloads as hex."""
     match message:
@@ -337,17 +412,23 @@ def document() -> dict[str, Any]:
         {"name": name, "kind": kind, "frames": frames, "error": code, "rid": rid}
         for name, kind, frames, code, rid in INVALID
     ]
+    refused = [
+        {"name": name, "kind": "request", "frames": frames, "error": code, "rid": rid}
+        for name, frames, code, rid in REFUSED
+    ]
     return {
         "protocol": 1,
         "about": (
             "Test vectors for SPEC.md. 'frames' are the ZeroMQ message parts in hex, without "
             "routing-id frames. A valid vector must decode to 'message' and 'message' must encode "
             "to 'frames' (map keys may come in another order in other encoders: compare decoded). "
-            "An invalid vector must be refused with 'error'; a server answers it with that code "
-            "and request id 'rid'."
+            "An invalid vector must be refused with 'error' by the decoder; a server answers it "
+            "with that code and request id 'rid'. A refused vector decodes, but a server with "
+            "the default limits must answer it with 'error' and 'rid'."
         ),
         "valid": valid,
         "invalid": invalid,
+        "refused": refused,
     }
 
 

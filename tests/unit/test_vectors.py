@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from clients.errors import RemoteProtocolError
-from clients.wire import decode_delivery, decode_reply, decode_request, encode
+from clients.wire import Err, decode_delivery, decode_reply, decode_request, encode
+from es.broker import Broker, Reply
+from es.config import ServerConfig
 from tests import vectorgen
 
 VECTORS_FILE = Path(__file__).parents[2] / "clients" / "wire" / "vectors.json"
@@ -52,3 +54,16 @@ def test_invalid_vector_is_refused_with_its_code_and_rid(vector: dict[str, Any])
         DECODERS[vector["kind"]](_frames(vector))
     assert caught.value.code == vector["error"]
     assert caught.value.rid == vector["rid"]
+
+
+@pytest.mark.parametrize("vector", VECTORS["refused"], ids=lambda v: v["name"])
+def test_refused_vector_decodes_and_the_broker_answers_its_code_and_rid(
+    vector: dict[str, Any],
+) -> None:
+    frames = _frames(vector)
+    decode_request(frames)  # well-formed: the refusal is the server's
+    actions = Broker(ServerConfig(), now=0.0).handle(b"peer", frames, 1.0)
+    assert len(actions) == 1 and isinstance(actions[0], Reply)
+    reply = decode_reply(actions[0].frames)
+    assert isinstance(reply, Err)
+    assert (reply.code, reply.rid) == (vector["error"], vector["rid"])
