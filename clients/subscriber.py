@@ -15,9 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import time
 import uuid
 from collections import deque
@@ -34,6 +32,7 @@ from clients.control import Control
 from clients.errors import EsError, RemoteProtocolError
 from clients.event import Event
 from clients.publisher import Subjects, refuse_ident, subject_tuple
+from clients.waker import Waker
 from clients.wire import Ack, Delivery, Options, Subscribe, SubscribeMatch, Unsubscribe
 from clients.wire import decode_delivery as _decode
 
@@ -104,10 +103,8 @@ class Subscriber:
         self._control = Control(ctx, self.es_uri, timeout)
         self._poller = zmq.Poller()
         self._poller.register(self._inbox, zmq.POLLIN)
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._poller.register(self._wake_r, zmq.POLLIN)
+        self._waker = Waker()
+        self._poller.register(self._waker, zmq.POLLIN)
         self._record_lock = Lock()
         self._subjects: set[str] = set()
         self._patterns: set[str] = set()
@@ -198,8 +195,7 @@ class Subscriber:
         The abort is used up by the wait it ends: called while nothing waits, it makes the next
         listen() or next() return at once. Events already received stay for the next call."""
         self._aborted = True
-        with contextlib.suppress(OSError):  # buffer full or closed: the waiter wakes anyway
-            self._wake_w.send(b"x")
+        self._waker.wake()
 
     def next(self, timeout: float | None = None) -> Event | None:
         """The next event, or None after `timeout` seconds (or on abort())."""
@@ -281,7 +277,7 @@ class Subscriber:
             if wait <= 0:
                 return None
             self._poller.poll(int(min(wait, _SIGNAL_SLICE) * 1000) + 1)
-            self._clear_wake()
+            self._waker.clear()
         return None
 
     def _take(self) -> Event | None:
@@ -348,13 +344,6 @@ class Subscriber:
                 self._acked_seq = seq
                 self._unacked = 0
 
-    def _clear_wake(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
-
     # --- closing ---------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -373,8 +362,7 @@ class Subscriber:
             self._pool.shutdown(wait=True)
         self._control.close()
         self._inbox.close(linger=0)
-        self._wake_r.close()
-        self._wake_w.close()
+        self._waker.close()
 
     def __enter__(self) -> Subscriber:
         return self

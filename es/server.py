@@ -14,10 +14,8 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
-import socket
 import threading
 import time
 from collections import deque
@@ -27,6 +25,7 @@ from dataclasses import dataclass, field
 import zmq
 
 from clients.errors import ErrorCode
+from clients.waker import Waker
 from clients.wire import MAX_HEADER_BYTES
 from es.broker import Action, Batch, Broker, Close, Fanout, Open, Reply
 from es.config import ServerConfig
@@ -97,9 +96,7 @@ class EventServer:
         self._done = threading.Event()
         self._stop_requested = False
         self._force = False
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        self._waker = Waker()
         self._wakeup_fd_installed = False
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._router: zmq.Socket[bytes] | None = None
@@ -129,8 +126,7 @@ class EventServer:
         if force:
             self._force = True
         self._stop_requested = True
-        with contextlib.suppress(OSError):  # buffer full or closed: the loop wakes anyway
-            self._wake_w.send(b"x")
+        self._waker.wake()
 
     def interrupt(self) -> None:
         """What Ctrl-C does: the first drains and stops, the second stops at once."""
@@ -143,7 +139,7 @@ class EventServer:
         a flag in Python's C handler, and the poll would sleep through it. With the wake socket
         as wakeup fd, the C handler itself writes a byte that the poll is waiting for.
         """
-        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        signal.set_wakeup_fd(self._waker.write_fileno(), warn_on_full_buffer=False)
         self._wakeup_fd_installed = True
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: self.interrupt())
@@ -161,8 +157,7 @@ class EventServer:
         except BindError as exc:
             log.error("%s", exc)
             ctx.destroy(linger=0)
-            self._wake_r.close()
-            self._wake_w.close()
+            self._waker.close()
             self._ready.set()
             self.exit_code = ExitCode.BIND
             self._done.set()
@@ -202,7 +197,7 @@ class EventServer:
         assert self._router is not None
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
-        poller.register(self._wake_r, zmq.POLLIN)
+        poller.register(self._waker, zmq.POLLIN)
         while not self._stop_requested:
             if self._stall is not None:
                 self._wait_stall()
@@ -211,7 +206,7 @@ class EventServer:
                 self._run_backlog()
                 continue
             poller.poll()
-            self._clear_wake()
+            self._waker.clear()
             self._read_requests()
 
     def _read_requests(self, limit: int = _TURN) -> int:
@@ -320,14 +315,14 @@ class EventServer:
         stall = self._stall
         assert stall is not None
         poller = zmq.Poller()
-        poller.register(self._wake_r, zmq.POLLIN)
+        poller.register(self._waker, zmq.POLLIN)
         if self._backlog_has_room():
             poller.register(self._router, zmq.POLLIN)
         for sid in stall.waiting:
             poller.register(self._dealers[sid], zmq.POLLOUT)
         deadline = min(d for _, d in stall.waiting.values())
         poller.poll(max(0, int((deadline - time.monotonic()) * 1000) + 1))
-        self._clear_wake()
+        self._waker.clear()
         now = time.monotonic()
         for sid, (batch, due) in list(stall.waiting.items()):
             if self._send(batch):
@@ -367,13 +362,6 @@ class EventServer:
             self._handle(peer, frames)
             handled += 1
 
-    def _clear_wake(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
-
     # --- shutdown --------------------------------------------------------------------------------
 
     def _drain(self) -> int:
@@ -408,8 +396,7 @@ class EventServer:
         self._terminate(ctx)
         if self._wakeup_fd_installed:  # never leave Python writing signals to a closed fd
             signal.set_wakeup_fd(-1)
-        self._wake_r.close()
-        self._wake_w.close()
+        self._waker.close()
         log.info("event server stopped")
 
     def _terminate(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:

@@ -12,6 +12,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from clients import Event, Publisher, Subscriber
 from tests.integration.conftest import Daemon, wait_until
@@ -133,35 +135,25 @@ def test_block_policy_loses_nothing_while_a_subscriber_stalls(
     assert es.stats()["server"]["dropped"] == 0
 
 
-def test_drop_policy_loses_for_the_slow_subscriber_only(start_es: Callable[..., Daemon]) -> None:
-    es = start_es()
-    subject = f"drop.{uuid.uuid4().hex[:8]}"
-    with (
-        Subscriber(es.endpoint, policy="drop", queue_size=1) as slow,
-        Subscriber(es.endpoint, policy="drop", queue_size=100_000) as fast,
-        Publisher(es.endpoint) as pub,
-    ):
-        slow.subscribe(subject)
-        fast.subscribe(subject)
-        warm_up(pub, subject, slow, fast)
-        with reading(fast) as fast_events:
-            count = publish_until_dropped(pub, subject, 2)
-            wait_until(lambda: len(fast_events) >= count, WAIT, "the fast subscriber's events")
-            slow_events = drain_then_mark(slow, pub, subject)
-    assert [e.msg[0] for e in fast_events[:count]] == list(range(count))
-    assert all(e.lost == 0 for e in fast_events)
-    assert_losses_are_reported(slow_events)
-    assert sum(e.lost for e in slow_events) > 0
-    # every event meant for the slow subscriber is accounted for: received, or announced as lost
-    assert 1 + sum(1 + e.lost for e in slow_events) == slow_events[-1].seq
+@dataclass
+class Outcome:
+    """What a slow and a fast subscriber got from one load."""
+
+    published: int
+    fast: list[Event]
+    slow: list[Event]
+    slow_stats: dict[str, int]
 
 
-def test_block_policy_drops_after_the_maximum_stall(start_es: Callable[..., Daemon]) -> None:
-    es = start_es()
-    subject = f"stall.{uuid.uuid4().hex[:8]}"
+def slow_and_fast(
+    es: Daemon, slow_options: dict[str, Any], fast_options: dict[str, Any]
+) -> Outcome:
+    """A subscriber that never reads and one that reads everything; publish until the slow one's
+    copy of an event is dropped, then collect what each received."""
+    subject = f"load.{uuid.uuid4().hex[:8]}"
     with (
-        Subscriber(es.endpoint, queue_size=1, max_stall=0.2) as slow,
-        Subscriber(es.endpoint, queue_size=100_000) as fast,
+        Subscriber(es.endpoint, **slow_options) as slow,
+        Subscriber(es.endpoint, **fast_options) as fast,
         Publisher(es.endpoint) as pub,
     ):
         slow.subscribe(subject)
@@ -172,8 +164,29 @@ def test_block_policy_drops_after_the_maximum_stall(start_es: Callable[..., Daem
             wait_until(lambda: len(fast_events) >= count, WAIT, "the fast subscriber's events")
             stats = subscriber_stats(es, slow.sid)
             slow_events = drain_then_mark(slow, pub, subject)
-    assert stats["policy"] == "block"
-    assert [e.msg[0] for e in fast_events[:count]] == list(range(count))
-    assert all(e.lost == 0 for e in fast_events)
-    assert_losses_are_reported(slow_events)
-    assert sum(e.lost for e in slow_events) > 0
+    return Outcome(count, fast_events, slow_events, stats)
+
+
+def assert_only_the_slow_one_lost(outcome: Outcome) -> None:
+    assert [e.msg[0] for e in outcome.fast[: outcome.published]] == list(range(outcome.published))
+    assert all(e.lost == 0 for e in outcome.fast)
+    assert_losses_are_reported(outcome.slow)
+    assert sum(e.lost for e in outcome.slow) > 0
+    # every event meant for the slow subscriber is accounted for: received, or announced as lost
+    assert 1 + sum(1 + e.lost for e in outcome.slow) == outcome.slow[-1].seq
+
+
+def test_drop_policy_loses_for_the_slow_subscriber_only(start_es: Callable[..., Daemon]) -> None:
+    outcome = slow_and_fast(
+        start_es(), {"policy": "drop", "queue_size": 1}, {"policy": "drop", "queue_size": 100_000}
+    )
+    assert_only_the_slow_one_lost(outcome)
+    assert outcome.slow_stats["stalls"] == 0
+
+
+def test_block_policy_drops_after_the_maximum_stall(start_es: Callable[..., Daemon]) -> None:
+    outcome = slow_and_fast(
+        start_es(), {"queue_size": 1, "max_stall": 0.2}, {"queue_size": 100_000}
+    )
+    assert_only_the_slow_one_lost(outcome)
+    assert outcome.slow_stats["policy"] == "block" and outcome.slow_stats["stalls"] >= 1

@@ -1,0 +1,40 @@
+"""A way for any thread, or a signal handler, to wake a thread blocked in zmq.Poller.poll().
+
+ZeroMQ sockets belong to one thread, but a socketpair's write end may be used from anywhere: the
+sleeping thread polls the read end along with its ZeroMQ sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+__all__ = ["Waker"]
+
+
+class Waker:
+    def __init__(self) -> None:
+        self._read, self._write = socket.socketpair()
+        self._read.setblocking(False)
+        self._write.setblocking(False)
+
+    def fileno(self) -> int:
+        """The descriptor to poll for reading (a zmq.Poller accepts it)."""
+        return self._read.fileno()
+
+    def write_fileno(self) -> int:
+        """The descriptor to give signal.set_wakeup_fd."""
+        return self._write.fileno()
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):  # buffer full or closed: the sleeper wakes anyway
+            self._write.send(b"x")
+
+    def clear(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._read.recv(4096):
+                pass
+
+    def close(self) -> None:
+        self._read.close()
+        self._write.close()
