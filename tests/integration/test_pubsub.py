@@ -201,9 +201,14 @@ def test_iterating_and_abort_from_another_thread(
     subscriber.subscribe(subject)
     publisher.publish(subject, "first")
     received = []
-    for event in subscriber:
-        received.append(event.msg)
-        threading.Thread(target=subscriber.abort).start()
+    guard = threading.Timer(WAIT, subscriber.abort)  # the iterator has no timeout of its own
+    guard.start()
+    try:
+        for event in subscriber:
+            received.append(event.msg)
+            threading.Thread(target=subscriber.abort).start()
+    finally:
+        guard.cancel()
     assert received == ["first"]
 
 
