@@ -42,6 +42,7 @@ from clients.wire import (
     decode_request,
     encode,
     encode_delivery,
+    peek_command,
 )
 from es import __version__
 from es.config import ServerConfig
@@ -208,10 +209,7 @@ class Broker:
 
     def answers_at_once(self, frames: list[bytes]) -> bool:
         """Whether a request is read-only and may jump ahead of a stalled publish (STATS)."""
-        try:
-            return isinstance(decode_request(frames), Stats)
-        except RemoteProtocolError:
-            return False
+        return peek_command(frames) == "STATS"
 
     def stalled(self, sid: str) -> None:
         state = self._subscribers.get(sid)

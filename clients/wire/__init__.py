@@ -12,6 +12,7 @@ from clients.wire.codec import (
     decode_request,
     encode,
     encode_delivery,
+    peek_command,
 )
 from clients.wire.messages import (
     MAX_INT,
@@ -61,4 +62,5 @@ __all__ = [
     "decode_request",
     "encode",
     "encode_delivery",
+    "peek_command",
 ]

@@ -47,6 +47,7 @@ __all__ = [
     "decode_request",
     "encode",
     "encode_delivery",
+    "peek_command",
 ]
 
 MAX_HEADER_BYTES = 1 << 20
@@ -178,6 +179,25 @@ def _read(header: list[Any], readers: Sequence[tuple[str, Reader]], start: int) 
             ErrorCode.BAD_REQUEST, f"{header[1]} header has {len(header)} elements, not {want}"
         )
     return [read(header[start + i], name) for i, (name, read) in enumerate(readers)]
+
+
+def peek_command(frames: Sequence[bytes]) -> str | None:
+    """The command of a request, reading only the start of its header; None if it has none.
+
+    For routing decisions (STATS may jump a queue) without decoding a whole, possibly large,
+    header. Never raises.
+    """
+    if not frames or len(frames[0]) > MAX_HEADER_BYTES:
+        return None
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=MAX_HEADER_BYTES)
+    unpacker.feed(frames[0])
+    try:
+        if unpacker.read_array_header() < 2 or unpacker.unpack() != VERSION:
+            return None
+        command = unpacker.unpack()
+    except (ValueError, msgpack.OutOfData, TypeError):
+        return None
+    return command if isinstance(command, str) else None
 
 
 # --- requests ------------------------------------------------------------------------------------

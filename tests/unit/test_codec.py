@@ -23,6 +23,7 @@ from clients.wire import (
     decode_reply,
     decode_request,
     encode,
+    peek_command,
 )
 
 
@@ -99,3 +100,10 @@ def test_error_code_of_unknown_command_echoes_rid() -> None:
     with pytest.raises(RemoteProtocolError) as caught:
         decode_request([msgpack.packb([1, "NOPE", 77])])
     assert (caught.value.code, caught.value.rid) == (ErrorCode.UNKNOWN_COMMAND, 77)
+
+
+def test_peek_command_reads_only_the_start_and_never_raises() -> None:
+    assert peek_command(encode(Subscribe(1, "s", "tcp://127.0.0.1:1", ("x",)))) == "SUB"
+    assert peek_command([msgpack.packb([1, "STATS"])[:-1]]) is None  # cut short
+    for bad in ([], [b""], [b"\xc1"], [msgpack.packb({"a": 1})], [msgpack.packb([2, "PING", 1])]):
+        assert peek_command(bad) is None

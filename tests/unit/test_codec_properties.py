@@ -24,6 +24,7 @@ from clients.wire import (
     decode_reply,
     decode_request,
     encode,
+    peek_command,
 )
 
 uints = st.integers(min_value=0, max_value=2**53 - 1)
@@ -95,6 +96,15 @@ def mutated(draw: st.DrawFn) -> list[bytes]:
     else:
         del header[at:]
     return [bytes(header), *frames[1:]]
+
+
+@settings(max_examples=300)
+@given(frame_lists)
+def test_peek_command_never_raises_and_agrees_with_the_decoder(frames: list[bytes]) -> None:
+    command = peek_command(frames)
+    with contextlib.suppress(RemoteProtocolError):
+        request = encode(decode_request(frames))
+        assert command == msgpack.unpackb(request[0])[1]
 
 
 @settings(max_examples=500)
