@@ -14,6 +14,7 @@ from enum import StrEnum
 __all__ = [
     "EXCEPTION_FOR_CODE",
     "BadEndpoint",
+    "BadName",
     "BadPattern",
     "BadPolicy",
     "BadRequest",
@@ -25,6 +26,11 @@ __all__ = [
     "EsError",
     "LimitExceeded",
     "LocalProtocolError",
+    "NameTaken",
+    "NamingError",
+    "NotEmpty",
+    "NotFound",
+    "NotOwner",
     "PayloadError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -49,6 +55,11 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "TOO_LARGE"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     INTERNAL = "INTERNAL"
+    BAD_NAME = "BAD_NAME"
+    NOT_FOUND = "NOT_FOUND"
+    NAME_TAKEN = "NAME_TAKEN"
+    NOT_OWNER = "NOT_OWNER"
+    NOT_EMPTY = "NOT_EMPTY"
 
 
 class EsError(Exception):
@@ -117,6 +128,30 @@ class ServerError(RequestError):
     """The server failed while handling a valid request (a bug: please report it)."""
 
 
+class NamingError(RequestError):
+    """The name server refused a request (Pyro's NamingError)."""
+
+
+class BadName(NamingError, ValueError):
+    """A name or group is not well formed (absolute names start with ':')."""
+
+
+class NotFound(NamingError, LookupError):
+    """No such name or group (or its lease expired)."""
+
+
+class NameTaken(NamingError):
+    """The name or group exists already; register with replace=True to overwrite a name."""
+
+
+class NotOwner(NamingError, PermissionError):
+    """The lease token does not match: another registrant holds the name now."""
+
+
+class NotEmpty(NamingError):
+    """A group still holds names or groups."""
+
+
 class EsConnectionError(EsError, ConnectionError):
     """Talking to a daemon did not work."""
 
@@ -148,6 +183,11 @@ EXCEPTION_FOR_CODE: dict[str, type[RequestError]] = {
     ErrorCode.TOO_LARGE: TooLarge,
     ErrorCode.LIMIT_EXCEEDED: LimitExceeded,
     ErrorCode.INTERNAL: ServerError,
+    ErrorCode.BAD_NAME: BadName,
+    ErrorCode.NOT_FOUND: NotFound,
+    ErrorCode.NAME_TAKEN: NameTaken,
+    ErrorCode.NOT_OWNER: NotOwner,
+    ErrorCode.NOT_EMPTY: NotEmpty,
 }
 
 

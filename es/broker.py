@@ -26,6 +26,7 @@ from clients.errors import (
     RemoteProtocolError,
     RequestError,
 )
+from clients.patterns import Pattern, compile_pattern, fold
 from clients.wire import (
     MAX_INT,
     Ack,
@@ -47,7 +48,6 @@ from clients.wire import (
 from es import __version__
 from es.config import ServerConfig
 from es.index import SubscriptionIndex
-from es.patterns import Pattern, compile_pattern, fold
 
 __all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "SubscriberState"]
 

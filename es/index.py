@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from es.patterns import Pattern, fold
+from clients.patterns import Pattern, fold
 
 __all__ = ["SubscriptionIndex", "Subscriptions"]
 

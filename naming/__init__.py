@@ -1,1 +1,7 @@
-"""The naming sidecar `ns` (arrives with the naming issue)."""
+"""The naming sidecar `ns`: a registry of names (`:Pyro.EventService`) to endpoints.
+
+A pure registry (`naming.registry`) over pluggable storage (`naming.storage`), a request handler
+(`naming.service`) and a ZeroMQ shell (`naming.server`).
+"""
+
+__version__ = "0.1.0"

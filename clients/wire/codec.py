@@ -202,7 +202,7 @@ def peek_command(frames: Sequence[bytes]) -> str | None:
 
 # --- requests ------------------------------------------------------------------------------------
 
-_REQUESTS: dict[str, tuple[Callable[..., Request], tuple[tuple[str, Reader], ...]]] = {
+_REQUESTS: dict[str, tuple[Callable[..., Any], tuple[tuple[str, Reader], ...]]] = {
     "SUB": (
         Subscribe,
         (("sid", _text), ("endpoint", _text), ("subjects", _texts), ("options", _options)),
@@ -219,23 +219,55 @@ _REQUESTS: dict[str, tuple[Callable[..., Request], tuple[tuple[str, Reader], ...
 
 
 def decode_request(frames: Sequence[bytes]) -> Request:
-    """Decode a request as the server's ROUTER sees it, without the routing-id frame."""
+    """Decode a request as the event server's ROUTER sees it, without the routing-id frame."""
     header = _header(frames)
-    command = header[1]
-    rid = header[2] if len(header) > 2 and _is_int(header[2]) else 0
-    try:
-        if command == "PUB":
-            return _decode_publish(header, frames)
-        if command not in _REQUESTS:
+    if header[1] == "PUB":
+        publish: Publish = _with_rid(header, lambda: _decode_publish(header, frames))
+        return publish
+    request: Request = decode_command(header, frames, _REQUESTS)
+    return request
+
+
+Table = dict[str, tuple[Callable[..., Any], tuple[tuple[str, Reader], ...]]]
+
+
+def decode_command(header: list[Any], frames: Sequence[bytes], table: Table) -> Any:
+    """A header-only request from a table of command -> (class, field readers after rid)."""
+
+    def read() -> Any:
+        command = header[1]
+        if command not in table:
             raise _fail(ErrorCode.UNKNOWN_COMMAND, f"unknown command {command[:40]!r}")
         if len(frames) != 1:
             raise _fail(ErrorCode.BAD_REQUEST, f"{command} takes only a header frame")
-        cls, readers = _REQUESTS[command]
-        values = _read(header, (("rid", _uint), *readers), 2)
-        return cls(*values)
+        cls, readers = table[command]
+        return cls(*_read(header, (("rid", _uint), *readers), 2))
+
+    return _with_rid(header, read)
+
+
+def _with_rid(header: list[Any], read: Callable[[], Any]) -> Any:
+    """Run `read`; a protocol error it raises carries the request's rid, when it has one."""
+    try:
+        return read()
     except RemoteProtocolError as exc:
+        rid = header[2] if len(header) > 2 and _is_int(header[2]) else 0
         exc.rid = rid if 0 <= rid <= MAX_INT else 0
         raise
+
+
+def options_reader(allowed: dict[str, Reader]) -> Reader:
+    """A reader for a map of optional settings: unknown keys refused, each value checked."""
+
+    def read(value: Any, name: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a map")
+        unknown = sorted(str(k) for k in value if k not in allowed)
+        if unknown:
+            raise _fail(ErrorCode.BAD_REQUEST, f"unknown option {unknown[0]!r} in {name}")
+        return {k: allowed[k](v, k) for k, v in value.items()}
+
+    return read
 
 
 def _decode_publish(header: list[Any], frames: Sequence[bytes]) -> Publish:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from clients.patterns import compile_pattern
 from es.index import SubscriptionIndex
-from es.patterns import compile_pattern
 
 
 def pat(text: str) -> tuple[str, object]:

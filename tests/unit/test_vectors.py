@@ -11,8 +11,19 @@ import pytest
 
 from clients.errors import RemoteProtocolError
 from clients.wire import Err, decode_delivery, decode_reply, decode_request, encode
+from clients.wire.ns import (
+    decode_here,
+    decode_ns_request,
+    decode_where,
+    encode_here,
+    encode_ns,
+    encode_where,
+)
 from es.broker import Broker, Reply
 from es.config import ServerConfig
+from naming.registry import Registry
+from naming.service import NameService, build_service
+from naming.storage import MemoryStorage
 from tests import vectorgen
 
 VECTORS_FILE = Path(__file__).parents[2] / "clients" / "wire" / "vectors.json"
@@ -21,7 +32,33 @@ DECODERS: dict[str, Callable[[Sequence[bytes]], Any]] = {
     "request": decode_request,
     "reply": decode_reply,
     "delivery": decode_delivery,
+    "ns-request": decode_ns_request,
+    "where": lambda frames: decode_where(frames[0]),
+    "here": lambda frames: decode_here(frames[0]),
 }
+
+
+def decoded_json(kind: str, frames: list[bytes]) -> dict[str, Any]:
+    """Decode frames of a kind into the vectors' JSON form."""
+    value = DECODERS[kind](frames)
+    if kind == "ns-request":
+        return vectorgen.ns_to_json(value)
+    if kind == "where":
+        return {"type": "WHERE", "nonce": value}
+    if kind == "here":
+        return {"type": "HERE", "nonce": value[0], "endpoint": value[1]}
+    return vectorgen.to_json(value)
+
+
+def encoded(kind: str, message: dict[str, Any]) -> list[bytes]:
+    """Encode the vectors' JSON form of a message of a kind into frames."""
+    if kind == "ns-request":
+        return encode_ns(vectorgen.ns_from_json(message))
+    if kind == "where":
+        return [encode_where(message["nonce"])]
+    if kind == "here":
+        return [encode_here(message["nonce"], message["endpoint"])]
+    return encode(vectorgen.from_json(message))
 
 
 def _frames(vector: dict[str, Any]) -> list[bytes]:
@@ -33,19 +70,34 @@ def test_committed_vectors_are_what_the_generator_makes() -> None:
 
 
 def test_every_message_kind_has_a_vector() -> None:
-    types = {v["message"]["type"] for v in VECTORS["valid"]}
-    assert types == {"SUB", "SUBMATCH", "UNSUB", "PUB", "PING", "STATS", "ACK", "OK", "ERR", "EV"}
+    es_types = {v["message"]["type"] for v in VECTORS["valid"] if v["kind"] != "ns-request"}
+    assert es_types == {
+        "SUB",
+        "SUBMATCH",
+        "UNSUB",
+        "PUB",
+        "PING",
+        "STATS",
+        "ACK",
+        "OK",
+        "ERR",
+        "EV",
+    } | {
+        "WHERE",
+        "HERE",
+    }
+    ns_types = {v["message"]["type"] for v in VECTORS["valid"] if v["kind"] == "ns-request"}
+    assert ns_types == set(vectorgen.NS_TYPES.values())
 
 
 @pytest.mark.parametrize("vector", VECTORS["valid"], ids=lambda v: v["name"])
 def test_valid_vector_decodes_to_its_message(vector: dict[str, Any]) -> None:
-    decoded = DECODERS[vector["kind"]](_frames(vector))
-    assert vectorgen.to_json(decoded) == vector["message"]
+    assert decoded_json(vector["kind"], _frames(vector)) == vector["message"]
 
 
 @pytest.mark.parametrize("vector", VECTORS["valid"], ids=lambda v: v["name"])
 def test_valid_vector_message_encodes_to_its_frames(vector: dict[str, Any]) -> None:
-    assert encode(vectorgen.from_json(vector["message"])) == _frames(vector)
+    assert encoded(vector["kind"], vector["message"]) == _frames(vector)
 
 
 @pytest.mark.parametrize("vector", VECTORS["invalid"], ids=lambda v: v["name"])
@@ -56,7 +108,9 @@ def test_invalid_vector_is_refused_with_its_code_and_rid(vector: dict[str, Any])
     assert caught.value.rid == vector["rid"]
 
 
-@pytest.mark.parametrize("vector", VECTORS["refused"], ids=lambda v: v["name"])
+@pytest.mark.parametrize(
+    "vector", [v for v in VECTORS["refused"] if v["kind"] == "request"], ids=lambda v: v["name"]
+)
 def test_refused_vector_decodes_and_the_broker_answers_its_code_and_rid(
     vector: dict[str, Any],
 ) -> None:
@@ -65,5 +119,31 @@ def test_refused_vector_decodes_and_the_broker_answers_its_code_and_rid(
     actions = Broker(ServerConfig(), now=0.0).handle(b"peer", frames, 1.0)
     assert len(actions) == 1 and isinstance(actions[0], Reply)
     reply = decode_reply(actions[0].frames)
+    assert isinstance(reply, Err)
+    assert (reply.code, reply.rid) == (vector["error"], vector["rid"])
+
+
+def fresh_name_service() -> NameService:
+    return build_service(Registry(MemoryStorage()), "tcp://127.0.0.1:9090", 0.0)
+
+
+@pytest.mark.parametrize(
+    "vector", [v for v in VECTORS["refused"] if v["kind"] == "ns-request"], ids=lambda v: v["name"]
+)
+def test_refused_ns_vector_decodes_and_a_new_name_server_answers_its_code(
+    vector: dict[str, Any],
+) -> None:
+    frames = _frames(vector)
+    decode_ns_request(frames)
+    reply = decode_reply(fresh_name_service().handle(frames, 1.0))
+    assert isinstance(reply, Err)
+    assert (reply.code, reply.rid) == (vector["error"], vector["rid"])
+
+
+@pytest.mark.parametrize(
+    "vector", [v for v in VECTORS["invalid"] if v["kind"] == "ns-request"], ids=lambda v: v["name"]
+)
+def test_invalid_ns_vector_gets_its_code_from_the_name_server(vector: dict[str, Any]) -> None:
+    reply = decode_reply(fresh_name_service().handle(_frames(vector), 1.0))
     assert isinstance(reply, Err)
     assert (reply.code, reply.rid) == (vector["error"], vector["rid"])

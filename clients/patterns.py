@@ -1,4 +1,4 @@
-"""Subject patterns: RE2 regular expressions, case-insensitive, anchored at the start only.
+"""Patterns: RE2 regular expressions, anchored at the start only, for subjects and for names.
 
 Invariants:
 - Matching time is linear in the subject's length whatever the pattern (RE2 has no backtracking),
@@ -31,25 +31,25 @@ def fold(subject: str) -> str:
     return subject.lower()
 
 
-def _options() -> object:
+def _options(case_sensitive: bool) -> object:
     options = re2.Options()
-    options.case_sensitive = False
+    options.case_sensitive = case_sensitive
     options.log_errors = False
     options.max_mem = _MAX_PATTERN_MEMORY
     return options
 
 
-_OPTIONS = _options()
+_OPTIONS = {True: _options(True), False: _options(False)}
 
 
-def compile_pattern(text: str, max_bytes: int) -> Pattern:
-    """Compile a subscriber's pattern, or raise BadPattern saying why."""
+def compile_pattern(text: str, max_bytes: int, case_sensitive: bool = False) -> Pattern:
+    """Compile a pattern (case-insensitive unless asked), or raise BadPattern saying why."""
     if not text:
         raise BadPattern(ErrorCode.BAD_PATTERN, "empty pattern")
     if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise BadPattern(ErrorCode.BAD_PATTERN, f"pattern longer than {max_bytes} bytes")
     try:
-        compiled: Pattern = re2.compile(text, _OPTIONS)
+        compiled: Pattern = re2.compile(text, _OPTIONS[case_sensitive])
     except re2.error as exc:
         reason = exc.args[0] if exc.args else "unknown error"
         if isinstance(reason, bytes):

@@ -1,0 +1,244 @@
+"""The name server's part of the wire protocol: its requests, and the discovery datagrams.
+
+Invariants (as for the event server's codec): pure, total, core msgpack types only. Replies are
+the same OK / ERR as the event server's and are decoded by `decode_reply`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clients.errors import ErrorCode
+from clients.wire.codec import (
+    Table,
+    _fail,
+    _flag,
+    _header,
+    _pack,
+    _seconds,
+    _text,
+    _uint,
+    decode_command,
+    options_reader,
+)
+from clients.wire.messages import VERSION, Ping
+
+__all__ = [
+    "MAX_DATAGRAM",
+    "CreateGroup",
+    "DeleteGroup",
+    "GetMeta",
+    "ListAll",
+    "ListNames",
+    "Lookup",
+    "NsRequest",
+    "Register",
+    "Remove",
+    "Renew",
+    "SetMeta",
+    "decode_here",
+    "decode_ns_request",
+    "decode_where",
+    "encode_here",
+    "encode_ns",
+    "encode_where",
+]
+
+MAX_DATAGRAM = 512
+"""Discovery datagrams are tiny; anything longer is not one of ours."""
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    rid: int
+    name: str
+    uri: str
+    replace: bool = False
+    lease: float | None = None
+    meta: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Renew:
+    rid: int
+    name: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    rid: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    rid: int
+    name: str
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListNames:
+    """LIST: exactly one of group (direct members), prefix or regex (RE2, anchored at the start)."""
+
+    rid: int
+    group: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListAll:
+    rid: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreateGroup:
+    rid: int
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteGroup:
+    rid: int
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetMeta:
+    rid: int
+    name: str
+    meta: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetMeta:
+    rid: int
+    name: str
+
+
+NsRequest = (
+    Ping
+    | Register
+    | Renew
+    | Lookup
+    | Remove
+    | ListNames
+    | ListAll
+    | CreateGroup
+    | DeleteGroup
+    | SetMeta
+    | GetMeta
+)
+
+_register_options = options_reader({"replace": _flag, "lease": _seconds, "meta": _text})
+_remove_options = options_reader({"token": _text})
+_list_options = options_reader({"group": _text, "prefix": _text, "regex": _text})
+
+
+def _register(rid: int, name: str, uri: str, options: dict[str, Any]) -> Register:
+    return Register(rid, name, uri, **options)
+
+
+def _remove(rid: int, name: str, options: dict[str, Any]) -> Remove:
+    return Remove(rid, name, **options)
+
+
+def _list(rid: int, options: dict[str, Any]) -> ListNames:
+    if len(options) > 1:
+        raise _fail(ErrorCode.BAD_REQUEST, "LIST takes one of group, prefix or regex")
+    return ListNames(rid, **options)
+
+
+_NS_REQUESTS: Table = {
+    "PING": (Ping, ()),
+    "REGISTER": (_register, (("name", _text), ("uri", _text), ("options", _register_options))),
+    "RENEW": (Renew, (("name", _text), ("token", _text))),
+    "LOOKUP": (Lookup, (("name", _text),)),
+    "REMOVE": (_remove, (("name", _text), ("options", _remove_options))),
+    "LIST": (_list, (("selector", _list_options),)),
+    "LISTALL": (ListAll, ()),
+    "MKGROUP": (CreateGroup, (("group", _text),)),
+    "RMGROUP": (DeleteGroup, (("group", _text),)),
+    "SETMETA": (SetMeta, (("name", _text), ("meta", _text))),
+    "GETMETA": (GetMeta, (("name", _text),)),
+}
+
+
+def decode_ns_request(frames: Sequence[bytes]) -> NsRequest:
+    """Decode a request as the name server's ROUTER sees it, without the routing-id frame."""
+    request: NsRequest = decode_command(_header(frames), frames, _NS_REQUESTS)
+    return request
+
+
+def _present(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None and v is not False and v != ""}
+
+
+def encode_ns(message: NsRequest) -> list[bytes]:
+    """The frames of a name server request."""
+    match message:
+        case Ping(rid):
+            head: list[Any] = [VERSION, "PING", rid]
+        case Register(rid, name, uri, replace, lease, meta):
+            head = [
+                VERSION,
+                "REGISTER",
+                rid,
+                name,
+                uri,
+                _present(replace=replace, lease=lease, meta=meta),
+            ]
+        case Renew(rid, name, token):
+            head = [VERSION, "RENEW", rid, name, token]
+        case Lookup(rid, name):
+            head = [VERSION, "LOOKUP", rid, name]
+        case Remove(rid, name, token):
+            head = [VERSION, "REMOVE", rid, name, _present(token=token)]
+        case ListNames(rid, group, prefix, regex):
+            head = [VERSION, "LIST", rid, _present(group=group, prefix=prefix, regex=regex)]
+        case ListAll(rid):
+            head = [VERSION, "LISTALL", rid]
+        case CreateGroup(rid, group):
+            head = [VERSION, "MKGROUP", rid, group]
+        case DeleteGroup(rid, group):
+            head = [VERSION, "RMGROUP", rid, group]
+        case SetMeta(rid, name, meta):
+            head = [VERSION, "SETMETA", rid, name, meta]
+        case GetMeta(rid, name):
+            head = [VERSION, "GETMETA", rid, name]
+    return [_pack(head)]
+
+
+# --- discovery: one UDP datagram each way ---------------------------------------------------
+
+
+def encode_where(nonce: int) -> bytes:
+    """The question a client broadcasts: where is the name server?"""
+    return _pack([VERSION, "WHERE", nonce])
+
+
+def encode_here(nonce: int, endpoint: str) -> bytes:
+    """The name server's answer, sent back to the asking address."""
+    return _pack([VERSION, "HERE", nonce, endpoint])
+
+
+def _datagram(data: bytes, command: str, size: int) -> list[Any]:
+    if len(data) > MAX_DATAGRAM:
+        raise _fail(ErrorCode.TOO_LARGE, f"datagram over {MAX_DATAGRAM} bytes")
+    header = _header([data])
+    if header[1] != command or len(header) != size:
+        raise _fail(ErrorCode.BAD_REQUEST, f"not a {command} datagram")
+    return header
+
+
+def decode_where(data: bytes) -> int:
+    return _uint(_datagram(data, "WHERE", 3)[2], "nonce")
+
+
+def decode_here(data: bytes) -> tuple[int, str]:
+    header = _datagram(data, "HERE", 4)
+    return _uint(header[2], "nonce"), _text(header[3], "endpoint")

@@ -1,0 +1,229 @@
+"""The name registry: names to endpoints, in groups, with metadata and leases. Pure: no sockets,
+and the time is always an argument.
+
+Invariants:
+- Every name and group is absolute and well formed; every entry's group exists; a name is never
+  both an entry and a group. The root `:` and the groups `:Pyro` and `:Default` always exist.
+- An entry whose lease has expired is treated as absent by every operation, and `expire(now)`
+  removes such entries for good; so a registrant that stops renewing disappears by itself.
+- Only the holder of an entry's lease token can renew it, or remove it conditionally.
+- Refusals are RequestError subclasses carrying a stable error code.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+from clients.errors import (
+    EXCEPTION_FOR_CODE,
+    ErrorCode,
+    RequestError,
+)
+from clients.names import (
+    DEFAULT_GROUP,
+    MAX_NAME_BYTES,
+    PYRO_GROUP,
+    ROOT,
+    check_absolute,
+    parent,
+)
+from clients.patterns import compile_pattern
+from naming.storage import Entry, Storage
+
+__all__ = ["Listing", "Registry"]
+
+Listing = tuple[dict[str, str], list[str]]
+"""Names with their URIs, and group names."""
+
+MAX_META_BYTES = 4096  # a description, not a data store
+MAX_URI_BYTES = 256
+
+
+def _refuse(code: ErrorCode, message: str) -> RequestError:
+    return EXCEPTION_FOR_CODE[code](code, message)
+
+
+def _new_token() -> str:
+    return secrets.token_hex(16)
+
+
+class Registry:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        min_lease: float = 1.0,
+        max_lease: float = 3600.0,
+        max_names: int = 10_000,
+        new_token: Callable[[], str] = _new_token,
+    ) -> None:
+        self._storage = storage
+        self._min_lease = min_lease
+        self._max_lease = max_lease
+        self._max_names = max_names
+        self._new_token = new_token
+        for group in (ROOT, PYRO_GROUP, DEFAULT_GROUP):
+            storage.add_group(group)
+
+    # --- names ---------------------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        uri: str,
+        now: float,
+        *,
+        replace_existing: bool = False,
+        lease: float | None = None,
+        meta: str = "",
+    ) -> Entry:
+        """Add `name`; refuse to overwrite a live entry unless `replace_existing`."""
+        check_absolute(name)
+        if name == ROOT or self._storage.has_group(name):
+            raise _refuse(ErrorCode.NAME_TAKEN, f"{name} is a group")
+        self._check_group(parent(name))
+        _check_uri(uri)
+        _check_meta(meta)
+        current = self._live(name, now)
+        if current is not None and not replace_existing:
+            raise _refuse(ErrorCode.NAME_TAKEN, f"{name} is registered to {current.uri}")
+        if current is None and self._count(now) >= self._max_names:
+            raise _refuse(ErrorCode.LIMIT_EXCEEDED, f"{self._max_names} names registered")
+        if lease is not None and not self._min_lease <= lease <= self._max_lease:
+            raise _refuse(
+                ErrorCode.BAD_REQUEST,
+                f"lease must be from {self._min_lease} to {self._max_lease} seconds",
+            )
+        entry = Entry(name, uri, meta)
+        if lease is not None:
+            entry = replace(entry, lease=lease, expires=now + lease, token=self._new_token())
+        self._storage.put(entry)
+        return entry
+
+    def renew(self, name: str, token: str, now: float) -> Entry:
+        """Extend a leased entry by its lease time; only with the token its registration gave."""
+        entry = self.lookup(name, now)
+        if not _holds(entry, token):
+            raise _refuse(ErrorCode.NOT_OWNER, f"{name} is not held with this token")
+        assert entry.lease is not None
+        renewed = replace(entry, expires=now + entry.lease)
+        self._storage.put(renewed)
+        return renewed
+
+    def lookup(self, name: str, now: float) -> Entry:
+        check_absolute(name)
+        entry = self._live(name, now)
+        if entry is None:
+            raise _refuse(ErrorCode.NOT_FOUND, f"{name} is not registered")
+        return entry
+
+    def remove(self, name: str, now: float, token: str | None = None) -> None:
+        """Remove `name`; with a token, only if that token still holds it."""
+        entry = self.lookup(name, now)
+        if token is not None and not _holds(entry, token):
+            raise _refuse(ErrorCode.NOT_OWNER, f"{name} is held by another registration now")
+        self._storage.delete(name)
+
+    def set_meta(self, name: str, meta: str, now: float) -> None:
+        _check_meta(meta)
+        self._storage.put(replace(self.lookup(name, now), meta=meta))
+
+    def get_meta(self, name: str, now: float) -> str:
+        return self.lookup(name, now).meta
+
+    def expire(self, now: float) -> list[str]:
+        """Remove every entry whose lease has run out; return their names."""
+        gone = [e.name for e in self._storage.entries() if _expired(e, now)]
+        for name in gone:
+            self._storage.delete(name)
+        return gone
+
+    # --- groups --------------------------------------------------------------------------------
+
+    def create_group(self, group: str, now: float) -> None:
+        check_absolute(group)
+        if group == ROOT or self._storage.has_group(group) or self._live(group, now):
+            raise _refuse(ErrorCode.NAME_TAKEN, f"{group} exists")
+        self._check_group(parent(group))
+        self._storage.add_group(group)
+
+    def delete_group(self, group: str, now: float) -> None:
+        """Delete an empty group (the root and the built-in groups can go only when empty too)."""
+        check_absolute(group)
+        if group == ROOT:
+            raise _refuse(ErrorCode.BAD_NAME, "the root group cannot be deleted")
+        self._check_group(group)
+        names, groups = self.list_group(group, now)
+        if names or groups:
+            raise _refuse(ErrorCode.NOT_EMPTY, f"{group} holds {len(names) + len(groups)} members")
+        self._storage.delete_group(group)
+
+    # --- listing -------------------------------------------------------------------------------
+
+    def list_group(self, group: str, now: float) -> Listing:
+        """The names and groups directly in `group`."""
+        check_absolute(group)
+        self._check_group(group)
+        names = {e.name: e.uri for e in self._entries(now) if parent(e.name) == group}
+        groups = sorted(g for g in self._storage.groups() if g != ROOT and parent(g) == group)
+        return names, groups
+
+    def list_prefix(self, prefix: str, now: float) -> Listing:
+        names = {e.name: e.uri for e in self._entries(now) if e.name.startswith(prefix)}
+        groups = sorted(g for g in self._storage.groups() if g != ROOT and g.startswith(prefix))
+        return names, groups
+
+    def list_regex(self, regex: str, now: float) -> Listing:
+        """Names and groups that the RE2 expression matches (anchored at the start)."""
+        pattern = compile_pattern(regex, MAX_NAME_BYTES * 4, case_sensitive=True)
+        names = {e.name: e.uri for e in self._entries(now) if pattern.match(e.name)}
+        groups = sorted(g for g in self._storage.groups() if pattern.match(g))
+        return names, groups
+
+    def list_all(self, now: float) -> Listing:
+        return {e.name: e.uri for e in self._entries(now)}, sorted(self._storage.groups())
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _live(self, name: str, now: float) -> Entry | None:
+        entry = self._storage.get(name)
+        return None if entry is None or _expired(entry, now) else entry
+
+    def _entries(self, now: float) -> Iterable[Entry]:
+        return (e for e in self._storage.entries() if not _expired(e, now))
+
+    def _count(self, now: float) -> int:
+        return sum(1 for _ in self._entries(now))
+
+    def _check_group(self, group: str) -> None:
+        if not self._storage.has_group(group):
+            raise _refuse(
+                ErrorCode.NOT_FOUND, f"group {group} does not exist (create it with creategroup)"
+            )
+
+
+def _holds(entry: Entry, token: str) -> bool:
+    return entry.token is not None and secrets.compare_digest(entry.token, token)
+
+
+def _expired(entry: Entry, now: float) -> bool:
+    return entry.expires is not None and entry.expires <= now
+
+
+def _check_uri(uri: str) -> None:
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        port = None
+    ok = len(uri.encode()) <= MAX_URI_BYTES and parts.scheme == "tcp" and parts.hostname and port
+    if not ok:
+        raise _refuse(ErrorCode.BAD_ENDPOINT, f"uri must be tcp://HOST:PORT, not {uri[:80]!r}")
+
+
+def _check_meta(meta: str) -> None:
+    if len(meta.encode("utf-8", "surrogatepass")) > MAX_META_BYTES:
+        raise _refuse(ErrorCode.TOO_LARGE, f"metadata over {MAX_META_BYTES} bytes")

@@ -1,0 +1,137 @@
+"""Where the registry keeps its entries and groups: in memory, or in a sqlite file.
+
+Invariants:
+- Storages hold data and nothing else: no rules, no clock. The registry decides what is valid.
+- A write is durable when the call returns (sqlite commits every change), so a name server
+  that is killed loses nothing it acknowledged.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["Entry", "MemoryStorage", "SqliteStorage", "Storage", "open_storage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A registered name. `expires` and `token` are set for leased entries (None: permanent)."""
+
+    name: str
+    uri: str
+    meta: str = ""
+    lease: float | None = None
+    expires: float | None = None
+    token: str | None = None
+
+
+class Storage(Protocol):
+    def get(self, name: str) -> Entry | None: ...
+    def put(self, entry: Entry) -> None: ...
+    def delete(self, name: str) -> None: ...
+    def entries(self) -> Iterable[Entry]: ...
+    def has_group(self, group: str) -> bool: ...
+    def add_group(self, group: str) -> None: ...
+    def delete_group(self, group: str) -> None: ...
+    def groups(self) -> Iterable[str]: ...
+    def close(self) -> None: ...
+
+
+class MemoryStorage:
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = {}
+        self._groups: set[str] = set()
+
+    def get(self, name: str) -> Entry | None:
+        return self._entries.get(name)
+
+    def put(self, entry: Entry) -> None:
+        self._entries[entry.name] = entry
+
+    def delete(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def entries(self) -> Iterable[Entry]:
+        return list(self._entries.values())
+
+    def has_group(self, group: str) -> bool:
+        return group in self._groups
+
+    def add_group(self, group: str) -> None:
+        self._groups.add(group)
+
+    def delete_group(self, group: str) -> None:
+        self._groups.discard(group)
+
+    def groups(self) -> Iterable[str]:
+        return list(self._groups)
+
+    def close(self) -> None:
+        pass
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    name TEXT PRIMARY KEY, uri TEXT NOT NULL, meta TEXT NOT NULL,
+    lease REAL, expires REAL, token TEXT
+);
+CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY);
+"""
+
+
+class SqliteStorage:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None
+        )  # autocommit: each write durable
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def get(self, name: str) -> Entry | None:
+        row = self._db.execute(
+            "SELECT name, uri, meta, lease, expires, token FROM entries WHERE name = ?", (name,)
+        ).fetchone()
+        return None if row is None else Entry(*row)
+
+    def put(self, entry: Entry) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
+            (entry.name, entry.uri, entry.meta, entry.lease, entry.expires, entry.token),
+        )
+
+    def delete(self, name: str) -> None:
+        self._db.execute("DELETE FROM entries WHERE name = ?", (name,))
+
+    def entries(self) -> Iterable[Entry]:
+        rows = self._db.execute("SELECT name, uri, meta, lease, expires, token FROM entries")
+        return [Entry(*row) for row in rows.fetchall()]
+
+    def has_group(self, group: str) -> bool:
+        found = self._db.execute("SELECT 1 FROM groups WHERE name = ?", (group,)).fetchone()
+        return found is not None
+
+    def add_group(self, group: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO groups VALUES (?)", (group,))
+
+    def delete_group(self, group: str) -> None:
+        self._db.execute("DELETE FROM groups WHERE name = ?", (group,))
+
+    def groups(self) -> Iterable[str]:
+        return [row[0] for row in self._db.execute("SELECT name FROM groups").fetchall()]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def open_storage(spec: str) -> Storage:
+    """`memory`, or `sqlite:PATH`."""
+    if spec == "memory":
+        return MemoryStorage()
+    if spec.startswith("sqlite:") and len(spec) > len("sqlite:"):
+        return SqliteStorage(spec[len("sqlite:") :])
+    raise ValueError(f"storage must be 'memory' or 'sqlite:PATH', not {spec!r}")
