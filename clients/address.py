@@ -1,4 +1,4 @@
-"""Endpoints: where the event server is, and which address a subscriber binds and advertises.
+"""Endpoints: checking them, and which address a subscriber binds and advertises.
 
 Nothing here sends a packet: finding the local address uses a UDP socket's connect(), which only
 asks the kernel for a route.
@@ -7,28 +7,14 @@ asks the kernel for a route.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from urllib.parse import urlsplit
 
-__all__ = [
-    "DEFAULT_ES_URI",
-    "ES_URI_VARIABLE",
-    "advertised_endpoint",
-    "local_address_for",
-    "resolve_es_uri",
-]
-
-DEFAULT_ES_URI = "tcp://127.0.0.1:7766"
-ES_URI_VARIABLE = "ES_URI"
+__all__ = ["advertised_endpoint", "bind_address", "local_address_for", "resolve_tcp"]
 
 
-def resolve_es_uri(es_uri: str | None) -> str:
-    """The event server's endpoint: the argument, else $ES_URI, else the local default.
-
-    `HOST:PORT` is accepted as a short form of `tcp://HOST:PORT`.
-    """
-    uri = es_uri or os.environ.get(ES_URI_VARIABLE) or DEFAULT_ES_URI
+def resolve_tcp(uri: str) -> str:
+    """`uri` checked as tcp://HOST:PORT; `HOST:PORT` is accepted as a short form."""
     if "://" not in uri:
         uri = f"tcp://{uri}"
     parts = urlsplit(uri)
@@ -37,7 +23,7 @@ def resolve_es_uri(es_uri: str | None) -> str:
     except ValueError:
         port = None
     if parts.scheme != "tcp" or not parts.hostname or not port:
-        raise ValueError(f"event server address must be tcp://HOST:PORT, not {uri!r}")
+        raise ValueError(f"address must be tcp://HOST:PORT, not {uri!r}")
     return uri
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import zmq
 
-from clients.address import resolve_es_uri
 from clients.control import Control
+from clients.naming import resolve_es_uri
 from clients.wire import Ping, Stats
 
 __all__ = ["ping", "stats"]

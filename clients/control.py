@@ -27,7 +27,7 @@ from clients.errors import (
     RequestTimeout,
     error_from_reply,
 )
-from clients.wire import MAX_INT, Err, Reply, Request, decode_reply, encode
+from clients.wire import MAX_INT, Err, Reply, decode_reply, encode
 
 __all__ = ["Control"]
 
@@ -36,8 +36,15 @@ _MAX_KEPT_ERRORS = 100
 
 
 class Control:
-    def __init__(self, context: zmq.Context[Any], endpoint: str, timeout: float) -> None:
+    def __init__(
+        self,
+        context: zmq.Context[Any],
+        endpoint: str,
+        timeout: float,
+        encoder: Callable[[Any], list[bytes]] = encode,
+    ) -> None:
         self.endpoint = endpoint
+        self._encode = encoder
         self.timeout = timeout
         self.errors: list[RequestError] = []
         self.errors_dropped = 0
@@ -53,15 +60,13 @@ class Control:
     def next_rid(self) -> int:
         return next(self._rids) % MAX_INT or next(self._rids)
 
-    def request(
-        self, build: Callable[[int], Request], timeout: float | None = None
-    ) -> dict[str, Any]:
+    def request(self, build: Callable[[int], Any], timeout: float | None = None) -> dict[str, Any]:
         """Send a request and wait for its reply; raise the mapped error for an ERR reply."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         with self._lock:
             self._check_open()
             rid = self.next_rid()
-            self._send(encode(build(rid)))
+            self._send(self._encode(build(rid)))
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._sock.poll(int(remaining * 1000) + 1):
@@ -73,19 +78,19 @@ class Control:
                     raise error_from_reply(reply.code, reply.message)
                 return reply.body
 
-    def send(self, build: Callable[[int], Request]) -> None:
+    def send(self, build: Callable[[int], Any]) -> None:
         """Send a request that gets no reply unless it fails (its error lands in `errors`)."""
         with self._lock:
             self._check_open()
-            self._send(encode(build(self.next_rid())))
+            self._send(self._encode(build(self.next_rid())))
 
-    def send_quiet(self, build: Callable[[int], Request]) -> bool:
+    def send_quiet(self, build: Callable[[int], Any]) -> bool:
         """Send without waiting for room (acknowledgements): False if the queue is full."""
         with self._lock:
             if self._closed:
                 return False
             try:
-                self._sock.send_multipart(encode(build(0)), zmq.NOBLOCK)
+                self._sock.send_multipart(self._encode(build(0)), zmq.NOBLOCK)
             except zmq.Again:
                 return False
             return True

@@ -16,9 +16,9 @@ from typing import Any
 
 import zmq
 
-from clients.address import resolve_es_uri
 from clients.control import Control
 from clients.errors import ErrorCode, TooLarge
+from clients.naming import resolve_es_uri
 from clients.payload import encode_payload, format_for
 from clients.wire import Ping, PubItem, Publish
 

@@ -27,10 +27,11 @@ from typing import Any
 
 import zmq
 
-from clients.address import advertised_endpoint, bind_address, local_address_for, resolve_es_uri
+from clients.address import advertised_endpoint, bind_address, local_address_for
 from clients.control import Control
 from clients.errors import EsError, RemoteProtocolError
 from clients.event import Event
+from clients.naming import resolve_es_uri
 from clients.publisher import Subjects, refuse_ident, subject_tuple
 from clients.waker import Waker
 from clients.wire import Ack, Delivery, Options, Subscribe, SubscribeMatch, Unsubscribe

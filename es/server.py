@@ -15,7 +15,6 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections import deque
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 import zmq
 
 from clients.errors import ErrorCode
-from clients.waker import Waker
+from clients.lifecycle import Daemon, ExitCode
 from clients.wire import MAX_HEADER_BYTES
 from es.broker import Action, Batch, Broker, Close, Fanout, Open, Reply
 from es.config import ServerConfig
@@ -40,16 +39,6 @@ _TURN = 512
 # (and ZeroMQ's high-water marks push back on the clients).
 _BACKLOG = 256
 _BACKLOG_BYTES = 32 << 20
-
-
-class ExitCode:
-    """Process exit codes of `es serve` (documented in the README)."""
-
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    BIND = 3
-    FORCED = 130
 
 
 class BindError(OSError):
@@ -70,7 +59,7 @@ def _bind_endpoint(host: str, port: int) -> str:
     return f"tcp://{literal}:{port}"
 
 
-class EventServer:
+class EventServer(Daemon):
     """The event server. `serve()` runs it in this thread; `start()` runs it in a new one.
 
     >>> server = EventServer(ServerConfig(port=0))
@@ -80,6 +69,8 @@ class EventServer:
     >>> server.stop(); thread.join()
     """
 
+    thread_name = "es-server"
+
     def __init__(
         self,
         config: ServerConfig,
@@ -87,16 +78,9 @@ class EventServer:
         clock: Callable[[], float] = time.time,
         on_ready: Callable[[str], None] | None = None,
     ) -> None:
+        super().__init__(on_ready)
         self.config = config
-        self.endpoint: str | None = None
-        self.exit_code: int | None = None
         self._clock = clock
-        self._on_ready = on_ready
-        self._ready = threading.Event()
-        self._stop_requested = False
-        self._force = False
-        self._waker = Waker()
-        self._wakeup_fd_installed = False
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._router: zmq.Socket[bytes] | None = None
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
@@ -105,72 +89,25 @@ class EventServer:
         self._backlog_bytes = 0
         self.broker = Broker(config, now=clock())
 
-    # --- lifecycle -------------------------------------------------------------------------------
-
-    def start(self) -> threading.Thread:
-        """Run the server in a daemon thread; pair with `wait_until_started`."""
-        thread = threading.Thread(target=self.serve, name="es-server", daemon=True)
-        thread.start()
-        return thread
-
-    def wait_until_started(self, timeout: float | None = None) -> bool:
-        """True once the server is bound and serving; False if `timeout` passed or it failed."""
-        self._ready.wait(timeout)
-        return self._ready.is_set() and self.endpoint is not None
-
-    waitUntilStarted = wait_until_started  # noqa: N815 - Pyro's EventServiceStarter spelling
-
-    def stop(self, force: bool = False) -> None:
-        """Ask the loop to drain and stop (with force: stop at once). Safe from any thread."""
-        if force:
-            self._force = True
-        self._stop_requested = True
-        self._waker.wake()
-
-    def interrupt(self) -> None:
-        """What Ctrl-C does: the first drains and stops, the second stops at once."""
-        self.stop(force=self._stop_requested)
-
-    def install_signal_handlers(self) -> None:
-        """Make SIGINT and SIGTERM call interrupt(). Main thread only.
-
-        The wakeup fd matters: a signal that lands just before the loop enters poll() only sets
-        a flag in Python's C handler, and the poll would sleep through it. With the wake socket
-        as wakeup fd, the C handler itself writes a byte that the poll is waiting for.
-        """
-        signal.set_wakeup_fd(self._waker.write_fileno(), warn_on_full_buffer=False)
-        self._wakeup_fd_installed = True
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: self.interrupt())
-
-    @property
-    def forced(self) -> bool:
-        return self._force
-
     def serve(self) -> int:
         """Bind, announce readiness, serve until stopped; return the process exit code."""
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._ctx = ctx
         try:
-            self._router = self._bind(ctx)
+            self._router, endpoint = self._bind(ctx)
         except BindError as exc:
             log.error("%s", exc)
             ctx.destroy(linger=0)
-            self._waker.close()
-            self._ready.set()
-            self.exit_code = ExitCode.BIND
-            return ExitCode.BIND
+            return self._failed_to_start(ExitCode.BIND)
         try:
-            self._ready.set()
-            if self._on_ready is not None:
-                self._on_ready(self.endpoint or "")
+            self._announce(endpoint)
             self._loop()
             self.exit_code = ExitCode.FORCED if self._force else self._drain()
         finally:
             self._close_all()
         return self.exit_code
 
-    def _bind(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
+    def _bind(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes], str]:
         router = ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         # ZeroMQ drops a peer that sends a frame larger than this, before it is ever buffered.
@@ -184,9 +121,9 @@ class EventServer:
         except zmq.ZMQError as exc:
             router.close()
             raise BindError(f"cannot bind {address}: {exc.strerror}") from None
-        self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
-        log.info("event server listening on %s", self.endpoint)
-        return router
+        endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+        log.info("event server listening on %s", endpoint)
+        return router, endpoint
 
     # --- the loop --------------------------------------------------------------------------------
 
@@ -394,9 +331,7 @@ class EventServer:
             dealer.close(linger=0 if self._force else None)
         self._dealers.clear()
         self._terminate(ctx)
-        if self._wakeup_fd_installed:  # never leave Python writing signals to a closed fd
-            signal.set_wakeup_fd(-1)
-        self._waker.close()
+        self._release()
         log.info("event server stopped")
 
     def _terminate(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:

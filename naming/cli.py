@@ -1,0 +1,241 @@
+"""The `ns` command: run the name server, and Pyro's `pyro-nsc` commands against one.
+
+Exit codes: 0 done, 1 an error (one line on stderr), 2 bad usage or configuration,
+3 the address could not be bound, 130 stopped by a second interrupt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from clients.errors import EsError
+from clients.lifecycle import ExitCode
+from clients.naming import NameServer
+from naming import __version__
+from naming.config import NsConfig, NsConfigError
+from naming.server import NameServerDaemon
+
+app = typer.Typer(
+    help="The name server (ns serve) and commands to inspect and change its names.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+
+NsAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ns",
+        envvar="NS_ADDRESS",
+        help="Name server HOST:PORT [found by URI file, then broadcast].",
+    ),
+]
+Ident = Annotated[
+    str | None,
+    typer.Option("-i", "--ident", envvar="NS_IDENT", help="Passphrase (arrives with security)."),
+]
+Host = Annotated[
+    str | None, typer.Option("-n", "--host", envvar="NS_HOST", help="Address to bind [127.0.0.1].")
+]
+Port = Annotated[
+    int | None,
+    typer.Option(
+        "-p", "--port", envvar="NS_PORT", help="Port (TCP and UDP discovery), 0 = any [9090]."
+    ),
+]
+Storage = Annotated[
+    str | None,
+    typer.Option("--storage", envvar="NS_STORAGE", help="memory or sqlite:PATH [memory]."),
+]
+UriFile = Annotated[
+    str | None,
+    typer.Option(
+        "--uri-file", envvar="NS_URI_FILE", help="Where to write the endpoint ('' for nowhere)."
+    ),
+]
+Discovery = Annotated[
+    bool | None, typer.Option("--discovery/--no-discovery", help="Answer UDP broadcasts [on].")
+]
+
+
+def _fail(message: str, code: int = ExitCode.ERROR) -> typer.Exit:
+    typer.echo(f"ns: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _config(**values: Any) -> NsConfig:
+    if values.get("ident") is not None:
+        raise _fail(
+            "-i/--ident (passphrase security) arrives with the security issue", ExitCode.USAGE
+        )
+    try:
+        return NsConfig.build(**values)
+    except NsConfigError as exc:
+        raise _fail(f"bad configuration: {exc}", ExitCode.USAGE) from None
+
+
+@app.command()
+def serve(
+    host: Host = None,
+    port: Port = None,
+    ident: Ident = None,
+    storage: Storage = None,
+    uri_file: UriFile = None,
+    discovery: Discovery = None,
+    log_level: Annotated[str, typer.Option("--log-level", envvar="NS_LOG_LEVEL")] = "INFO",
+) -> None:
+    """Run the name server in the foreground. Prints one JSON ready line on stdout."""
+    config = _config(
+        host=host, port=port, ident=ident, storage=storage, uri_file=uri_file, discovery=discovery
+    )
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s ns %(levelname)s %(message)s",
+    )
+
+    def announce(endpoint: str) -> None:
+        line = {
+            "ready": "ns",
+            "endpoint": endpoint,
+            "discovery": daemon.discovery,
+            "uri_file": None if daemon.uri_file is None else str(daemon.uri_file),
+            "pid": os.getpid(),
+            "version": __version__,
+        }
+        print(json.dumps(line), flush=True)
+
+    daemon = NameServerDaemon(config, on_ready=announce)
+    daemon.install_signal_handlers()
+    raise typer.Exit(daemon.serve())
+
+
+@app.command()
+def config(
+    host: Host = None,
+    port: Port = None,
+    ident: Ident = None,
+    storage: Storage = None,
+    uri_file: UriFile = None,
+    discovery: Discovery = None,
+) -> None:
+    """Print the configuration `ns serve` would run with, as JSON."""
+    cfg = _config(
+        host=host, port=port, ident=ident, storage=storage, uri_file=uri_file, discovery=discovery
+    )
+    typer.echo(json.dumps(cfg.as_dict(), indent=2))
+
+
+def _with_ns(ns: str | None, ident: str | None, action: Callable[[NameServer], T]) -> T:
+    try:
+        with NameServer(ns, ident=ident) as server:
+            return action(server)
+    except (EsError, ValueError, NotImplementedError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def ping(ns: NsAddress = None, ident: Ident = None) -> None:
+    """Check that the name server answers."""
+    body = _with_ns(ns, ident, lambda s: {**s.ping(), "endpoint": s.endpoint})
+    typer.echo(f"{body['server']} {body['version']} at {body['endpoint']}")
+
+
+def _print_listing(body: dict[str, Any]) -> None:
+    for group in body["groups"]:
+        typer.echo(f"{group}  (group)")
+    for name, uri in sorted(body["names"].items()):
+        typer.echo(f"{name}  {uri}")
+    if body.get("truncated"):
+        typer.echo("(list truncated)")
+
+
+@app.command("list")
+def list_(
+    group: Annotated[str | None, typer.Argument(help="Group to list [the root ':'].")] = None,
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", help="Names starting with this.")
+    ] = None,
+    regex: Annotated[
+        str | None, typer.Option("--regex", help="Names an RE2 expression matches.")
+    ] = None,
+    ns: NsAddress = None,
+    ident: Ident = None,
+) -> None:
+    """List the names and groups in a group, or by prefix or regular expression."""
+    if sum(x is not None for x in (group, prefix, regex)) > 1:
+        raise _fail("give one of GROUP, --prefix or --regex", ExitCode.USAGE)
+    _print_listing(_with_ns(ns, ident, lambda s: s.list(group, prefix=prefix, regex=regex)))
+
+
+@app.command()
+def listall(ns: NsAddress = None, ident: Ident = None) -> None:
+    """List every name and group."""
+    _print_listing(_with_ns(ns, ident, lambda s: s.listall()))
+
+
+@app.command()
+def lookup(name: str, ns: NsAddress = None, ident: Ident = None) -> None:
+    """Print the URI registered for NAME."""
+    typer.echo(_with_ns(ns, ident, lambda s: s.lookup(name)))
+
+
+@app.command()
+def register(
+    name: str,
+    uri: str,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing name.")] = False,
+    lease: Annotated[
+        float | None, typer.Option("--lease", help="Seconds until it expires unless renewed.")
+    ] = None,
+    ns: NsAddress = None,
+    ident: Ident = None,
+) -> None:
+    """Register NAME for URI (permanent unless --lease)."""
+    body = _with_ns(ns, ident, lambda s: s.register(name, uri, replace=replace, lease=lease))
+    typer.echo(
+        f"registered {body['name']}" + (f" (token {body['token']})" if "token" in body else "")
+    )
+
+
+@app.command()
+def remove(name: str, ns: NsAddress = None, ident: Ident = None) -> None:
+    """Remove NAME."""
+    _with_ns(ns, ident, lambda s: s.remove(name))
+
+
+@app.command()
+def creategroup(group: str, ns: NsAddress = None, ident: Ident = None) -> None:
+    """Create GROUP (its parent group must exist)."""
+    _with_ns(ns, ident, lambda s: s.create_group(group))
+
+
+@app.command()
+def deletegroup(group: str, ns: NsAddress = None, ident: Ident = None) -> None:
+    """Delete GROUP (it must be empty)."""
+    _with_ns(ns, ident, lambda s: s.delete_group(group))
+
+
+@app.command()
+def showmeta(name: str, ns: NsAddress = None, ident: Ident = None) -> None:
+    """Print the metadata of NAME."""
+    typer.echo(_with_ns(ns, ident, lambda s: s.get_meta(name)))
+
+
+@app.command()
+def setmeta(name: str, meta: str, ns: NsAddress = None, ident: Ident = None) -> None:
+    """Set the metadata of NAME to META (a string)."""
+    _with_ns(ns, ident, lambda s: s.set_meta(name, meta))
+
+
+def main() -> None:
+    app()

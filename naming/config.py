@@ -1,0 +1,71 @@
+"""The name server's configuration: one frozen object, validated when built."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from clients.naming import NS_PORT
+
+__all__ = ["NsConfig", "NsConfigError"]
+
+
+class NsConfigError(ValueError):
+    """A setting is unknown or out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class NsConfig:
+    host: str = "127.0.0.1"
+    port: int = NS_PORT
+    ident: str | None = None
+    # Pyro's name server forgot everything on restart; sqlite:PATH remembers.
+    storage: str = "memory"
+    # None: the per-user default file; "": write none.
+    uri_file: str | None = None
+    # Answer UDP broadcasts asking where the name server is (Pyro's NameServerLocator).
+    discovery: bool = True
+    # Shortest and longest lease a registrant may ask for: short leases cost renewals.
+    min_lease: float = 1.0
+    max_lease: float = 3600.0
+    # Each name costs a little memory and a line in every listing.
+    max_names: int = 10_000
+    # How often expired leases are swept (lookups ignore them at once anyway).
+    sweep_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(bool(self.host), "host must not be empty")
+        _check(0 <= self.port <= 65535, "port must be from 0 to 65535")
+        ok_storage = self.storage == "memory" or (
+            self.storage.startswith("sqlite:") and len(self.storage) > len("sqlite:")
+        )
+        _check(ok_storage, "storage must be 'memory' or 'sqlite:PATH'")
+        for name in ("min_lease", "max_lease", "sweep_interval"):
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value > 0, f"{name} must be a positive number")
+        _check(self.min_lease <= self.max_lease, "min_lease must not exceed max_lease")
+        _check(self.max_names > 0, "max_names must be positive")
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["ident"] = None if self.ident is None else "(set)"
+        return data
+
+    @classmethod
+    def build(cls, **values: Any) -> NsConfig:
+        """A config from the given values (None = not given, keep the default)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise NsConfigError(f"unknown setting {unknown[0]!r}")
+        try:
+            return cls(**{k: v for k, v in values.items() if v is not None})
+        except (TypeError, ValueError) as exc:
+            raise NsConfigError(str(exc)) from None
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise NsConfigError(message)
