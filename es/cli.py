@@ -47,7 +47,21 @@ Port = Annotated[
     typer.Option("-p", "--port", envvar="ES_PORT", help="Port to bind, 0 for any free one [7766]."),
 ]
 NoNaming = Annotated[
-    bool, typer.Option("-N", "--no-naming", help="Do not use a name server (the only mode so far).")
+    bool, typer.Option("-N", "--no-naming", help="Do not register in a name server.")
+]
+NsAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ns",
+        envvar="NS_ADDRESS",
+        help="Name server HOST:PORT [found by URI file, then broadcast].",
+    ),
+]
+NsLease = Annotated[
+    float | None,
+    typer.Option(
+        "--ns-lease", envvar="ES_NS_LEASE", help="Seconds the name outlives a crash [10]."
+    ),
 ]
 Ident = Annotated[
     str | None,
@@ -105,6 +119,7 @@ def _config(
     max_stall: float | None,
     max_queue_size: int | None,
     drain_timeout: float | None,
+    **naming: Any,
 ) -> ServerConfig:
     if ident is not None:
         raise _fail(
@@ -120,6 +135,7 @@ def _config(
             max_stall=max_stall,
             max_queue_size=max_queue_size,
             drain_timeout=drain_timeout,
+            **naming,
         )
     except ConfigError as exc:
         raise _fail(f"bad configuration: {exc}", ExitCode.USAGE) from None
@@ -130,6 +146,8 @@ def serve(
     host: Host = None,
     port: Port = None,
     no_naming: NoNaming = False,
+    ns: NsAddress = None,
+    ns_lease: NsLease = None,
     ident: Ident = None,
     queue_size: QueueSize = None,
     policy: Policy = None,
@@ -140,7 +158,17 @@ def serve(
 ) -> None:
     """Run the event server in the foreground. Prints one JSON ready line on stdout."""
     config = _config(
-        host, port, ident, queue_size, policy, max_stall, max_queue_size, drain_timeout
+        host,
+        port,
+        ident,
+        queue_size,
+        policy,
+        max_stall,
+        max_queue_size,
+        drain_timeout,
+        use_naming=not no_naming,
+        ns_address=ns,
+        ns_lease=ns_lease,
     )
     logging.basicConfig(
         level=log_level.upper(),
@@ -167,6 +195,8 @@ def config(
     host: Host = None,
     port: Port = None,
     no_naming: NoNaming = False,
+    ns: NsAddress = None,
+    ns_lease: NsLease = None,
     ident: Ident = None,
     queue_size: QueueSize = None,
     policy: Policy = None,
@@ -175,7 +205,19 @@ def config(
     drain_timeout: Drain = None,
 ) -> None:
     """Print the configuration `es serve` would run with, as JSON."""
-    cfg = _config(host, port, ident, queue_size, policy, max_stall, max_queue_size, drain_timeout)
+    cfg = _config(
+        host,
+        port,
+        ident,
+        queue_size,
+        policy,
+        max_stall,
+        max_queue_size,
+        drain_timeout,
+        use_naming=not no_naming,
+        ns_address=ns,
+        ns_lease=ns_lease,
+    )
     typer.echo(json.dumps(cfg.as_dict(), indent=2))
 
 

@@ -59,7 +59,12 @@ class ServerConfig:
 
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    use_naming: bool = False
+    # Register as :Pyro.EventService in the name server, as Pyro's event server did (-N: don't).
+    use_naming: bool = True
+    # Where the name server is; None: found by URI file, then broadcast (see clients.naming).
+    ns_address: str | None = None
+    # Seconds the registration outlives this server if it dies; renewed every third of that.
+    ns_lease: float = 10.0
     ident: str | None = None
     # Pyro's default behaviour: the publisher waits, so nothing is lost.
     policy: str = "block"
@@ -96,6 +101,7 @@ def validate(config: ServerConfig) -> None:
     _check(_seconds(config.max_stall), "max_stall must be a finite number of seconds >= 0")
     _check(config.max_stall <= lim.max_stall_limit, "max_stall exceeds max_stall_limit")
     _check(_seconds(config.drain_timeout), "drain_timeout must be a finite number >= 0")
+    _check(_seconds(config.ns_lease) and config.ns_lease >= 1, "ns_lease must be >= 1 second")
     _check(config.cache_size >= 0, "cache_size must be >= 0")
     for f in dataclasses.fields(lim):
         value = getattr(lim, f.name)

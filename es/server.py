@@ -20,14 +20,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import zmq
 
-from clients.errors import ErrorCode
+from clients.errors import ErrorCode, EsError
 from clients.lifecycle import Daemon, ExitCode
+from clients.naming import locate_ns
 from clients.wire import MAX_HEADER_BYTES
 from es.broker import Action, Batch, Broker, Close, Fanout, Open, Reply
 from es.config import ServerConfig
+from es.registration import Registration
 
 __all__ = ["BindError", "EventServer", "ExitCode"]
 
@@ -99,13 +102,34 @@ class EventServer(Daemon):
             log.error("%s", exc)
             ctx.destroy(linger=0)
             return self._failed_to_start(ExitCode.BIND)
+        registration = self._register(endpoint) if self.config.use_naming else None
+        if registration is False:
+            assert self._router is not None
+            self._router.close()
+            ctx.destroy(linger=0)
+            return self._failed_to_start(ExitCode.NAMING)
         try:
             self._announce(endpoint)
             self._loop()
+            if registration:  # gone from the name server first: no new clients for a dying server
+                registration.stop(remove=not self._force)
             self.exit_code = ExitCode.FORCED if self._force else self._drain()
         finally:
             self._close_all()
         return self.exit_code
+
+    def _register(self, endpoint: str) -> Registration | Literal[False]:
+        """Claim :Pyro.EventService and keep it; False (after logging why) if that is impossible."""
+        try:
+            registration = Registration(
+                endpoint, locate_ns(self.config.ns_address), self.config.ns_lease
+            )
+            registration.claim()
+        except (EsError, ValueError) as exc:
+            log.error("%s", exc)
+            return False
+        registration.start()
+        return registration
 
     def _bind(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes], str]:
         router = ctx.socket(zmq.ROUTER)

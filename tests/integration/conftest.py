@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,6 +33,11 @@ class Daemon:
     proc: subprocess.Popen[str]
     endpoint: str
     log_path: Path
+    ready: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -73,16 +78,17 @@ def es_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "es", *args]
 
 
-def spawn_es(*args: str, env: dict[str, str] | None = None) -> Daemon:
-    log = Path(tempfile.mkstemp(prefix="es-", suffix=".log")[1])
+def ns_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "naming", *args]
+
+
+def spawn(command: list[str], kind: str, env: dict[str, str] | None = None) -> Daemon:
+    """Start a daemon and wait (with a deadline) for its JSON ready line."""
+    log = Path(tempfile.mkstemp(prefix=f"{kind}-", suffix=".log")[1])
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with log.open("w") as log_file:
         proc = subprocess.Popen(
-            es_command("serve", "-n", "127.0.0.1", "-p", "0", *args),
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            text=True,
-            env=full_env,
+            command, stdout=subprocess.PIPE, stderr=log_file, text=True, env=full_env
         )
     assert proc.stdout is not None
     deadline = time.monotonic() + START_DEADLINE
@@ -90,15 +96,37 @@ def spawn_es(*args: str, env: dict[str, str] | None = None) -> Daemon:
         while True:
             line = read_line(proc.stdout, deadline)
             if line is None:
-                raise AssertionError(f"es exited before it was ready; log:\n{log.read_text()}")
+                raise AssertionError(f"{kind} exited before it was ready; log:\n{log.read_text()}")
             if line.startswith("{"):
                 ready = json.loads(line)
-                assert ready["ready"] == "es" and ready["pid"] == proc.pid
-                return Daemon(proc, ready["endpoint"], log)
+                assert ready["ready"] == kind and ready["pid"] == proc.pid
+                return Daemon(proc, ready["endpoint"], log, ready)
     except BaseException:
         proc.kill()
         proc.wait(STOP_DEADLINE)
         raise
+
+
+def spawn_es(*args: str, env: dict[str, str] | None = None, naming: bool = False) -> Daemon:
+    """An event server on a free loopback port; without a name server unless `naming`."""
+    flags = () if naming else ("-N",)
+    return spawn(es_command("serve", "-n", "127.0.0.1", "-p", "0", *flags, *args), "es", env)
+
+
+def spawn_ns(*args: str, env: dict[str, str] | None = None) -> Daemon:
+    """A name server on a free loopback port (its discovery socket on the same port number)."""
+    return spawn(ns_command("serve", "-n", "127.0.0.1", "-p", "0", *args), "ns", env)
+
+
+@pytest.fixture(autouse=True)
+def private_naming(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test finds only its own name server: its own URI file, and no name server address
+    or event server address inherited from the environment."""
+    uri_file = tmp_path / "ns.uri"
+    monkeypatch.setenv("NS_URI_FILE", str(uri_file))
+    for name in ("NS_ADDRESS", "ES_URI", "NS_PORT", "NS_BROADCAST"):
+        monkeypatch.delenv(name, raising=False)
+    return uri_file
 
 
 @pytest.fixture
@@ -106,8 +134,24 @@ def start_es() -> Iterator[Callable[..., Daemon]]:
     """Start event servers with the given `es serve` options; all are stopped afterwards."""
     started: list[Daemon] = []
 
+    def start(*args: str, env: dict[str, str] | None = None, naming: bool = False) -> Daemon:
+        daemon = spawn_es(*args, env=env, naming=naming)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+        daemon.log_path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def start_ns() -> Iterator[Callable[..., Daemon]]:
+    """Start name servers with the given `ns serve` options; all are stopped afterwards."""
+    started: list[Daemon] = []
+
     def start(*args: str, env: dict[str, str] | None = None) -> Daemon:
-        daemon = spawn_es(*args, env=env)
+        daemon = spawn_ns(*args, env=env)
         started.append(daemon)
         return daemon
 

@@ -9,7 +9,7 @@ from es import EventServer, ServerConfig
 
 
 def test_start_in_a_thread_wait_until_started_and_stop() -> None:
-    server = EventServer(ServerConfig(port=0))
+    server = EventServer(ServerConfig(port=0, use_naming=False))
     thread = server.start()
     assert server.wait_until_started(30.0)
     assert server.endpoint is not None and server.endpoint.startswith("tcp://127.0.0.1:")
@@ -24,7 +24,7 @@ def test_start_in_a_thread_wait_until_started_and_stop() -> None:
 
 
 def test_pyro_spelling_of_wait_until_started() -> None:
-    server = EventServer(ServerConfig(port=0))
+    server = EventServer(ServerConfig(port=0, use_naming=False))
     thread = server.start()
     assert server.waitUntilStarted(30.0)
     server.stop()
@@ -32,11 +32,11 @@ def test_pyro_spelling_of_wait_until_started() -> None:
 
 
 def test_a_server_that_cannot_bind_reports_false_and_exit_code_3() -> None:
-    first = EventServer(ServerConfig(port=0))
+    first = EventServer(ServerConfig(port=0, use_naming=False))
     first_thread = first.start()
     assert first.wait_until_started(30.0) and first.endpoint is not None
     port = int(first.endpoint.rsplit(":", 1)[1])
-    second = EventServer(ServerConfig(port=port))
+    second = EventServer(ServerConfig(port=port, use_naming=False))
     second_thread = second.start()
     assert second.wait_until_started(30.0) is False
     second_thread.join(30.0)
@@ -46,7 +46,7 @@ def test_a_server_that_cannot_bind_reports_false_and_exit_code_3() -> None:
 
 
 def test_stop_from_another_thread_before_any_traffic() -> None:
-    server = EventServer(ServerConfig(port=0))
+    server = EventServer(ServerConfig(port=0, use_naming=False))
     thread = server.start()
     assert server.wait_until_started(30.0)
     threading.Thread(target=server.stop).start()
