@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 7766
+NS_PORT ?= 9090
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint fmt bench vectors clean
@@ -19,8 +20,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP) ## set up, then start the event server in the foreground on 127.0.0.1:$(PORT)
-	$(BIN)/es serve -n 127.0.0.1 -p $(PORT)
+run: $(STAMP) ## set up, then start the name server and the event server (127.0.0.1:$(PORT))
+	$(BIN)/es up -n 127.0.0.1 -p $(PORT) --ns-port $(NS_PORT)
 
 test: $(STAMP) ## set up, then run every test
 	$(BIN)/python -m pytest

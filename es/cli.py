@@ -362,5 +362,18 @@ def ping(es: EsUri = None, timeout: Timeout = 5.0) -> None:
     typer.echo(f"{body.get('server')} {body.get('version')} answered in {elapsed:.1f} ms")
 
 
+@app.command()
+def up(
+    port: Annotated[int, typer.Option("-p", "--port", help="Event server port.")] = 7766,
+    ns_port: Annotated[int, typer.Option("--ns-port", help="Name server port.")] = 9090,
+    host: Annotated[str, typer.Option("-n", "--host", help="Address both bind.")] = "127.0.0.1",
+) -> None:
+    """Run a name server and an event server together in the foreground (Ctrl-C stops both)."""
+    from es.stack import run_stack
+
+    ns_args = ["-n", host, "-p", str(ns_port)]
+    raise typer.Exit(run_stack(ns_args, ["-n", host, "-p", str(port)]))
+
+
 def main() -> None:
     app()
