@@ -49,6 +49,13 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
 
+    def kill(self) -> None:
+        """SIGKILL: a crash, as far as everyone else can tell."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(STOP_DEADLINE)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
     def stop(self) -> int:
         """SIGINT (graceful), then SIGKILL if it has not exited within the deadline."""
         self.interrupt()
