@@ -1,6 +1,6 @@
-"""Python client of the event service: Publisher, Subscriber, Event and the error classes.
+"""Python client of the event service: Publisher, Subscriber, Event, NameServer, the errors.
 
-The heavy parts (Publisher, Subscriber, which need zmq) load on first use, so that
+The heavy parts (Publisher, Subscriber, NameServer, which need zmq) load on first use, so that
 `clients.wire` and `clients.errors` stay importable without zmq.
 """
 
@@ -14,6 +14,7 @@ from clients.errors import __all__ as _error_names
 
 if TYPE_CHECKING:
     from clients.event import Event
+    from clients.naming import NameServer, locate_ns
     from clients.publisher import Publisher
     from clients.subscriber import Subscriber
 
@@ -21,9 +22,11 @@ _LAZY = {
     "Publisher": "clients.publisher",
     "Subscriber": "clients.subscriber",
     "Event": "clients.event",
+    "NameServer": "clients.naming",
+    "locate_ns": "clients.naming",
 }
 
-__all__ = ["Event", "Publisher", "Subscriber", *_error_names]
+__all__ = ["Event", "NameServer", "Publisher", "Subscriber", "locate_ns", *_error_names]
 
 
 def __getattr__(name: str) -> Any:

@@ -64,8 +64,9 @@ class NameService:
             case Renew(_, name, token):
                 return _lease(reg.renew(name, token, now))
             case Lookup(_, name):
-                entry = reg.lookup(name, now)
-                return {"name": entry.name, "uri": entry.uri, "meta": entry.meta, **_lease(entry)}
+                entry = reg.lookup(name, now)  # never the token: it is the registrant's secret
+                found = {"name": entry.name, "uri": entry.uri, "meta": entry.meta}
+                return found if entry.expires is None else {**found, "expires": entry.expires}
             case Remove(_, name, token):
                 reg.remove(name, now, token)
                 return {}

@@ -38,7 +38,9 @@ def test_a_leased_registration_returns_its_token_and_renews() -> None:
     body = ok(Register(3, ":Pyro.EventService", URI, lease=10.0), now=100.0)
     assert body["expires"] == 110.0 and len(body["token"]) == 32
     assert ok(Renew(4, ":Pyro.EventService", body["token"]), now=105.0)["expires"] == 115.0
-    assert ok(Lookup(5, ":Pyro.EventService"), now=114.0)["uri"] == URI
+    found = ok(Lookup(5, ":Pyro.EventService"), now=114.0)
+    assert found["uri"] == URI and found["expires"] == 115.0
+    assert "token" not in found  # the registrant's secret stays with the registrant
     reply = ask(Lookup(6, ":Pyro.EventService"), now=116.0)
     assert isinstance(reply, Err) and reply.code == "NOT_FOUND"
 
