@@ -110,33 +110,14 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _config(
-    host: str | None,
-    port: int | None,
-    ident: str | None,
-    queue_size: int | None,
-    policy: str | None,
-    max_stall: float | None,
-    max_queue_size: int | None,
-    drain_timeout: float | None,
-    **naming: Any,
-) -> ServerConfig:
+def _config(*, no_naming: bool, ns: str | None, ident: str | None, **settings: Any) -> ServerConfig:
+    """The server configuration from the options of `serve` and `config` (None = not given)."""
     if ident is not None:
         raise _fail(
             "-i/--ident (passphrase security) arrives with the security issue", ExitCode.USAGE
         )
     try:
-        return from_env(
-            os.environ,
-            host=host,
-            port=port,
-            queue_size=queue_size,
-            policy=policy,
-            max_stall=max_stall,
-            max_queue_size=max_queue_size,
-            drain_timeout=drain_timeout,
-            **naming,
-        )
+        return from_env(os.environ, use_naming=not no_naming, ns_address=ns, **settings)
     except ConfigError as exc:
         raise _fail(f"bad configuration: {exc}", ExitCode.USAGE) from None
 
@@ -157,19 +138,9 @@ def serve(
     log_level: Annotated[str, typer.Option("--log-level", envvar="ES_LOG_LEVEL")] = "INFO",
 ) -> None:
     """Run the event server in the foreground. Prints one JSON ready line on stdout."""
-    config = _config(
-        host,
-        port,
-        ident,
-        queue_size,
-        policy,
-        max_stall,
-        max_queue_size,
-        drain_timeout,
-        use_naming=not no_naming,
-        ns_address=ns,
-        ns_lease=ns_lease,
-    )
+    options = dict(locals())
+    options.pop("log_level")
+    config = _config(**options)
     logging.basicConfig(
         level=log_level.upper(),
         stream=sys.stderr,
@@ -205,19 +176,7 @@ def config(
     drain_timeout: Drain = None,
 ) -> None:
     """Print the configuration `es serve` would run with, as JSON."""
-    cfg = _config(
-        host,
-        port,
-        ident,
-        queue_size,
-        policy,
-        max_stall,
-        max_queue_size,
-        drain_timeout,
-        use_naming=not no_naming,
-        ns_address=ns,
-        ns_lease=ns_lease,
-    )
+    cfg = _config(**locals())
     typer.echo(json.dumps(cfg.as_dict(), indent=2))
 
 

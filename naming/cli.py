@@ -94,9 +94,9 @@ def serve(
     log_level: Annotated[str, typer.Option("--log-level", envvar="NS_LOG_LEVEL")] = "INFO",
 ) -> None:
     """Run the name server in the foreground. Prints one JSON ready line on stdout."""
-    config = _config(
-        host=host, port=port, ident=ident, storage=storage, uri_file=uri_file, discovery=discovery
-    )
+    options = dict(locals())
+    options.pop("log_level")
+    config = _config(**options)
     logging.basicConfig(
         level=log_level.upper(),
         stream=sys.stderr,
@@ -129,9 +129,7 @@ def config(
     discovery: Discovery = None,
 ) -> None:
     """Print the configuration `ns serve` would run with, as JSON."""
-    cfg = _config(
-        host=host, port=port, ident=ident, storage=storage, uri_file=uri_file, discovery=discovery
-    )
+    cfg = _config(**locals())
     typer.echo(json.dumps(cfg.as_dict(), indent=2))
 
 

@@ -24,7 +24,7 @@ from es.config import ServerConfig
 from naming.registry import Registry
 from naming.service import NameService, build_service
 from naming.storage import MemoryStorage
-from tests import vectorgen
+from tests import vectorgen, vectorgen_ns
 
 VECTORS_FILE = Path(__file__).parents[2] / "clients" / "wire" / "vectors.json"
 VECTORS = json.loads(VECTORS_FILE.read_text())
@@ -42,7 +42,7 @@ def decoded_json(kind: str, frames: list[bytes]) -> dict[str, Any]:
     """Decode frames of a kind into the vectors' JSON form."""
     value = DECODERS[kind](frames)
     if kind == "ns-request":
-        return vectorgen.ns_to_json(value)
+        return vectorgen_ns.ns_to_json(value)
     if kind == "where":
         return {"type": "WHERE", "nonce": value}
     if kind == "here":
@@ -53,7 +53,7 @@ def decoded_json(kind: str, frames: list[bytes]) -> dict[str, Any]:
 def encoded(kind: str, message: dict[str, Any]) -> list[bytes]:
     """Encode the vectors' JSON form of a message of a kind into frames."""
     if kind == "ns-request":
-        return encode_ns(vectorgen.ns_from_json(message))
+        return encode_ns(vectorgen_ns.ns_from_json(message))
     if kind == "where":
         return [encode_where(message["nonce"])]
     if kind == "here":
@@ -87,7 +87,7 @@ def test_every_message_kind_has_a_vector() -> None:
         "HERE",
     }
     ns_types = {v["message"]["type"] for v in VECTORS["valid"] if v["kind"] == "ns-request"}
-    assert ns_types == set(vectorgen.NS_TYPES.values())
+    assert ns_types == set(vectorgen_ns.NS_TYPES.values())
 
 
 @pytest.mark.parametrize("vector", VECTORS["valid"], ids=lambda v: v["name"])
