@@ -19,6 +19,8 @@ class Event:
     - `time`: the server's timestamp (seconds since the epoch), the same for every subscriber.
     - `seq`: this subscriber's sequence number; consecutive unless events were lost.
     - `lost`: how many events for this subscriber were lost just before this one (usually 0).
+    - `resumed`: True for the first event after the subscriber recovered from losing the event
+      server; events published meanwhile are lost and their number is unknown.
     - `payload`, `format`: the raw frame and its format code, for programs that decode themselves.
     """
 
@@ -28,6 +30,7 @@ class Event:
         "format",
         "lost",
         "payload",
+        "resumed",
         "seq",
         "stream",
         "subject",
@@ -53,6 +56,7 @@ class Event:
         self.format = format
         self.lost = lost
         self.stream = stream
+        self.resumed = False
         self._allow_pickle = allow_pickle
         self._msg: Any = _UNSET
 

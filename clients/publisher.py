@@ -10,7 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -18,6 +18,7 @@ import zmq
 
 from clients.control import Control
 from clients.errors import ErrorCode, TooLarge
+from clients.keeper import Keeper, Status
 from clients.naming import resolve_es_uri
 from clients.payload import encode_payload, format_for
 from clients.wire import Ping, PubItem, Publish
@@ -32,6 +33,17 @@ _ALWAYS_ACCEPTED = 1 << 20
 # How many unconfirmed publishes pass between looks for error replies: often enough to surface
 # errors soon, rarely enough to keep a poll call off the hot path.
 _COLLECT_EVERY = 64
+
+
+# A client checks its link this often, and calls the server gone after this long without an
+# answer: a dead server is noticed within LIVENESS seconds (the issue asks for at most 10).
+HEARTBEAT = 2.0
+LIVENESS = 6.0
+
+
+def _ping(control: Control, timeout: float) -> bool:
+    control.request(Ping, timeout)
+    return True
 
 
 def subject_tuple(subjects: Subjects) -> tuple[str, ...]:
@@ -61,15 +73,43 @@ class Publisher:
         ident: str | None = None,
         serializer: str = "msgpack",
         timeout: float = 10.0,
+        heartbeat: float = HEARTBEAT,
+        liveness: float = LIVENESS,
+        on_status: Callable[[Status], None] | None = None,
         context: zmq.Context[Any] | None = None,
         esURI: str | None = None,  # noqa: N803 - Pyro's spelling
     ) -> None:
         refuse_ident(ident)
-        self.es_uri = resolve_es_uri(es_uri or esURI)
+        spec = es_uri or esURI
         self.format = format_for(serializer)
-        self._control = Control(context or zmq.Context.instance(), self.es_uri, timeout)
+        self._keeper = Keeper(
+            lambda: resolve_es_uri(spec),
+            timeout=timeout,
+            interval=heartbeat,
+            liveness=liveness,
+            probe=lambda control: _ping(control, heartbeat),
+            restore=lambda control: None,  # a publisher has no session to restore
+            on_status=on_status,
+            context=context,
+            name="es-publisher-keeper",
+        )
+        self._keeper.start()
         self._since_collect = 0
         self._limits: dict[str, Any] | None = None
+
+    @property
+    def es_uri(self) -> str:
+        """The event server's endpoint now (it may change when the keeper reconnects)."""
+        return self._keeper.endpoint
+
+    @property
+    def status(self) -> Status:
+        """connecting, connected, down (reconnecting) or closed."""
+        return self._keeper.status
+
+    @property
+    def _control(self) -> Control:
+        return self._keeper.control
 
     def publish(
         self,
@@ -99,9 +139,11 @@ class Publisher:
         )
         self._check_size(items, timeout)
         if confirm:
-            body = self._control.request(lambda rid: Publish(rid, True, items), timeout)
+            body = self._keeper.call(
+                lambda c: c.request(lambda rid: Publish(rid, True, items), timeout)
+            )
             return int(body.get("receivers", 0))
-        self._control.send(lambda rid: Publish(rid, False, items))
+        self._keeper.call(lambda c: c.send(lambda rid: Publish(rid, False, items)))
         self._since_collect += 1
         if self._since_collect >= _COLLECT_EVERY:
             self._since_collect = 0
@@ -124,14 +166,14 @@ class Publisher:
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until the server has handled every earlier publish; raise any error it reported."""
-        self._control.request(Ping, timeout)
+        self._keeper.call(lambda c: c.request(Ping, timeout))
         error = self._control.take_error()
         if error is not None:
             raise error
 
     def ping(self, timeout: float | None = None) -> dict[str, Any]:
         """The server's answer to PING: its name, version and clock."""
-        return self._control.request(Ping, timeout)
+        return self._keeper.call(lambda c: c.request(Ping, timeout))
 
     @property
     def errors(self) -> list[Any]:
@@ -143,7 +185,7 @@ class Publisher:
         try:
             self.flush(timeout)
         finally:
-            self._control.close()
+            self._keeper.close()
 
     def __enter__(self) -> Publisher:
         return self
@@ -154,4 +196,4 @@ class Publisher:
         if kind is None:
             self.close()
         else:
-            self._control.close()
+            self._keeper.close()

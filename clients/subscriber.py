@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from threading import Lock
 from types import TracebackType
@@ -31,10 +31,19 @@ from clients.address import advertised_endpoint, bind_address, local_address_for
 from clients.control import Control
 from clients.errors import EsError, RemoteProtocolError
 from clients.event import Event
+from clients.keeper import Keeper, Status
 from clients.naming import resolve_es_uri
-from clients.publisher import Subjects, refuse_ident, subject_tuple
+from clients.publisher import HEARTBEAT, LIVENESS, Subjects, refuse_ident, subject_tuple
 from clients.waker import Waker
-from clients.wire import Ack, Delivery, Options, Subscribe, SubscribeMatch, Unsubscribe
+from clients.wire import (
+    Ack,
+    Delivery,
+    Heartbeat,
+    Options,
+    Subscribe,
+    SubscribeMatch,
+    Unsubscribe,
+)
 from clients.wire import decode_delivery as _decode
 
 __all__ = ["Subscriber"]
@@ -80,13 +89,27 @@ class Subscriber:
         allow_pickle: bool = False,
         threading: bool = False,
         timeout: float = 10.0,
+        heartbeat: float = HEARTBEAT,
+        liveness: float = LIVENESS,
+        on_status: Callable[[Status], None] | None = None,
         context: zmq.Context[Any] | None = None,
         esURI: str | None = None,  # noqa: N803 - Pyro's spelling
     ) -> None:
         refuse_ident(ident)
         if policy not in (None, "block", "drop"):
             raise ValueError("policy must be 'block' or 'drop'")
-        self.es_uri = resolve_es_uri(es_uri or esURI)
+        spec = es_uri or esURI
+        self._keeper = Keeper(
+            lambda: resolve_es_uri(spec),
+            timeout=timeout,
+            interval=heartbeat,
+            liveness=liveness,
+            probe=self._probe,
+            restore=self._replay,
+            on_status=on_status,
+            context=context,
+            name="es-subscriber-keeper",
+        )
         self.sid = uuid.uuid4().hex
         self.options = Options(policy, queue_size, max_stall)
         self.allow_pickle = allow_pickle
@@ -101,7 +124,6 @@ class Subscriber:
         self._inbox.bind(bind_address(bind_host))
         bound = self._inbox.getsockopt_string(zmq.LAST_ENDPOINT)
         self.endpoint = advertised_endpoint(bound, publish_host, self.es_uri)
-        self._control = Control(ctx, self.es_uri, timeout)
         self._poller = zmq.Poller()
         self._poller.register(self._inbox, zmq.POLLIN)
         self._waker = Waker()
@@ -119,15 +141,64 @@ class Subscriber:
         self._workers = 8
         self._pool: ThreadPoolExecutor | None = None
         self.set_threading(threading)
+        self._resumed = False
         self.bad_deliveries = 0
         """Deliveries that did not decode or were meant for another subscriber (ignored)."""
+        self._keeper.start()
+
+    @property
+    def es_uri(self) -> str:
+        """The event server's endpoint now (it may change when the keeper reconnects)."""
+        return self._keeper.endpoint
+
+    @property
+    def status(self) -> Status:
+        """connecting, connected, down (reconnecting) or closed."""
+        return self._keeper.status
+
+    @property
+    def recoveries(self) -> int:
+        """How many times the subscriptions were restored after the server lost them."""
+        return self._keeper.recoveries
+
+    def _probe(self, control: Control) -> bool:
+        """The keeper's heartbeat: False when the server no longer knows our subscriptions."""
+        body = control.request(lambda rid: Heartbeat(rid, self.sid), self._keeper.interval)
+        subjects, patterns = self.subscriptions
+        if body.get("known") or not (subjects or patterns):
+            return True
+        log.warning("the event server lost our subscriptions (%s)", body.get("evicted", "restart"))
+        return False
+
+    def _replay(self, control: Control) -> None:
+        """Subscribe again to everything in our own record, after a restart or an eviction."""
+        subjects, patterns = self.subscriptions
+        if subjects:
+            names = tuple(subjects)
+            control.request(
+                lambda rid: Subscribe(rid, self.sid, self.endpoint, names, self.options)
+            )
+        if patterns:
+            names = tuple(patterns)
+            control.request(
+                lambda rid: SubscribeMatch(rid, self.sid, self.endpoint, names, self.options)
+            )
+        self._resumed = True
+        log.info("subscriptions restored: %d subjects, %d patterns", len(subjects), len(patterns))
+
+    def _request(self, build: Callable[[int], Any]) -> dict[str, Any]:
+        body = self._keeper.call(lambda control: control.request(build))
+        interval = body.get("heartbeat")
+        if isinstance(interval, int | float) and 0 < interval < self._keeper.interval:
+            self._keeper.interval = float(interval)  # the server wants to hear from us this often
+        return body
 
     # --- subscriptions ---------------------------------------------------------------------------
 
     def subscribe(self, subjects: Subjects) -> int:
         """Subscribe to one subject or several (case-insensitive); return the subscription count."""
         names = subject_tuple(subjects)
-        body = self._control.request(
+        body = self._request(
             lambda rid: Subscribe(rid, self.sid, self.endpoint, names, self.options)
         )
         with self._record_lock:
@@ -138,7 +209,7 @@ class Subscriber:
         """Subscribe to subjects matching regular expressions (RE2, case-insensitive, anchored at
         the start); return the subscription count."""
         names = subject_tuple(patterns)
-        body = self._control.request(
+        body = self._request(
             lambda rid: SubscribeMatch(rid, self.sid, self.endpoint, names, self.options)
         )
         with self._record_lock:
@@ -148,7 +219,7 @@ class Subscriber:
     def unsubscribe(self, subjects: Subjects) -> int:
         """Remove subjects or patterns (each name is removed as both); return the count left."""
         names = subject_tuple(subjects)
-        body = self._control.request(lambda rid: Unsubscribe(rid, self.sid, names))
+        body = self._request(lambda rid: Unsubscribe(rid, self.sid, names))
         with self._record_lock:
             self._subjects.difference_update(names)
             self._patterns.difference_update(names)
@@ -168,9 +239,15 @@ class Subscriber:
         """Called by listen() for each event. Override it; the default only logs."""
         log.info("event on %s: %r", event.subject, event.msg)
 
-    def gap(self, lost: int, event: Event) -> None:
-        """Called by listen() before `event` when `lost` events before it never arrived."""
-        log.warning("%d event(s) lost before %s (seq %d)", lost, event.subject, event.seq)
+    def gap(self, lost: int | None, event: Event) -> None:
+        """Called by listen() before `event` when `lost` events before it never arrived; None
+        when their number is unknown (the event server was unreachable or restarted)."""
+        if lost is None:
+            log.warning(
+                "events may have been lost before %s: the event server was away", event.subject
+            )
+        else:
+            log.warning("%d event(s) lost before %s (seq %d)", lost, event.subject, event.seq)
 
     def set_threading(self, threading: bool, workers: int = 8) -> None:
         """True: handle events in a pool of `workers` threads (order not kept).
@@ -259,6 +336,8 @@ class Subscriber:
 
     def _run_handler(self, event: Event) -> None:
         try:
+            if event.resumed:
+                self.gap(None, event)
             if event.lost:
                 self.gap(event.lost, event)
             self.event(event)
@@ -336,12 +415,15 @@ class Subscriber:
             for e in delivery.events
         ]
         events[0].lost = lost
+        if self._resumed:
+            self._resumed = False
+            events[0].resumed = True
         return events
 
     def _ack(self) -> None:
         if self._unacked and self._last_seq > 0:
             seq = self._last_seq
-            if self._control.send_quiet(lambda rid: Ack(rid, self.sid, seq)):
+            if self._keeper.control.send_quiet(lambda rid: Ack(rid, self.sid, seq)):
                 self._acked_seq = seq
                 self._unacked = 0
 
@@ -353,15 +435,18 @@ class Subscriber:
             return
         subjects, patterns = self.subscriptions
         names = tuple(subjects | patterns)
+        self._keeper.stop()  # no replay may race the unsubscribe below
         if names:
             try:
-                self._control.request(lambda rid: Unsubscribe(rid, self.sid, names), _CLOSE_TIMEOUT)
+                self._keeper.control.request(
+                    lambda rid: Unsubscribe(rid, self.sid, names), _CLOSE_TIMEOUT
+                )
             except EsError as exc:  # the server may be gone; closing must still work
                 log.debug("could not unsubscribe on close: %s", exc)
         self._closed = True
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        self._control.close()
+        self._keeper.close()
         self._inbox.close(linger=0)
         self._waker.close()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from clients.wire import (
     MAX_INT,
     Ack,
     Err,
+    Heartbeat,
     Ok,
     Options,
     Ping,
@@ -47,9 +49,13 @@ from clients.wire import (
 )
 from es import __version__
 from es.config import ServerConfig
+from es.health import Health, verdict
 from es.index import SubscriptionIndex
 
 __all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "SubscriberState"]
+
+# Evicted sids remembered, so a client's next heartbeat can be told why it was removed.
+_EVICTIONS_KEPT = 1000
 
 # A stats reply is one header frame; stop listing subscribers once this many bytes of names are in
 # it, so the reply stays far below the 1 MiB header ceiling whatever the limits.
@@ -119,6 +125,7 @@ class SubscriberState:
     queue: int
     max_stall: float
     since: float
+    health: Health
     next_seq: int = 1
     lost_pending: int = 0
     last_sent_seq: int = 0
@@ -151,8 +158,10 @@ class Broker:
         self.config = config
         self.index = SubscriptionIndex(config.cache_size)
         self._subscribers: dict[str, SubscriberState] = {}
+        self._evicted: OrderedDict[str, str] = OrderedDict()  # sid -> reason, to tell its client
         self._new_stream = new_stream
         self._started = now
+        self._mono = now
         lim = config.limits
         self._limits = {  # what a client needs to check before sending (in PING replies)
             "max_message_bytes": lim.max_message_bytes,
@@ -165,15 +174,22 @@ class Broker:
         self.events_in = 0
         self.delivered_total = 0
         self.dropped_total = 0
+        self.evictions = 0
 
     # --- entry points used by the shell ----------------------------------------------------------
 
-    def handle(self, peer: bytes, frames: list[bytes], now: float) -> list[Action]:
-        """Everything to do for one request from control peer `peer`."""
+    def handle(
+        self, peer: bytes, frames: list[bytes], now: float, mono: float | None = None
+    ) -> list[Action]:
+        """Everything to do for one request from control peer `peer`.
+
+        `now` is the wall clock (event times); `mono` a monotonic clock (liveness; default now).
+        """
         try:
             request = decode_request(frames)
         except RemoteProtocolError as exc:
             return [self.error(peer, exc.rid, exc.code, exc.message)]
+        self._mono = now if mono is None else mono
         try:
             return self._dispatch(peer, request, now)
         except RequestError as exc:
@@ -181,6 +197,11 @@ class Broker:
 
     def error(self, peer: bytes, rid: int, code: str, message: str) -> Reply:
         return Reply(peer, encode(Err(rid, code, message)))
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """How often subscribers must send HEARTBEAT: a third of the liveness timeout."""
+        return self.config.liveness / 3
 
     def subscriber(self, sid: str) -> SubscriberState | None:
         return self._subscribers.get(sid)
@@ -192,14 +213,16 @@ class Broker:
             state.sent += count
             state.lost_pending = 0
             state.last_sent_seq = last_seq
+            state.health.flowing()
         self.delivered_total += count
 
-    def dropped(self, sid: str, count: int) -> None:
+    def dropped(self, sid: str, count: int, mono: float) -> None:
         """The shell could not queue a batch (full queue, or stalled too long)."""
         state = self._subscribers.get(sid)
         if state is not None:
             state.lost_pending += count
             state.dropped += count
+            state.health.full(mono)
         self.dropped_total += count
 
     def abandon(self, sid: str) -> None:
@@ -211,10 +234,40 @@ class Broker:
         """Whether a request is read-only and may jump ahead of a stalled publish (STATS)."""
         return peek_command(frames) == "STATS"
 
-    def stalled(self, sid: str) -> None:
+    def stalled(self, sid: str, mono: float) -> None:
         state = self._subscribers.get(sid)
         if state is not None:
             state.stalls += 1
+            state.health.full(mono)
+
+    def link(self, sid: str, up: bool, mono: float) -> None:
+        """The shell's socket monitor saw the subscriber's connection come up or go down."""
+        state = self._subscribers.get(sid)
+        if state is not None:
+            state.health.link(up, mono)
+
+    def sweep(self, mono: float) -> list[Close]:
+        """Remove every subscriber that is dead, unreachable or stalled too long."""
+        actions: list[Close] = []
+        cfg = self.config
+        for sid, state in list(self._subscribers.items()):
+            reason = verdict(state.health, mono, cfg.liveness, cfg.evict_stalled)
+            if reason is not None:
+                actions.append(self._evict(sid, reason))
+        return actions
+
+    def eviction(self, sid: str) -> str | None:
+        """Why `sid` was removed, while that is still remembered."""
+        return self._evicted.get(sid)
+
+    def _evict(self, sid: str, reason: str) -> Close:
+        self._subscribers.pop(sid, None)
+        self.index.drop(sid)
+        self._evicted[sid] = reason
+        while len(self._evicted) > _EVICTIONS_KEPT:
+            self._evicted.popitem(last=False)
+        self.evictions += 1
+        return Close(sid)
 
     def confirmation(self, fanout: Fanout, receivers: int) -> Reply:
         """The reply to a confirmed publish: how many subscribers got at least one event."""
@@ -237,15 +290,27 @@ class Broker:
                 return self._unsubscribe(peer, rid, sid, list(names))
             case Ack(_, sid, seq):
                 state = self._subscribers.get(sid)
-                if state is not None and seq < state.next_seq:
-                    state.acked = max(state.acked, seq)
+                if state is not None:
+                    state.health.heard(self._mono)
+                    if seq < state.next_seq:
+                        state.acked = max(state.acked, seq)
                 return []
+            case Heartbeat(rid, sid):
+                return [Reply(peer, encode(Ok(rid, self._heartbeat(sid))))]
             case Ping(rid):
                 body = {"server": "es", "version": __version__, "time": now, "limits": self._limits}
                 return [Reply(peer, encode(Ok(rid, body)))]
             case Stats(rid):
                 return [Reply(peer, encode(Ok(rid, self.stats(now))))]
         raise _refuse(ErrorCode.UNKNOWN_COMMAND, type(request).__name__)  # pragma: no cover
+
+    def _heartbeat(self, sid: str) -> dict[str, Any]:
+        state = self._subscribers.get(sid)
+        if state is not None:
+            state.health.heard(self._mono)
+            return {"known": True}
+        reason = self._evicted.pop(sid, None)
+        return {"known": False} if reason is None else {"known": False, "evicted": reason}
 
     def _subject(self, subject: str) -> str:
         if not subject:
@@ -324,21 +389,33 @@ class Broker:
             if current is not None:
                 actions.append(Close(sid))
             current = SubscriberState(
-                sid, endpoint, self._new_stream(), policy, queue, max_stall, since=now
+                sid,
+                endpoint,
+                self._new_stream(),
+                policy,
+                queue,
+                max_stall,
+                since=now,
+                health=Health(last_heard=self._mono, link_since=self._mono),
             )
             self._subscribers[sid] = current
             actions.append(Open(sid, endpoint, queue, peer, rid))
         current.policy, current.max_stall = policy, max_stall
+        current.health.heard(self._mono)
+        self._evicted.pop(sid, None)
         if subjects:
             count = self.index.add_subjects(sid, subjects)
         else:
             count = self.index.add_patterns(sid, patterns or [])
-        body = {"count": count, "stream": current.stream}
+        body = {"count": count, "stream": current.stream, "heartbeat": self.heartbeat_interval}
         actions.append(Reply(peer, encode(Ok(rid, body))))
         return actions
 
     def _unsubscribe(self, peer: bytes, rid: int, sid: str, names: list[str]) -> list[Action]:
         actions: list[Action] = []
+        state = self._subscribers.get(sid)
+        if state is not None:
+            state.health.heard(self._mono)
         count = self.index.remove(sid, names)
         if count == 0 and self._subscribers.pop(sid, None) is not None:
             actions.append(Close(sid))
@@ -431,6 +508,7 @@ class Broker:
                 "events_in": self.events_in,
                 "delivered": self.delivered_total,
                 "dropped": self.dropped_total,
+                "evictions": self.evictions,
                 "cache": {
                     "entries": self.index.cache_len,
                     "hits": self.index.cache_hits,
@@ -458,4 +536,5 @@ class Broker:
             "last_seq": state.next_seq - 1,
             "acked": state.acked,
             "depth": max(0, state.last_sent_seq - state.acked),
+            "linked": state.health.linked,
         }

@@ -49,6 +49,22 @@ Port = Annotated[
 NoNaming = Annotated[
     bool, typer.Option("-N", "--no-naming", help="Do not register in a name server.")
 ]
+Liveness = Annotated[
+    float | None,
+    typer.Option(
+        "--liveness",
+        envvar="ES_LIVENESS",
+        help="Seconds before a silent or unreachable subscriber is removed [10].",
+    ),
+]
+EvictStalled = Annotated[
+    float | None,
+    typer.Option(
+        "--evict-stalled",
+        envvar="ES_EVICT_STALLED",
+        help="Seconds a full subscriber is kept, 0 = forever [60].",
+    ),
+]
 NsAddress = Annotated[
     str | None,
     typer.Option(
@@ -135,6 +151,8 @@ def serve(
     max_stall: MaxStall = None,
     max_queue_size: MaxQueue = None,
     drain_timeout: Drain = None,
+    liveness: Liveness = None,
+    evict_stalled: EvictStalled = None,
     log_level: Annotated[str, typer.Option("--log-level", envvar="ES_LOG_LEVEL")] = "INFO",
 ) -> None:
     """Run the event server in the foreground. Prints one JSON ready line on stdout."""
@@ -174,6 +192,8 @@ def config(
     max_stall: MaxStall = None,
     max_queue_size: MaxQueue = None,
     drain_timeout: Drain = None,
+    liveness: Liveness = None,
+    evict_stalled: EvictStalled = None,
 ) -> None:
     """Print the configuration `es serve` would run with, as JSON."""
     cfg = _config(**locals())

@@ -72,6 +72,11 @@ class ServerConfig:
     queue_size: int = 1000
     # How long one event may hold up publishers for one full block-mode subscriber.
     max_stall: float = 5.0
+    # A subscriber silent this long (no heartbeat or other request), or whose inbox this server
+    # cannot reach for this long, is removed: a dead subscriber stops costing anything.
+    liveness: float = 10.0
+    # A subscriber whose queue stays full this long is removed and told so; 0 = never.
+    evict_stalled: float = 60.0
     # How long graceful shutdown waits for queued events to leave.
     drain_timeout: float = 5.0
     # Subjects whose recipient sets are remembered between publishes.
@@ -101,6 +106,8 @@ def validate(config: ServerConfig) -> None:
     _check(_seconds(config.max_stall), "max_stall must be a finite number of seconds >= 0")
     _check(config.max_stall <= lim.max_stall_limit, "max_stall exceeds max_stall_limit")
     _check(_seconds(config.drain_timeout), "drain_timeout must be a finite number >= 0")
+    _check(_seconds(config.liveness) and config.liveness >= 1, "liveness must be >= 1 second")
+    _check(_seconds(config.evict_stalled), "evict_stalled must be a finite number >= 0")
     _check(_seconds(config.ns_lease) and config.ns_lease >= 1, "ns_lease must be >= 1 second")
     _check(config.cache_size >= 0, "cache_size must be >= 0")
     for f in dataclasses.fields(lim):

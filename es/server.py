@@ -14,7 +14,9 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import resource
 import threading
 import time
 from collections import deque
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from clients.errors import ErrorCode, EsError
 from clients.lifecycle import Daemon, ExitCode
@@ -35,6 +38,13 @@ from es.registration import Registration
 __all__ = ["BindError", "EventServer", "ExitCode"]
 
 log = logging.getLogger("es.server")
+
+# How often the loop reads socket-monitor events and removes dead or stalled subscribers.
+_HOUSEKEEPING = 0.5
+# ZMTP heartbeats: ZeroMQ pings each peer this often (ms) and drops a link silent this long.
+_ZMTP_PING_MS = 1000
+_ZMTP_TIMEOUT_MS = 3000
+_LINK_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
 
 # Messages handled per turn before the loop polls again (and so notices a stop request).
 _TURN = 512
@@ -55,6 +65,22 @@ class _Stall:
     fanout: Fanout
     receivers: int
     waiting: dict[str, tuple[Batch, float]] = field(default_factory=dict)
+
+
+def _size_for(ctx: zmq.Context[zmq.Socket[bytes]], subscribers: int) -> None:
+    """Room for a DEALER and a monitor per subscriber: libzmq's default is 1023 sockets, and
+    each socket holds file descriptors, so the soft descriptor limit is raised to the hard one."""
+    ctx.set(zmq.MAX_SOCKETS, min(ctx.get(zmq.SOCKET_LIMIT), 2 * subscribers + 64))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _heartbeats(sock: zmq.Socket[bytes]) -> None:
+    sock.setsockopt(zmq.HEARTBEAT_IVL, _ZMTP_PING_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, _ZMTP_TIMEOUT_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TTL, _ZMTP_TIMEOUT_MS)
 
 
 def _bind_endpoint(host: str, port: int) -> str:
@@ -87,6 +113,8 @@ class EventServer(Daemon):
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._router: zmq.Socket[bytes] | None = None
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
+        self._monitors: dict[str, zmq.Socket[bytes]] = {}
+        self._next_housekeeping = 0.0
         self._stall: _Stall | None = None
         self._backlog: deque[tuple[bytes, list[bytes]]] = deque()
         self._backlog_bytes = 0
@@ -95,6 +123,7 @@ class EventServer(Daemon):
     def serve(self) -> int:
         """Bind, announce readiness, serve until stopped; return the process exit code."""
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        _size_for(ctx, self.config.limits.max_subscribers)
         self._ctx = ctx
         try:
             self._router, endpoint = self._bind(ctx)
@@ -137,6 +166,7 @@ class EventServer(Daemon):
         # ZeroMQ drops a peer that sends a frame larger than this, before it is ever buffered.
         limit = max(self.config.limits.max_message_bytes, MAX_HEADER_BYTES)
         router.setsockopt(zmq.MAXMSGSIZE, limit + 1024)
+        _heartbeats(router)
         if ":" in self.config.host:
             router.setsockopt(zmq.IPV6, 1)
         address = _bind_endpoint(self.config.host, self.config.port)
@@ -157,15 +187,32 @@ class EventServer(Daemon):
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._waker, zmq.POLLIN)
         while not self._stop_requested:
+            self._housekeeping()
             if self._stall is not None:
                 self._wait_stall()
                 continue
             if self._backlog:
                 self._run_backlog()
                 continue
-            poller.poll()
+            poller.poll(max(0, int((self._next_housekeeping - time.monotonic()) * 1000)) + 1)
             self._waker.clear()
             self._read_requests()
+
+    def _housekeeping(self) -> None:
+        """Every _HOUSEKEEPING seconds: note link changes, remove dead and stalled subscribers."""
+        mono = time.monotonic()
+        if mono < self._next_housekeeping:
+            return
+        self._next_housekeeping = mono + _HOUSEKEEPING
+        for sid, monitor in self._monitors.items():
+            with contextlib.suppress(zmq.Again):
+                while True:
+                    event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
+                    self.broker.link(sid, event == zmq.EVENT_CONNECTED, mono)
+        evicted = self.broker.sweep(mono)
+        for action in evicted:
+            log.warning("subscriber %s removed (%s)", action.sid, self.broker.eviction(action.sid))
+        self._apply(list(evicted))
 
     def _read_requests(self, limit: int = _TURN) -> int:
         """Handle up to `limit` waiting requests; stop early when a publish stalls."""
@@ -182,7 +229,7 @@ class EventServer(Daemon):
 
     def _handle(self, peer: bytes, frames: list[bytes]) -> None:
         try:
-            actions = self.broker.handle(peer, frames, self._clock())
+            actions = self.broker.handle(peer, frames, self._clock(), time.monotonic())
         except Exception:  # a bug in the core must not take the server down
             log.exception("internal error handling a request")
             actions = [self.broker.error(peer, 0, ErrorCode.INTERNAL, "internal server error")]
@@ -216,7 +263,9 @@ class EventServer(Daemon):
         dealer.setsockopt(zmq.SNDHWM, hwm)
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.IPV6, 1)
+        _heartbeats(dealer)
         try:
+            monitor = dealer.get_monitor_socket(_LINK_EVENTS)
             dealer.connect(endpoint)
         except zmq.ZMQError as exc:
             dealer.close()
@@ -224,12 +273,17 @@ class EventServer(Daemon):
             log.warning("cannot connect to subscriber %s at %s: %s", sid, endpoint, exc)
             return False
         self._dealers[sid] = dealer
+        self._monitors[sid] = monitor
         return True
 
     def _close(self, sid: str) -> None:
         dealer = self._dealers.pop(sid, None)
+        monitor = self._monitors.pop(sid, None)
         if dealer is not None:
+            dealer.disable_monitor()
             dealer.close(linger=0)
+        if monitor is not None:
+            monitor.close(linger=0)
         if self._stall is not None:
             self._stall.waiting.pop(sid, None)
 
@@ -247,9 +301,9 @@ class EventServer(Daemon):
             elif batch.block and batch.max_stall > 0:
                 log.debug("publish waits: queue of subscriber %s is full", batch.sid)
                 stall.waiting[batch.sid] = (batch, now + batch.max_stall)
-                self.broker.stalled(batch.sid)
+                self.broker.stalled(batch.sid, now)
             else:
-                self.broker.dropped(batch.sid, batch.count)
+                self.broker.dropped(batch.sid, batch.count, now)
         if stall.waiting:
             self._stall = stall
         else:
@@ -281,7 +335,7 @@ class EventServer(Daemon):
             poller.register(self._router, zmq.POLLIN)
         for sid in stall.waiting:
             poller.register(self._dealers[sid], zmq.POLLOUT)
-        deadline = min(d for _, d in stall.waiting.values())
+        deadline = min(self._next_housekeeping, *(d for _, d in stall.waiting.values()))
         poller.poll(max(0, int((deadline - time.monotonic()) * 1000) + 1))
         self._waker.clear()
         now = time.monotonic()
@@ -293,7 +347,7 @@ class EventServer(Daemon):
                 log.warning(
                     "subscriber %s stalled over %.1f s: event dropped", sid, batch.max_stall
                 )
-                self.broker.dropped(sid, batch.count)
+                self.broker.dropped(sid, batch.count, now)
                 del stall.waiting[sid]
         self._read_into_backlog()
         if not stall.waiting:
@@ -351,6 +405,9 @@ class EventServer(Daemon):
             return
         if self._router is not None:
             self._router.close(linger=0)
+        for monitor in self._monitors.values():
+            monitor.close(linger=0)
+        self._monitors.clear()
         for dealer in self._dealers.values():
             dealer.close(linger=0 if self._force else None)
         self._dealers.clear()

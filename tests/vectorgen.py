@@ -18,6 +18,7 @@ from clients.wire import (
     Delivery,
     Err,
     EventItem,
+    Heartbeat,
     Ok,
     Options,
     Ping,
@@ -68,7 +69,14 @@ VALID: list[tuple[str, str, Message]] = [
     ("ping", "request", Ping(7)),
     ("stats", "request", Stats(8)),
     ("acknowledge", "request", Ack(0, SID, 42)),
-    ("ok to subscribe", "reply", Ok(1, {"count": 1, "stream": 4503599627370497})),
+    ("heartbeat", "request", Heartbeat(9, SID)),
+    ("ok to subscribe", "reply", Ok(1, {"count": 1, "stream": 4503599627370497, "heartbeat": 3.0})),
+    ("ok to a heartbeat of a known subscriber", "reply", Ok(9, {"known": True})),
+    (
+        "ok to a heartbeat of an evicted subscriber",
+        "reply",
+        Ok(9, {"known": False, "evicted": "stalled"}),
+    ),
     ("ok to confirmed publish", "reply", Ok(6, {"receivers": 2})),
     ("error reply", "reply", Err(3, "BAD_PATTERN", "RE2 cannot compile '(a)\\\\1'")),
     (
@@ -339,6 +347,8 @@ def to_json(message: Message) -> dict[str, Any]:
             return {"type": "STATS", "rid": rid}
         case Ack(rid, sid, seq):
             return {"type": "ACK", "rid": rid, "sid": sid, "seq": seq}
+        case Heartbeat(rid, sid):
+            return {"type": "HEARTBEAT", "rid": rid, "sid": sid}
         case Ok(rid, body):
             return {"type": "OK", "rid": rid, "body": body}
         case Err(rid, code, text):
@@ -389,6 +399,8 @@ def from_json(data: dict[str, Any]) -> Message:
         return Stats(data["rid"])
     if kind == "ACK":
         return Ack(data["rid"], data["sid"], data["seq"])
+    if kind == "HEARTBEAT":
+        return Heartbeat(data["rid"], data["sid"])
     if kind == "OK":
         return Ok(data["rid"], data["body"])
     if kind == "ERR":

@@ -25,6 +25,7 @@ from clients.wire.messages import (
     Delivery,
     Err,
     EventItem,
+    Heartbeat,
     Ok,
     Options,
     Ping,
@@ -215,6 +216,7 @@ _REQUESTS: dict[str, tuple[Callable[..., Any], tuple[tuple[str, Reader], ...]]] 
     "PING": (Ping, ()),
     "STATS": (Stats, ()),
     "ACK": (Ack, (("sid", _text), ("seq", _uint))),
+    "HEARTBEAT": (Heartbeat, (("sid", _text),)),
 }
 
 
@@ -400,6 +402,8 @@ def encode(message: Request | Reply | Delivery) -> list[bytes]:
             return [_pack([VERSION, "STATS", rid])]
         case Ack(rid, sid, seq):
             return [_pack([VERSION, "ACK", rid, sid, seq])]
+        case Heartbeat(rid, sid):
+            return [_pack([VERSION, "HEARTBEAT", rid, sid])]
         case Ok(rid, body):
             return [_pack([VERSION, "OK", rid, body])]
         case Err(rid, code, text):

@@ -22,6 +22,7 @@ __all__ = [
     "Err",
     "EventItem",
     "Format",
+    "Heartbeat",
     "Ok",
     "Options",
     "Ping",
@@ -117,7 +118,15 @@ class Ack:
     seq: int
 
 
-Request = Subscribe | SubscribeMatch | Unsubscribe | Publish | Ping | Stats | Ack
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A subscriber saying it is alive; the reply says whether the server still knows it."""
+
+    rid: int
+    sid: str
+
+
+Request = Subscribe | SubscribeMatch | Unsubscribe | Publish | Ping | Stats | Ack | Heartbeat
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from clients.wire import (
     Ack,
     Delivery,
     Err,
+    Heartbeat,
     Ok,
     Options,
     Ping,
@@ -81,8 +82,8 @@ def test_first_subscribe_opens_a_socket_and_replies_with_count_and_stream() -> N
     broker = make()
     actions = sub(broker, "s1", "a", "b")
     assert actions[0] == Open("s1", EP, 1000, PEER, 1)
-    assert ok(actions) == {"count": 2, "stream": 100}
-    assert ok(sub(broker, "s1", "c")) == {"count": 3, "stream": 100}  # same socket, no Open
+    assert ok(actions) == {"count": 2, "stream": 100, "heartbeat": 10.0 / 3}
+    assert ok(sub(broker, "s1", "c"))["count"] == 3  # same socket, no Open
 
 
 def test_unsubscribing_the_last_subject_closes_the_socket() -> None:
@@ -120,7 +121,7 @@ def test_lost_events_are_counted_in_the_next_delivered_batch() -> None:
     broker.delivered("s1", first.count, first.last_seq)
     for _ in range(3):
         batch = pub(broker, "a").batches[0]
-        broker.dropped("s1", batch.count)
+        broker.dropped("s1", batch.count, 2.0)
     nxt = deliveries(pub(broker, "a"))["s1"]
     assert (nxt.lost, nxt.events[0].seq) == (3, 5)
     state = broker.subscriber("s1")
@@ -130,8 +131,8 @@ def test_lost_events_are_counted_in_the_next_delivered_batch() -> None:
 def test_lost_count_survives_a_dropped_batch_that_carried_it() -> None:
     broker = make()
     sub(broker, "s1", "a")
-    broker.dropped("s1", pub(broker, "a").batches[0].count)
-    broker.dropped("s1", pub(broker, "a").batches[0].count)  # this one carried lost=1
+    broker.dropped("s1", pub(broker, "a").batches[0].count, 2.0)
+    broker.dropped("s1", pub(broker, "a").batches[0].count, 2.0)  # this one carried lost=1
     assert deliveries(pub(broker, "a"))["s1"].lost == 2
 
 
@@ -175,7 +176,7 @@ def test_changed_endpoint_reopens_the_socket_with_a_new_stream() -> None:
     sub(broker, "s1", "a")
     actions = broker.handle(PEER, encode(Subscribe(2, "s1", "tcp://127.0.0.1:6000", ("a",))), 1.0)
     assert [type(a) for a in actions] == [Close, Open, Reply]
-    assert ok(actions) == {"count": 1, "stream": 101}
+    assert ok(actions)["stream"] == 101
 
 
 @pytest.mark.parametrize(
@@ -311,3 +312,56 @@ def test_stats_is_recognised_as_read_only() -> None:
     assert broker.answers_at_once(encode(Stats(1)))
     assert not broker.answers_at_once(encode(Ping(1)))
     assert not broker.answers_at_once([b"\xc1"])
+
+
+def test_heartbeat_says_whether_the_subscriber_is_known() -> None:
+    broker = make()
+    sub(broker, "s1", "a")
+    assert ok(broker.handle(PEER, encode(Heartbeat(7, "s1")), 1.0, mono=5.0)) == {"known": True}
+    assert ok(broker.handle(PEER, encode(Heartbeat(8, "never")), 1.0)) == {"known": False}
+
+
+def test_a_silent_subscriber_is_evicted_and_told_why_at_its_next_heartbeat() -> None:
+    broker = make(liveness=10.0)
+    broker.handle(PEER, encode(Subscribe(1, "s1", EP, ("a",))), 1.0, mono=100.0)
+    broker.link("s1", True, 100.0)
+    broker.handle(PEER, encode(Heartbeat(2, "s1")), 1.0, mono=108.0)
+    assert broker.sweep(117.0) == []  # heard 9 s ago
+    assert broker.sweep(118.5) == [Close("s1")]
+    assert broker.subscriber("s1") is None and broker.index.subject_count == 0
+    reply = ok(broker.handle(PEER, encode(Heartbeat(3, "s1")), 1.0, mono=119.0))
+    assert reply == {"known": False, "evicted": "silent"}
+
+
+def test_an_unreachable_or_disconnected_subscriber_is_evicted() -> None:
+    broker = make(liveness=10.0)
+    broker.handle(PEER, encode(Subscribe(1, "never", EP, ("a",))), 1.0, mono=0.0)
+    broker.handle(PEER, encode(Subscribe(1, "gone", EP, ("a",))), 1.0, mono=0.0)
+    broker.link("gone", True, 1.0)
+    broker.link("gone", False, 5.0)
+    for mono in (4.0, 8.0):  # both keep sending heartbeats
+        for sid in ("never", "gone"):
+            broker.handle(PEER, encode(Heartbeat(2, sid)), 1.0, mono=mono)
+    assert broker.sweep(10.5) == [Close("never")]
+    assert broker.sweep(15.5) == [Close("gone")]
+
+
+def test_a_subscriber_full_for_too_long_is_evicted_but_flowing_resets_the_clock() -> None:
+    broker = make(liveness=1000.0, evict_stalled=30.0)
+    broker.handle(PEER, encode(Subscribe(1, "s1", EP, ("a",))), 1.0, mono=0.0)
+    broker.link("s1", True, 0.0)
+    broker.stalled("s1", 10.0)
+    batch = pub(broker, "a").batches[0]
+    broker.delivered("s1", batch.count, batch.last_seq)  # room again
+    broker.dropped("s1", 1, 20.0)
+    assert broker.sweep(45.0) == []
+    assert broker.sweep(50.5) == [Close("s1")]
+    assert ok(broker.handle(PEER, encode(Heartbeat(2, "s1")), 1.0))["evicted"] == "stalled"
+
+
+def test_stalled_eviction_can_be_turned_off() -> None:
+    broker = make(liveness=1000.0, evict_stalled=0.0)
+    broker.handle(PEER, encode(Subscribe(1, "s1", EP, ("a",))), 1.0, mono=0.0)
+    broker.link("s1", True, 0.0)
+    broker.stalled("s1", 1.0)
+    assert broker.sweep(900.0) == []

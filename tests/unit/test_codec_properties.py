@@ -13,6 +13,7 @@ from clients.wire import (
     Ack,
     Delivery,
     EventItem,
+    Heartbeat,
     Options,
     Ping,
     PubItem,
@@ -51,6 +52,7 @@ requests = st.one_of(
     ),
     st.builds(Ping, uints),
     st.builds(Ack, uints, texts, uints),
+    st.builds(Heartbeat, uints, texts),
 )
 events = st.builds(
     EventItem,

@@ -79,6 +79,7 @@ def test_every_message_kind_has_a_vector() -> None:
         "PING",
         "STATS",
         "ACK",
+        "HEARTBEAT",
         "OK",
         "ERR",
         "EV",

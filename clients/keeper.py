@@ -1,0 +1,186 @@
+"""Keeping a client connected: heartbeats, noticing a dead server, reconnecting with backoff.
+
+Invariants:
+- The keeper runs in a thread of its own and touches the server only through a Control, whose
+  lock makes sharing it with the program's threads safe.
+- The program can read `status` and is told of every change through `on_status`.
+- Reconnecting re-resolves the server's address each time (through the name server when the
+  address was a name), so a server that comes back on another port is found.
+- Backoff is a pure policy object: it only computes delays.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import zmq
+
+from clients.control import Control
+from clients.errors import ConnectionClosed, EsError
+
+__all__ = ["Backoff", "Keeper", "Status"]
+
+log = logging.getLogger("clients.keeper")
+
+T = TypeVar("T")
+
+
+class Status(StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DOWN = "down"
+    CLOSED = "closed"
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter: base, base*factor, ... up to cap, each cut by up to
+    `jitter` (a fraction) so that many clients do not come back in step."""
+
+    base: float = 0.1
+    cap: float = 5.0
+    factor: float = 2.0
+    jitter: float = 0.2
+    rng: random.Random = field(default_factory=random.Random)
+    attempt: int = 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * self.factor**self.attempt)
+        self.attempt += 1
+        return delay * (1 - self.jitter * self.rng.random())
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+Probe = Callable[[Control], bool]
+"""Is our session intact? True yes, False the server forgot us; raise if it does not answer."""
+
+
+class Keeper:
+    """Owns a client's Control and replaces it when the server is gone."""
+
+    def __init__(
+        self,
+        resolve: Callable[[], str],
+        *,
+        timeout: float,
+        interval: float,
+        liveness: float,
+        probe: Probe,
+        restore: Callable[[Control], None],
+        on_status: Callable[[Status], None] | None = None,
+        context: zmq.Context[Any] | None = None,
+        backoff: Backoff | None = None,
+        name: str = "es-keeper",
+    ) -> None:
+        self._resolve = resolve
+        self._context = context or zmq.Context.instance()
+        self._timeout = timeout
+        self.interval = interval
+        self.liveness = liveness
+        self._probe = probe
+        self._restore = restore
+        self._on_status = on_status
+        self._backoff = backoff or Backoff()
+        self._stop = threading.Event()
+        self._swap = threading.Lock()
+        self.status = Status.CONNECTING
+        self.endpoint = resolve()
+        self.control = Control(self._context, self.endpoint, timeout)
+        self.recoveries = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(self._timeout + self.interval + 1)
+        self._set(Status.CLOSED)
+
+    # --- the thread ----------------------------------------------------------------------------
+
+    def _set(self, status: Status) -> None:
+        if status is self.status:
+            return
+        self.status = status
+        log.info("event server link %s (%s)", status, self.endpoint)
+        if self._on_status is not None:
+            try:
+                self._on_status(status)
+            except Exception:  # the program's callback must not kill the keeper
+                log.exception("on_status callback failed")
+
+    def _run(self) -> None:
+        last_ok = time.monotonic()
+        while not self._stop.wait(self.interval):
+            try:
+                intact = self._probe(self.control)
+            except EsError as exc:
+                if time.monotonic() - last_ok >= self.liveness:
+                    log.warning("event server at %s gone: %s", self.endpoint, exc)
+                    self._set(Status.DOWN)
+                    self._reconnect()
+                    last_ok = time.monotonic()
+                continue
+            last_ok = time.monotonic()
+            if not intact:
+                self._recover(self.control)
+            self._set(Status.CONNECTED)
+
+    def _recover(self, control: Control) -> None:
+        """The server forgot this client (restarted, or removed it): restore the session."""
+        try:
+            self._restore(control)
+        except EsError as exc:
+            log.warning("could not restore the session: %s", exc)
+            return
+        self.recoveries += 1
+
+    def _reconnect(self) -> None:
+        self._backoff.reset()
+        while not self._stop.is_set():
+            try:
+                endpoint = self._resolve()
+                fresh = Control(self._context, endpoint, self._timeout)
+            except (EsError, ValueError) as exc:
+                log.info("reconnect: %s", exc)
+                self._stop.wait(self._backoff.next())
+                continue
+            try:
+                self._probe(fresh)
+            except EsError:
+                fresh.close()
+                self._stop.wait(self._backoff.next())
+                continue
+            with self._swap:
+                old, self.control, self.endpoint = self.control, fresh, endpoint
+            old.close()
+            self._recover(fresh)
+            self._set(Status.CONNECTED)
+            return
+
+    def call(self, action: Callable[[Control], T]) -> T:
+        """Run `action` on the current Control; if the keeper replaced it meanwhile, once more on
+        the new one (the old one raises ConnectionClosed once closed)."""
+        control = self.control
+        try:
+            return action(control)
+        except ConnectionClosed:
+            if self._stop.is_set() or self.control is control:
+                raise
+            return action(self.control)
+
+    def close(self) -> None:
+        self.stop()
+        with self._swap:
+            self.control.close()

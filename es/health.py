@@ -1,0 +1,46 @@
+"""When a subscriber must go: the verdict of its liveness, link and queue, from times alone.
+
+Pure: every time is a monotonic reading passed in, so the rules are tested with a fake clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Health", "verdict"]
+
+
+@dataclass
+class Health:
+    """What the server knows of one subscriber's liveness (monotonic seconds)."""
+
+    last_heard: float
+    linked: bool | None = None  # None: no news from the link yet (connecting)
+    link_since: float = 0.0
+    full_since: float | None = None
+
+    def heard(self, now: float) -> None:
+        self.last_heard = max(self.last_heard, now)
+
+    def link(self, up: bool, now: float) -> None:
+        if self.linked is not up:
+            self.linked, self.link_since = up, now
+
+    def full(self, now: float) -> None:
+        if self.full_since is None:
+            self.full_since = now
+
+    def flowing(self) -> None:
+        self.full_since = None
+
+
+def verdict(health: Health, now: float, liveness: float, evict_stalled: float) -> str | None:
+    """Why the subscriber must be removed now, or None if it may stay."""
+    if now - health.last_heard > liveness:
+        return "silent"  # its client stopped sending heartbeats: the process is gone
+    if health.linked is not True and now - health.link_since > liveness:
+        return "unreachable" if health.linked is None else "disconnected"
+    stalled = health.full_since is not None and now - health.full_since > evict_stalled
+    if evict_stalled > 0 and stalled:
+        return "stalled"
+    return None
