@@ -53,6 +53,10 @@ log = logging.getLogger("clients.subscriber")
 ACK_EVERY = 64
 """Events between acknowledgements while events keep coming."""
 
+ACK_INTERVAL = 1.0
+"""Longest time between acknowledgements while events are consumed: the server judges a
+subscriber stalled by how long it goes without consuming anything."""
+
 # Messages read from the inbox per call before handing control back.
 _READ_TURN = 64
 # Streams whose next sequence number is remembered (old ones after re-subscribing).
@@ -135,6 +139,7 @@ class Subscriber:
         self._expected: dict[int, int] = {}
         self._last_seq = 0
         self._acked_seq = 0
+        self._acked_at = time.monotonic()
         self._unacked = 0
         self._aborted = False
         self._closed = False
@@ -369,7 +374,8 @@ class Subscriber:
         event = self._ready.popleft()
         self._last_seq = event.seq
         self._unacked += 1
-        if self._unacked >= ACK_EVERY:
+        due = self._unacked >= ACK_EVERY or time.monotonic() - self._acked_at >= ACK_INTERVAL
+        if due or self._acked_seq == 0:  # the first at once: the server learns we acknowledge
             self._ack()
         return event
 
@@ -426,6 +432,7 @@ class Subscriber:
             if self._keeper.control.send_quiet(lambda rid: Ack(rid, self.sid, seq)):
                 self._acked_seq = seq
                 self._unacked = 0
+                self._acked_at = time.monotonic()
 
     # --- closing ---------------------------------------------------------------------------------
 

@@ -54,6 +54,8 @@ from es.index import SubscriptionIndex
 
 __all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "SubscriberState"]
 
+_AT_ONCE = frozenset({"STATS", "HEARTBEAT", "ACK"})
+
 # Evicted sids remembered, so a client's next heartbeat can be told why it was removed.
 _EVICTIONS_KEPT = 1000
 
@@ -231,8 +233,10 @@ class Broker:
         self.index.drop(sid)
 
     def answers_at_once(self, frames: list[bytes]) -> bool:
-        """Whether a request is read-only and may jump ahead of a stalled publish (STATS)."""
-        return peek_command(frames) == "STATS"
+        """Whether a request may jump ahead of a stalled publish: STATS reads, and HEARTBEAT and
+        ACK only feed liveness and statistics. Liveness must not wait behind a stall, or every
+        subscriber of a stalled server would look dead."""
+        return peek_command(frames) in _AT_ONCE
 
     def stalled(self, sid: str, mono: float) -> None:
         state = self._subscribers.get(sid)
@@ -292,8 +296,9 @@ class Broker:
                 state = self._subscribers.get(sid)
                 if state is not None:
                     state.health.heard(self._mono)
-                    if seq < state.next_seq:
-                        state.acked = max(state.acked, seq)
+                    if state.acked < seq < state.next_seq:
+                        state.acked = seq
+                        state.health.consumed(self._mono)
                 return []
             case Heartbeat(rid, sid):
                 return [Reply(peer, encode(Ok(rid, self._heartbeat(sid))))]

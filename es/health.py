@@ -18,6 +18,7 @@ class Health:
     linked: bool | None = None  # None: no news from the link yet (connecting)
     link_since: float = 0.0
     full_since: float | None = None
+    acking: bool = False  # the client acknowledges what it consumed (ACK is optional)
 
     def heard(self, now: float) -> None:
         self.last_heard = max(self.last_heard, now)
@@ -31,7 +32,16 @@ class Health:
             self.full_since = now
 
     def flowing(self) -> None:
+        """A send went through. For a client that acknowledges, only consumption counts (a
+        subscriber that never reads still lets bytes through while kernel buffers grow)."""
+        if not self.acking:
+            self.full_since = None
+
+    def consumed(self, now: float) -> None:
+        """The client acknowledged newer events: it is making progress."""
+        self.acking = True
         self.full_since = None
+        self.heard(now)
 
 
 def verdict(health: Health, now: float, liveness: float, evict_stalled: float) -> str | None:

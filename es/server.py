@@ -329,6 +329,9 @@ class EventServer(Daemon):
         """One wait for the stalled subscribers' queues to have room, or for their deadlines."""
         stall = self._stall
         assert stall is not None
+        if not stall.waiting:  # every waiting subscriber was removed meanwhile
+            self._finish(stall)
+            return
         poller = zmq.Poller()
         poller.register(self._waker, zmq.POLLIN)
         if self._backlog_has_room():

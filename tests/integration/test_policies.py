@@ -7,25 +7,18 @@ of megabytes, so the tests publish large messages until the server reports a sta
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from clients import Event, Publisher, Subscriber
 from tests.integration.conftest import Daemon, wait_until
+from tests.integration.helpers import BIG, WAIT, reading, subscriber_stats, warm_up
 
-WAIT = 60.0
-BIG = b"x" * 65536
 MAX_EVENTS = 3000  # about 200 MB at most: far more than loopback buffers hold
-
-
-def subscriber_stats(es: Daemon, sid: str) -> dict[str, int]:
-    entry: dict[str, int] = next(s for s in es.stats()["subscribers"] if s["sid"] == sid)
-    return entry
 
 
 def publish_until(pub: Publisher, subject: str, done: Callable[[], bool]) -> int:
@@ -47,24 +40,6 @@ def publish_until_dropped(pub: Publisher, subject: str, subscribers: int) -> int
     raise AssertionError(f"no event was dropped in {MAX_EVENTS}")
 
 
-@contextlib.contextmanager
-def reading(sub: Subscriber) -> Iterator[list[Event]]:
-    """A fast subscriber: a thread reads every event into the yielded list until the block ends."""
-    events: list[Event] = []
-
-    def run() -> None:
-        while (event := sub.next()) is not None:
-            events.append(event)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield events
-    finally:
-        sub.abort()
-        thread.join(WAIT)
-
-
 def assert_losses_are_reported(events: list[Event], previous: int = 1) -> None:
     """Every gap in seq is announced by `lost` on the event after it, and numbers only grow.
     `previous` is the seq received before `events` (the warm-up event's)."""
@@ -73,15 +48,6 @@ def assert_losses_are_reported(events: list[Event], previous: int = 1) -> None:
         previous = event.seq
     indices = [e.msg[0] for e in events if isinstance(e.msg, list)]
     assert indices == sorted(indices)
-
-
-def warm_up(pub: Publisher, subject: str, *subs: Subscriber) -> None:
-    """One event through every subscriber: their connections are up before the load starts (until
-    then a DEALER queues at most its high-water mark, so a queue of 1 would stall at once)."""
-    pub.publish(subject, "warm-up")
-    for sub in subs:
-        event = sub.next(WAIT)
-        assert event is not None and event.msg == "warm-up"
 
 
 def drain_then_mark(sub: Subscriber, pub: Publisher, subject: str) -> list[Event]:

@@ -1,0 +1,54 @@
+"""Helpers shared by the integration tests that load real daemons."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from clients import Event, Publisher, Subscriber
+from tests.integration.conftest import Daemon
+
+WAIT = 60.0
+BIG = b"x" * 65536  # large enough that a few hundred fill loopback socket buffers
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def subscriber_stats(es: Daemon, sid: str) -> dict[str, int]:
+    entry: dict[str, int] = next(s for s in es.stats()["subscribers"] if s["sid"] == sid)
+    return entry
+
+
+@contextlib.contextmanager
+def reading(sub: Subscriber) -> Iterator[list[Event]]:
+    """A fast subscriber: a thread reads every event into the yielded list until the block ends."""
+    events: list[Event] = []
+
+    def run() -> None:
+        while (event := sub.next()) is not None:
+            events.append(event)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield events
+    finally:
+        sub.abort()
+        thread.join(WAIT)
+
+
+def warm_up(pub: Publisher, subject: str, *subs: Subscriber) -> None:
+    """One event through every subscriber: their connections are up before the load starts (until
+    then a DEALER queues at most its high-water mark, so a queue of 1 would stall at once)."""
+    pub.publish(subject, "warm-up")
+    for sub in subs:
+        event = sub.next(WAIT)
+        assert event is not None and event.msg == "warm-up"
