@@ -101,7 +101,7 @@ def test_the_event_server_survives_100k_hostile_frame_sets(start_es: Start) -> N
     took = time.monotonic() - started
     after = rss_bytes(es.proc.pid)
     print(
-        f"\nes: {FRAME_SETS} frame sets and a round in {took:.1f} s; RSS {warm >> 20} -> {after >> 20} MiB"
+        f"\nes: {FRAME_SETS} frame sets, a round, {took:.1f} s; RSS {warm >> 20}->{after >> 20} MiB"
     )
     assert [e.msg for e in events if e is not None] == list(range(1000))
     assert all(e is not None and e.lost == 0 for e in events)
