@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,3 +53,46 @@ def warm_up(pub: Publisher, subject: str, *subs: Subscriber) -> None:
     for sub in subs:
         event = sub.next(WAIT)
         assert event is not None and event.msg == "warm-up"
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(65536):
+            dst.sendall(data)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def relay(listen: tuple[str, int], target: tuple[str, int]) -> Iterator[None]:
+    """A one-connection TCP forwarder: what a NAT gateway does for the subscriber's port."""
+    server = socket.create_server(listen)
+    server.settimeout(WAIT)
+    threads: list[threading.Thread] = []
+    conns: list[socket.socket] = []
+
+    def run() -> None:
+        with contextlib.suppress(OSError):
+            inside, _ = server.accept()
+            outside = socket.create_connection(target, timeout=WAIT)
+            inside.settimeout(None)
+            outside.settimeout(None)
+            conns.extend([inside, outside])
+            for a, b in ((inside, outside), (outside, inside)):
+                t = threading.Thread(target=_pipe, args=(a, b), daemon=True)
+                t.start()
+                threads.append(t)
+
+    acceptor = threading.Thread(target=run, daemon=True)
+    acceptor.start()
+    try:
+        yield
+    finally:
+        server.close()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)  # wakes the pipes' blocked recv(); close() does not
+            conn.close()
+        acceptor.join(WAIT)
+        for t in threads:
+            t.join(WAIT)

@@ -14,7 +14,15 @@ from clients import Publisher, Subscriber
 from clients.errors import EsError
 from clients.keeper import Status
 from tests.integration.conftest import Daemon, es_command, read_line, wait_until
-from tests.integration.helpers import BIG, WAIT, reading, rss_bytes, subscriber_stats, warm_up
+from tests.integration.helpers import (
+    BIG,
+    WAIT,
+    reading,
+    relay,
+    rss_bytes,
+    subscriber_stats,
+    warm_up,
+)
 
 Start = Callable[..., Daemon]
 FAST = {"heartbeat": 0.3, "liveness": 1.5}  # clients that notice a dead server quickly
@@ -177,3 +185,25 @@ def test_a_stalled_drop_mode_subscriber_does_not_grow_the_servers_memory(
     assert [e.msg[0] for e in got] == list(range(2300))
     assert stats["dropped"] > 1000
     assert after - before < 64 * 2**20
+
+
+def test_graceful_shutdown_delivers_what_is_queued(start_es: Start) -> None:
+    """Events the server accepted before Ctrl-C still leave during the drain. The subscriber's
+    advertised address has no listener until after Ctrl-C (a gateway coming up late), so the
+    events can only be waiting in the server's queue: without the drain they would be lost."""
+    es = start_es("--drain-timeout", "30")
+    topic = subject()
+    with Subscriber(es.endpoint, host="127.0.0.2", publish_host="127.0.0.3") as late:
+        late.subscribe(topic)
+        port = int(late.endpoint.rsplit(":", 1)[1])
+        with Publisher(es.endpoint) as pub:
+            for i in range(20):
+                assert pub.publish(topic, i, confirm=True) == 1  # queued for it in the server
+        es.interrupt()
+        wait_until(lambda: "draining" in es.log(), WAIT, "the drain to start")
+        with relay(("127.0.0.3", port), ("127.0.0.2", port)):
+            received = []
+            while len(received) < 20 and (event := late.next(WAIT)) is not None:
+                received.append(event.msg)
+            assert es.proc.wait(WAIT) == 0
+    assert received == list(range(20))
