@@ -250,6 +250,11 @@ class Broker:
         if state is not None:
             state.health.link(up, mono)
 
+    def linked(self, sid: str) -> bool:
+        """Whether the server's connection to the subscriber is up, as far as it knows."""
+        state = self._subscribers.get(sid)
+        return state is not None and state.health.linked is True
+
     def sweep(self, mono: float) -> list[Close]:
         """Remove every subscriber that is dead, unreachable or stalled too long."""
         actions: list[Close] = []

@@ -41,9 +41,10 @@ log = logging.getLogger("es.server")
 
 # How often the loop reads socket-monitor events and removes dead or stalled subscribers.
 _HOUSEKEEPING = 0.5
-# ZMTP heartbeats: ZeroMQ pings each peer this often (ms) and drops a link silent this long.
-_ZMTP_PING_MS = 1000
-_ZMTP_TIMEOUT_MS = 3000
+# No ZMTP heartbeats (HEARTBEAT_IVL/TIMEOUT/TTL): with them, libzmq 4.3.x can abort the whole
+# process on an assertion (!_io_error in stream_engine_base.cpp, libzmq issues #4364 and #4841)
+# when a peer goes away mid-stream, which our fuzz test triggered under CPU load. Liveness rests on
+# the application heartbeat (silent peers) and socket monitors (dropped connections) instead.
 _LINK_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
 
 # Messages handled per turn before the loop polls again (and so notices a stop request).
@@ -75,12 +76,6 @@ def _size_for(ctx: zmq.Context[zmq.Socket[bytes]], subscribers: int) -> None:
     if hard == resource.RLIM_INFINITY or soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _heartbeats(sock: zmq.Socket[bytes]) -> None:
-    sock.setsockopt(zmq.HEARTBEAT_IVL, _ZMTP_PING_MS)
-    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, _ZMTP_TIMEOUT_MS)
-    sock.setsockopt(zmq.HEARTBEAT_TTL, _ZMTP_TIMEOUT_MS)
 
 
 def _bind_endpoint(host: str, port: int) -> str:
@@ -166,7 +161,6 @@ class EventServer(Daemon):
         # ZeroMQ drops a peer that sends a frame larger than this, before it is ever buffered.
         limit = max(self.config.limits.max_message_bytes, MAX_HEADER_BYTES)
         router.setsockopt(zmq.MAXMSGSIZE, limit + 1024)
-        _heartbeats(router)
         if ":" in self.config.host:
             router.setsockopt(zmq.IPV6, 1)
         address = _bind_endpoint(self.config.host, self.config.port)
@@ -198,17 +192,31 @@ class EventServer(Daemon):
             self._waker.clear()
             self._read_requests()
 
+    def _read_link(self, sid: str, mono: float) -> None:
+        """Pass on what the subscriber's socket monitor saw: its connection up, or down."""
+        monitor = self._monitors.get(sid)
+        if monitor is None:
+            return
+        with contextlib.suppress(zmq.Again):
+            while True:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
+                self.broker.link(sid, event == zmq.EVENT_CONNECTED, mono)
+
+    def _may_block(self, sid: str, mono: float) -> bool:
+        """Block mode holds publishers back only for a subscriber that is connected now: one that
+        never connected, or lost its connection, would hold them for nothing (and a client could
+        stall everyone by subscribing with an address nobody listens on)."""
+        self._read_link(sid, mono)  # fresh news for this one subscriber, not at the next tick
+        return self.broker.linked(sid)
+
     def _housekeeping(self) -> None:
         """Every _HOUSEKEEPING seconds: note link changes, remove dead and stalled subscribers."""
         mono = time.monotonic()
         if mono < self._next_housekeeping:
             return
         self._next_housekeeping = mono + _HOUSEKEEPING
-        for sid, monitor in self._monitors.items():
-            with contextlib.suppress(zmq.Again):
-                while True:
-                    event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
-                    self.broker.link(sid, event == zmq.EVENT_CONNECTED, mono)
+        for sid in self._monitors:
+            self._read_link(sid, mono)
         evicted = self.broker.sweep(mono)
         for action in evicted:
             log.warning("subscriber %s removed (%s)", action.sid, self.broker.eviction(action.sid))
@@ -263,7 +271,6 @@ class EventServer(Daemon):
         dealer.setsockopt(zmq.SNDHWM, hwm)
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.IPV6, 1)
-        _heartbeats(dealer)
         try:
             monitor = dealer.get_monitor_socket(_LINK_EVENTS)
             dealer.connect(endpoint)
@@ -298,7 +305,7 @@ class EventServer(Daemon):
                 continue
             if self._send(batch):
                 stall.receivers += 1
-            elif batch.block and batch.max_stall > 0:
+            elif batch.block and batch.max_stall > 0 and self._may_block(batch.sid, now):
                 log.debug("publish waits: queue of subscriber %s is full", batch.sid)
                 stall.waiting[batch.sid] = (batch, now + batch.max_stall)
                 self.broker.stalled(batch.sid, now)
