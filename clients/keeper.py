@@ -25,7 +25,7 @@ import zmq
 from clients.control import Control
 from clients.errors import ConnectionClosed, EsError
 
-__all__ = ["Backoff", "Keeper", "Status"]
+__all__ = ["Backoff", "Keeper", "KeptClient", "Status"]
 
 log = logging.getLogger("clients.keeper")
 
@@ -184,3 +184,28 @@ class Keeper:
         self.stop()
         with self._swap:
             self.control.close()
+
+
+class KeptClient:
+    """What Publisher and Subscriber share: a Keeper, and what it can tell the program."""
+
+    _keeper: Keeper
+
+    @property
+    def es_uri(self) -> str:
+        """The event server's endpoint now (it may change when the keeper reconnects)."""
+        return self._keeper.endpoint
+
+    @property
+    def status(self) -> Status:
+        """connecting, connected, down (reconnecting) or closed."""
+        return self._keeper.status
+
+    @property
+    def recoveries(self) -> int:
+        """How many times the session was restored after the server lost it."""
+        return self._keeper.recoveries
+
+    @property
+    def _control(self) -> Control:
+        return self._keeper.control

@@ -10,13 +10,24 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable
 
 from clients.waker import Waker
 
-__all__ = ["Daemon", "ExitCode"]
+__all__ = ["Daemon", "ExitCode", "setup_logging"]
+
+
+def setup_logging(name: str, level: str) -> None:
+    """A daemon's log: stderr, one line a record, the daemon's name on each."""
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format=f"%(asctime)s {name} %(levelname)s %(message)s",
+    )
 
 
 class ExitCode:

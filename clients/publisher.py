@@ -18,7 +18,7 @@ import zmq
 
 from clients.control import Control
 from clients.errors import ErrorCode, TooLarge
-from clients.keeper import Keeper, Status
+from clients.keeper import Keeper, KeptClient, Status
 from clients.naming import resolve_es_uri
 from clients.payload import encode_payload, format_for
 from clients.wire import Ping, PubItem, Publish
@@ -63,7 +63,7 @@ def refuse_ident(ident: str | None) -> None:
         )
 
 
-class Publisher:
+class Publisher(KeptClient):
     """Publish events on subjects: `Publisher(es_uri).publish("StockQuotes", ("SUN", 22.44))`."""
 
     def __init__(
@@ -96,20 +96,6 @@ class Publisher:
         self._keeper.start()
         self._since_collect = 0
         self._limits: dict[str, Any] | None = None
-
-    @property
-    def es_uri(self) -> str:
-        """The event server's endpoint now (it may change when the keeper reconnects)."""
-        return self._keeper.endpoint
-
-    @property
-    def status(self) -> Status:
-        """connecting, connected, down (reconnecting) or closed."""
-        return self._keeper.status
-
-    @property
-    def _control(self) -> Control:
-        return self._keeper.control
 
     def publish(
         self,

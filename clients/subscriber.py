@@ -31,7 +31,7 @@ from clients.address import advertised_endpoint, bind_address, local_address_for
 from clients.control import Control
 from clients.errors import EsError, RemoteProtocolError
 from clients.event import Event
-from clients.keeper import Keeper, Status
+from clients.keeper import Keeper, KeptClient, Status
 from clients.naming import resolve_es_uri
 from clients.publisher import HEARTBEAT, LIVENESS, Subjects, refuse_ident, subject_tuple
 from clients.waker import Waker
@@ -73,7 +73,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class Subscriber:
+class Subscriber(KeptClient):
     """Subscribe to subjects or patterns and handle the events.
 
     Subclass and override `event(self, event)`, then call `listen()`; or iterate:
@@ -150,21 +150,6 @@ class Subscriber:
         self.bad_deliveries = 0
         """Deliveries that did not decode or were meant for another subscriber (ignored)."""
         self._keeper.start()
-
-    @property
-    def es_uri(self) -> str:
-        """The event server's endpoint now (it may change when the keeper reconnects)."""
-        return self._keeper.endpoint
-
-    @property
-    def status(self) -> Status:
-        """connecting, connected, down (reconnecting) or closed."""
-        return self._keeper.status
-
-    @property
-    def recoveries(self) -> int:
-        """How many times the subscriptions were restored after the server lost them."""
-        return self._keeper.recoveries
 
     def _probe(self, control: Control) -> bool:
         """The keeper's heartbeat: False when the server no longer knows our subscriptions."""

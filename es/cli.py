@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ import typer
 
 from clients import admin
 from clients.errors import EsError, PayloadError
+from clients.lifecycle import setup_logging
 from es import __version__
 from es.config import ConfigError, ServerConfig, from_env
 from es.server import EventServer, ExitCode
@@ -159,11 +159,7 @@ def serve(
     options = dict(locals())
     options.pop("log_level")
     config = _config(**options)
-    logging.basicConfig(
-        level=log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s es %(levelname)s %(message)s",
-    )
+    setup_logging("es", log_level)
     server = EventServer(config, on_ready=_announce)
     server.install_signal_handlers()
     code = server.serve()

@@ -7,16 +7,14 @@ Exit codes: 0 done, 1 an error (one line on stderr), 2 bad usage or configuratio
 from __future__ import annotations
 
 import json
-import logging
 import os
-import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from clients.errors import EsError
-from clients.lifecycle import ExitCode
+from clients.lifecycle import ExitCode, setup_logging
 from clients.naming import NameServer
 from naming import __version__
 from naming.config import NsConfig, NsConfigError
@@ -97,11 +95,7 @@ def serve(
     options = dict(locals())
     options.pop("log_level")
     config = _config(**options)
-    logging.basicConfig(
-        level=log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s ns %(levelname)s %(message)s",
-    )
+    setup_logging("ns", log_level)
 
     def announce(endpoint: str) -> None:
         line = {
