@@ -114,6 +114,27 @@ class Subscriber(KeptClient):
             context=context,
             name="es-subscriber-keeper",
         )
+        try:
+            self._setup(host, publish_host, policy, queue_size, max_stall, allow_pickle, context)
+        except BaseException:  # no socket may outlive a failed constructor
+            inbox = getattr(self, "_inbox", None)
+            if inbox is not None:
+                inbox.close(linger=0)
+            self._keeper.close()
+            raise
+        self.set_threading(threading)
+        self._keeper.start()
+
+    def _setup(
+        self,
+        host: str | None,
+        publish_host: str | None,
+        policy: str | None,
+        queue_size: int | None,
+        max_stall: float | None,
+        allow_pickle: bool,
+        context: zmq.Context[Any] | None,
+    ) -> None:
         self.sid = uuid.uuid4().hex
         self.options = Options(policy, queue_size, max_stall)
         self.allow_pickle = allow_pickle
@@ -145,11 +166,9 @@ class Subscriber(KeptClient):
         self._closed = False
         self._workers = 8
         self._pool: ThreadPoolExecutor | None = None
-        self.set_threading(threading)
         self._resumed = False
         self.bad_deliveries = 0
         """Deliveries that did not decode or were meant for another subscriber (ignored)."""
-        self._keeper.start()
 
     def _probe(self, control: Control) -> bool:
         """The keeper's heartbeat: False when the server no longer knows our subscriptions."""

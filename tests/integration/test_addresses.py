@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import pytest
+import zmq
+
 from clients import Publisher, Subscriber
 from tests.integration.conftest import Daemon
 from tests.integration.helpers import relay
@@ -41,3 +44,9 @@ def test_subscriber_behind_nat_advertises_another_host(es: Daemon) -> None:
             pub.publish("addr.nat", "through the gateway")
             event = sub.next(WAIT)
             assert event is not None and event.msg == "through the gateway"
+
+
+def test_a_subscriber_that_cannot_bind_leaves_no_socket_open(es: Daemon) -> None:
+    """The leak check of every test (conftest) fails this one if a socket is left behind."""
+    with pytest.raises(zmq.ZMQError):
+        Subscriber(es.endpoint, host="127.0.0.1", publish_host=None, queue_size=-5)
