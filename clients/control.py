@@ -111,13 +111,6 @@ class Control:
                 self._closed = True
                 self._sock.close(linger=0)
 
-    def close_after_sending(self, linger: float) -> None:
-        """Close, letting queued requests leave for up to `linger` seconds."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._sock.close(linger=int(linger * 1000))
-
     # --- under the lock ------------------------------------------------------------------------
 
     def _check_open(self) -> None:

@@ -164,7 +164,6 @@ class Subscriber(KeptClient):
         self._unacked = 0
         self._aborted = False
         self._closed = False
-        self._workers = 8
         self._pool: ThreadPoolExecutor | None = None
         self._resumed = False
         self.bad_deliveries = 0
@@ -261,7 +260,6 @@ class Subscriber(KeptClient):
     def set_threading(self, threading: bool, workers: int = 8) -> None:
         """True: handle events in a pool of `workers` threads (order not kept).
         False (the default): one at a time, in order. Call before listen()."""
-        self._workers = workers
         if threading and self._pool is None:
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="es-handler")
         elif not threading and self._pool is not None:

@@ -15,7 +15,6 @@ from typing import Any
 
 __all__ = [
     "MAX_INT",
-    "MAX_STREAM",
     "VERSION",
     "Ack",
     "Delivery",
@@ -41,8 +40,6 @@ VERSION = 1
 
 MAX_INT = 2**53 - 1
 """Largest integer on the wire: every integer must survive a JavaScript number unchanged."""
-
-MAX_STREAM = MAX_INT
 
 
 class Format(IntEnum):
