@@ -5,6 +5,9 @@ Invariants:
   thread acknowledges; the lock is also the memory barrier ZeroMQ asks for when a socket
   changes threads.
 - Every wait has a deadline: a request raises RequestTimeout, a blocked send raises it too.
+- Every wait is also cut short by `close()` from another thread (ConnectionClosed): a thread stuck
+  sending to a dead server lets go as soon as the keeper has replaced this connection, instead of
+  holding the lock until its own timeout.
 - A reply for another request id is never mistaken for ours: stale OKs are dropped, and an ERR for
   a request nobody waits for (an unconfirmed publish) is kept in `errors` for the owner to report.
 """
@@ -33,6 +36,8 @@ __all__ = ["Control"]
 
 # Replies beyond this many unread errors are counted, not stored.
 _MAX_KEPT_ERRORS = 100
+# A blocked wait looks this often (ms) whether another thread has closed the connection.
+_SLICE_MS = 50
 
 
 class Control:
@@ -53,9 +58,9 @@ class Control:
         self._sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.IPV6, int(":" in (urlsplit(endpoint).hostname or "")))
-        self._sock.setsockopt(zmq.SNDTIMEO, int(timeout * 1000))
         self._sock.connect(endpoint)
         self._closed = False
+        self._closing = threading.Event()  # set without the lock, so that waits can see it
 
     def next_rid(self) -> int:
         return next(self._rids) % MAX_INT or next(self._rids)
@@ -66,10 +71,9 @@ class Control:
         with self._lock:
             self._check_open()
             rid = self.next_rid()
-            self._send(self._encode(build(rid)))
+            self._send(self._encode(build(rid)), deadline)
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._sock.poll(int(remaining * 1000) + 1):
+                if not self._wait(zmq.POLLIN, deadline):
                     raise RequestTimeout(f"no reply from the event server at {self.endpoint}")
                 reply = self._receive(waiting=rid)
                 if reply is None or reply.rid != rid:
@@ -80,9 +84,10 @@ class Control:
 
     def send(self, build: Callable[[int], Any]) -> None:
         """Send a request that gets no reply unless it fails (its error lands in `errors`)."""
+        deadline = time.monotonic() + self.timeout
         with self._lock:
             self._check_open()
-            self._send(self._encode(build(self.next_rid())))
+            self._send(self._encode(build(self.next_rid())), deadline)
 
     def send_quiet(self, build: Callable[[int], Any]) -> bool:
         """Send without waiting for room (acknowledgements): False if the queue is full."""
@@ -106,6 +111,7 @@ class Control:
             return self.errors.pop(0) if self.errors else None
 
     def close(self) -> None:
+        self._closing.set()  # a thread waiting under the lock gives it up within a slice
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -117,14 +123,30 @@ class Control:
         if self._closed:
             raise ConnectionClosed("this client was closed")
 
-    def _send(self, frames: list[bytes]) -> None:
-        try:
-            self._sock.send_multipart(frames)
-        except zmq.Again:
-            raise RequestTimeout(
-                f"the event server at {self.endpoint} accepts nothing (down, or publishers blocked "
-                "behind a full block-mode subscriber)"
-            ) from None
+    def _wait(self, event: int, deadline: float) -> bool:
+        """Wait for the socket to be readable or writable until the deadline, in slices; raise
+        ConnectionClosed as soon as another thread closes this connection."""
+        while True:
+            if self._closing.is_set():
+                raise ConnectionClosed("the connection was closed while waiting")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if self._sock.poll(min(_SLICE_MS, int(remaining * 1000) + 1), event):
+                return True
+
+    def _send(self, frames: list[bytes], deadline: float) -> None:
+        while True:
+            try:
+                self._sock.send_multipart(frames, zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                pass
+            if not self._wait(zmq.POLLOUT, deadline):
+                raise RequestTimeout(
+                    f"the event server at {self.endpoint} accepts nothing (down, or publishers "
+                    "blocked behind a full block-mode subscriber)"
+                )
 
     def _receive(self, waiting: int = -1) -> Reply | None:
         """One reply; an ERR for any request but `waiting` is kept for the owner to report."""

@@ -1,8 +1,15 @@
 """Keeping a client connected: heartbeats, noticing a dead server, reconnecting with backoff.
 
 Invariants:
-- The keeper runs in a thread of its own and touches the server only through a Control, whose
-  lock makes sharing it with the program's threads safe.
+- The keeper runs in a thread of its own and touches the server only through Controls, whose
+  locks make sharing them with the program's threads safe.
+- Heartbeats travel on a connection of their own (`pulse`), never behind the program's traffic:
+  a publisher whose sends are stuck (held back by block mode, or queued for a dead server) must
+  not stop the keeper from telling a live server from a dead one.
+- The program's connection is replaced only when the server moved to another address; closing
+  the old one then frees any thread stuck on it at once. At the same address it is kept, so what
+  it has queued is not thrown away when a server that only stalled looked dead for a while.
+- After reconnecting, the session is restored only if the server says it lost it.
 - The program can read `status` and is told of every change through `on_status`.
 - Reconnecting re-resolves the server's address each time (through the name server when the
   address was a name), so a server that comes back on another port is found.
@@ -95,6 +102,7 @@ class Keeper:
         self.status = Status.CONNECTING
         self.endpoint = resolve()
         self.control = Control(self._context, self.endpoint, timeout)
+        self._pulse = Control(self._context, self.endpoint, timeout)
         self.recoveries = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -124,7 +132,7 @@ class Keeper:
         last_ok = time.monotonic()
         while not self._stop.wait(self.interval):
             try:
-                intact = self._probe(self.control)
+                intact = self._probe(self._pulse)
             except EsError as exc:
                 if time.monotonic() - last_ok >= self.liveness:
                     log.warning("event server at %s gone: %s", self.endpoint, exc)
@@ -151,23 +159,36 @@ class Keeper:
         while not self._stop.is_set():
             try:
                 endpoint = self._resolve()
-                fresh = Control(self._context, endpoint, self._timeout)
+                pulse = Control(self._context, endpoint, self._timeout)
             except (EsError, ValueError) as exc:
                 log.info("reconnect: %s", exc)
                 self._stop.wait(self._backoff.next())
                 continue
             try:
-                self._probe(fresh)
+                intact = self._probe(pulse)
             except EsError:
-                fresh.close()
+                pulse.close()
                 self._stop.wait(self._backoff.next())
                 continue
-            with self._swap:
-                old, self.control, self.endpoint = self.control, fresh, endpoint
-            old.close()
-            self._recover(fresh)
+            self._switch(endpoint, pulse)
+            if not intact:
+                self._recover(self.control)
             self._set(Status.CONNECTED)
             return
+
+    def _switch(self, endpoint: str, pulse: Control) -> None:
+        """Take the new heartbeat connection. The program's connection is replaced only when the
+        server's address changed: at the same address ZeroMQ reconnects it by itself, and what is
+        queued in it still reaches the server (which may never have died, only stalled)."""
+        with self._swap:
+            old_pulse, self._pulse = self._pulse, pulse
+            old = self.control
+            if endpoint != self.endpoint:
+                self.control = Control(self._context, endpoint, self._timeout)
+                self.endpoint = endpoint
+        old_pulse.close()
+        if old is not self.control:
+            old.close()  # frees a thread stuck sending to the dead server: it retries on the new
 
     def call(self, action: Callable[[Control], T]) -> T:
         """Run `action` on the current Control; if the keeper replaced it meanwhile, once more on
@@ -184,6 +205,7 @@ class Keeper:
         self.stop()
         with self._swap:
             self.control.close()
+            self._pulse.close()
 
 
 class KeptClient:

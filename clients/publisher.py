@@ -10,6 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
@@ -21,7 +22,7 @@ from clients.errors import ErrorCode, TooLarge
 from clients.keeper import Keeper, KeptClient, Status
 from clients.naming import resolve_es_uri
 from clients.payload import encode_payload, format_for
-from clients.wire import Ping, PubItem, Publish
+from clients.wire import Heartbeat, Ping, PubItem, Publish
 
 __all__ = ["Publisher", "Subjects"]
 
@@ -41,8 +42,10 @@ HEARTBEAT = 2.0
 LIVENESS = 6.0
 
 
-def _ping(control: Control, timeout: float) -> bool:
-    control.request(Ping, timeout)
+def _alive(control: Control, probe_id: str, timeout: float) -> bool:
+    """The keeper's heartbeat: HEARTBEAT with an id that never subscribes. Unlike PING it is
+    answered even while the server waits on a stalled subscriber, so a stall is not a death."""
+    control.request(lambda rid: Heartbeat(rid, probe_id), timeout)
     return True
 
 
@@ -82,12 +85,13 @@ class Publisher(KeptClient):
         refuse_ident(ident)
         spec = es_uri or esURI
         self.format = format_for(serializer)
+        probe_id = uuid.uuid4().hex
         self._keeper = Keeper(
             lambda: resolve_es_uri(spec),
             timeout=timeout,
             interval=heartbeat,
             liveness=liveness,
-            probe=lambda control: _ping(control, heartbeat),
+            probe=lambda control: _alive(control, probe_id, heartbeat),
             restore=lambda control: None,  # a publisher has no session to restore
             on_status=on_status,
             context=context,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from clients import Event, Publisher, Subscriber
+from clients.errors import EsError
 from tests.integration.conftest import Daemon
 
 WAIT = 60.0
@@ -53,6 +56,63 @@ def warm_up(pub: Publisher, subject: str, *subs: Subscriber) -> None:
     for sub in subs:
         event = sub.next(WAIT)
         assert event is not None and event.msg == "warm-up"
+
+
+@dataclass
+class Load:
+    """What a `publishing` thread did: events accepted by the client, and failed attempts."""
+
+    sent: int = 0
+    failures: int = 0
+
+
+@contextlib.contextmanager
+def publishing(
+    pub: Publisher, subject: str, *, limit: int = 200_000, seconds: float = 2 * WAIT
+) -> Iterator[Load]:
+    """Load that goes on across faults: a thread publishes 0, 1, 2, ... on `subject` (about 5,000
+    a second at most) until the block ends, and rides over errors while the server is away.
+    Bounded in count and in time, like every load loop in the tests."""
+    load = Load()
+    stop = threading.Event()
+
+    def run() -> None:
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and load.sent < limit and time.monotonic() < deadline:
+            try:
+                pub.publish(subject, load.sent)
+            except EsError:  # not accepted: the same number goes again after a pause
+                load.failures += 1
+                stop.wait(0.05)
+                continue
+            load.sent += 1
+            if load.sent % 50 == 0:
+                stop.wait(0.01)  # pacing, so that two shared cores are not swamped
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield load
+    finally:
+        stop.set()
+        thread.join(WAIT)
+
+
+def accounted(events: Sequence[Event]) -> int | None:
+    """Check that a subscriber's stream of 0, 1, 2, ... accounts for every event: each follows the
+    one before, or the gap is exactly the `lost` count the server reported, or the event is the
+    first after a recovery (`resumed`, a gap of unknown size). Return the index of the first
+    resumed event, if any."""
+    first_resumed = None
+    for index in range(1, len(events)):
+        before, event = events[index - 1], events[index]
+        if event.resumed:
+            assert event.msg > before.msg, f"out of order at {index}: {before.msg}, {event.msg}"
+            first_resumed = index if first_resumed is None else first_resumed
+        else:
+            gap = event.msg - before.msg - 1
+            assert gap == event.lost, f"{gap} missing before {event.msg}, {event.lost} reported"
+    return first_resumed
 
 
 def _pipe(src: socket.socket, dst: socket.socket) -> None:
