@@ -1,11 +1,15 @@
 """Hostile input at volume: 100,000 random and mutated frame sets to each live daemon, then an
 ordinary publish/subscribe round that must still deliver every event, in order, while the
-daemons' memory stays flat. The frames are reproducible (a fixed seed)."""
+daemons' memory stays flat. The frames are reproducible (a fixed seed). And a flood of valid
+publishes, which must not keep another client waiting until it is all handled."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +19,8 @@ import zmq
 
 from clients import Publisher, Subscriber
 from clients.naming import NameServer
-from tests.integration.conftest import Daemon
+from clients.wire import PubItem, Publish, encode
+from tests.integration.conftest import Daemon, wait_until
 from tests.integration.helpers import WAIT, rss_bytes
 
 VECTORS = json.loads((Path(__file__).parents[2] / "clients/wire/vectors.json").read_text())
@@ -118,6 +123,57 @@ def test_the_event_server_survives_100k_hostile_frame_sets(start_es: Start) -> N
     assert [e.msg for e in events if e is not None] == list(range(1200))
     assert all(e is not None and e.lost == 0 for e in events)
     assert after - warm < 64 * 2**20
+
+
+@contextlib.contextmanager
+def paused(daemon: Daemon) -> Iterator[None]:
+    """SIGSTOP the daemon (one we started) for the block, so that work piles up for it."""
+    os.kill(daemon.proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(daemon.proc.pid, signal.SIGCONT)
+
+
+def test_a_flood_of_valid_publishes_does_not_starve_another_client(start_es: Start) -> None:
+    """Fair processing: while the server is paused, four connections queue 400,000 valid events
+    for it, and then an ordinary client asks for a confirmed publish. When the server resumes, the
+    ordinary client is answered while the flood is still being handled, not after all of it."""
+    es = start_es()
+    batch = tuple(PubItem(("flood.for.nobody",), 0, b"x") for _ in range(20))
+    flood_events = SOCKETS * 5000 * len(batch)
+    ctx = zmq.Context.instance()
+    socks = [ctx.socket(zmq.DEALER) for _ in range(SOCKETS)]
+    answered: list[int | None] = []
+    try:
+        for sock in socks:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SNDHWM, 0)  # queue all of it on our side while the server sleeps
+            sock.connect(es.endpoint)
+        with Subscriber(es.endpoint) as sub, Publisher(es.endpoint, timeout=WAIT) as pub:
+            sub.subscribe("not.the.flood")
+            assert pub.publish("not.the.flood", "warm-up", confirm=True) == 1
+            before = es.stats()["server"]["events_in"]
+            ordinary = threading.Thread(
+                target=lambda: answered.append(pub.publish("not.the.flood", "me", confirm=True))
+            )
+            with paused(es):
+                for i in range(flood_events // len(batch)):
+                    socks[i % SOCKETS].send_multipart(encode(Publish(0, False, batch)))
+                ordinary.start()
+                wait_until(lambda: pub._control._lock.locked(), WAIT, "the request to be sent")
+            ordinary.join(WAIT)
+            handled = es.stats()["server"]["events_in"] - before
+            done = lambda: es.stats()["server"]["events_in"] - before > flood_events  # noqa: E731
+            wait_until(done, WAIT * 2, "the flood to be handled")
+            events = [sub.next(WAIT) for _ in range(2)]
+    finally:
+        for sock in socks:
+            sock.close()
+    print(f"\nthe ordinary client was answered after {handled:,} of {flood_events:,} flood events")
+    assert answered == [1]
+    assert [e.msg for e in events if e is not None] == ["warm-up", "me"]
+    assert handled < flood_events
 
 
 def test_the_name_server_survives_100k_hostile_frame_sets(start_ns: Start) -> None:
