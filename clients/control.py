@@ -22,14 +22,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from clients.errors import (
+    AuthFailed,
     ConnectionClosed,
+    ErrorCode,
     RemoteProtocolError,
     RequestError,
     RequestTimeout,
     error_from_reply,
 )
+from clients.security import Keys, as_client
 from clients.wire import MAX_INT, Err, Reply, decode_reply, encode
 
 __all__ = ["Control"]
@@ -39,6 +43,21 @@ _MAX_KEPT_ERRORS = 100
 # A blocked wait looks this often (ms) whether another thread has closed the connection.
 _SLICE_MS = 50
 
+_HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+)
+_HANDSHAKE_FAILURES = {
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "the server refused this client's key (a wrong passphrase, "
+    "or a key that is not on its allow-list)",
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "the server did not prove the key this client expects "
+    "(a wrong passphrase or server key, or not the server meant)",
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "one side uses CurveZMQ security and the other does not "
+    "(give a passphrase or keys to both, or to neither)",
+}
+
 
 class Control:
     def __init__(
@@ -47,6 +66,7 @@ class Control:
         endpoint: str,
         timeout: float,
         encoder: Callable[[Any], list[bytes]] = encode,
+        keys: Keys | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._encode = encoder
@@ -58,6 +78,10 @@ class Control:
         self._sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.IPV6, int(":" in (urlsplit(endpoint).hostname or "")))
+        as_client(self._sock, keys)
+        # The handshake's outcome, from ZeroMQ: how a wrong key shows (nothing else would).
+        self._monitor = self._sock.get_monitor_socket(_HANDSHAKE_EVENTS)
+        self._auth_error: str | None = None
         self._sock.connect(endpoint)
         self._closed = False
         self._closing = threading.Event()  # set without the lock, so that waits can see it
@@ -115,6 +139,8 @@ class Control:
         with self._lock:
             if not self._closed:
                 self._closed = True
+                self._sock.disable_monitor()
+                self._monitor.close(linger=0)
                 self._sock.close(linger=0)
 
     # --- under the lock ------------------------------------------------------------------------
@@ -129,11 +155,23 @@ class Control:
         while True:
             if self._closing.is_set():
                 raise ConnectionClosed("the connection was closed while waiting")
+            self._read_handshakes()
+            if self._auth_error is not None:
+                raise AuthFailed(ErrorCode.AUTH_FAILED, f"{self._auth_error} ({self.endpoint})")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
             if self._sock.poll(min(_SLICE_MS, int(remaining * 1000) + 1), event):
                 return True
+
+    def _read_handshakes(self) -> None:
+        """The latest handshake outcome: a failure stands until a handshake succeeds."""
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._auth_error = None
+            elif event in _HANDSHAKE_FAILURES:
+                self._auth_error = _HANDSHAKE_FAILURES[event]
 
     def _send(self, frames: list[bytes], deadline: float) -> None:
         while True:

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 __all__ = [
     "EXCEPTION_FOR_CODE",
+    "AuthFailed",
     "BadEndpoint",
     "BadName",
     "BadPattern",
@@ -60,6 +61,7 @@ class ErrorCode(StrEnum):
     NAME_TAKEN = "NAME_TAKEN"
     NOT_OWNER = "NOT_OWNER"
     NOT_EMPTY = "NOT_EMPTY"
+    AUTH_FAILED = "AUTH_FAILED"
 
 
 class EsError(Exception):
@@ -172,6 +174,12 @@ class PayloadError(EsError, ValueError):
     """An event's message cannot be decoded, or its format is not allowed here (pickle)."""
 
 
+class AuthFailed(RequestError, EsConnectionError, PermissionError):
+    """The CurveZMQ handshake failed: a wrong or missing passphrase or key on one side, so no
+    request gets through. The client raises it, with code AUTH_FAILED, when ZeroMQ reports
+    the failed handshake; a server never needs to send it in an ERR reply."""
+
+
 EXCEPTION_FOR_CODE: dict[str, type[RequestError]] = {
     ErrorCode.BAD_VERSION: BadRequest,
     ErrorCode.BAD_REQUEST: BadRequest,
@@ -188,6 +196,7 @@ EXCEPTION_FOR_CODE: dict[str, type[RequestError]] = {
     ErrorCode.NAME_TAKEN: NameTaken,
     ErrorCode.NOT_OWNER: NotOwner,
     ErrorCode.NOT_EMPTY: NotEmpty,
+    ErrorCode.AUTH_FAILED: AuthFailed,
 }
 
 

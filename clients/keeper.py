@@ -31,6 +31,7 @@ import zmq
 
 from clients.control import Control
 from clients.errors import ConnectionClosed, EsError
+from clients.security import Keys
 
 __all__ = ["Backoff", "Keeper", "KeptClient", "Status"]
 
@@ -87,8 +88,10 @@ class Keeper:
         context: zmq.Context[Any] | None = None,
         backoff: Backoff | None = None,
         name: str = "es-keeper",
+        keys: Keys | None = None,
     ) -> None:
         self._resolve = resolve
+        self.keys = keys
         self._context = context or zmq.Context.instance()
         self._timeout = timeout
         self.interval = interval
@@ -101,8 +104,8 @@ class Keeper:
         self._swap = threading.Lock()
         self.status = Status.CONNECTING
         self.endpoint = resolve()
-        self.control = Control(self._context, self.endpoint, timeout)
-        self._pulse = Control(self._context, self.endpoint, timeout)
+        self.control = Control(self._context, self.endpoint, timeout, keys=keys)
+        self._pulse = Control(self._context, self.endpoint, timeout, keys=keys)
         self.recoveries = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -159,7 +162,7 @@ class Keeper:
         while not self._stop.is_set():
             try:
                 endpoint = self._resolve()
-                pulse = Control(self._context, endpoint, self._timeout)
+                pulse = Control(self._context, endpoint, self._timeout, keys=self.keys)
             except (EsError, ValueError) as exc:
                 log.info("reconnect: %s", exc)
                 self._stop.wait(self._backoff.next())
@@ -184,7 +187,7 @@ class Keeper:
             old_pulse, self._pulse = self._pulse, pulse
             old = self.control
             if endpoint != self.endpoint:
-                self.control = Control(self._context, endpoint, self._timeout)
+                self.control = Control(self._context, endpoint, self._timeout, keys=self.keys)
                 self.endpoint = endpoint
         old_pulse.close()
         if old is not self.control:

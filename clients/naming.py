@@ -21,8 +21,9 @@ import zmq
 
 from clients.address import resolve_tcp
 from clients.control import Control
-from clients.errors import EsConnectionError, EsError, RemoteProtocolError
+from clients.errors import AuthFailed, EsConnectionError, EsError, RemoteProtocolError
 from clients.names import DEFAULT_GROUP, EVENT_SERVICE, absolute
+from clients.security import Keys, choose
 from clients.wire import MAX_INT, Ping
 from clients.wire.ns import (
     MAX_DATAGRAM,
@@ -111,10 +112,12 @@ def discover(
     return None
 
 
-def _answers(endpoint: str, timeout: float) -> bool:
-    control = Control(zmq.Context.instance(), endpoint, timeout, encode_ns)
+def _answers(endpoint: str, timeout: float, keys: Keys | None) -> bool:
+    control = Control(zmq.Context.instance(), endpoint, timeout, encode_ns, keys)
     try:
         return control.request(Ping).get("server") == "ns"
+    except AuthFailed:
+        raise  # a name server is there, and it says who may talk to it: say so
     except EsError:
         return False
     finally:
@@ -129,6 +132,7 @@ def locate_ns(
     port: int | None = None,
     timeout: float = 0.5,
     retries: int = 3,
+    keys: Keys | None = None,
 ) -> str:
     """The name server's endpoint, found as the module docstring says."""
     explicit = address or os.environ.get("NS_ADDRESS")
@@ -142,7 +146,7 @@ def locate_ns(
             endpoint = path.read_text().strip()
         except OSError:
             endpoint = ""
-        if endpoint and _answers(endpoint, _URI_FILE_PING):
+        if endpoint and _answers(endpoint, _URI_FILE_PING, keys):
             return endpoint
     endpoint_found = discover(broadcast, port, timeout, retries)
     if endpoint_found:
@@ -167,15 +171,15 @@ class NameServer:
         timeout: float = 5.0,
         default_group: str = DEFAULT_GROUP,
         ident: str | None = None,
+        keys: Keys | None = None,
         context: zmq.Context[Any] | None = None,
         **locate: Any,
     ) -> None:
-        if ident is not None:
-            raise NotImplementedError("passphrase security (ident) arrives with the security issue")
-        self.endpoint = locate_ns(address, **locate)
+        keys = choose(ident, keys)
+        self.endpoint = locate_ns(address, keys=keys, **locate)
         self.default_group = default_group
         self._control = Control(
-            context or zmq.Context.instance(), self.endpoint, timeout, encode_ns
+            context or zmq.Context.instance(), self.endpoint, timeout, encode_ns, keys
         )
 
     def _name(self, name: str) -> str:
@@ -270,7 +274,9 @@ def _pyroname(uri: str) -> tuple[str | None, str]:
     return host or None, name
 
 
-def resolve_es_uri(es_uri: str | None = None, *, timeout: float = 5.0) -> str:
+def resolve_es_uri(
+    es_uri: str | None = None, *, timeout: float = 5.0, keys: Keys | None = None
+) -> str:
     """The event server's endpoint.
 
     `tcp://HOST:PORT` (or `HOST:PORT`) is used as it is. `PYRONAME://[NSHOST:PORT]/NAME` looks
@@ -281,5 +287,5 @@ def resolve_es_uri(es_uri: str | None = None, *, timeout: float = 5.0) -> str:
     if not uri.upper().startswith("PYRONAME://"):
         return resolve_tcp(uri)
     address, name = _pyroname(uri)
-    with NameServer(address, timeout=timeout) as ns:
+    with NameServer(address, timeout=timeout, keys=keys) as ns:
         return resolve_tcp(ns.lookup(name))

@@ -22,6 +22,7 @@ from clients.errors import ErrorCode, TooLarge
 from clients.keeper import Keeper, KeptClient, Status
 from clients.naming import resolve_es_uri
 from clients.payload import encode_payload, format_for
+from clients.security import Keys, choose
 from clients.wire import Heartbeat, Ping, PubItem, Publish
 
 __all__ = ["Publisher", "Subjects"]
@@ -58,14 +59,6 @@ def subject_tuple(subjects: Subjects) -> tuple[str, ...]:
     return result
 
 
-def refuse_ident(ident: str | None) -> None:
-    if ident is not None:
-        raise NotImplementedError(
-            "passphrase security (ident) arrives with the security issue; "
-            "until then run on a trusted network without ident"
-        )
-
-
 class Publisher(KeptClient):
     """Publish events on subjects: `Publisher(es_uri).publish("StockQuotes", ("SUN", 22.44))`."""
 
@@ -74,6 +67,7 @@ class Publisher(KeptClient):
         es_uri: str | None = None,
         *,
         ident: str | None = None,
+        keys: Keys | None = None,
         serializer: str = "msgpack",
         timeout: float = 10.0,
         heartbeat: float = HEARTBEAT,
@@ -82,12 +76,12 @@ class Publisher(KeptClient):
         context: zmq.Context[Any] | None = None,
         esURI: str | None = None,  # noqa: N803 - Pyro's spelling
     ) -> None:
-        refuse_ident(ident)
+        keys = choose(ident, keys)
         spec = es_uri or esURI
         self.format = format_for(serializer)
         probe_id = uuid.uuid4().hex
         self._keeper = Keeper(
-            lambda: resolve_es_uri(spec),
+            lambda: resolve_es_uri(spec, keys=keys),
             timeout=timeout,
             interval=heartbeat,
             liveness=liveness,
@@ -96,6 +90,7 @@ class Publisher(KeptClient):
             on_status=on_status,
             context=context,
             name="es-publisher-keeper",
+            keys=keys,
         )
         self._keeper.start()
         self._since_collect = 0

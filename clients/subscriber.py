@@ -33,7 +33,8 @@ from clients.errors import EsError, RemoteProtocolError
 from clients.event import Event
 from clients.keeper import Keeper, KeptClient, Status
 from clients.naming import resolve_es_uri
-from clients.publisher import HEARTBEAT, LIVENESS, Subjects, refuse_ident, subject_tuple
+from clients.publisher import HEARTBEAT, LIVENESS, Subjects, subject_tuple
+from clients.security import Keys, as_server, choose, release
 from clients.waker import Waker
 from clients.wire import (
     Ack,
@@ -85,6 +86,7 @@ class Subscriber(KeptClient):
         es_uri: str | None = None,
         *,
         ident: str | None = None,
+        keys: Keys | None = None,
         host: str | None = None,
         publish_host: str | None = None,
         policy: str | None = None,
@@ -99,12 +101,12 @@ class Subscriber(KeptClient):
         context: zmq.Context[Any] | None = None,
         esURI: str | None = None,  # noqa: N803 - Pyro's spelling
     ) -> None:
-        refuse_ident(ident)
+        keys = choose(ident, keys)
         if policy not in (None, "block", "drop"):
             raise ValueError("policy must be 'block' or 'drop'")
         spec = es_uri or esURI
         self._keeper = Keeper(
-            lambda: resolve_es_uri(spec),
+            lambda: resolve_es_uri(spec, keys=keys),
             timeout=timeout,
             interval=heartbeat,
             liveness=liveness,
@@ -113,6 +115,7 @@ class Subscriber(KeptClient):
             on_status=on_status,
             context=context,
             name="es-subscriber-keeper",
+            keys=keys,
         )
         try:
             self._setup(host, publish_host, policy, queue_size, max_stall, allow_pickle, context)
@@ -120,6 +123,7 @@ class Subscriber(KeptClient):
             inbox = getattr(self, "_inbox", None)
             if inbox is not None:
                 inbox.close(linger=0)
+                release(inbox.context, getattr(self, "_zap_domain", ""))
             self._keeper.close()
             raise
         self.set_threading(threading)
@@ -136,11 +140,17 @@ class Subscriber(KeptClient):
         context: zmq.Context[Any] | None,
     ) -> None:
         self.sid = uuid.uuid4().hex
-        self.options = Options(policy, queue_size, max_stall)
+        keys = self._keeper.keys
+        key = None if keys is None else keys.public.decode()
+        self.options = Options(policy, queue_size, max_stall, key)
         self.allow_pickle = allow_pickle
         ctx = context or zmq.Context.instance()
         self._inbox: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
         self._inbox.setsockopt(zmq.LINGER, 0)
+        # With security, only the event server (its key) can connect and deliver: nobody else
+        # can push events into this inbox.
+        self._zap_domain = f"es-inbox-{self.sid}"
+        as_server(self._inbox, keys, self._zap_domain)
         # Keep this side's buffer no larger than the queue the server keeps for us, so the
         # server's high-water mark, not this one, decides when to block or drop.
         self._inbox.setsockopt(zmq.RCVHWM, 1000 if queue_size is None else queue_size)
@@ -457,6 +467,7 @@ class Subscriber(KeptClient):
             self._pool.shutdown(wait=True)
         self._keeper.close()
         self._inbox.close(linger=0)
+        release(self._inbox.context, self._zap_domain)
         self._waker.close()
 
     def __enter__(self) -> Subscriber:

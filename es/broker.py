@@ -84,6 +84,7 @@ class Open:
     hwm: int
     peer: bytes
     rid: int
+    key: str | None = None  # the inbox's CurveZMQ public key, when the subscriber gave one
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,7 @@ class SubscriberState:
     sent: int = 0
     dropped: int = 0
     stalls: int = 0
+    key: str | None = None
 
 
 def _new_stream() -> int:
@@ -249,6 +251,12 @@ class Broker:
         state = self._subscribers.get(sid)
         if state is not None:
             state.health.link(up, mono)
+
+    def refused(self, sid: str) -> None:
+        """The subscriber's inbox refused the CurveZMQ handshake: it goes at the next sweep."""
+        state = self._subscribers.get(sid)
+        if state is not None:
+            state.health.refused = True
 
     def linked(self, sid: str) -> bool:
         """Whether the server's connection to the subscriber is up, as far as it knows."""
@@ -395,7 +403,8 @@ class Broker:
         policy, queue, max_stall = self._policy(options, current)
         self._check_room(sid, current, subjects or [], [p for p, _ in patterns or []])
         actions: list[Action] = []
-        if current is None or current.endpoint != endpoint:
+        key = options.key if options.key is not None else (current.key if current else None)
+        if current is None or current.endpoint != endpoint or current.key != key:
             if current is not None:
                 actions.append(Close(sid))
             current = SubscriberState(
@@ -408,8 +417,9 @@ class Broker:
                 since=now,
                 health=Health(last_heard=self._mono, link_since=self._mono),
             )
+            current.key = key
             self._subscribers[sid] = current
-            actions.append(Open(sid, endpoint, queue, peer, rid))
+            actions.append(Open(sid, endpoint, queue, peer, rid, key))
         current.policy, current.max_stall = policy, max_stall
         current.health.heard(self._mono)
         self._evicted.pop(sid, None)

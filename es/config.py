@@ -65,7 +65,9 @@ class ServerConfig:
     ns_address: str | None = None
     # Seconds the registration outlives this server if it dies; renewed every third of that.
     ns_lease: float = 10.0
+    # CurveZMQ security: a passphrase (Pyro's -i), or a directory made by `es keygen`.
     ident: str | None = None
+    keys_dir: str | None = None
     # Pyro's default behaviour: the publisher waits, so nothing is lost.
     policy: str = "block"
     # Pyro's "moderately sized" queue; ZeroMQ's own default high-water mark is the same.
@@ -97,6 +99,7 @@ def validate(config: ServerConfig) -> None:
     """Raise ConfigError naming the first setting that does not make sense."""
     lim = config.limits
     _check(bool(config.host), "host must not be empty")
+    _check(not (config.ident and config.keys_dir), "give ident or keys_dir, not both")
     _check(0 <= config.port <= 65535, "port must be from 0 to 65535")
     _check(config.policy in ("block", "drop"), "policy must be 'block' or 'drop'")
     _check(config.queue_size >= 0, "queue_size must be >= 0 (0 = unbounded)")

@@ -19,6 +19,7 @@ class Health:
     link_since: float = 0.0
     full_since: float | None = None
     acking: bool = False  # the client acknowledges what it consumed (ACK is optional)
+    refused: bool = False  # its inbox refused the server's CurveZMQ key: it never will take it
 
     def heard(self, now: float) -> None:
         self.last_heard = max(self.last_heard, now)
@@ -46,6 +47,8 @@ class Health:
 
 def verdict(health: Health, now: float, liveness: float, evict_stalled: float) -> str | None:
     """Why the subscriber must be removed now, or None if it may stay."""
+    if health.refused:
+        return "refused"  # security: its inbox does not accept this server (or the key is wrong)
     if now - health.last_heard > liveness:
         return "silent"  # its client stopped sending heartbeats: the process is gone
     if health.linked is not True and now - health.link_since > liveness:

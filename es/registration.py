@@ -24,6 +24,7 @@ from clients.control import Control
 from clients.errors import EsError, NameTaken, NotFound, NotOwner
 from clients.names import EVENT_SERVICE
 from clients.naming import NameServer
+from clients.security import Keys
 from clients.wire import Ping
 
 __all__ = ["NameHeld", "Registration"]
@@ -38,8 +39,10 @@ class NameHeld(EsError):
     """Another live event server holds the name."""
 
 
-def is_live_event_server(uri: str, timeout: float = _LIVENESS_TIMEOUT) -> bool:
-    control = Control(zmq.Context.instance(), uri, timeout)
+def is_live_event_server(
+    uri: str, keys: Keys | None = None, timeout: float = _LIVENESS_TIMEOUT
+) -> bool:
+    control = Control(zmq.Context.instance(), uri, timeout, keys=keys)
     try:
         return control.request(Ping).get("server") == "es"
     except EsError:
@@ -61,9 +64,15 @@ def advertised(endpoint: str, ns_endpoint: str) -> str:
 
 class Registration:
     def __init__(
-        self, endpoint: str, ns_endpoint: str, lease: float, name: str = EVENT_SERVICE
+        self,
+        endpoint: str,
+        ns_endpoint: str,
+        lease: float,
+        keys: Keys | None = None,
+        name: str = EVENT_SERVICE,
     ) -> None:
         self.name = name
+        self.keys = keys
         self.ns_endpoint = ns_endpoint
         self.uri = advertised(endpoint, ns_endpoint)
         self.lease = lease
@@ -72,7 +81,7 @@ class Registration:
         self._thread: threading.Thread | None = None
 
     def _ns(self) -> NameServer:
-        return NameServer(self.ns_endpoint, timeout=max(1.0, self.lease / 3))
+        return NameServer(self.ns_endpoint, timeout=max(1.0, self.lease / 3), keys=self.keys)
 
     def claim(self) -> None:
         """Register the name, or raise NameHeld / another EsError saying why not."""
@@ -85,7 +94,7 @@ class Registration:
             body = ns.register(self.name, self.uri, lease=self.lease, meta="event server")
         except NameTaken:
             holder = ns.lookup(self.name)
-            if holder != self.uri and is_live_event_server(holder):
+            if holder != self.uri and is_live_event_server(holder, self.keys):
                 raise NameHeld(
                     f"{self.name} is held by a live event server at {holder}; stop it, or run "
                     "this one with -N (no name server)"

@@ -30,6 +30,15 @@ from zmq.utils.monitor import recv_monitor_message
 from clients.errors import ErrorCode, EsError
 from clients.lifecycle import Daemon, ExitCode
 from clients.naming import locate_ns
+from clients.security import (
+    HandshakeWatch,
+    Keys,
+    as_client,
+    as_server,
+    release,
+    server_keys,
+    warn_if_exposed,
+)
 from clients.wire import MAX_HEADER_BYTES
 from es.broker import Action, Batch, Broker, Close, Fanout, Open, Reply
 from es.config import ServerConfig
@@ -45,7 +54,14 @@ _HOUSEKEEPING = 0.5
 # process on an assertion (!_io_error in stream_engine_base.cpp, libzmq issues #4364 and #4841)
 # when a peer goes away mid-stream, which our fuzz test triggered under CPU load. Liveness rests on
 # the application heartbeat (silent peers) and socket monitors (dropped connections) instead.
-_LINK_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
+_REFUSED_EVENTS = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+)
+_LINK_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | _REFUSED_EVENTS
+# The ZAP domain of the control socket: which client keys it accepts.
+_ZAP_DOMAIN = "es"
 
 # Messages handled per turn before the loop polls again (and so notices a stop request).
 _TURN = 512
@@ -107,6 +123,8 @@ class EventServer(Daemon):
         self._clock = clock
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._router: zmq.Socket[bytes] | None = None
+        self._keys: Keys | None = None
+        self._handshakes: HandshakeWatch | None = None
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
         self._monitors: dict[str, zmq.Socket[bytes]] = {}
         self._next_housekeeping = 0.0
@@ -117,6 +135,11 @@ class EventServer(Daemon):
 
     def serve(self) -> int:
         """Bind, announce readiness, serve until stopped; return the process exit code."""
+        try:
+            self._keys = server_keys(self.config.ident, self.config.keys_dir)
+        except (OSError, ValueError) as exc:
+            log.error("%s", exc)
+            return self._failed_to_start(ExitCode.USAGE)
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         _size_for(ctx, self.config.limits.max_subscribers)
         self._ctx = ctx
@@ -124,13 +147,12 @@ class EventServer(Daemon):
             self._router, endpoint = self._bind(ctx)
         except BindError as exc:
             log.error("%s", exc)
+            release(ctx, _ZAP_DOMAIN)
             ctx.destroy(linger=0)
             return self._failed_to_start(ExitCode.BIND)
         registration = self._register(endpoint) if self.config.use_naming else None
         if registration is False:
-            assert self._router is not None
-            self._router.close()
-            ctx.destroy(linger=0)
+            self._close_all()
             return self._failed_to_start(ExitCode.NAMING)
         try:
             self._announce(endpoint)
@@ -145,9 +167,8 @@ class EventServer(Daemon):
     def _register(self, endpoint: str) -> Registration | Literal[False]:
         """Claim :Pyro.EventService and keep it; False (after logging why) if that is impossible."""
         try:
-            registration = Registration(
-                endpoint, locate_ns(self.config.ns_address), self.config.ns_lease
-            )
+            ns_endpoint = locate_ns(self.config.ns_address, keys=self._keys)
+            registration = Registration(endpoint, ns_endpoint, self.config.ns_lease, self._keys)
             registration.claim()
         except (EsError, ValueError) as exc:
             log.error("%s", exc)
@@ -163,6 +184,7 @@ class EventServer(Daemon):
         router.setsockopt(zmq.MAXMSGSIZE, limit + 1024)
         if ":" in self.config.host:
             router.setsockopt(zmq.IPV6, 1)
+        as_server(router, self._keys, _ZAP_DOMAIN)
         address = _bind_endpoint(self.config.host, self.config.port)
         try:
             router.bind(address)
@@ -170,7 +192,10 @@ class EventServer(Daemon):
             router.close()
             raise BindError(f"cannot bind {address}: {exc.strerror}") from None
         endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
-        log.info("event server listening on %s", endpoint)
+        self._handshakes = HandshakeWatch(router, "event server")
+        secured = "CurveZMQ" if self._keys else "no security"
+        log.info("event server listening on %s (%s)", endpoint, secured)
+        warn_if_exposed(self.config.host, self._keys, "event server")
         return router, endpoint
 
     # --- the loop --------------------------------------------------------------------------------
@@ -200,6 +225,9 @@ class EventServer(Daemon):
         with contextlib.suppress(zmq.Again):
             while True:
                 event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
+                if event & _REFUSED_EVENTS:
+                    log.warning("subscriber %s: its inbox refused this server's key", sid)
+                    self.broker.refused(sid)
                 self.broker.link(sid, event == zmq.EVENT_CONNECTED, mono)
 
     def _may_block(self, sid: str, mono: float) -> bool:
@@ -215,6 +243,8 @@ class EventServer(Daemon):
         if mono < self._next_housekeeping:
             return
         self._next_housekeeping = mono + _HOUSEKEEPING
+        if self._handshakes is not None:
+            self._handshakes.poll()
         for sid in self._monitors:
             self._read_link(sid, mono)
         evicted = self.broker.sweep(mono)
@@ -248,8 +278,8 @@ class EventServer(Daemon):
             match action:
                 case Reply(peer, frames):
                     self._reply(peer, frames)
-                case Open(sid, endpoint, hwm, peer, rid):
-                    if not self._open(sid, endpoint, hwm):
+                case Open(sid, endpoint, hwm, peer, rid, key):
+                    if not self._open(sid, endpoint, hwm, key):
                         message = f"cannot connect to {endpoint}"
                         self._apply([self.broker.error(peer, rid, ErrorCode.BAD_ENDPOINT, message)])
                         return  # this error replaces the rest of the request's actions
@@ -265,12 +295,15 @@ class EventServer(Daemon):
         except zmq.Again:  # the client does not read its replies; ROUTER drops, as it should
             log.debug("reply to an unresponsive client dropped")
 
-    def _open(self, sid: str, endpoint: str, hwm: int) -> bool:
+    def _open(self, sid: str, endpoint: str, hwm: int, key: str | None) -> bool:
         assert self._ctx is not None
         dealer = self._ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.SNDHWM, hwm)
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.IPV6, 1)
+        # With security the inbox must prove the key the subscriber gave (or, with a passphrase,
+        # the shared one), and it accepts only this server's key: nobody else can deliver to it.
+        as_client(dealer, self._keys, None if key is None else key.encode())
         try:
             monitor = dealer.get_monitor_socket(_LINK_EVENTS)
             dealer.connect(endpoint)
@@ -413,6 +446,8 @@ class EventServer(Daemon):
         ctx = self._ctx
         if ctx is None:
             return
+        if self._handshakes is not None:
+            self._handshakes.close()
         if self._router is not None:
             self._router.close(linger=0)
         for monitor in self._monitors.values():
@@ -421,6 +456,7 @@ class EventServer(Daemon):
         for dealer in self._dealers.values():
             dealer.close(linger=0 if self._force else None)
         self._dealers.clear()
+        release(ctx, _ZAP_DOMAIN)
         self._terminate(ctx)
         self._release()
         log.info("event server stopped")

@@ -20,7 +20,9 @@ class NsConfigError(ValueError):
 class NsConfig:
     host: str = "127.0.0.1"
     port: int = NS_PORT
+    # CurveZMQ security: a passphrase (Pyro's -i), or a directory made by `es keygen`.
     ident: str | None = None
+    keys_dir: str | None = None
     # Pyro's name server forgot everything on restart; sqlite:PATH remembers.
     storage: str = "memory"
     # None: the per-user default file; "": write none.
@@ -37,6 +39,7 @@ class NsConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.host), "host must not be empty")
+        _check(not (self.ident and self.keys_dir), "give ident or keys_dir, not both")
         _check(0 <= self.port <= 65535, "port must be from 0 to 65535")
         ok_storage = self.storage == "memory" or (
             self.storage.startswith("sqlite:") and len(self.storage) > len("sqlite:")

@@ -26,6 +26,7 @@ from clients.address import local_address_for
 from clients.errors import RemoteProtocolError
 from clients.lifecycle import Daemon, ExitCode
 from clients.naming import uri_file_path
+from clients.security import HandshakeWatch, as_server, release, server_keys, warn_if_exposed
 from clients.wire import MAX_HEADER_BYTES
 from clients.wire.ns import MAX_DATAGRAM, decode_where, encode_here
 from naming.config import NsConfig
@@ -37,6 +38,7 @@ __all__ = ["NameServerDaemon"]
 
 log = logging.getLogger("ns.server")
 
+_ZAP_DOMAIN = "ns"  # which client keys the ROUTER accepts
 _TURN = 512  # requests handled per turn before looking at the clock and the stop flag
 
 
@@ -57,6 +59,7 @@ class NameServerDaemon(Daemon):
         self.discovery: str | None = None
         self.uri_file: Path | None = None
         self._clock = clock
+        self._handshakes: HandshakeWatch | None = None
 
     def serve(self) -> int:
         try:
@@ -64,25 +67,37 @@ class NameServerDaemon(Daemon):
         except (ValueError, sqlite3.Error) as exc:
             log.error("cannot open storage %s: %s", self.config.storage, exc)
             return self._failed_to_start(ExitCode.USAGE)
+        try:
+            keys = server_keys(self.config.ident, self.config.keys_dir)
+        except (OSError, ValueError) as exc:
+            log.error("%s", exc)
+            storage.close()
+            return self._failed_to_start(ExitCode.USAGE)
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         router = ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.MAXMSGSIZE, MAX_HEADER_BYTES + 1024)
+        as_server(router, keys, _ZAP_DOMAIN)
         try:
             endpoint = self._bind(router)
         except zmq.ZMQError as exc:
             log.error("cannot bind %s:%s: %s", self.config.host, self.config.port, exc.strerror)
             router.close()
+            release(ctx, _ZAP_DOMAIN)
             ctx.term()
             storage.close()
             return self._failed_to_start(ExitCode.BIND)
+        warn_if_exposed(self.config.host, keys, "name server")
+        self._handshakes = handshakes = HandshakeWatch(router, "name server")
         udp = self._open_discovery(endpoint)
         try:
             self._run(router, udp, storage, endpoint)
         finally:
+            handshakes.close()
             router.close(linger=0)
             if udp is not None:
                 udp.close()
+            release(ctx, _ZAP_DOMAIN)
             ctx.term()
             storage.close()
             self._remove_uri_file(endpoint)
@@ -101,7 +116,8 @@ class NameServerDaemon(Daemon):
         registry.expire(self._clock())
         service = build_service(registry, endpoint, self._clock())
         self._write_uri_file(endpoint)
-        log.info("name server listening on %s (storage %s)", endpoint, cfg.storage)
+        secured = "CurveZMQ" if cfg.ident or cfg.keys_dir else "no security"
+        log.info("name server listening on %s (storage %s, %s)", endpoint, cfg.storage, secured)
         self._announce(endpoint)
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
@@ -109,6 +125,8 @@ class NameServerDaemon(Daemon):
         if udp is not None:
             poller.register(udp, zmq.POLLIN)
         next_sweep = time.monotonic() + cfg.sweep_interval
+        handshakes = self._handshakes
+        assert handshakes is not None
         while not self._stop_requested:
             poller.poll(max(0, int((next_sweep - time.monotonic()) * 1000)) + 1)
             self._waker.clear()
@@ -116,6 +134,7 @@ class NameServerDaemon(Daemon):
             if udp is not None:
                 self._answer_discovery(udp, endpoint)
             if time.monotonic() >= next_sweep:
+                handshakes.poll()
                 for name in registry.expire(self._clock()):
                     log.info("lease of %s expired", name)
                 next_sweep = time.monotonic() + cfg.sweep_interval

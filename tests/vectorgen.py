@@ -47,6 +47,13 @@ VALID: list[tuple[str, str, Message]] = [
         Subscribe(2, SID, ENDPOINT, ("a", "b"), Options("drop", 100, 2.5)),
     ),
     (
+        "subscribe with the inbox's CurveZMQ key",
+        "request",
+        Subscribe(
+            20, SID, ENDPOINT, ("a",), Options(key="rT$ar-O.qIf35kRJudYDmw<)^E}ruzJ(a%Aa1mo}")
+        ),
+    ),
+    (
         "subscribe to a pattern",
         "request",
         SubscribeMatch(3, SID, ENDPOINT, (r"^STOCKQUOTE\.S.*$",), Options(policy="block")),
@@ -130,6 +137,13 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
         "SUB missing its options",
         "request",
         [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"])],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUB with a key that is not 40 Z85 characters",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"key": "short"})],
         "BAD_REQUEST",
         12,
     ),
@@ -320,7 +334,12 @@ def to_json(message: Message) -> dict[str, Any]:
         case Subscribe() | SubscribeMatch():
             names = "subjects" if isinstance(message, Subscribe) else "patterns"
             opts = message.options
-            options = {"policy": opts.policy, "queue": opts.queue, "max_stall": opts.max_stall}
+            options = {
+                "policy": opts.policy,
+                "queue": opts.queue,
+                "max_stall": opts.max_stall,
+                "key": opts.key,
+            }
             return {
                 "type": "SUB" if isinstance(message, Subscribe) else "SUBMATCH",
                 "rid": message.rid,
@@ -482,6 +501,40 @@ def document() -> dict[str, Any]:
         "valid": valid,
         "invalid": invalid,
         "refused": refused,
+        "keys": key_vectors(),
+    }
+
+
+PASSPHRASES = ("correct horse battery staple", "Pyro's -i passphrase: ünïcode too")
+
+
+def key_vectors() -> dict[str, Any]:
+    """The CurveZMQ key pair a passphrase gives (SPEC.md, "Security")."""
+    from clients import security
+
+    return {
+        "about": (
+            "secret = scrypt(UTF-8 passphrase, salt, N, r, p, 32 bytes); the 32 bytes are the "
+            "Curve25519 secret key as they are; public = X25519 base-point multiplication of it. "
+            "Keys in Z85 as ZeroMQ writes them, the secret also in hex."
+        ),
+        "kdf": {
+            "name": "scrypt",
+            "salt": security.KDF_SALT.decode(),
+            "N": security.KDF_N,
+            "r": security.KDF_R,
+            "p": security.KDF_P,
+            "length": 32,
+        },
+        "pairs": [
+            {
+                "passphrase": phrase,
+                "secret_hex": security.derive_secret(phrase).hex(),
+                "secret_z85": security.Keys.from_passphrase(phrase).secret.decode(),
+                "public_z85": security.Keys.from_passphrase(phrase).public.decode(),
+            }
+            for phrase in PASSPHRASES
+        ],
     }
 
 

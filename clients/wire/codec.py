@@ -62,7 +62,10 @@ MAX_DEPTH = 32
 
 POLICIES = ("block", "drop")
 
-_OPTION_KEYS = frozenset({"policy", "queue", "max_stall"})
+_OPTION_KEYS = frozenset({"policy", "queue", "max_stall", "key"})
+_Z85 = frozenset(
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+)
 
 Reader = Callable[[Any, str], Any]
 
@@ -120,11 +123,19 @@ def _options(value: Any, name: str) -> Options:
         raise _fail(ErrorCode.BAD_POLICY, "policy must be 'block' or 'drop'")
     queue = value.get("queue")
     max_stall = value.get("max_stall")
+    key = value.get("key")
     return Options(
         policy=policy,
         queue=None if queue is None else _uint(queue, "queue"),
         max_stall=None if max_stall is None else _seconds(max_stall, "max_stall"),
+        key=None if key is None else _curve_key(key),
     )
+
+
+def _curve_key(value: Any) -> str:
+    if not isinstance(value, str) or len(value) != 40 or not _Z85.issuperset(value):
+        raise _fail(ErrorCode.BAD_REQUEST, "key must be a CurveZMQ public key: 40 Z85 characters")
+    return value
 
 
 def _plain(value: Any, name: str, depth: int = 0) -> Any:
@@ -365,7 +376,12 @@ def _pack(header: list[Any]) -> bytes:
 
 
 def _options_map(options: Options) -> dict[str, Any]:
-    fields = {"policy": options.policy, "queue": options.queue, "max_stall": options.max_stall}
+    fields = {
+        "policy": options.policy,
+        "queue": options.queue,
+        "max_stall": options.max_stall,
+        "key": options.key,
+    }
     return {k: v for k, v in fields.items() if v is not None}
 
 

@@ -57,6 +57,8 @@ class Options:
     policy: str | None = None
     queue: int | None = None
     max_stall: float | None = None
+    key: str | None = None
+    """The inbox's CurveZMQ public key (40 Z85 characters), when security is on."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq
+from zmq.utils import z85
 
 from clients.errors import RemoteProtocolError
 from clients.wire import Err, decode_delivery, decode_reply, decode_request, encode
@@ -148,3 +151,21 @@ def test_invalid_ns_vector_gets_its_code_from_the_name_server(vector: dict[str, 
     reply = decode_reply(fresh_name_service().handle(_frames(vector), 1.0))
     assert isinstance(reply, Err)
     assert (reply.code, reply.rid) == (vector["error"], vector["rid"])
+
+
+def test_key_vectors_follow_from_the_documented_kdf() -> None:
+    """Independently of clients.security: scrypt as documented, then X25519 by ZeroMQ."""
+    keys = VECTORS["keys"]
+    kdf = keys["kdf"]
+    for pair in keys["pairs"]:
+        secret = hashlib.scrypt(
+            pair["passphrase"].encode(),
+            salt=kdf["salt"].encode(),
+            n=kdf["N"],
+            r=kdf["r"],
+            p=kdf["p"],
+            dklen=kdf["length"],
+        )
+        assert secret.hex() == pair["secret_hex"]
+        assert z85.encode(secret).decode() == pair["secret_z85"]
+        assert zmq.curve_public(z85.encode(secret)).decode() == pair["public_z85"]
