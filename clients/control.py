@@ -49,13 +49,15 @@ _HANDSHAKE_EVENTS = (
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 )
+_MISMATCH = (
+    "the handshake with the server failed: a wrong passphrase or key on one side, or security "
+    "(a passphrase or keys) on one side only"
+)
 _HANDSHAKE_FAILURES = {
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: "the server refused this client's key (a wrong passphrase, "
     "or a key that is not on its allow-list)",
-    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "the server did not prove the key this client expects "
-    "(a wrong passphrase or server key, or not the server meant)",
-    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "one side uses CurveZMQ security and the other does not "
-    "(give a passphrase or keys to both, or to neither)",
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: _MISMATCH,
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: _MISMATCH,
 }
 
 

@@ -94,6 +94,7 @@ class Publisher(KeptClient):
         )
         self._keeper.start()
         self._since_collect = 0
+        self._unflushed = False
         self._limits: dict[str, Any] | None = None
 
     def publish(
@@ -129,6 +130,7 @@ class Publisher(KeptClient):
             )
             return int(body.get("receivers", 0))
         self._keeper.call(lambda c: c.send(lambda rid: Publish(rid, False, items)))
+        self._unflushed = True
         self._since_collect += 1
         if self._since_collect >= _COLLECT_EVERY:
             self._since_collect = 0
@@ -152,6 +154,7 @@ class Publisher(KeptClient):
     def flush(self, timeout: float | None = None) -> None:
         """Wait until the server has handled every earlier publish; raise any error it reported."""
         self._keeper.call(lambda c: c.request(Ping, timeout))
+        self._unflushed = False
         error = self._control.take_error()
         if error is not None:
             raise error
@@ -166,9 +169,11 @@ class Publisher(KeptClient):
         return list(self._control.errors)
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush, then close. What was published before has reached the server."""
+        """Flush, then close. What was published before has reached the server. (With nothing
+        published since the last flush, there is nothing to wait for: close at once.)"""
         try:
-            self.flush(timeout)
+            if self._unflushed or self._control.errors:
+                self.flush(timeout)
         finally:
             self._keeper.close()
 

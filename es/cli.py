@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from clients import admin
+from clients.cli_options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys
 from clients.errors import EsError, PayloadError
 from clients.lifecycle import setup_logging
 from es import __version__
@@ -79,10 +80,6 @@ NsLease = Annotated[
         "--ns-lease", envvar="ES_NS_LEASE", help="Seconds the name outlives a crash [10]."
     ),
 ]
-Ident = Annotated[
-    str | None,
-    typer.Option("-i", "--ident", envvar="ES_IDENT", help="Passphrase (arrives with security)."),
-]
 QueueSize = Annotated[
     int | None,
     typer.Option(
@@ -126,12 +123,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _config(*, no_naming: bool, ns: str | None, ident: str | None, **settings: Any) -> ServerConfig:
+def _config(*, no_naming: bool, ns: str | None, **settings: Any) -> ServerConfig:
     """The server configuration from the options of `serve` and `config` (None = not given)."""
-    if ident is not None:
-        raise _fail(
-            "-i/--ident (passphrase security) arrives with the security issue", ExitCode.USAGE
-        )
     try:
         return from_env(os.environ, use_naming=not no_naming, ns_address=ns, **settings)
     except ConfigError as exc:
@@ -146,6 +139,7 @@ def serve(
     ns: NsAddress = None,
     ns_lease: NsLease = None,
     ident: Ident = None,
+    keys_dir: KeysDir = None,
     queue_size: QueueSize = None,
     policy: Policy = None,
     max_stall: MaxStall = None,
@@ -183,6 +177,7 @@ def config(
     ns: NsAddress = None,
     ns_lease: NsLease = None,
     ident: Ident = None,
+    keys_dir: KeysDir = None,
     queue_size: QueueSize = None,
     policy: Policy = None,
     max_stall: MaxStall = None,
@@ -204,16 +199,20 @@ def pub(
     as_json: Annotated[bool, typer.Option("--json", help="Parse MESSAGE as JSON.")] = False,
     confirm: Annotated[bool, typer.Option("--confirm", help="Wait and print receivers.")] = False,
     timeout: Timeout = 10.0,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
 ) -> None:
     """Publish one message on a subject."""
     from clients import Publisher
 
+    keys = client_keys(ident, key, server_key, "es")
     try:
         value: Any = json.loads(message) if as_json else message
     except json.JSONDecodeError as exc:
         raise _fail(f"MESSAGE is not JSON: {exc}", ExitCode.USAGE) from None
     try:
-        with Publisher(es, timeout=timeout) as publisher:
+        with Publisher(es, timeout=timeout, keys=keys) as publisher:
             receivers = publisher.publish(subject, value, confirm=confirm)
     except (EsError, ValueError) as exc:
         raise _fail(str(exc)) from None
@@ -239,14 +238,20 @@ def sub(
     policy: Annotated[str | None, typer.Option("--policy", help="block or drop.")] = None,
     queue_size: Annotated[int | None, typer.Option("--queue-size")] = None,
     timeout: Timeout = 10.0,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
 ) -> None:
     """Print events as they arrive, one line each, until Ctrl-C (or --count / --wait)."""
     from clients import Subscriber
 
+    keys = client_keys(ident, key, server_key, "es")
     if not subjects and not match:
         raise _fail("give at least one SUBJECT or --match PATTERN", ExitCode.USAGE)
     try:
-        subscriber = Subscriber(es, policy=policy, queue_size=queue_size, timeout=timeout)
+        subscriber = Subscriber(
+            es, policy=policy, queue_size=queue_size, timeout=timeout, keys=keys
+        )
     except (EsError, ValueError) as exc:
         raise _fail(str(exc)) from None
     with subscriber:
@@ -296,10 +301,14 @@ def stats(
     es: EsUri = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw reply as JSON.")] = False,
     timeout: Timeout = 5.0,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
 ) -> None:
     """Server counters and per-subscriber queue depth, drops and subscriptions."""
+    keys = client_keys(ident, key, server_key, "es")
     try:
-        body = admin.stats(es, timeout)
+        body = admin.stats(es, timeout, keys)
     except EsError as exc:
         raise _fail(str(exc)) from None
     if as_json:
@@ -326,11 +335,18 @@ def stats(
 
 
 @app.command()
-def ping(es: EsUri = None, timeout: Timeout = 5.0) -> None:
+def ping(
+    es: EsUri = None,
+    timeout: Timeout = 5.0,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
+) -> None:
     """Check that the event server answers."""
+    keys = client_keys(ident, key, server_key, "es")
     start = time.perf_counter()
     try:
-        body = admin.ping(es, timeout)
+        body = admin.ping(es, timeout, keys)
     except EsError as exc:
         raise _fail(str(exc)) from None
     elapsed = (time.perf_counter() - start) * 1000
@@ -338,14 +354,44 @@ def ping(es: EsUri = None, timeout: Timeout = 5.0) -> None:
 
 
 @app.command()
+def keygen(
+    directory: Annotated[str, typer.Argument(help="Directory for the key files (created).")],
+    clients: Annotated[
+        list[str] | None, typer.Argument(help="Names of clients to make key pairs for.")
+    ] = None,
+) -> None:
+    """Make CurveZMQ key files: the daemons' pair and one pair per client (see SPEC.md, 14.2).
+
+    Run the daemons with --keys DIRECTORY; give each client its clients/NAME.key_secret and
+    server.key (--key, --server-key). Allow another client later by copying its .key file into
+    DIRECTORY/clients/.
+    """
+    from clients.security import generate
+
+    try:
+        written = generate(directory, clients or [])
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    for path in written:
+        typer.echo(str(path))
+
+
+@app.command()
 def up(
     port: Annotated[int, typer.Option("-p", "--port", help="Event server port.")] = 7766,
     ns_port: Annotated[int, typer.Option("--ns-port", help="Name server port.")] = 9090,
     host: Annotated[str, typer.Option("-n", "--host", help="Address both bind.")] = "127.0.0.1",
+    ident: Ident = None,
+    keys_dir: KeysDir = None,
 ) -> None:
     """Run a name server and an event server together in the foreground (Ctrl-C stops both)."""
     from es.stack import run_stack
 
+    # Both daemons read them from the environment, where `ps` does not show them.
+    if ident:
+        os.environ["ES_IDENT"] = ident
+    if keys_dir:
+        os.environ["ES_KEYS"] = keys_dir
     ns_args = ["-n", host, "-p", str(ns_port)]
     raise typer.Exit(run_stack(ns_args, ["-n", host, "-p", str(port)]))
 

@@ -13,9 +13,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from clients.cli_options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys
 from clients.errors import EsError
 from clients.lifecycle import ExitCode, setup_logging
 from clients.naming import NameServer
+from clients.security import Keys
 from naming import __version__
 from naming.config import NsConfig, NsConfigError
 from naming.server import NameServerDaemon
@@ -36,10 +38,6 @@ NsAddress = Annotated[
         envvar="NS_ADDRESS",
         help="Name server HOST:PORT [found by URI file, then broadcast].",
     ),
-]
-Ident = Annotated[
-    str | None,
-    typer.Option("-i", "--ident", envvar="NS_IDENT", help="Passphrase (arrives with security)."),
 ]
 Host = Annotated[
     str | None, typer.Option("-n", "--host", envvar="NS_HOST", help="Address to bind [127.0.0.1].")
@@ -71,10 +69,6 @@ def _fail(message: str, code: int = ExitCode.ERROR) -> typer.Exit:
 
 
 def _config(**values: Any) -> NsConfig:
-    if values.get("ident") is not None:
-        raise _fail(
-            "-i/--ident (passphrase security) arrives with the security issue", ExitCode.USAGE
-        )
     try:
         return NsConfig.build(**values)
     except NsConfigError as exc:
@@ -86,6 +80,7 @@ def serve(
     host: Host = None,
     port: Port = None,
     ident: Ident = None,
+    keys_dir: KeysDir = None,
     storage: Storage = None,
     uri_file: UriFile = None,
     discovery: Discovery = None,
@@ -118,6 +113,7 @@ def config(
     host: Host = None,
     port: Port = None,
     ident: Ident = None,
+    keys_dir: KeysDir = None,
     storage: Storage = None,
     uri_file: UriFile = None,
     discovery: Discovery = None,
@@ -127,18 +123,24 @@ def config(
     typer.echo(json.dumps(cfg.as_dict(), indent=2))
 
 
-def _with_ns(ns: str | None, ident: str | None, action: Callable[[NameServer], T]) -> T:
+def _with_ns(ns: str | None, keys: Keys | None, action: Callable[[NameServer], T]) -> T:
     try:
-        with NameServer(ns, ident=ident) as server:
+        with NameServer(ns, keys=keys) as server:
             return action(server)
-    except (EsError, ValueError, NotImplementedError) as exc:
+    except (EsError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
 
 @app.command()
-def ping(ns: NsAddress = None, ident: Ident = None) -> None:
+def ping(
+    ns: NsAddress = None, ident: Ident = None, key: KeyFile = None, server_key: ServerKeyFile = None
+) -> None:
     """Check that the name server answers."""
-    body = _with_ns(ns, ident, lambda s: {**s.ping(), "endpoint": s.endpoint})
+    body = _with_ns(
+        ns,
+        client_keys(ident, key, server_key, "ns"),
+        lambda s: {**s.ping(), "endpoint": s.endpoint},
+    )
     typer.echo(f"{body['server']} {body['version']} at {body['endpoint']}")
 
 
@@ -162,23 +164,39 @@ def list_(
     ] = None,
     ns: NsAddress = None,
     ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
 ) -> None:
     """List the names and groups in a group, or by prefix or regular expression."""
     if sum(x is not None for x in (group, prefix, regex)) > 1:
         raise _fail("give one of GROUP, --prefix or --regex", ExitCode.USAGE)
-    _print_listing(_with_ns(ns, ident, lambda s: s.list(group, prefix=prefix, regex=regex)))
+    _print_listing(
+        _with_ns(
+            ns,
+            client_keys(ident, key, server_key, "ns"),
+            lambda s: s.list(group, prefix=prefix, regex=regex),
+        )
+    )
 
 
 @app.command()
-def listall(ns: NsAddress = None, ident: Ident = None) -> None:
+def listall(
+    ns: NsAddress = None, ident: Ident = None, key: KeyFile = None, server_key: ServerKeyFile = None
+) -> None:
     """List every name and group."""
-    _print_listing(_with_ns(ns, ident, lambda s: s.listall()))
+    _print_listing(_with_ns(ns, client_keys(ident, key, server_key, "ns"), lambda s: s.listall()))
 
 
 @app.command()
-def lookup(name: str, ns: NsAddress = None, ident: Ident = None) -> None:
+def lookup(
+    name: str,
+    ns: NsAddress = None,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
+) -> None:
     """Print the URI registered for NAME."""
-    typer.echo(_with_ns(ns, ident, lambda s: s.lookup(name)))
+    typer.echo(_with_ns(ns, client_keys(ident, key, server_key, "ns"), lambda s: s.lookup(name)))
 
 
 @app.command()
@@ -191,42 +209,79 @@ def register(
     ] = None,
     ns: NsAddress = None,
     ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
 ) -> None:
     """Register NAME for URI (permanent unless --lease)."""
-    body = _with_ns(ns, ident, lambda s: s.register(name, uri, replace=replace, lease=lease))
+    body = _with_ns(
+        ns,
+        client_keys(ident, key, server_key, "ns"),
+        lambda s: s.register(name, uri, replace=replace, lease=lease),
+    )
     typer.echo(
         f"registered {body['name']}" + (f" (token {body['token']})" if "token" in body else "")
     )
 
 
 @app.command()
-def remove(name: str, ns: NsAddress = None, ident: Ident = None) -> None:
+def remove(
+    name: str,
+    ns: NsAddress = None,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
+) -> None:
     """Remove NAME."""
-    _with_ns(ns, ident, lambda s: s.remove(name))
+    _with_ns(ns, client_keys(ident, key, server_key, "ns"), lambda s: s.remove(name))
 
 
 @app.command()
-def creategroup(group: str, ns: NsAddress = None, ident: Ident = None) -> None:
+def creategroup(
+    group: str,
+    ns: NsAddress = None,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
+) -> None:
     """Create GROUP (its parent group must exist)."""
-    _with_ns(ns, ident, lambda s: s.create_group(group))
+    _with_ns(ns, client_keys(ident, key, server_key, "ns"), lambda s: s.create_group(group))
 
 
 @app.command()
-def deletegroup(group: str, ns: NsAddress = None, ident: Ident = None) -> None:
+def deletegroup(
+    group: str,
+    ns: NsAddress = None,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
+) -> None:
     """Delete GROUP (it must be empty)."""
-    _with_ns(ns, ident, lambda s: s.delete_group(group))
+    _with_ns(ns, client_keys(ident, key, server_key, "ns"), lambda s: s.delete_group(group))
 
 
 @app.command()
-def showmeta(name: str, ns: NsAddress = None, ident: Ident = None) -> None:
+def showmeta(
+    name: str,
+    ns: NsAddress = None,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
+) -> None:
     """Print the metadata of NAME."""
-    typer.echo(_with_ns(ns, ident, lambda s: s.get_meta(name)))
+    typer.echo(_with_ns(ns, client_keys(ident, key, server_key, "ns"), lambda s: s.get_meta(name)))
 
 
 @app.command()
-def setmeta(name: str, meta: str, ns: NsAddress = None, ident: Ident = None) -> None:
+def setmeta(
+    name: str,
+    meta: str,
+    ns: NsAddress = None,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
+) -> None:
     """Set the metadata of NAME to META (a string)."""
-    _with_ns(ns, ident, lambda s: s.set_meta(name, meta))
+    _with_ns(ns, client_keys(ident, key, server_key, "ns"), lambda s: s.set_meta(name, meta))
 
 
 def main() -> None:

@@ -131,7 +131,16 @@ def private_naming(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     or event server address inherited from the environment."""
     uri_file = tmp_path / "ns.uri"
     monkeypatch.setenv("NS_URI_FILE", str(uri_file))
-    for name in ("NS_ADDRESS", "ES_URI", "NS_PORT", "NS_BROADCAST"):
+    for name in (
+        "NS_ADDRESS",
+        "ES_URI",
+        "NS_PORT",
+        "NS_BROADCAST",
+        "ES_IDENT",
+        "ES_KEYS",
+        "ES_KEY",
+        "ES_SERVER_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     return uri_file
 

@@ -115,17 +115,23 @@ def accounted(events: Sequence[Event]) -> int | None:
     return first_resumed
 
 
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
+def _pipe(src: socket.socket, dst: socket.socket, seen: bytearray | None) -> None:
     with contextlib.suppress(OSError):
         while data := src.recv(65536):
+            if seen is not None:
+                seen.extend(data)
             dst.sendall(data)
     with contextlib.suppress(OSError):
         dst.shutdown(socket.SHUT_WR)
 
 
 @contextlib.contextmanager
-def relay(listen: tuple[str, int], target: tuple[str, int]) -> Iterator[None]:
-    """A one-connection TCP forwarder: what a NAT gateway does for the subscriber's port."""
+def relay(
+    listen: tuple[str, int], target: tuple[str, int], seen: bytearray | None = None
+) -> Iterator[None]:
+    """A TCP forwarder on loopback: what a NAT gateway does for a port. Every connection made to
+    `listen` is carried to `target`; with `seen`, every byte in either direction is kept there
+    too (what someone on the wire could read)."""
     server = socket.create_server(listen)
     server.settimeout(WAIT)
     threads: list[threading.Thread] = []
@@ -133,26 +139,29 @@ def relay(listen: tuple[str, int], target: tuple[str, int]) -> Iterator[None]:
 
     def run() -> None:
         with contextlib.suppress(OSError):
-            inside, _ = server.accept()
-            outside = socket.create_connection(target, timeout=WAIT)
-            inside.settimeout(None)
-            outside.settimeout(None)
-            conns.extend([inside, outside])
-            for a, b in ((inside, outside), (outside, inside)):
-                t = threading.Thread(target=_pipe, args=(a, b), daemon=True)
-                t.start()
-                threads.append(t)
+            while True:
+                inside, _ = server.accept()
+                outside = socket.create_connection(target, timeout=WAIT)
+                inside.settimeout(None)
+                outside.settimeout(None)
+                conns.extend([inside, outside])
+                for a, b in ((inside, outside), (outside, inside)):
+                    t = threading.Thread(target=_pipe, args=(a, b, seen), daemon=True)
+                    t.start()
+                    threads.append(t)
 
     acceptor = threading.Thread(target=run, daemon=True)
     acceptor.start()
     try:
         yield
     finally:
+        with contextlib.suppress(OSError):
+            server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
         server.close()
+        acceptor.join(WAIT)
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)  # wakes the pipes' blocked recv(); close() does not
             conn.close()
-        acceptor.join(WAIT)
         for t in threads:
             t.join(WAIT)

@@ -53,11 +53,6 @@ def test_config_refuses_bad_values_with_one_line() -> None:
     assert result.stderr.strip().startswith("es: bad configuration")
 
 
-def test_ident_is_refused_until_security_arrives() -> None:
-    result = es_cli("serve", "-p", "0", "-i", "secret")
-    assert result.returncode == 2 and "security" in result.stderr
-
-
 def test_pub_and_sub(es: Daemon) -> None:
     subject = f"cli.{uuid.uuid4().hex[:8]}"
     sub = subprocess.Popen(

@@ -287,7 +287,10 @@ def test_ns_config_and_bad_usage() -> None:
     assert json.loads(shown.stdout)["storage"] == "sqlite:/tmp/x.db"
     bad = run(ns_command("config", "--storage", "redis"))
     assert bad.returncode == 2 and "storage" in bad.stderr
-    assert run(ns_command("serve", "-i", "secret")).returncode == 2
+    secured = json.loads(run(ns_command("config", "-i", "secret")).stdout)
+    assert secured["ident"] == "(set)"  # never the passphrase itself
+    both = run(ns_command("config", "-i", "secret", "--keys", "/nowhere"))
+    assert both.returncode == 2 and "not both" in both.stderr
 
 
 def test_ns_on_a_taken_port_exits_3(ns: Daemon) -> None:
