@@ -133,8 +133,16 @@ class Control:
                 self._receive()
 
     def take_error(self) -> RequestError | None:
+        """The first error kept, with a note of how many more there were; all are cleared."""
         with self._lock:
-            return self.errors.pop(0) if self.errors else None
+            if not self.errors:
+                return None
+            first, more = self.errors[0], len(self.errors) - 1 + self.errors_dropped
+            self.errors.clear()
+            self.errors_dropped = 0
+        if more:
+            first.add_note(f"and {more} more error(s) for earlier unconfirmed publishes")
+        return first
 
     def close(self) -> None:
         self._closing.set()  # a thread waiting under the lock gives it up within a slice

@@ -152,7 +152,8 @@ class Publisher(KeptClient):
             )
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait until the server has handled every earlier publish; raise any error it reported."""
+        """Wait until the server has handled every earlier publish; raise the first error it
+        reported for them (its notes say how many more there were), and forget them all."""
         self._keeper.call(lambda c: c.request(Ping, timeout))
         self._unflushed = False
         error = self._control.take_error()

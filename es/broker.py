@@ -51,6 +51,7 @@ from es import __version__
 from es.config import ServerConfig
 from es.health import Health, verdict
 from es.index import SubscriptionIndex
+from es.ratelimit import RateLimiter
 
 __all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "SubscriberState"]
 
@@ -174,6 +175,8 @@ class Broker:
             "max_subjects_per_item": lim.max_subjects_per_item,
             "max_subject_bytes": lim.max_subject_bytes,
         }
+        self._rate = RateLimiter(lim.max_request_rate)
+        self.rate_limited = 0
         self.published = 0
         self.events_in = 0
         self.delivered_total = 0
@@ -189,11 +192,18 @@ class Broker:
 
         `now` is the wall clock (event times); `mono` a monotonic clock (liveness; default now).
         """
+        self._mono = now if mono is None else mono
         try:
             request = decode_request(frames)
         except RemoteProtocolError as exc:
+            self._rate.allow(peer, self._mono)  # garbage costs its sender too
             return [self.error(peer, exc.rid, exc.code, exc.message)]
-        self._mono = now if mono is None else mono
+        if not self._rate.allow(peer, self._mono):
+            self.rate_limited += 1
+            if isinstance(request, Ack):
+                return []  # ACK is never answered, not even to refuse it
+            message = f"over {self.config.limits.max_request_rate:g} requests a second"
+            return [self.error(peer, request.rid, ErrorCode.LIMIT_EXCEEDED, message)]
         try:
             return self._dispatch(peer, request, now)
         except RequestError as exc:
@@ -267,6 +277,7 @@ class Broker:
         """Remove every subscriber that is dead, unreachable or stalled too long."""
         actions: list[Close] = []
         cfg = self.config
+        self._rate.prune(mono)
         for sid, state in list(self._subscribers.items()):
             reason = verdict(state.health, mono, cfg.liveness, cfg.evict_stalled)
             if reason is not None:
@@ -529,6 +540,7 @@ class Broker:
                 "delivered": self.delivered_total,
                 "dropped": self.dropped_total,
                 "evictions": self.evictions,
+                "rate_limited": self.rate_limited,
                 "cache": {
                     "entries": self.index.cache_len,
                     "hits": self.index.cache_hits,

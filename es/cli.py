@@ -108,6 +108,46 @@ MaxQueue = Annotated[
         help="Largest queue a subscriber may ask for, 0=no cap [100000].",
     ),
 ]
+MaxMessage = Annotated[
+    int | None,
+    typer.Option(
+        "--max-message-bytes", envvar="ES_MAX_MESSAGE_BYTES", help="Payload size [1 MiB]."
+    ),
+]
+MaxSubjects = Annotated[
+    int | None,
+    typer.Option(
+        "--max-subjects-per-event", envvar="ES_MAX_SUBJECTS", help="Subjects of one event [100]."
+    ),
+]
+MaxSubscriptions = Annotated[
+    int | None,
+    typer.Option(
+        "--max-subscriptions",
+        envvar="ES_MAX_SUBSCRIPTIONS",
+        help="Subjects plus patterns of one subscriber [10000].",
+    ),
+]
+MaxPattern = Annotated[
+    int | None,
+    typer.Option(
+        "--max-pattern-bytes", envvar="ES_MAX_PATTERN_BYTES", help="Pattern length [1024]."
+    ),
+]
+MaxSubscribers = Annotated[
+    int | None,
+    typer.Option(
+        "--max-subscribers", envvar="ES_MAX_SUBSCRIBERS", help="Subscribers of the server [10000]."
+    ),
+]
+MaxRate = Annotated[
+    float | None,
+    typer.Option(
+        "--max-request-rate",
+        envvar="ES_MAX_REQUEST_RATE",
+        help="Requests a second from one connection, 0 = no limit [20000].",
+    ),
+]
 Drain = Annotated[
     float | None,
     typer.Option(
@@ -144,6 +184,12 @@ def serve(
     policy: Policy = None,
     max_stall: MaxStall = None,
     max_queue_size: MaxQueue = None,
+    max_message_bytes: MaxMessage = None,
+    max_subjects_per_item: MaxSubjects = None,
+    max_subscriptions: MaxSubscriptions = None,
+    max_pattern_bytes: MaxPattern = None,
+    max_subscribers: MaxSubscribers = None,
+    max_request_rate: MaxRate = None,
     drain_timeout: Drain = None,
     liveness: Liveness = None,
     evict_stalled: EvictStalled = None,
@@ -182,6 +228,12 @@ def config(
     policy: Policy = None,
     max_stall: MaxStall = None,
     max_queue_size: MaxQueue = None,
+    max_message_bytes: MaxMessage = None,
+    max_subjects_per_item: MaxSubjects = None,
+    max_subscriptions: MaxSubscriptions = None,
+    max_pattern_bytes: MaxPattern = None,
+    max_subscribers: MaxSubscribers = None,
+    max_request_rate: MaxRate = None,
     drain_timeout: Drain = None,
     liveness: Liveness = None,
     evict_stalled: EvictStalled = None,

@@ -48,6 +48,9 @@ class Limits:
     max_queue_size: int = 100_000
     # Longest a block-mode subscriber may ask the server to wait for one event.
     max_stall_limit: float = 60.0
+    # Requests a second from one connection (a burst of as many is allowed), 0 = no limit. A
+    # publisher in a tight loop through the Python client stays well below; batches count once.
+    max_request_rate: float = 20_000.0
     # A random 128-bit id in hex is 32 bytes; leave room for readable prefixes.
     max_sid_bytes: int = 128
     max_endpoint_bytes: int = 256

@@ -15,7 +15,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from clients import Publisher, Subscriber, admin
-from clients.errors import AuthFailed
+from clients.errors import AuthFailed, BadPattern, LimitExceeded, TooLarge
 from clients.naming import NameServer
 from clients.security import Keys
 from clients.wire import Heartbeat, Options, Subscribe, decode_reply, encode
@@ -317,3 +317,43 @@ def test_bad_security_options_are_usage_errors(key_dir: Path) -> None:
     assert half.returncode == 2 and "server's key" in half.stderr
     again = run(es_command("keygen", str(key_dir)))
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+# --- limits an attacker could otherwise abuse -----------------------------------------------------
+
+
+def test_limits_set_on_the_command_line_are_enforced_with_coded_errors(start_es: Start) -> None:
+    es = start_es(
+        "--max-message-bytes=2000000",
+        "--max-subjects-per-event=2",
+        "--max-subscriptions=2",
+        "--max-pattern-bytes=8",
+        "--max-subscribers=1",
+        "--max-request-rate=50",
+    )
+    with Subscriber(es.endpoint) as sub, Publisher(es.endpoint) as pub:
+        sub.subscribe(["a", "b"])
+        with pytest.raises(LimitExceeded):
+            sub.subscribe("c")  # a third subscription
+        with pytest.raises(BadPattern):
+            sub.subscribe_match("^abcdefghij")  # longer than 8 bytes
+        with pytest.raises(LimitExceeded):
+            pub.publish(["a", "b", "c"], "three subjects", confirm=True)
+        with pytest.raises(TooLarge):
+            pub.publish("a", b"x" * 2_000_001, confirm=True)
+        with Subscriber(es.endpoint) as second, pytest.raises(LimitExceeded):
+            second.subscribe("a")  # a second subscriber
+        for _ in range(500):  # the server reads these in well under the 9 s they would need
+            pub.publish("a", "fast")
+        with pytest.raises(LimitExceeded, match="requests a second"):
+            pub.flush(WAIT)
+        assert es.stats()["server"]["rate_limited"] > 0
+        wait_until(lambda: flushed(pub), WAIT, "the connection's rate to recover")
+
+
+def flushed(pub: Publisher) -> bool:
+    try:
+        pub.flush(WAIT)
+    except LimitExceeded:
+        return False
+    return True

@@ -366,3 +366,21 @@ def test_stalled_eviction_can_be_turned_off() -> None:
     broker.link("s1", True, 0.0)
     broker.stalled("s1", 1.0)
     assert broker.sweep(900.0) == []
+
+
+def test_requests_over_the_rate_of_one_connection_are_refused_and_others_go_on() -> None:
+    broker = make(limits=Limits(max_request_rate=2))
+    ping = encode(Ping(9))
+    assert isinstance(reply_of(broker.handle(PEER, ping, 0.0, mono=10.0)), Ok)
+    assert isinstance(reply_of(broker.handle(PEER, ping, 0.0, mono=10.0)), Ok)
+    refused = reply_of(broker.handle(PEER, ping, 0.0, mono=10.0))
+    assert isinstance(refused, Err) and refused.code == "LIMIT_EXCEEDED" and refused.rid == 9
+    assert isinstance(reply_of(broker.handle(b"other", ping, 0.0, mono=10.0)), Ok)
+    assert isinstance(reply_of(broker.handle(PEER, ping, 0.0, mono=10.5)), Ok)  # refilled
+    assert broker.stats(0.0)["server"]["rate_limited"] == 1
+
+
+def test_no_request_rate_limit_when_it_is_zero() -> None:
+    broker = make(limits=Limits(max_request_rate=0))
+    for _ in range(1000):
+        assert isinstance(reply_of(broker.handle(PEER, encode(Ping(1)), 0.0, mono=1.0)), Ok)
