@@ -1,4 +1,4 @@
-"""Python client of the event service: Publisher, Subscriber, Event, NameServer, the errors.
+"""Python client of the event service: Publisher, Subscriber, Event, NameServer, Keys, errors.
 
 The heavy parts (Publisher, Subscriber, NameServer, which need zmq) load on first use, so that
 `clients.wire` and `clients.errors` stay importable without zmq.
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from clients.event import Event
     from clients.naming import NameServer, locate_ns
     from clients.publisher import Publisher
+    from clients.security import Keys
     from clients.subscriber import Subscriber
 
 _LAZY = {
@@ -24,9 +25,18 @@ _LAZY = {
     "Event": "clients.event",
     "NameServer": "clients.naming",
     "locate_ns": "clients.naming",
+    "Keys": "clients.security",
 }
 
-__all__ = ["Event", "NameServer", "Publisher", "Subscriber", "locate_ns", *_error_names]
+__all__ = [
+    "Event",
+    "Keys",
+    "NameServer",
+    "Publisher",
+    "Subscriber",
+    "locate_ns",
+    *_error_names,
+]
 
 
 def __getattr__(name: str) -> Any:
