@@ -300,9 +300,11 @@ def test_ns_on_a_taken_port_exits_3(ns: Daemon) -> None:
 # --- make run's supervisor -----------------------------------------------------------------------
 
 
-def test_es_up_runs_both_and_ctrl_c_stops_both(private_naming: Path) -> None:
+@pytest.mark.parametrize("ident", [None, "stack passphrase"])
+def test_es_up_runs_both_and_ctrl_c_stops_both(private_naming: Path, ident: str | None) -> None:
+    secured = ("-i", ident) if ident else ()
     proc = subprocess.Popen(
-        es_command("up", "-p", "0", "--ns-port", "0"), stdout=subprocess.PIPE, text=True
+        es_command("up", "-p", "0", "--ns-port", "0", *secured), stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None
@@ -310,7 +312,9 @@ def test_es_up_runs_both_and_ctrl_c_stops_both(private_naming: Path) -> None:
         assert line is not None
         ready: dict[str, Any] = json.loads(line)
         assert ready["ready"] == "stack"
-        with Publisher() as pub:  # found through the URI file the stack's name server wrote
+        # found through the URI file the stack's name server wrote (with security: both daemons
+        # got the passphrase, or the event server could not have registered)
+        with Publisher(ident=ident) as pub:
             assert pub.es_uri == ready["es"]
             assert pub.publish("anything", 1, confirm=True) == 0
         proc.send_signal(signal.SIGINT)
