@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+JS     := clients/js
+JS_STAMP := $(JS)/node_modules/.installed
 PORT   ?= 7766
 NS_PORT ?= 9090
 
@@ -20,20 +22,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The JavaScript client's dependencies (zeromq, @msgpack/msgpack), exactly as locked.
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
 run: $(STAMP) ## set up, then start the name server and the event server (127.0.0.1:$(PORT))
 	$(BIN)/es up -n 127.0.0.1 -p $(PORT) --ns-port $(NS_PORT)
 
-test: $(STAMP) ## set up, then run every test
+test: $(STAMP) $(JS_STAMP) ## set up, then run every test (Python, JavaScript, both together)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## ruff check, ruff format --check, mypy
+lint: $(STAMP) $(JS_STAMP) ## ruff check, ruff format --check, mypy; prettier for the JS client
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy es naming clients
+	cd $(JS) && npx --no-install prettier --check .
 
-fmt: $(STAMP) ## apply ruff's fixes and formatting
+fmt: $(STAMP) $(JS_STAMP) ## apply ruff's fixes and formatting, and prettier's
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+	cd $(JS) && npx --no-install prettier --write --log-level=warn .
 
 vectors: $(STAMP) ## regenerate clients/wire/vectors.json from tests/vectorgen.py
 	$(BIN)/python -m tests.vectorgen > clients/wire/vectors.json
@@ -42,4 +51,4 @@ bench: $(STAMP) ## benchmarks (arrive with the performance issue)
 	@echo "no benchmarks yet: see the performance issue"
 
 clean: ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info $(JS)/node_modules

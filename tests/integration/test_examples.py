@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -32,3 +33,18 @@ def test_quickstart(es: Daemon) -> None:
         "stockquote.sap",
     ]
     assert lines[-1] == "received 3 events"
+
+
+def test_raw_client_uses_only_pyzmq_and_msgpack(es: Daemon) -> None:
+    source = (EXAMPLES / "raw_client.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert imported <= {"__future__", "os", "secrets", "sys", "typing", "msgpack", "zmq"}
+    lines = run_example("raw_client.py", es).splitlines()
+    assert lines[0].startswith("subscribed")
+    assert [line.split()[0] for line in lines[1:4]] == ["RAW.QUOTES", "raw.news.sun", "raw.quotes"]
+    assert lines[-1] == "received 3 events; subscriptions left: 0"

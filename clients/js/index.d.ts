@@ -1,0 +1,151 @@
+// Type declarations for the Node.js client of the ZeroMQ event service.
+
+import { EventEmitter } from "node:events";
+
+export type Status = "connecting" | "connected" | "down" | "closed";
+
+/** CurveZMQ keys in Z85: this party's pair, the servers' public key, the keys its inbox accepts. */
+export interface Keys {
+  publicKey: string;
+  secretKey: string;
+  serverKey: string;
+  allowed: string[];
+}
+
+export interface ClientOptions {
+  /** tcp://HOST:PORT, HOST:PORT or PYRONAME://[NSHOST:PORT/]NAME; default $ES_URI, then :Pyro.EventService. */
+  esUri?: string;
+  /** Passphrase: CurveZMQ on every connection (SPEC.md section 14). */
+  ident?: string;
+  /** Keys from key files (keysFromFiles), instead of a passphrase. */
+  keys?: Keys;
+  /** Seconds a request waits for its reply. */
+  timeout?: number;
+  /** Seconds between checks of the server. */
+  heartbeat?: number;
+  /** Seconds without an answer before the server counts as gone and the client reconnects. */
+  liveness?: number;
+}
+
+export interface PublishOptions {
+  /** Wait for the server and resolve to the number of subscribers that received it. */
+  confirm?: boolean;
+  timeout?: number;
+}
+
+export class Publisher extends EventEmitter {
+  static connect(options?: ClientOptions & { serializer?: "msgpack" | "raw" }): Promise<Publisher>;
+  readonly esUri: string;
+  readonly status: Status;
+  publish(subjects: string | string[], message: unknown, options?: PublishOptions): Promise<number | null>;
+  publishMany(events: Array<[string | string[], unknown]>, options?: PublishOptions): Promise<number | null>;
+  flush(timeout?: number): Promise<void>;
+  ping(timeout?: number): Promise<Record<string, unknown>>;
+  close(timeout?: number): Promise<void>;
+  on(event: "status", listener: (status: Status) => void): this;
+  on(event: "error", listener: (error: Error) => void): this;
+}
+
+export class Event {
+  readonly subject: string;
+  /** The server's time of the publish, seconds since the epoch. */
+  readonly time: number;
+  readonly seq: number;
+  readonly stream: number;
+  readonly format: number;
+  readonly payload: Buffer;
+  /** Events lost just before this one. */
+  lost: number;
+  /** The first event after the subscription was restored (events may have been lost). */
+  resumed: boolean;
+  /** The decoded message (msgpack), or the bytes (raw). */
+  readonly msg: unknown;
+}
+
+export interface SubscriberOptions extends ClientOptions {
+  /** Address to bind the inbox on (default: the one that reaches the server). */
+  host?: string;
+  /** Address the server should connect to, if not the bound one (NAT). */
+  publishHost?: string;
+  policy?: "block" | "drop";
+  queueSize?: number;
+  maxStall?: number;
+}
+
+export class Subscriber extends EventEmitter implements AsyncIterable<Event> {
+  static connect(options?: SubscriberOptions): Promise<Subscriber>;
+  readonly sid: string;
+  readonly endpoint: string;
+  readonly esUri: string;
+  readonly status: Status;
+  readonly recoveries: number;
+  readonly subjects: Set<string>;
+  readonly patterns: Set<string>;
+  subscribe(subjects: string | string[]): Promise<number>;
+  subscribeMatch(patterns: string | string[]): Promise<number>;
+  unsubscribe(names: string | string[]): Promise<number>;
+  /** The next event, or null after `timeout` seconds or once closed. */
+  next(timeout?: number): Promise<Event | null>;
+  [Symbol.asyncIterator](): AsyncIterator<Event>;
+  close(): Promise<void>;
+  on(event: "event", listener: (event: Event) => void): this;
+  /** Before an event that follows lost ones: `lost` is their number, or null when unknown (a recovery). */
+  on(event: "gap", listener: (lost: number | null, event: Event) => void): this;
+  on(event: "status", listener: (status: Status) => void): this;
+  on(event: "error", listener: (error: Error) => void): this;
+}
+
+export class NameServer {
+  static connect(options?: { address?: string; ident?: string; keys?: Keys; timeout?: number }): Promise<NameServer>;
+  readonly endpoint: string;
+  ping(): Promise<Record<string, unknown>>;
+  lookup(name: string): Promise<string>;
+  register(
+    name: string,
+    uri: string,
+    options?: { replace?: boolean; lease?: number; meta?: string },
+  ): Promise<Record<string, unknown>>;
+  remove(name: string, token?: string): Promise<void>;
+  list(group?: string): Promise<Record<string, unknown>>;
+  close(): void;
+}
+
+export const EVENT_SERVICE: ":Pyro.EventService";
+export function locateNs(address?: string, options?: { keys?: Keys | null }): Promise<string>;
+export function resolveEsUri(esUri?: string, options?: { keys?: Keys | null; timeout?: number }): Promise<string>;
+export function keysFromPassphrase(passphrase: string): Keys;
+export function keysFromFiles(keyFile: string, serverKeyFile: string): Keys;
+
+export const Format: { readonly RAW: 0; readonly MSGPACK: 1; readonly PICKLE: 2 };
+
+export const ErrorCode: Readonly<Record<string, string>>;
+export class EsError extends Error {}
+export class ProtocolError extends EsError {
+  readonly code: string;
+  readonly rid: number;
+}
+export class RequestError extends EsError {
+  readonly code: string;
+  readonly detail: string;
+}
+export class BadRequest extends RequestError {}
+export class BadSubject extends RequestError {}
+export class BadPattern extends RequestError {}
+export class BadEndpoint extends RequestError {}
+export class BadPolicy extends RequestError {}
+export class TooLarge extends RequestError {}
+export class LimitExceeded extends RequestError {}
+export class ServerError extends RequestError {}
+export class NamingError extends RequestError {}
+export class BadName extends NamingError {}
+export class NotFound extends NamingError {}
+export class NameTaken extends NamingError {}
+export class NotOwner extends NamingError {}
+export class NotEmpty extends NamingError {}
+export class AuthFailed extends RequestError {}
+export class RequestTimeout extends EsError {}
+export class ConnectionClosed extends EsError {}
+export class PayloadError extends EsError {}
+export class NameServerNotFound extends EsError {}
+export const ERROR_FOR_CODE: Readonly<Record<string, typeof RequestError>>;
+export function errorFromReply(code: string, message: string): RequestError;

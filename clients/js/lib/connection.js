@@ -1,0 +1,275 @@
+// The control connection and what keeps it alive.
+//
+// Control: a DEALER to a server's ROUTER, with request ids. One task reads every reply and hands it
+// to the request waiting for its rid; an ERR for a request nobody waits for (an unconfirmed publish)
+// is kept in `errors`. Sends go one at a time (zeromq.js allows one pending send). Every wait has a
+// deadline; a failed CurveZMQ handshake, reported by the socket's event observer, fails every
+// waiting request at once with AuthFailed.
+//
+// Keeper: heartbeats on a connection of their own (`pulse`), never behind the program's traffic;
+// after `liveness` seconds without an answer the server counts as gone; then it looks the server up
+// again (it may have moved), reconnects with backoff, and asks the owner to restore its session.
+
+import { EventEmitter } from "node:events";
+import { setTimeout as delay } from "node:timers/promises";
+import * as zmq from "zeromq";
+import { AuthFailed, ConnectionClosed, ErrorCode, EsError, RequestTimeout, errorFromReply } from "./errors.js";
+import { asClient } from "./security.js";
+import { MAX_INT, decodeReply } from "./wire.js";
+
+const MAX_KEPT_ERRORS = 100;
+const MISMATCH =
+  "the handshake with the server failed: a wrong passphrase or key on one side, or security on one side only";
+
+export class Control {
+  /**
+   * @param {string} endpoint tcp://HOST:PORT
+   * @param {{timeout?: number, keys?: object|null, encode: (message: object) => Buffer[]}} options
+   */
+  constructor(endpoint, { timeout = 10, keys = null, encode }) {
+    this.endpoint = endpoint;
+    this.timeout = timeout;
+    this.encode = encode;
+    this.errors = [];
+    this.closed = false;
+    this.authError = null;
+    this._rid = 0;
+    this._pending = new Map(); // rid -> {resolve, reject, timer}
+    this._sending = Promise.resolve();
+    this._socket = new zmq.Dealer({ linger: 0, ipv6: endpoint.includes("[") });
+    asClient(this._socket, keys);
+    this._socket.sendTimeout = Math.round(timeout * 1000);
+    this._socket.connect(endpoint);
+    this._readReplies().catch(() => {});
+    this._watchHandshakes().catch(() => {});
+  }
+
+  nextRid() {
+    this._rid = (this._rid % MAX_INT) + 1;
+    return this._rid;
+  }
+
+  /** Send a request and wait for its reply body; an ERR reply throws its mapped error. */
+  request(build, timeout = this.timeout) {
+    if (this.closed) return Promise.reject(new ConnectionClosed("this client was closed"));
+    if (this.authError) return Promise.reject(new AuthFailed(ErrorCode.AUTH_FAILED, this.authError));
+    const rid = this.nextRid();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this._pending.delete(rid);
+        reject(new RequestTimeout(`no reply from the event server at ${this.endpoint}`));
+      }, timeout * 1000);
+      this._pending.set(rid, { resolve, reject, timer });
+      this._send(this.encode(build(rid))).catch((err) => this._settle(rid, err));
+    });
+  }
+
+  /** Send a request that gets no reply unless it fails (its error lands in `errors`). */
+  async send(build) {
+    if (this.closed) throw new ConnectionClosed("this client was closed");
+    if (this.authError) throw new AuthFailed(ErrorCode.AUTH_FAILED, this.authError);
+    await this._send(this.encode(build(this.nextRid())));
+  }
+
+  /** The first kept error (the count of the others in its message), clearing them all. */
+  takeError() {
+    if (!this.errors.length) return null;
+    const [first, ...more] = this.errors;
+    this.errors = [];
+    if (more.length) first.message += ` (and ${more.length} more error(s) for earlier publishes)`;
+    return first;
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    for (const rid of [...this._pending.keys()]) this._settle(rid, new ConnectionClosed("closed while waiting"));
+    this._socket.close();
+  }
+
+  _send(frames) {
+    const next = this._sending.then(() => this._socket.send(frames));
+    this._sending = next.catch(() => {});
+    return next.catch((err) => {
+      if (err.code === "EAGAIN") {
+        throw new RequestTimeout(`the event server at ${this.endpoint} accepts nothing (down, or blocked)`);
+      }
+      throw this.closed ? new ConnectionClosed("closed while sending") : err;
+    });
+  }
+
+  _settle(rid, error, body) {
+    const waiter = this._pending.get(rid);
+    if (!waiter) return false;
+    this._pending.delete(rid);
+    clearTimeout(waiter.timer);
+    if (error) waiter.reject(error);
+    else waiter.resolve(body);
+    return true;
+  }
+
+  async _readReplies() {
+    for await (const frames of this._socket) {
+      let reply;
+      try {
+        reply = decodeReply(frames);
+      } catch {
+        continue; // not a reply this version understands: skip it, never crash on it
+      }
+      if (reply.type === "OK") this._settle(reply.rid, null, reply.body);
+      else {
+        const error = errorFromReply(reply.code, reply.message);
+        if (!this._settle(reply.rid, error) && this.errors.length < MAX_KEPT_ERRORS) this.errors.push(error);
+      }
+    }
+  }
+
+  async _watchHandshakes() {
+    for await (const event of this._socket.events) {
+      if (event.type === "handshake") this.authError = null;
+      else if (event.type.startsWith("handshake:error")) {
+        this.authError =
+          event.type === "handshake:error:auth"
+            ? "the server refused this client's key (a wrong passphrase, or a key not on its allow-list)"
+            : MISMATCH;
+        const error = new AuthFailed(ErrorCode.AUTH_FAILED, `${this.authError} (${this.endpoint})`);
+        for (const rid of [...this._pending.keys()]) this._settle(rid, error);
+      }
+    }
+  }
+}
+
+/** Delays between reconnection attempts: exponential with jitter, capped. */
+export class Backoff {
+  constructor({ first = 0.1, factor = 2, cap = 5 } = {}) {
+    Object.assign(this, { first, factor, cap, attempt: 0 });
+  }
+  next() {
+    const delay = Math.min(this.cap, this.first * this.factor ** this.attempt);
+    this.attempt += 1;
+    return delay * (0.5 + Math.random() / 2);
+  }
+  reset() {
+    this.attempt = 0;
+  }
+}
+
+/**
+ * Keeps a client connected. `status` is "connecting", "connected", "down" or "closed"; every change
+ * is emitted as "status".
+ */
+export class Keeper extends EventEmitter {
+  constructor({ resolve, probe, restore, timeout, interval, liveness, keys, encode }) {
+    super();
+    Object.assign(this, { resolve, probe, restore, timeout, interval, liveness, keys, encode });
+    this.status = "connecting";
+    this.recoveries = 0;
+    this.control = null;
+    this._pulse = null;
+    this._stopped = false;
+    this._abort = new AbortController();
+  }
+
+  /** Wait, unless the keeper closes first (no timer keeps the process alive after close). */
+  _sleep(seconds) {
+    return delay(seconds * 1000, undefined, { signal: this._abort.signal }).catch(() => {});
+  }
+
+  async start() {
+    this.endpoint = await this.resolve();
+    this.control = this._open(this.endpoint);
+    this._pulse = this._open(this.endpoint);
+    this._loop().catch((err) => this.emit("error", err));
+  }
+
+  _open(endpoint) {
+    return new Control(endpoint, { timeout: this.timeout, keys: this.keys, encode: this.encode });
+  }
+
+  _set(status) {
+    if (status === this.status) return;
+    this.status = status;
+    this.emit("status", status);
+  }
+
+  async _loop() {
+    let lastOk = Date.now();
+    while (!this._stopped) {
+      await this._sleep(this.interval);
+      if (this._stopped) return;
+      let intact;
+      try {
+        intact = await this.probe(this._pulse);
+      } catch (err) {
+        if (!(err instanceof EsError)) throw err;
+        if ((Date.now() - lastOk) / 1000 >= this.liveness) {
+          this._set("down");
+          await this._reconnect();
+          lastOk = Date.now();
+        }
+        continue;
+      }
+      lastOk = Date.now();
+      if (!intact) await this._recover();
+      this._set("connected");
+    }
+  }
+
+  async _recover() {
+    try {
+      await this.restore(this.control);
+      this.recoveries += 1;
+    } catch (err) {
+      if (!(err instanceof EsError)) throw err;
+    }
+  }
+
+  async _reconnect() {
+    const backoff = new Backoff();
+    while (!this._stopped) {
+      let endpoint;
+      let pulse;
+      try {
+        endpoint = await this.resolve();
+        pulse = this._open(endpoint);
+        const intact = await this.probe(pulse);
+        this._pulse.close();
+        this._pulse = pulse;
+        if (endpoint !== this.endpoint) {
+          const old = this.control;
+          this.control = this._open(endpoint);
+          this.endpoint = endpoint;
+          old.close();
+        }
+        if (!intact) await this._recover();
+        this._set("connected");
+        return;
+      } catch (err) {
+        pulse?.close();
+        if (!(err instanceof EsError) && !(err instanceof RangeError)) throw err;
+        await this._sleep(backoff.next());
+      }
+    }
+  }
+
+  /** Run `action` on the current Control; once more on a new one if it was replaced meanwhile. */
+  async call(action) {
+    const control = this.control;
+    try {
+      return await action(control);
+    } catch (err) {
+      if (err instanceof ConnectionClosed && !this._stopped && this.control !== control) {
+        return action(this.control);
+      }
+      throw err;
+    }
+  }
+
+  close() {
+    this._stopped = true;
+    this._abort.abort();
+    this.control?.close();
+    this._pulse?.close();
+    this._set("closed");
+  }
+}

@@ -1,0 +1,97 @@
+// Error codes of the wire protocol (SPEC.md section 6) and the exceptions they map to. One table,
+// ERROR_FOR_CODE, turns a code into a class; nothing ever looks at message text.
+
+/** Stable error codes carried in ERR replies. */
+export const ErrorCode = Object.freeze({
+  BAD_VERSION: "BAD_VERSION",
+  BAD_REQUEST: "BAD_REQUEST",
+  UNKNOWN_COMMAND: "UNKNOWN_COMMAND",
+  BAD_SUBJECT: "BAD_SUBJECT",
+  BAD_PATTERN: "BAD_PATTERN",
+  BAD_ENDPOINT: "BAD_ENDPOINT",
+  BAD_POLICY: "BAD_POLICY",
+  TOO_LARGE: "TOO_LARGE",
+  LIMIT_EXCEEDED: "LIMIT_EXCEEDED",
+  INTERNAL: "INTERNAL",
+  BAD_NAME: "BAD_NAME",
+  NOT_FOUND: "NOT_FOUND",
+  NAME_TAKEN: "NAME_TAKEN",
+  NOT_OWNER: "NOT_OWNER",
+  NOT_EMPTY: "NOT_EMPTY",
+  AUTH_FAILED: "AUTH_FAILED",
+});
+
+/** Root of every error this library throws on purpose. */
+export class EsError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Frames that break the wire spec; `code` says which rule, `rid` the request id if known. */
+export class ProtocolError extends EsError {
+  constructor(code, message, rid = 0) {
+    super(`${code}: ${message}`);
+    this.code = code;
+    this.rid = rid;
+  }
+}
+
+/** The server refused a request and said why with a coded error. */
+export class RequestError extends EsError {
+  constructor(code, message) {
+    super(`${code}: ${message}`);
+    this.code = code;
+    this.detail = message;
+  }
+}
+
+export class BadRequest extends RequestError {}
+export class BadSubject extends RequestError {}
+export class BadPattern extends RequestError {}
+export class BadEndpoint extends RequestError {}
+export class BadPolicy extends RequestError {}
+export class TooLarge extends RequestError {}
+export class LimitExceeded extends RequestError {}
+export class ServerError extends RequestError {}
+export class NamingError extends RequestError {}
+export class BadName extends NamingError {}
+export class NotFound extends NamingError {}
+export class NameTaken extends NamingError {}
+export class NotOwner extends NamingError {}
+export class NotEmpty extends NamingError {}
+/** The CurveZMQ handshake failed: a wrong or missing passphrase or key on one side. */
+export class AuthFailed extends RequestError {}
+
+/** No reply within the timeout. */
+export class RequestTimeout extends EsError {}
+/** This program closed the client. */
+export class ConnectionClosed extends EsError {}
+/** An event's message cannot be decoded, or its format is not allowed (pickle). */
+export class PayloadError extends EsError {}
+
+export const ERROR_FOR_CODE = Object.freeze({
+  BAD_VERSION: BadRequest,
+  BAD_REQUEST: BadRequest,
+  UNKNOWN_COMMAND: BadRequest,
+  BAD_SUBJECT: BadSubject,
+  BAD_PATTERN: BadPattern,
+  BAD_ENDPOINT: BadEndpoint,
+  BAD_POLICY: BadPolicy,
+  TOO_LARGE: TooLarge,
+  LIMIT_EXCEEDED: LimitExceeded,
+  INTERNAL: ServerError,
+  BAD_NAME: BadName,
+  NOT_FOUND: NotFound,
+  NAME_TAKEN: NameTaken,
+  NOT_OWNER: NotOwner,
+  NOT_EMPTY: NotEmpty,
+  AUTH_FAILED: AuthFailed,
+});
+
+/** The error for an ERR reply; a code this version does not know is a plain RequestError. */
+export function errorFromReply(code, message) {
+  const Cls = Object.hasOwn(ERROR_FOR_CODE, code) ? ERROR_FOR_CODE[code] : RequestError;
+  return new Cls(code, message);
+}

@@ -1,0 +1,343 @@
+// Subscribe to subjects and patterns. The subscriber binds an inbox (a ROUTER) that the event server
+// connects to and delivers on; it checks each batch's stream and sequence numbers, and reports gaps.
+//
+// Two ways to consume, as Node users expect: `sub.on("event", handler)` (with "gap" before an event
+// that follows lost ones), or `for await (const event of sub)` / `await sub.next(timeout)`. Without
+// an "event" listener, events wait in a queue; when the queue is full the inbox stops reading, so
+// the server's queue fills and its policy (block or drop) applies, as for the Python client.
+
+import { randomBytes } from "node:crypto";
+import { createSocket } from "node:dgram";
+import { EventEmitter } from "node:events";
+import * as zmq from "zeromq";
+import { Keeper } from "./connection.js";
+import { EsError } from "./errors.js";
+import { resolveEsUri } from "./naming.js";
+import { decodePayload } from "./payload.js";
+import { HEARTBEAT, LIVENESS, subjectList } from "./publisher.js";
+import { asServer, chooseKeys, releaseServer } from "./security.js";
+import { decodeDelivery, encodeRequest } from "./wire.js";
+
+const ACK_EVERY = 64;
+const ACK_SECONDS = 1;
+
+/** One event as a subscriber receives it. `msg` decodes the payload on first use. */
+export class Event {
+  constructor({ subject, time, seq, format, payload }, stream) {
+    Object.assign(this, { subject, time, seq, format, payload, stream });
+    this.lost = 0; // events lost just before this one (reported by the server or seen in seq)
+    this.resumed = false; // the first event after the subscriber's session was restored
+  }
+
+  get msg() {
+    if (!("_msg" in this)) this._msg = decodePayload(this.payload, this.format);
+    return this._msg;
+  }
+}
+
+function hostOf(endpoint) {
+  const host = endpoint.slice("tcp://".length, endpoint.lastIndexOf(":"));
+  return host.startsWith("[") ? host.slice(1, -1) : host;
+}
+
+/** The local address this host uses to reach `endpoint` (a UDP connect sends nothing). */
+function localAddressFor(endpoint) {
+  const host = hostOf(endpoint);
+  const port = Number(endpoint.slice(endpoint.lastIndexOf(":") + 1));
+  return new Promise((resolve, reject) => {
+    const socket = createSocket(host.includes(":") ? "udp6" : "udp4");
+    socket.on("error", reject);
+    socket.connect(port, host, () => {
+      const { address } = socket.address();
+      socket.close();
+      resolve(address);
+    });
+  });
+}
+
+const literal = (host) => (host.includes(":") ? `[${host}]` : host);
+
+export class Subscriber extends EventEmitter {
+  /**
+   * @param {{esUri?: string, ident?: string, keys?: object, host?: string, publishHost?: string,
+   *   policy?: "block"|"drop", queueSize?: number, maxStall?: number, timeout?: number,
+   *   heartbeat?: number, liveness?: number}} options
+   */
+  static async connect(options = {}) {
+    const subscriber = new Subscriber(options);
+    try {
+      await subscriber._start(options);
+    } catch (err) {
+      await subscriber.close();
+      throw err;
+    }
+    return subscriber;
+  }
+
+  constructor({
+    esUri,
+    ident,
+    keys,
+    policy,
+    queueSize,
+    maxStall,
+    timeout = 10,
+    heartbeat = HEARTBEAT,
+    liveness = LIVENESS,
+  } = {}) {
+    super();
+    this.sid = randomBytes(16).toString("hex");
+    this.keys = chooseKeys({ ident, keys });
+    this.options = { policy, queue: queueSize, max_stall: maxStall, key: this.keys?.publicKey };
+    this.subjects = new Set();
+    this.patterns = new Set();
+    this.badDeliveries = 0;
+    this._queue = [];
+    this._waiters = [];
+    this._room = null; // resolves when a full queue has room again
+    this._limit = queueSize || 1000;
+    this._expected = new Map(); // stream -> next seq
+    this._resumed = false;
+    this._lastSeq = 0;
+    this._unacked = 0;
+    this._ackedAt = Date.now();
+    this._closed = false;
+    this._domain = `es-inbox-${this.sid}`;
+    this._keeper = new Keeper({
+      resolve: () => resolveEsUri(esUri, { keys: this.keys }),
+      probe: (control) => this._probe(control, heartbeat),
+      restore: (control) => this._replay(control),
+      timeout,
+      interval: heartbeat,
+      liveness,
+      keys: this.keys,
+      encode: encodeRequest,
+    });
+    this._keeper.on("status", (status) => this.emit("status", status));
+    this._keeper.on("error", (err) => this.emit("error", err));
+  }
+
+  async _start({ host, publishHost }) {
+    await this._keeper.start();
+    const bindHost = host || (await localAddressFor(this._keeper.endpoint));
+    this._inbox = new zmq.Router({ linger: 0, receiveHighWaterMark: this._limit, ipv6: bindHost.includes(":") });
+    asServer(this._inbox, this.keys, this._domain); // only the event server's key may deliver
+    await this._inbox.bind(`tcp://${literal(bindHost)}:0`);
+    const port = this._inbox.lastEndpoint.slice(this._inbox.lastEndpoint.lastIndexOf(":") + 1);
+    this.endpoint = `tcp://${literal(publishHost || bindHost)}:${port}`;
+    this._readInbox().catch((err) => this._closed || this.emit("error", err));
+  }
+
+  get esUri() {
+    return this._keeper.endpoint;
+  }
+
+  get status() {
+    return this._keeper.status;
+  }
+
+  get recoveries() {
+    return this._keeper.recoveries;
+  }
+
+  // --- subscriptions ---------------------------------------------------------------------------------
+
+  /** Subscribe to one subject or several (exact, any case); resolves to the subscription count. */
+  async subscribe(subjects) {
+    const list = subjectList(subjects);
+    const body = await this._keeper.call((c) =>
+      c.request((rid) => ({
+        type: "SUB",
+        rid,
+        sid: this.sid,
+        endpoint: this.endpoint,
+        subjects: list,
+        options: this.options,
+      })),
+    );
+    list.forEach((s) => this.subjects.add(s));
+    return body.count;
+  }
+
+  /** Subscribe to RE2 patterns (any case, anchored at the start). */
+  async subscribeMatch(patterns) {
+    const list = subjectList(patterns);
+    const body = await this._keeper.call((c) =>
+      c.request((rid) => ({
+        type: "SUBMATCH",
+        rid,
+        sid: this.sid,
+        endpoint: this.endpoint,
+        patterns: list,
+        options: this.options,
+      })),
+    );
+    list.forEach((p) => this.patterns.add(p));
+    return body.count;
+  }
+
+  /** Remove subjects or patterns; resolves to the subscriptions left. */
+  async unsubscribe(names) {
+    const list = subjectList(names);
+    const body = await this._keeper.call((c) =>
+      c.request((rid) => ({ type: "UNSUB", rid, sid: this.sid, subjects: list })),
+    );
+    for (const name of list) {
+      this.patterns.delete(name);
+      for (const s of this.subjects) if (s.toLowerCase() === name.toLowerCase()) this.subjects.delete(s);
+    }
+    return body.count;
+  }
+
+  async _probe(control, heartbeat) {
+    const body = await control.request((rid) => ({ type: "HEARTBEAT", rid, sid: this.sid }), heartbeat);
+    return body.known || (!this.subjects.size && !this.patterns.size);
+  }
+
+  async _replay(control) {
+    const options = this.options;
+    if (this.subjects.size) {
+      const subjects = [...this.subjects];
+      await control.request((rid) => ({ type: "SUB", rid, sid: this.sid, endpoint: this.endpoint, subjects, options }));
+    }
+    if (this.patterns.size) {
+      const patterns = [...this.patterns];
+      await control.request((rid) => ({
+        type: "SUBMATCH",
+        rid,
+        sid: this.sid,
+        endpoint: this.endpoint,
+        patterns,
+        options,
+      }));
+    }
+    this._resumed = true;
+  }
+
+  // --- receiving -----------------------------------------------------------------------------------
+
+  async _readInbox() {
+    for await (const [, ...frames] of this._inbox) {
+      let delivery;
+      try {
+        delivery = decodeDelivery(frames);
+      } catch {
+        this.badDeliveries += 1;
+        continue;
+      }
+      if (delivery.sid !== this.sid) {
+        this.badDeliveries += 1;
+        continue;
+      }
+      for (const event of this._eventsOf(delivery)) {
+        if (this.listenerCount("event")) this._dispatch(event);
+        else this._enqueue(event);
+      }
+      if (this._room) await this._room;
+    }
+  }
+
+  _eventsOf(delivery) {
+    const first = delivery.events[0].seq;
+    const expected = this._expected.get(delivery.stream);
+    const gap = expected === undefined ? 0 : Math.max(0, first - expected);
+    this._expected.set(delivery.stream, delivery.events.at(-1).seq + 1);
+    const events = delivery.events.map((e) => new Event(e, delivery.stream));
+    events[0].lost = Math.max(delivery.lost, gap);
+    if (this._resumed) {
+      this._resumed = false;
+      events[0].resumed = true;
+    }
+    return events;
+  }
+
+  _dispatch(event) {
+    if (event.resumed) this.emit("gap", null, event);
+    if (event.lost) this.emit("gap", event.lost, event);
+    try {
+      this.emit("event", event);
+    } finally {
+      this._consumed(event);
+    }
+  }
+
+  _enqueue(event) {
+    const waiter = this._waiters.shift();
+    if (waiter) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(event);
+      this._consumed(event);
+      return;
+    }
+    this._queue.push(event);
+    if (this._queue.length >= this._limit && !this._room) {
+      this._room = new Promise((resolve) => (this._wake = resolve));
+    }
+  }
+
+  _consumed(event) {
+    this._lastSeq = event.seq;
+    this._unacked += 1;
+    const due = this._unacked >= ACK_EVERY || Date.now() - this._ackedAt >= ACK_SECONDS * 1000;
+    if (this._unacked === 1 || due) {
+      const seq = this._lastSeq;
+      this._unacked = 0;
+      this._ackedAt = Date.now();
+      this._keeper.control?.send(() => ({ type: "ACK", rid: 0, sid: this.sid, seq })).catch(() => {}); // ACKs only feed statistics and stall detection
+    }
+  }
+
+  /** The next event, or null after `timeout` seconds (or once closed). */
+  next(timeout) {
+    if (this._queue.length) {
+      const event = this._queue.shift();
+      if (this._room && this._queue.length < this._limit / 2) {
+        this._room = null;
+        this._wake();
+      }
+      this._consumed(event);
+      return Promise.resolve(event);
+    }
+    if (this._closed) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const waiter = { resolve, timer: null };
+      if (timeout !== undefined && timeout !== null) {
+        waiter.timer = setTimeout(() => {
+          this._waiters.splice(this._waiters.indexOf(waiter), 1);
+          resolve(null);
+        }, timeout * 1000);
+      }
+      this._waiters.push(waiter);
+    });
+  }
+
+  async *[Symbol.asyncIterator]() {
+    while (!this._closed || this._queue.length) {
+      const event = await this.next();
+      if (event === null) return;
+      yield event;
+    }
+  }
+
+  /** Unsubscribe everything (best effort), then close; iterators end. */
+  async close() {
+    if (this._closed) return;
+    this._closed = true;
+    const names = [...this.subjects, ...this.patterns];
+    if (names.length && this._keeper.control) {
+      try {
+        await this._keeper.control.request((rid) => ({ type: "UNSUB", rid, sid: this.sid, subjects: names }), 2);
+      } catch (err) {
+        if (!(err instanceof EsError)) throw err;
+      }
+    }
+    this._keeper.close();
+    this._inbox?.close();
+    releaseServer(this._domain);
+    for (const waiter of this._waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(null);
+    }
+    if (this._room) this._wake();
+  }
+}

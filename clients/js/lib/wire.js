@@ -1,0 +1,234 @@
+// The wire codec of SPEC.md: messages to frames and frames to messages, with no sockets. Every
+// decoder checks what it reads and throws ProtocolError with the code a server would use; it never
+// throws anything else for bad input.
+//
+// Messages are plain objects shaped as in vectors.json: {type: "SUB", rid, sid, endpoint,
+// subjects, options}, {type: "OK", rid, body}, {type: "EV", sid, stream, lost, events}, ...
+// Payloads are Uint8Array (Buffer).
+//
+// One difference from the Python encoder, which the spec allows: JavaScript has no integral float,
+// so a number like 30.0 is written as the integer 30 (decoders must accept integers for times and
+// seconds).
+
+import { decode as mpDecode, encode as mpEncode, ExtData } from "@msgpack/msgpack";
+import { ErrorCode, ProtocolError } from "./errors.js";
+
+export const VERSION = 1;
+export const MAX_INT = Number.MAX_SAFE_INTEGER; // 2**53 - 1
+export const MAX_HEADER_BYTES = 1 << 20;
+export const MAX_FRAMES = 10_001;
+export const MAX_DEPTH = 32;
+
+const fail = (code, message, rid = 0) => new ProtocolError(code, message, rid);
+
+/** A msgpack value as one frame. */
+export function pack(value) {
+  const bytes = mpEncode(value, { ignoreUndefined: true });
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function unpack(frame, what) {
+  try {
+    return mpDecode(frame);
+  } catch (err) {
+    throw fail(ErrorCode.BAD_REQUEST, `${what} is not valid msgpack (${err.message})`);
+  }
+}
+
+// --- field readers ---------------------------------------------------------------------------------
+
+const isUint = (v) => Number.isSafeInteger(v) && v >= 0;
+
+function uint(v, name) {
+  if (!isUint(v)) throw fail(ErrorCode.BAD_REQUEST, `${name} must be an integer from 0 to 2**53-1`);
+  return v;
+}
+
+function text(v, name) {
+  if (typeof v !== "string") throw fail(ErrorCode.BAD_REQUEST, `${name} must be a string`);
+  return v;
+}
+
+function list(v, name) {
+  if (!Array.isArray(v)) throw fail(ErrorCode.BAD_REQUEST, `${name} must be an array`);
+  return v;
+}
+
+function time(v) {
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    throw fail(ErrorCode.BAD_REQUEST, "time must be a finite number");
+  }
+  return v;
+}
+
+function format(v) {
+  if (!Number.isInteger(v) || v < 0 || v > 127) {
+    throw fail(ErrorCode.BAD_REQUEST, "format must be an integer from 0 to 127");
+  }
+  return v;
+}
+
+/** Only core msgpack types in a header: no bin, no extension types, nested at most MAX_DEPTH. */
+function plain(v, name, depth = 0) {
+  if (v === null || ["boolean", "number", "string"].includes(typeof v)) return v;
+  if (v instanceof Uint8Array || v instanceof Date || v instanceof ExtData) {
+    throw fail(ErrorCode.BAD_REQUEST, `${name} holds a value that is not a core msgpack type`);
+  }
+  if (depth >= MAX_DEPTH) throw fail(ErrorCode.BAD_REQUEST, `${name} is nested deeper than ${MAX_DEPTH}`);
+  if (Array.isArray(v)) return v.map((x) => plain(x, name, depth + 1));
+  if (typeof v === "object" && !(v instanceof Map)) {
+    const out = {};
+    for (const [k, x] of Object.entries(v)) out[k] = plain(x, name, depth + 1);
+    return out;
+  }
+  throw fail(ErrorCode.BAD_REQUEST, `${name} holds a value that is not a core msgpack type`);
+}
+
+function body(v, name) {
+  if (v === null || typeof v !== "object" || Array.isArray(v) || v instanceof Uint8Array) {
+    throw fail(ErrorCode.BAD_REQUEST, `${name} must be a map with string keys`);
+  }
+  return plain(v, name);
+}
+
+/** Unpack and check a header frame: an array that starts [version, command]. */
+function header(frames) {
+  if (!frames.length) throw fail(ErrorCode.BAD_REQUEST, "a message needs at least a header frame");
+  if (frames.length > MAX_FRAMES) throw fail(ErrorCode.TOO_LARGE, `more than ${MAX_FRAMES} frames`);
+  if (frames[0].length > MAX_HEADER_BYTES) {
+    throw fail(ErrorCode.TOO_LARGE, `header frame over ${MAX_HEADER_BYTES} bytes`);
+  }
+  const h = unpack(frames[0], "header");
+  if (!Array.isArray(h) || h.length < 2) {
+    throw fail(ErrorCode.BAD_REQUEST, "header must be an array [version, command, ...]");
+  }
+  const rid = h.length > 2 && isUint(h[2]) ? h[2] : 0;
+  if (h[0] !== VERSION) throw fail(ErrorCode.BAD_VERSION, `protocol version ${VERSION} is the only one`, rid);
+  if (typeof h[1] !== "string") throw fail(ErrorCode.BAD_REQUEST, "command must be a string", rid);
+  return h;
+}
+
+function fields(h, count) {
+  if (h.length !== count) {
+    throw fail(ErrorCode.BAD_REQUEST, `${h[1]} header has ${h.length} elements, not ${count}`);
+  }
+}
+
+// --- decoding what a client receives ---------------------------------------------------------------
+
+/** A reply: {type: "OK", rid, body} or {type: "ERR", rid, code, message}. */
+export function decodeReply(frames) {
+  const h = header(frames);
+  if (frames.length !== 1) throw fail(ErrorCode.BAD_REQUEST, "a reply is a single header frame");
+  if (h[1] === "OK") {
+    fields(h, 4);
+    return { type: "OK", rid: uint(h[2], "rid"), body: body(h[3], "body") };
+  }
+  if (h[1] === "ERR") {
+    fields(h, 5);
+    return { type: "ERR", rid: uint(h[2], "rid"), code: text(h[3], "code"), message: text(h[4], "message") };
+  }
+  throw fail(ErrorCode.UNKNOWN_COMMAND, `unknown reply ${String(h[1]).slice(0, 40)}`);
+}
+
+/** An event batch as a subscriber's ROUTER receives it (without the routing-id frame). */
+export function decodeDelivery(frames) {
+  const h = header(frames);
+  if (h[1] !== "EV") throw fail(ErrorCode.UNKNOWN_COMMAND, `unknown delivery ${String(h[1]).slice(0, 40)}`);
+  fields(h, 6);
+  const sid = text(h[2], "sid");
+  const stream = uint(h[3], "stream");
+  const lost = uint(h[4], "lost");
+  const metas = list(h[5], "events");
+  if (metas.length !== frames.length - 1) {
+    throw fail(ErrorCode.BAD_REQUEST, `EV lists ${metas.length} events but carries ${frames.length - 1}`);
+  }
+  const events = metas.map((meta, i) => {
+    if (!Array.isArray(meta) || meta.length !== 4) {
+      throw fail(ErrorCode.BAD_REQUEST, "each EV event must be [seq, subject, time, format]");
+    }
+    return {
+      seq: uint(meta[0], "seq"),
+      subject: text(meta[1], "subject"),
+      time: time(meta[2]),
+      format: format(meta[3]),
+      payload: Buffer.from(frames[i + 1]),
+    };
+  });
+  return { type: "EV", sid, stream, lost, events };
+}
+
+/** A discovery answer: {type: "HERE", nonce, endpoint}. */
+export function decodeHere(datagram) {
+  const h = header([datagram]);
+  if (h[1] !== "HERE") throw fail(ErrorCode.UNKNOWN_COMMAND, "not a HERE datagram");
+  fields(h, 4);
+  return { type: "HERE", nonce: uint(h[2], "nonce"), endpoint: text(h[3], "endpoint") };
+}
+
+// --- encoding what a client sends --------------------------------------------------------------------
+
+function options(o = {}) {
+  const out = {};
+  for (const key of ["policy", "queue", "max_stall", "key"]) {
+    if (o[key] !== undefined && o[key] !== null) out[key] = o[key];
+  }
+  return out;
+}
+
+const ENCODERS = {
+  SUB: (m) => [m.sid, m.endpoint, m.subjects, options(m.options)],
+  SUBMATCH: (m) => [m.sid, m.endpoint, m.patterns, options(m.options)],
+  UNSUB: (m) => [m.sid, m.subjects],
+  PING: () => [],
+  STATS: () => [],
+  ACK: (m) => [m.sid, m.seq],
+  HEARTBEAT: (m) => [m.sid],
+};
+
+const NS_ENCODERS = {
+  PING: () => [],
+  REGISTER: (m) => {
+    const o = {};
+    if (m.replace) o.replace = true;
+    if (m.lease !== undefined && m.lease !== null) o.lease = m.lease;
+    if (m.meta) o.meta = m.meta;
+    return [m.name, m.uri, o];
+  },
+  RENEW: (m) => [m.name, m.token],
+  LOOKUP: (m) => [m.name],
+  REMOVE: (m) => [m.name, m.token ? { token: m.token } : {}],
+  LIST: (m) => {
+    const o = {};
+    for (const key of ["group", "prefix", "regex"]) if (m[key] !== undefined) o[key] = m[key];
+    return [o];
+  },
+  LISTALL: () => [],
+  MKGROUP: (m) => [m.group],
+  RMGROUP: (m) => [m.group],
+  SETMETA: (m) => [m.name, m.meta],
+  GETMETA: (m) => [m.name],
+};
+
+/** The frames of a request to the event server. */
+export function encodeRequest(m) {
+  if (m.type === "PUB") {
+    const items = m.items.map((item) => [item.subjects, item.format]);
+    return [pack([VERSION, "PUB", m.rid, m.confirm, items]), ...m.items.map((item) => Buffer.from(item.payload))];
+  }
+  const encoder = ENCODERS[m.type];
+  if (!encoder) throw new TypeError(`not a request: ${m.type}`);
+  return [pack([VERSION, m.type, m.rid, ...encoder(m)])];
+}
+
+/** The frames of a request to the name server. */
+export function encodeNsRequest(m) {
+  const encoder = NS_ENCODERS[m.type];
+  if (!encoder) throw new TypeError(`not a name server request: ${m.type}`);
+  return [pack([VERSION, m.type, m.rid, ...encoder(m)])];
+}
+
+/** The discovery datagram asking where the name server is. */
+export function encodeWhere(nonce) {
+  return pack([VERSION, "WHERE", nonce]);
+}

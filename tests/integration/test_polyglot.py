@@ -1,0 +1,223 @@
+"""The JavaScript client against the real daemons, and against the Python client: JS -> Python,
+Python -> JS, JS -> JS, patterns, case-insensitivity, several subjects, name lookup, security on
+and off. Messages made in one language must decode to the same values in the other. Also the JS
+client's own tests (`node --test`: the spec's vectors and key derivation)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clients import Publisher, Subscriber
+from tests.integration.conftest import Daemon
+from tests.integration.helpers import WAIT
+
+JS = Path(__file__).parents[2] / "clients" / "js"
+AGENT = JS / "interop" / "agent.mjs"
+SECRET = "polyglot passphrase"
+Start = Callable[..., Daemon]
+
+# One of each kind, nested too. No integral floats: JavaScript cannot tell 2.0 from 2.
+VALUES: list[Any] = [
+    "plain",
+    "ünïcødé ✓",
+    0,
+    -1,
+    2**40,
+    1.5,
+    -0.25,
+    True,
+    None,
+    b"\x00\xffbytes",
+    [1, "two", 3.5, [4, [5]]],
+    {"name": "SUN", "price": 22.44, "tags": ["a", "b"], "raw": b"\x01", "nested": {"x": None}},
+]
+
+
+def node() -> str:
+    found = shutil.which("node")
+    assert found, "node is needed for the JavaScript client's tests"
+    assert (JS / "node_modules").is_dir(), "run `make test`: it installs the JS dependencies"
+    return found
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"$bytes": value.hex()}
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    return value
+
+
+def from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$bytes"}:
+            return bytes.fromhex(value["$bytes"])
+        return {k: from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, **extra}
+
+
+def js_publish(*args: str, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = subprocess.run(
+        [node(), str(AGENT), "pub", *args],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        env=env(**(extra_env or {})),
+    )
+    assert result.stdout, result.stderr
+    answer: dict[str, Any] = json.loads(result.stdout.splitlines()[-1])
+    return answer
+
+
+class JsSubscriber:
+    """`node agent.mjs sub ...` as a process: ready once its subscriptions are made."""
+
+    def __init__(self, *args: str, extra_env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [node(), str(AGENT), "sub", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(**(extra_env or {})),
+        )
+        # A thread reads the lines: several can arrive in one read, and a selector on the pipe
+        # would not see the ones already in the file object's buffer.
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.ready = self.line()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for text in self.proc.stdout:
+            self._lines.put(text)
+        self._lines.put("")  # the end
+
+    def line(self) -> dict[str, Any]:
+        try:
+            text = self._lines.get(timeout=WAIT)
+        except queue.Empty:
+            raise AssertionError("timed out waiting for the JS subscriber") from None
+        assert text, (
+            f"the JS subscriber ended: {self.proc.stderr.read() if self.proc.stderr else ''}"
+        )
+        parsed: dict[str, Any] = json.loads(text)
+        return parsed
+
+    def events(self, count: int) -> list[dict[str, Any]]:
+        return [self.line() for _ in range(count)]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(WAIT)
+        self._reader.join(WAIT)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def js_subscriber() -> Iterator[Callable[..., JsSubscriber]]:
+    started: list[JsSubscriber] = []
+
+    def start(*args: str, extra_env: dict[str, str] | None = None) -> JsSubscriber:
+        sub = JsSubscriber(*args, extra_env=extra_env)
+        started.append(sub)
+        return sub
+
+    yield start
+    for sub in started:
+        sub.close()
+
+
+def subject() -> str:
+    return f"Poly.{uuid.uuid4().hex[:8]}"
+
+
+def test_the_js_client_passes_its_own_tests() -> None:
+    result = subprocess.run(
+        [node(), "--test", "test/"], cwd=JS, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "# fail 0" in result.stdout
+
+
+@pytest.mark.parametrize("ident", [None, SECRET])
+def test_js_publisher_to_python_subscriber(start_es: Start, ident: str | None) -> None:
+    es = start_es(*(("-i", ident) if ident else ()))
+    topic = subject()
+    with Subscriber(es.endpoint, ident=ident) as sub:
+        sub.subscribe(topic.upper())  # case-insensitive
+        sub.subscribe_match(rf"^{topic.lower()}\.more$")
+        values = [json.dumps(to_json(v)) for v in VALUES]
+        flags = ["--ident", ident] if ident else []
+        sent = js_publish(
+            "--es", es.endpoint, *flags, "--confirm", f"{topic},{topic}.more", *values
+        )
+        assert sent["receivers"] == [1] * len(VALUES)
+        got = [sub.next(WAIT) for _ in range(2 * len(VALUES))]
+    assert all(e is not None for e in got)
+    pairs = [(e.subject, e.msg) for e in got if e is not None]
+    expected = [(s, v) for v in VALUES for s in (topic, f"{topic}.more")]
+    assert pairs == [(s, list(v) if isinstance(v, tuple) else v) for s, v in expected]
+
+
+@pytest.mark.parametrize("ident", [None, SECRET])
+def test_python_publisher_to_js_subscriber(
+    start_es: Start, js_subscriber: Callable[..., JsSubscriber], ident: str | None
+) -> None:
+    es = start_es(*(("-i", ident) if ident else ()))
+    topic = subject()
+    flags = ["--ident", ident] if ident else []
+    sub = js_subscriber("--es", es.endpoint, *flags, "--match", rf"^{topic.upper()}\.M", topic)
+    with Publisher(es.endpoint, ident=ident) as pub:
+        for value in VALUES:
+            assert pub.publish([topic.lower(), f"{topic}.more"], value, confirm=True) == 1
+    events = sub.events(2 * len(VALUES))
+    assert [(e["subject"], from_json(e["msg"])) for e in events] == [
+        (s, v) for v in VALUES for s in (topic.lower(), f"{topic}.more")
+    ]
+    assert [e["seq"] for e in events] == list(range(1, 2 * len(VALUES) + 1))
+    assert all(e["lost"] == 0 for e in events)
+
+
+def test_js_to_js_through_the_name_server(
+    start_es: Start, start_ns: Start, js_subscriber: Callable[..., JsSubscriber]
+) -> None:
+    ns = start_ns("-i", SECRET)
+    es = start_es("-i", SECRET, "--ns", ns.endpoint, naming=True)
+    found = {"NS_ADDRESS": ns.endpoint}
+    topic = subject()
+    sub = js_subscriber("--ident", SECRET, topic, extra_env=found)  # no --es: looked up by name
+    assert sub.ready["esUri"] == es.endpoint
+    values = [json.dumps(to_json(v)) for v in VALUES]
+    sent = js_publish("--ident", SECRET, "--confirm", topic, *values, extra_env=found)
+    assert sent["esUri"] == es.endpoint and sent["receivers"] == [1] * len(VALUES)
+    assert [from_json(e["msg"]) for e in sub.events(len(VALUES))] == VALUES
+
+
+def test_a_js_client_without_the_passphrase_is_refused(start_es: Start) -> None:
+    es = start_es("-i", SECRET)
+    for flags in ([], ["--ident", "wrong"]):
+        answer = js_publish("--es", es.endpoint, *flags, "--confirm", "x", '"hello"')
+        assert answer["error"] == "AUTH_FAILED", answer
