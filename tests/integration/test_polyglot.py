@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from clients import Publisher, Subscriber
-from tests.integration.conftest import Daemon
+from tests.integration.conftest import Daemon, wait_until
 from tests.integration.helpers import WAIT
 
 JS = Path(__file__).parents[2] / "clients" / "js"
@@ -221,3 +221,37 @@ def test_a_js_client_without_the_passphrase_is_refused(start_es: Start) -> None:
     for flags in ([], ["--ident", "wrong"]):
         answer = js_publish("--es", es.endpoint, *flags, "--confirm", "x", '"hello"')
         assert answer["error"] == "AUTH_FAILED", answer
+
+
+def test_js_event_emitter_and_unsubscribe(
+    start_es: Start, js_subscriber: Callable[..., JsSubscriber]
+) -> None:
+    es = start_es()
+    topic = subject()
+    sub = js_subscriber("--es", es.endpoint, "--emitter", "--leave-after-first", topic)
+    with Publisher(es.endpoint) as pub:
+        assert pub.publish(topic, "first", confirm=True) == 1
+        first = sub.line()
+        assert (first["subject"], first["msg"], first["seq"]) == (topic, "first", 1)
+        assert sub.line() == {"left": 0}  # unsubscribed from inside the handler
+        assert pub.publish(topic, "nobody", confirm=True) == 0
+
+
+def test_a_js_subscriber_resumes_after_the_event_server_restarts(
+    start_es: Start, js_subscriber: Callable[..., JsSubscriber]
+) -> None:
+    """kill -9 the server, start it again on its port: the JS subscriber notices, subscribes
+    again by itself, says so with a gap of unknown size, and receives again."""
+    first = start_es()
+    topic = subject()
+    sub = js_subscriber("--es", first.endpoint, "--emitter", "--fast", topic)
+    with Publisher(first.endpoint) as pub:
+        assert pub.publish(topic, "before", confirm=True) == 1
+    assert sub.line()["msg"] == "before"
+    first.kill()
+    again = start_es("-p", str(first.port))
+    with Publisher(again.endpoint) as pub:
+        wait_until(lambda: pub.publish(topic, "after", confirm=True) == 1, WAIT, "resubscription")
+    assert sub.line() == {"gap": None}  # events may have been lost meanwhile: count unknown
+    event = sub.line()
+    assert event["msg"] == "after" and event["resumed"] is True

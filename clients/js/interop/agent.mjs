@@ -1,8 +1,12 @@
 // A JavaScript publisher or subscriber for the cross-language tests (tests/integration/
 // test_polyglot.py). Messages travel as JSON lines, with bytes as {"$bytes": "hex"}.
 //
-//   node agent.mjs sub [--es URI] [--ident X] [--match P]... [--count N] SUBJECT...
-//       prints {"ready": ENDPOINT} once subscribed, then one line per event; exits after N
+//   node agent.mjs sub [--es URI] [--ident X] [--match P]... [--count N] [--emitter] [--fast]
+//                      [--leave-after-first] SUBJECT...
+//       prints {"ready": ENDPOINT} once subscribed, then one line per event; exits after N.
+//       --emitter: events through sub.on("event") and sub.on("gap") (a {"gap": lost} line each)
+//       instead of the async iterator; --fast: heartbeats every 0.3 s, server gone after 1.5 s;
+//       --leave-after-first: unsubscribe everything after the first event ({"left": count})
 //   node agent.mjs pub [--es URI] [--ident X] [--confirm] SUBJECTS JSON...
 //       SUBJECTS comma-separated; publishes each JSON value, in order; prints {"receivers": [...]}
 //
@@ -37,6 +41,9 @@ function parse(argv) {
     else if (arg === "--match") options.match.push(argv[++i]);
     else if (arg === "--count") options.count = Number(argv[++i]);
     else if (arg === "--confirm") options.confirm = true;
+    else if (arg === "--emitter") options.emitter = true;
+    else if (arg === "--fast") options.fast = true;
+    else if (arg === "--leave-after-first") options.leave = true;
     else options.rest.push(arg);
   }
   return options;
@@ -45,15 +52,30 @@ function parse(argv) {
 const print = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
 async function subscribe(o) {
-  const sub = await Subscriber.connect({ esUri: o.esUri, ident: o.ident });
+  const timing = o.fast ? { heartbeat: 0.3, liveness: 1.5 } : {};
+  const sub = await Subscriber.connect({ esUri: o.esUri, ident: o.ident, ...timing });
   try {
     if (o.rest.length) await sub.subscribe(o.rest);
     if (o.match.length) await sub.subscribeMatch(o.match);
     print({ ready: sub.endpoint, esUri: sub.esUri });
+    const count = o.count ?? Infinity;
     let received = 0;
+    const show = async (event) => {
+      received += 1;
+      const { subject, seq, lost, resumed } = event;
+      print({ subject, msg: toJson(event.msg), seq, lost, resumed });
+      if (o.leave && received === 1) print({ left: await sub.unsubscribe([...o.rest, ...o.match]) });
+    };
+    if (o.emitter) {
+      await new Promise((resolve) => {
+        sub.on("gap", (lost) => print({ gap: lost }));
+        sub.on("event", (event) => show(event).then(() => received >= count && resolve()));
+      });
+      return;
+    }
     for await (const event of sub) {
-      print({ subject: event.subject, msg: toJson(event.msg), seq: event.seq, lost: event.lost });
-      if (++received >= (o.count ?? Infinity)) break;
+      await show(event);
+      if (received >= count) break;
     }
   } finally {
     await sub.close();
