@@ -28,10 +28,12 @@ from clients.errors import (
     RequestError,
 )
 from clients.patterns import Pattern, compile_pattern, fold
+from clients.payload import encode_payload
 from clients.wire import (
     MAX_INT,
     Ack,
     Err,
+    Format,
     Heartbeat,
     Ok,
     Options,
@@ -47,7 +49,7 @@ from clients.wire import (
     encode_delivery,
     peek_command,
 )
-from es import __version__
+from es import __version__, meta
 from es.config import ServerConfig
 from es.health import Health, verdict
 from es.index import SubscriptionIndex
@@ -59,6 +61,8 @@ _AT_ONCE = frozenset({"STATS", "HEARTBEAT", "ACK"})
 
 # Evicted sids remembered, so a client's next heartbeat can be told why it was removed.
 _EVICTIONS_KEPT = 1000
+# Connections remembered as having published (for $es.publisher.seen), oldest forgotten first.
+_PUBLISHERS_KEPT = 10_000
 
 # A stats reply is one header frame; stop listing subscribers once this many bytes of names are in
 # it, so the reply stays far below the 1 MiB header ceiling whatever the limits.
@@ -176,6 +180,8 @@ class Broker:
             "max_subject_bytes": lim.max_subject_bytes,
         }
         self._rate = RateLimiter(lim.max_request_rate)
+        self._wall = now  # the wall clock at the last request: the time of meta-events
+        self._publishers: OrderedDict[bytes, None] = OrderedDict()
         self.rate_limited = 0
         self.published = 0
         self.events_in = 0
@@ -193,6 +199,7 @@ class Broker:
         `now` is the wall clock (event times); `mono` a monotonic clock (liveness; default now).
         """
         self._mono = now if mono is None else mono
+        self._wall = now
         try:
             request = decode_request(frames)
         except RemoteProtocolError as exc:
@@ -273,16 +280,33 @@ class Broker:
         state = self._subscribers.get(sid)
         return state is not None and state.health.linked is True
 
-    def sweep(self, mono: float) -> list[Close]:
-        """Remove every subscriber that is dead, unreachable or stalled too long."""
-        actions: list[Close] = []
+    def sweep(self, mono: float, now: float | None = None) -> list[Action]:
+        """Remove every subscriber that is dead, unreachable or stalled too long: a Close for
+        each, and the meta-events that say so (stamped `now`, the wall clock)."""
+        if now is not None:
+            self._wall = now
+        actions: list[Action] = []
         cfg = self.config
         self._rate.prune(mono)
         for sid, state in list(self._subscribers.items()):
             reason = verdict(state.health, mono, cfg.liveness, cfg.evict_stalled)
             if reason is not None:
                 actions.append(self._evict(sid, reason))
+                actions += self._meta(meta.SUBSCRIBER_LEFT, meta.left(sid, reason))
         return actions
+
+    def _meta(self, subject: str, body: dict[str, Any]) -> list[Action]:
+        """A meta-event for whoever subscribed to it. Never in block mode: the server must not
+        wait on its own news."""
+        recipients = self.index.recipients(subject)
+        if not recipients:
+            return []
+        payload = encode_payload(body, Format.MSGPACK)
+        batches = [
+            self._batch(sid, [(subject, Format.MSGPACK, payload)], self._wall, block=False)
+            for sid in recipients
+        ]
+        return [Fanout(b"", 0, False, batches)]
 
     def eviction(self, sid: str) -> str | None:
         """Why `sid` was removed, while that is still remembered."""
@@ -374,6 +398,11 @@ class Broker:
                 )
             for subject in item.subjects:
                 self._subject(subject)
+                if meta.is_reserved(subject):
+                    raise _refuse(
+                        ErrorCode.BAD_SUBJECT,
+                        f"subjects starting {meta.RESERVED_PREFIX!r} are the server's own",
+                    )
         self.published += 1
         wanted: dict[str, list[tuple[str, int, bytes]]] = {}
         for item in request.items:
@@ -382,9 +411,21 @@ class Broker:
                 for sid in self.index.recipients(subject):
                     wanted.setdefault(sid, []).append((subject, item.fmt, item.payload))
         batches = [self._batch(sid, events, now) for sid, events in wanted.items()]
-        return [Fanout(peer, request.rid, request.confirm, batches)]
+        return [Fanout(peer, request.rid, request.confirm, batches), *self._seen(peer)]
 
-    def _batch(self, sid: str, events: list[tuple[str, int, bytes]], now: float) -> Batch:
+    def _seen(self, peer: bytes) -> list[Action]:
+        """$es.publisher.seen for a connection's first publish."""
+        if peer in self._publishers:
+            self._publishers.move_to_end(peer)
+            return []
+        self._publishers[peer] = None
+        while len(self._publishers) > _PUBLISHERS_KEPT:
+            self._publishers.popitem(last=False)
+        return self._meta(meta.PUBLISHER_SEEN, {"peer": peer.hex()})
+
+    def _batch(
+        self, sid: str, events: list[tuple[str, int, bytes]], now: float, block: bool = True
+    ) -> Batch:
         state = self._subscribers[sid]
         first = state.next_seq
         state.next_seq += len(events)
@@ -393,7 +434,9 @@ class Broker:
             sid, state.stream, state.lost_pending, metas, [payload for _, _, payload in events]
         )
         last = state.next_seq - 1
-        return Batch(sid, frames, len(events), last, state.policy == "block", state.max_stall)
+        return Batch(
+            sid, frames, len(events), last, block and state.policy == "block", state.max_stall
+        )
 
     def _subscribe(
         self,
@@ -415,6 +458,7 @@ class Broker:
         self._check_room(sid, current, subjects or [], [p for p, _ in patterns or []])
         actions: list[Action] = []
         key = options.key if options.key is not None else (current.key if current else None)
+        news: dict[str, Any] | None = None  # for $es.subscriber.joined, if it is new
         if current is None or current.endpoint != endpoint or current.key != key:
             if current is not None:
                 actions.append(Close(sid))
@@ -431,15 +475,21 @@ class Broker:
             current.key = key
             self._subscribers[sid] = current
             actions.append(Open(sid, endpoint, queue, peer, rid, key))
+            news = meta.joined(sid, endpoint, policy, queue)
         current.policy, current.max_stall = policy, max_stall
         current.health.heard(self._mono)
         self._evicted.pop(sid, None)
         if subjects:
             count = self.index.add_subjects(sid, subjects)
+            added = {"sid": sid, "subjects": subjects}
         else:
             count = self.index.add_patterns(sid, patterns or [])
+            added = {"sid": sid, "patterns": [p for p, _ in patterns or []]}
         body = {"count": count, "stream": current.stream, "heartbeat": self.heartbeat_interval}
         actions.append(Reply(peer, encode(Ok(rid, body))))
+        if news is not None:
+            actions += self._meta(meta.SUBSCRIBER_JOINED, news)
+        actions += self._meta(meta.SUBSCRIPTION_ADDED, added)
         return actions
 
     def _unsubscribe(self, peer: bytes, rid: int, sid: str, names: list[str]) -> list[Action]:
@@ -448,9 +498,15 @@ class Broker:
         if state is not None:
             state.health.heard(self._mono)
         count = self.index.remove(sid, names)
-        if count == 0 and self._subscribers.pop(sid, None) is not None:
+        gone = count == 0 and self._subscribers.pop(sid, None) is not None
+        if gone:
             actions.append(Close(sid))
         actions.append(Reply(peer, encode(Ok(rid, {"count": count}))))
+        if state is not None:
+            removed = {"sid": sid, "names": names, "count": count}
+            actions += self._meta(meta.SUBSCRIPTION_REMOVED, removed)
+        if gone:
+            actions += self._meta(meta.SUBSCRIBER_LEFT, meta.left(sid, "unsubscribed"))
         return actions
 
     # --- checks ----------------------------------------------------------------------------------

@@ -247,10 +247,12 @@ class EventServer(Daemon):
             self._handshakes.poll()
         for sid in self._monitors:
             self._read_link(sid, mono)
-        evicted = self.broker.sweep(mono)
-        for action in evicted:
-            log.warning("subscriber %s removed (%s)", action.sid, self.broker.eviction(action.sid))
-        self._apply(list(evicted))
+        actions = self.broker.sweep(mono, self._clock())
+        for action in actions:
+            if isinstance(action, Close):
+                reason = self.broker.eviction(action.sid)
+                log.warning("subscriber %s removed (%s)", action.sid, reason)
+        self._apply(actions)
 
     def _read_requests(self, limit: int = _TURN) -> int:
         """Handle up to `limit` waiting requests; stop early when a publish stalls."""
@@ -332,11 +334,17 @@ class EventServer(Daemon):
     def _fanout(self, fanout: Fanout) -> None:
         stall = _Stall(fanout, receivers=0)
         now = time.monotonic()
+        # Meta-events can come while a publish is stalled (from housekeeping); they never wait,
+        # and one for a subscriber the stalled publish waits on is dropped, so that it cannot
+        # overtake that subscriber's earlier event.
+        waiting = self._stall.waiting if self._stall is not None else {}
         for batch in fanout.batches:
             if batch.sid not in self._dealers:  # cannot happen while core and shell agree
                 log.error("no socket for subscriber %s: batch skipped", batch.sid)
                 continue
-            if self._send(batch):
+            if batch.sid in waiting:
+                self.broker.dropped(batch.sid, batch.count, now)
+            elif self._send(batch):
                 stall.receivers += 1
             elif batch.block and batch.max_stall > 0 and self._may_block(batch.sid, now):
                 log.debug("publish waits: queue of subscriber %s is full", batch.sid)
@@ -344,7 +352,7 @@ class EventServer(Daemon):
                 self.broker.stalled(batch.sid, now)
             else:
                 self.broker.dropped(batch.sid, batch.count, now)
-        if stall.waiting:
+        if stall.waiting:  # only ever for a publish: nothing else is read during a stall
             self._stall = stall
         else:
             self._finish(stall)
@@ -361,7 +369,8 @@ class EventServer(Daemon):
         return True
 
     def _finish(self, stall: _Stall) -> None:
-        self._stall = None
+        if self._stall is stall:
+            self._stall = None
         if stall.fanout.confirm:
             self._apply([self.broker.confirmation(stall.fanout, stall.receivers)])
 

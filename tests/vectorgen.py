@@ -264,6 +264,12 @@ REFUSED: list[tuple[str, list[str], str, int]] = [
     ),
     ("subscribe to no subjects", [_hex(1, "SUB", 21, SID, ENDPOINT, [], {})], "BAD_SUBJECT", 21),
     (
+        "publish on the server's reserved prefix",
+        [_hex(1, "PUB", 23, True, [[["$ES.subscriber.joined"], 1]]), "c0"],
+        "BAD_SUBJECT",
+        23,
+    ),
+    (
         "subject over 256 bytes",
         [_hex(1, "SUB", 22, SID, ENDPOINT, ["x" * 257], {})],
         "BAD_SUBJECT",

@@ -384,3 +384,85 @@ def test_no_request_rate_limit_when_it_is_zero() -> None:
     broker = make(limits=Limits(max_request_rate=0))
     for _ in range(1000):
         assert isinstance(reply_of(broker.handle(PEER, encode(Ping(1)), 0.0, mono=1.0)), Ok)
+
+
+# --- meta-events ------------------------------------------------------------------------------
+
+
+def meta_events(actions: list[Any], sid: str) -> list[tuple[str, Any]]:
+    """(subject, body) of every meta-event in `actions` for subscriber `sid`."""
+    found = []
+    for action in actions:
+        if isinstance(action, Fanout) and action.peer == b"":
+            assert not action.confirm
+            for batch in action.batches:
+                assert not batch.block  # the server never waits on its own news
+                if batch.sid == sid:
+                    delivery = decode_delivery(batch.frames)
+                    for event in delivery.events:
+                        found.append((event.subject, msgpack.unpackb(event.payload)))
+    return found
+
+
+def watcher(broker: Broker) -> None:
+    broker.handle(PEER, encode(SubscribeMatch(1, "watch", EP, (r"^\$es\.",), Options())), 1.0)
+
+
+def test_subscribers_and_subscriptions_coming_and_going_are_announced() -> None:
+    broker = make()
+    watcher(broker)
+    joined = sub(broker, "s1", "a", "b")
+    assert meta_events(joined, "watch") == [
+        ("$es.subscriber.joined", {"sid": "s1", "endpoint": EP, "policy": "block", "queue": 1000}),
+        ("$es.subscription.added", {"sid": "s1", "subjects": ["a", "b"]}),
+    ]
+    again = sub(broker, "s1", "c")
+    assert meta_events(again, "watch") == [
+        ("$es.subscription.added", {"sid": "s1", "subjects": ["c"]})
+    ]
+    partly = broker.handle(PEER, encode(Unsubscribe(3, "s1", ("a",))), 1.0)
+    assert meta_events(partly, "watch") == [
+        ("$es.subscription.removed", {"sid": "s1", "names": ["a"], "count": 2})
+    ]
+    gone = broker.handle(PEER, encode(Unsubscribe(4, "s1", ("b", "c"))), 1.0)
+    assert meta_events(gone, "watch") == [
+        ("$es.subscription.removed", {"sid": "s1", "names": ["b", "c"], "count": 0}),
+        ("$es.subscriber.left", {"sid": "s1", "reason": "unsubscribed"}),
+    ]
+
+
+def test_an_evicted_subscriber_is_announced_with_the_reason() -> None:
+    broker = make(liveness=10)
+    broker.handle(
+        PEER, encode(SubscribeMatch(1, "watch", EP, (r"^\$es\.sub",), Options())), 1.0, 100.0
+    )
+    broker.handle(PEER, encode(Subscribe(1, "quiet", EP, ("a",), Options())), 1.0, mono=100.0)
+    broker.link("quiet", True, 100.0)
+    broker.link("watch", True, 100.0)
+    broker.handle(PEER, encode(Heartbeat(2, "watch")), 1.0, mono=109.0)
+    actions = broker.sweep(111.0, now=5.0)
+    assert Close("quiet") in actions
+    assert meta_events(actions, "watch") == [
+        ("$es.subscriber.left", {"sid": "quiet", "reason": "silent"})
+    ]
+
+
+def test_a_publishers_first_publish_is_announced_once() -> None:
+    broker = make()
+    watcher(broker)
+    first = broker.handle(b"pub-1", encode(Publish(5, False, (PubItem(("x",), 1, b"m"),))), 2.0)
+    second = broker.handle(b"pub-1", encode(Publish(6, False, (PubItem(("x",), 1, b"m"),))), 2.0)
+    assert meta_events(first, "watch") == [("$es.publisher.seen", {"peer": b"pub-1".hex()})]
+    assert meta_events(second, "watch") == []
+
+
+def test_nobody_but_the_server_publishes_on_the_reserved_prefix() -> None:
+    broker = make()
+    watcher(broker)
+    for subject in ("$es.subscriber.joined", "$ES.anything"):
+        refused = broker.handle(
+            PEER, encode(Publish(7, True, (PubItem((subject,), 1, b"m"),))), 2.0
+        )
+        assert err(refused) == "BAD_SUBJECT"
+    allowed = broker.handle(PEER, encode(Publish(8, True, (PubItem(("$esx",), 1, b"m"),))), 2.0)
+    assert isinstance(allowed[0], Fanout)  # only "$es." itself is reserved

@@ -1,0 +1,45 @@
+"""Meta-events: what the event server says about itself, on reserved subjects.
+
+Pure: subjects and the bodies of their events. Programs subscribe to them like any other subject
+(or with a pattern such as `^\\$es\\.subscriber\\.`); only the server publishes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "PUBLISHER_SEEN",
+    "RESERVED_PREFIX",
+    "SUBSCRIBER_JOINED",
+    "SUBSCRIBER_LEFT",
+    "SUBSCRIPTION_ADDED",
+    "SUBSCRIPTION_REMOVED",
+    "is_reserved",
+]
+
+RESERVED_PREFIX = "$es."
+"""Subjects starting with this (in any case) are the server's: clients cannot publish on them."""
+
+SUBSCRIBER_JOINED = "$es.subscriber.joined"
+"""A new subscriber: {sid, endpoint, policy, queue}."""
+SUBSCRIBER_LEFT = "$es.subscriber.left"
+"""A subscriber is gone: {sid, reason}, reason "unsubscribed" or an eviction reason (7.6)."""
+SUBSCRIPTION_ADDED = "$es.subscription.added"
+"""{sid, subjects} or {sid, patterns}: what one SUB or SUBMATCH asked for."""
+SUBSCRIPTION_REMOVED = "$es.subscription.removed"
+"""{sid, names, count}: what one UNSUB asked to remove, and the subscriptions left."""
+PUBLISHER_SEEN = "$es.publisher.seen"
+"""The first publish from a connection: {peer}, the connection's id in hex."""
+
+
+def is_reserved(subject: str) -> bool:
+    return subject[: len(RESERVED_PREFIX)].casefold() == RESERVED_PREFIX
+
+
+def joined(sid: str, endpoint: str, policy: str, queue: int) -> dict[str, Any]:
+    return {"sid": sid, "endpoint": endpoint, "policy": policy, "queue": queue}
+
+
+def left(sid: str, reason: str) -> dict[str, Any]:
+    return {"sid": sid, "reason": reason}

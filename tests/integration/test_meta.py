@@ -1,0 +1,80 @@
+"""Meta-events from a real event server: subscribers and subscriptions coming and going, first
+publishes, a killed subscriber announced by the liveness machinery, and the reserved prefix."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from clients import Publisher, Subscriber
+from clients.errors import BadSubject
+from tests.integration.conftest import Daemon, es_command, read_line
+from tests.integration.helpers import WAIT
+
+Start = Callable[..., Daemon]
+
+
+def news(watch: Subscriber, count: int) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for _ in range(count):
+        event = watch.next(WAIT)
+        assert event is not None, f"only {found}"
+        found.append((event.subject, event.msg))
+    return found
+
+
+def test_coming_and_going_is_announced_on_reserved_subjects(start_es: Start) -> None:
+    es = start_es()
+    topic = f"meta.{uuid.uuid4().hex[:8]}"
+    with Subscriber(es.endpoint) as watch:
+        watch.subscribe_match(r"^\$ES\.")  # a pattern, any case, like any other subscription
+        own = [subject for subject, _ in news(watch, 2)]  # its own arrival, announced to itself
+        assert own == ["$es.subscriber.joined", "$es.subscription.added"]
+        with Subscriber(es.endpoint) as sub, Publisher(es.endpoint) as pub:
+            sub.subscribe(topic)
+            assert pub.publish(topic, "hello", confirm=True) == 1
+            sub.unsubscribe(topic)
+            with pytest.raises(BadSubject, match="server's own"):
+                pub.publish("$es.subscriber.joined", "fake", confirm=True)
+            seen = news(watch, 5)
+    peer = seen[2][1].pop("peer")
+    assert seen == [
+        (
+            "$es.subscriber.joined",
+            {"sid": sub.sid, "endpoint": sub.endpoint, "policy": "block", "queue": 1000},
+        ),
+        ("$es.subscription.added", {"sid": sub.sid, "subjects": [topic]}),
+        ("$es.publisher.seen", {}),
+        ("$es.subscription.removed", {"sid": sub.sid, "names": [topic], "count": 0}),
+        ("$es.subscriber.left", {"sid": sub.sid, "reason": "unsubscribed"}),
+    ]
+    assert isinstance(peer, str) and peer
+
+
+def test_a_killed_subscriber_is_announced_as_gone(start_es: Start) -> None:
+    """No goodbye from a process killed with -9: the server finds out and says so."""
+    es = start_es("--liveness", "2")
+    with Subscriber(es.endpoint) as watch:
+        watch.subscribe("$es.subscriber.left")
+        victim = subprocess.Popen(
+            es_command("sub", "anything", "--es", es.endpoint),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert victim.stderr is not None
+            assert "subscribed" in (read_line(victim.stderr, time.monotonic() + WAIT) or "")
+            victim.kill()
+            victim.wait(WAIT)
+        finally:
+            if victim.stderr is not None:
+                victim.stderr.close()
+        ((subject, body),) = news(watch, 1)
+    assert subject == "$es.subscriber.left"
+    assert body["reason"] in ("silent", "disconnected")
