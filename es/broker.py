@@ -269,11 +269,13 @@ class Broker:
         if state is not None:
             state.health.link(up, mono)
 
-    def refused(self, sid: str) -> None:
-        """The subscriber's inbox refused the CurveZMQ handshake: it goes at the next sweep."""
+    def handshake(self, sid: str, ok: bool | None) -> None:
+        """What the socket monitor saw of a handshake with the subscriber's inbox: succeeded
+        (True), refused our key or our security (False: it goes at the next sweep), or failed
+        with no reason given (None: it goes after a few of those in a row)."""
         state = self._subscribers.get(sid)
         if state is not None:
-            state.health.refused = True
+            state.health.handshake(ok)
 
     def linked(self, sid: str) -> bool:
         """Whether the server's connection to the subscriber is up, as far as it knows."""

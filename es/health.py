@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Health", "verdict"]
+__all__ = ["FAILED_HANDSHAKES", "Health", "verdict"]
+
+FAILED_HANDSHAKES = 3
+"""Handshakes in a row that fail without a reason before the inbox counts as refusing us."""
 
 
 @dataclass
@@ -20,6 +23,9 @@ class Health:
     full_since: float | None = None
     acking: bool = False  # the client acknowledges what it consumed (ACK is optional)
     refused: bool = False  # its inbox refused the server's CurveZMQ key: it never will take it
+    # Handshakes that failed without saying why since the last good one. One can be a peer dying
+    # mid-handshake; several in a row are an inbox that does not have the key it was given.
+    failed_handshakes: int = 0
 
     def heard(self, now: float) -> None:
         self.last_heard = max(self.last_heard, now)
@@ -27,6 +33,16 @@ class Health:
     def link(self, up: bool, now: float) -> None:
         if self.linked is not up:
             self.linked, self.link_since = up, now
+
+    def handshake(self, ok: bool | None) -> None:
+        """A handshake succeeded (True), was refused (False), or failed without a reason (None)."""
+        if ok is True:
+            self.failed_handshakes = 0
+        elif ok is False:
+            self.refused = True
+        else:
+            self.failed_handshakes += 1
+            self.refused = self.refused or self.failed_handshakes >= FAILED_HANDSHAKES
 
     def full(self, now: float) -> None:
         if self.full_since is None:

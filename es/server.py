@@ -54,12 +54,17 @@ _HOUSEKEEPING = 0.5
 # process on an assertion (!_io_error in stream_engine_base.cpp, libzmq issues #4364 and #4841)
 # when a peer goes away mid-stream, which our fuzz test triggered under CPU load. Liveness rests on
 # the application heartbeat (silent peers) and socket monitors (dropped connections) instead.
-_REFUSED_EVENTS = (
-    zmq.EVENT_HANDSHAKE_FAILED_AUTH
-    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-)
-_LINK_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | _REFUSED_EVENTS
+# What a handshake with an inbox came to: succeeded, refused (our key, or our security), or
+# failed with no reason given (a wrong key, or a peer dying mid-handshake).
+_HANDSHAKES: dict[int, bool | None] = {
+    zmq.EVENT_HANDSHAKE_SUCCEEDED: True,
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: False,
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: False,
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: None,
+}
+_LINK_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
+for _event in _HANDSHAKES:
+    _LINK_EVENTS |= _event
 # The ZAP domain of the control socket: which client keys it accepts.
 _ZAP_DOMAIN = "es"
 
@@ -224,10 +229,13 @@ class EventServer(Daemon):
             return
         with contextlib.suppress(zmq.Again):
             while True:
-                event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
-                if event & _REFUSED_EVENTS:
-                    log.warning("subscriber %s: its inbox refused this server's key", sid)
-                    self.broker.refused(sid)
+                event = int(recv_monitor_message(monitor, zmq.NOBLOCK)["event"])
+                if event in _HANDSHAKES:
+                    ok = _HANDSHAKES[event]
+                    if ok is not True:
+                        log.warning("subscriber %s: handshake with its inbox failed", sid)
+                    self.broker.handshake(sid, ok)
+                    continue
                 self.broker.link(sid, event == zmq.EVENT_CONNECTED, mono)
 
     def _may_block(self, sid: str, mono: float) -> bool:

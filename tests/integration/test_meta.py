@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from clients import Publisher, Subscriber
-from clients.errors import BadSubject
+from clients.errors import BadSubject, RequestTimeout
 from tests.integration.conftest import Daemon, es_command, read_line
 from tests.integration.helpers import WAIT
 
@@ -78,3 +78,46 @@ def test_a_killed_subscriber_is_announced_as_gone(start_es: Start) -> None:
         ((subject, body),) = news(watch, 1)
     assert subject == "$es.subscriber.left"
     assert body["reason"] in ("silent", "disconnected")
+
+
+def test_news_during_a_stalled_publish_does_not_end_the_stall(start_es: Start) -> None:
+    """A publish waits for a full block-mode subscriber; meanwhile another subscriber dies and
+    its departure is announced. The announcement must not end the wait: once the full subscriber
+    reads again, it still gets the event and the publisher its confirmation."""
+    es = start_es("--liveness", "2", "--evict-stalled", "0")
+    topic = f"meta.{uuid.uuid4().hex[:8]}"
+    with (
+        Subscriber(es.endpoint) as watch,
+        Subscriber(es.endpoint, queue_size=1, max_stall=WAIT) as slow,
+        Publisher(es.endpoint, timeout=2 * WAIT) as pub,
+    ):
+        watch.subscribe("$es.subscriber.left")
+        slow.subscribe(topic)
+        pub.publish(topic, "warm-up", confirm=True)
+        first = slow.next(WAIT)
+        assert first is not None and first.msg == "warm-up"
+        victim = subprocess.Popen(
+            es_command("sub", "anything", "--es", es.endpoint),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert victim.stderr is not None
+        assert "subscribed" in (read_line(victim.stderr, time.monotonic() + WAIT) or "")
+        sent = 0
+        while not es.stats()["server"]["dropped"] and sent < 2000:  # fill every buffer
+            try:
+                pub.publish(topic, [sent, b"x" * 65536], confirm=True, timeout=0.5)
+            except RequestTimeout:
+                break  # this one waits for `slow`: the stall is on
+            sent += 1
+        victim.kill()
+        victim.wait(WAIT)
+        victim.stderr.close()
+        ((_, body),) = news(watch, 1)  # announced while the publish still waits
+        assert body["reason"] in ("silent", "disconnected")
+        received = []
+        while len(received) < sent + 1 and (event := slow.next(WAIT)) is not None:
+            received.append(event.msg[0])
+        pub.flush(WAIT)  # the waiting publish was handled, not forgotten
+    assert received == list(range(sent + 1))

@@ -44,3 +44,19 @@ def test_for_an_acknowledging_client_only_consumption_resets_the_stall_clock() -
     assert verdict(health, 40.5, 1000.0, 30.0) == "stalled"
     health.consumed(40.6)
     assert verdict(health, 41.0, 1000.0, 30.0) is None
+
+
+def test_a_refused_handshake_removes_at_once_one_without_a_reason_only_when_it_repeats() -> None:
+    refused = Health(last_heard=0.0, linked=True)
+    refused.handshake(False)  # the inbox's ZAP said no, or security on one side only
+    assert verdict(refused, 1.0, liveness=10, evict_stalled=60) == "refused"
+    dying = Health(last_heard=0.0, linked=True)
+    dying.handshake(None)  # a peer dying mid-handshake looks like this once
+    dying.handshake(None)
+    assert verdict(dying, 1.0, liveness=10, evict_stalled=60) is None
+    dying.handshake(True)  # a good one starts the count again
+    dying.handshake(None)
+    dying.handshake(None)
+    assert verdict(dying, 1.0, liveness=10, evict_stalled=60) is None
+    dying.handshake(None)  # the third in a row: this inbox does not have the key it was given
+    assert verdict(dying, 1.0, liveness=10, evict_stalled=60) == "refused"
