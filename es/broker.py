@@ -13,16 +13,13 @@ Invariants:
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from clients.errors import (
-    EXCEPTION_FOR_CODE,
     ErrorCode,
     RemoteProtocolError,
     RequestError,
@@ -50,6 +47,8 @@ from clients.wire import (
     peek_command,
 )
 from es import __version__, meta
+from es.actions import Action, Batch, Close, Fanout, Open, Reply
+from es.checks import check_endpoint, check_sid, check_subject, queue_policy, refuse
 from es.config import ServerConfig
 from es.health import Health, verdict
 from es.index import SubscriptionIndex
@@ -67,61 +66,6 @@ _PUBLISHERS_KEPT = 10_000
 # A stats reply is one header frame; stop listing subscribers once this many bytes of names are in
 # it, so the reply stays far below the 1 MiB header ceiling whatever the limits.
 _STATS_BUDGET = 256 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """Send `frames` to the control peer `peer`."""
-
-    peer: bytes
-    frames: list[bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class Open:
-    """Create the DEALER for `sid`, connected to `endpoint`, send high-water mark `hwm`.
-
-    `peer` and `rid` name the request, so the shell can answer it if the socket cannot be made.
-    """
-
-    sid: str
-    endpoint: str
-    hwm: int
-    peer: bytes
-    rid: int
-    key: str | None = None  # the inbox's CurveZMQ public key, when the subscriber gave one
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """Close the DEALER of `sid`, discarding what is still queued for it."""
-
-    sid: str
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """One EV message for one subscriber: `count` events, already numbered."""
-
-    sid: str
-    frames: list[bytes]
-    count: int
-    last_seq: int
-    block: bool
-    max_stall: float
-
-
-@dataclass(frozen=True, slots=True)
-class Fanout:
-    """Deliver `batches`; then, if `confirm`, answer `peer` with `Broker.confirmation`."""
-
-    peer: bytes
-    rid: int
-    confirm: bool
-    batches: list[Batch]
-
-
-Action = Reply | Open | Close | Fanout
 
 
 @dataclass
@@ -146,18 +90,6 @@ class SubscriberState:
 
 def _new_stream() -> int:
     return secrets.randbelow(MAX_INT) + 1
-
-
-def _is_ip(host: str | None) -> bool:
-    try:
-        address = ipaddress.ip_address(host or "")
-    except ValueError:
-        return False
-    return not address.is_unspecified and not address.is_multicast
-
-
-def _refuse(code: ErrorCode, message: str) -> RequestError:
-    return EXCEPTION_FOR_CODE[code](code, message)
 
 
 class Broker:
@@ -334,7 +266,7 @@ class Broker:
             case Publish():
                 return self._publish(peer, request, now)
             case Subscribe(rid, sid, endpoint, subjects, options):
-                names = [self._subject(s) for s in subjects]
+                names = [check_subject(s, self.config.limits) for s in subjects]
                 return self._subscribe(peer, rid, sid, endpoint, options, now, subjects=names)
             case SubscribeMatch(rid, sid, endpoint, patterns, options):
                 limit = self.config.limits.max_pattern_bytes
@@ -357,7 +289,7 @@ class Broker:
                 return [Reply(peer, encode(Ok(rid, body)))]
             case Stats(rid):
                 return [Reply(peer, encode(Ok(rid, self.stats(now))))]
-        raise _refuse(ErrorCode.UNKNOWN_COMMAND, type(request).__name__)  # pragma: no cover
+        raise refuse(ErrorCode.UNKNOWN_COMMAND, type(request).__name__)  # pragma: no cover
 
     def _heartbeat(self, sid: str) -> dict[str, Any]:
         state = self._subscribers.get(sid)
@@ -367,41 +299,32 @@ class Broker:
         reason = self._evicted.pop(sid, None)
         return {"known": False} if reason is None else {"known": False, "evicted": reason}
 
-    def _subject(self, subject: str) -> str:
-        if not subject:
-            raise _refuse(ErrorCode.BAD_SUBJECT, "empty subject")
-        limit = self.config.limits.max_subject_bytes
-        # A str never takes more than 4 UTF-8 bytes a character: skip encoding short ones.
-        if len(subject) * 4 > limit and len(subject.encode()) > limit:
-            raise _refuse(ErrorCode.BAD_SUBJECT, f"subject longer than {limit} bytes")
-        return subject
-
     def _publish(self, peer: bytes, request: Publish, now: float) -> list[Action]:
         limits = self.config.limits
         if len(request.items) > limits.max_items_per_publish:
-            raise _refuse(
+            raise refuse(
                 ErrorCode.LIMIT_EXCEEDED, f"more than {limits.max_items_per_publish} events"
             )
         if sum(len(item.payload) for item in request.items) > limits.max_publish_bytes:
-            raise _refuse(
+            raise refuse(
                 ErrorCode.TOO_LARGE, f"one publish carries over {limits.max_publish_bytes} bytes"
             )
         for item in request.items:
             if not item.subjects:
-                raise _refuse(ErrorCode.BAD_SUBJECT, "an event needs at least one subject")
+                raise refuse(ErrorCode.BAD_SUBJECT, "an event needs at least one subject")
             if len(item.subjects) > limits.max_subjects_per_item:
-                raise _refuse(
+                raise refuse(
                     ErrorCode.LIMIT_EXCEEDED,
                     f"more than {limits.max_subjects_per_item} subjects in one publish",
                 )
             if len(item.payload) > limits.max_message_bytes:
-                raise _refuse(
+                raise refuse(
                     ErrorCode.TOO_LARGE, f"message larger than {limits.max_message_bytes} bytes"
                 )
             for subject in item.subjects:
-                self._subject(subject)
+                check_subject(subject, self.config.limits)
                 if meta.is_reserved(subject):
-                    raise _refuse(
+                    raise refuse(
                         ErrorCode.BAD_SUBJECT,
                         f"subjects starting {meta.RESERVED_PREFIX!r} are the server's own",
                     )
@@ -452,11 +375,12 @@ class Broker:
         patterns: list[tuple[str, Pattern]] | None = None,
     ) -> list[Action]:
         if not subjects and not patterns:
-            raise _refuse(ErrorCode.BAD_SUBJECT, "no subjects given")
-        self._check_sid(sid)
-        self._check_endpoint(endpoint)
+            raise refuse(ErrorCode.BAD_SUBJECT, "no subjects given")
+        check_sid(sid, self.config.limits)
+        check_endpoint(endpoint, self.config.limits)
         current = self._subscribers.get(sid)
-        policy, queue, max_stall = self._policy(options, current)
+        now_policy = (current.policy, current.queue, current.max_stall) if current else None
+        policy, queue, max_stall = queue_policy(options, now_policy, self.config)
         self._check_room(sid, current, subjects or [], [p for p, _ in patterns or []])
         actions: list[Action] = []
         key = options.key if options.key is not None else (current.key if current else None)
@@ -511,67 +435,17 @@ class Broker:
             actions += self._meta(meta.SUBSCRIBER_LEFT, meta.left(sid, "unsubscribed"))
         return actions
 
-    # --- checks ----------------------------------------------------------------------------------
-
-    def _check_sid(self, sid: str) -> None:
-        limit = self.config.limits.max_sid_bytes
-        if not sid or len(sid.encode()) > limit:
-            raise _refuse(ErrorCode.BAD_REQUEST, f"sid must be 1 to {limit} bytes")
-
-    def _check_endpoint(self, endpoint: str) -> None:
-        limit = self.config.limits.max_endpoint_bytes
-        if len(endpoint.encode()) > limit:
-            raise _refuse(ErrorCode.BAD_ENDPOINT, f"endpoint longer than {limit} bytes")
-        try:
-            parts = urlsplit(endpoint)
-            port = parts.port
-        except ValueError:
-            port = None
-            parts = urlsplit("")
-        plain = not (parts.path or parts.query or parts.fragment or parts.username)
-        if parts.scheme != "tcp" or not port or not plain or not _is_ip(parts.hostname):
-            # An IP address, never a name: libzmq would resolve a name inside connect(), and a
-            # slow DNS answer would stall every client of this single-threaded server.
-            raise _refuse(
-                ErrorCode.BAD_ENDPOINT,
-                f"endpoint must be tcp://IP:PORT with a numeric address, not {endpoint[:80]!r}",
-            )
-
-    def _policy(self, options: Options, current: SubscriberState | None) -> tuple[str, int, float]:
-        cfg, lim = self.config, self.config.limits
-        policy = options.policy or (current.policy if current else cfg.policy)
-        queue = options.queue if options.queue is not None else cfg.queue_size
-        if current is not None and options.queue is None:
-            queue = current.queue
-        stall = options.max_stall
-        if stall is None:
-            stall = current.max_stall if current else cfg.max_stall
-        if lim.max_queue_size and not 0 < queue <= lim.max_queue_size:
-            raise _refuse(
-                ErrorCode.BAD_POLICY, f"queue must be from 1 to {lim.max_queue_size} on this server"
-            )
-        if stall > lim.max_stall_limit:
-            raise _refuse(
-                ErrorCode.BAD_POLICY, f"max_stall over this server's {lim.max_stall_limit} s"
-            )
-        if current is not None and queue != current.queue:
-            raise _refuse(
-                ErrorCode.BAD_POLICY,
-                f"queue size is {current.queue} while subscribed; unsubscribe all to change it",
-            )
-        return policy, queue, stall
-
     def _check_room(
         self, sid: str, current: SubscriberState | None, subjects: list[str], patterns: list[str]
     ) -> None:
         lim = self.config.limits
         if current is None and len(self._subscribers) >= lim.max_subscribers:
-            raise _refuse(ErrorCode.LIMIT_EXCEEDED, f"server has {lim.max_subscribers} subscribers")
+            raise refuse(ErrorCode.LIMIT_EXCEEDED, f"server has {lim.max_subscribers} subscribers")
         have = self.index.subscriptions(sid)
         new = {fold(s) for s in subjects} - have.subjects
         new_patterns = set(patterns) - have.patterns
         if len(have) + len(new) + len(new_patterns) > lim.max_subscriptions:
-            raise _refuse(
+            raise refuse(
                 ErrorCode.LIMIT_EXCEEDED, f"more than {lim.max_subscriptions} subscriptions"
             )
 

@@ -40,7 +40,8 @@ from clients.security import (
     warn_if_exposed,
 )
 from clients.wire import MAX_HEADER_BYTES
-from es.broker import Action, Batch, Broker, Close, Fanout, Open, Reply
+from es.actions import Action, Batch, Close, Fanout, Open, Reply
+from es.broker import Broker
 from es.config import ServerConfig
 from es.registration import Registration
 

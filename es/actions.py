@@ -1,0 +1,62 @@
+"""What the broker core asks its ZeroMQ shell to do: plain values, no sockets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Action", "Batch", "Close", "Fanout", "Open", "Reply"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Send `frames` to the control peer `peer`."""
+
+    peer: bytes
+    frames: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    """Create the DEALER for `sid`, connected to `endpoint`, send high-water mark `hwm`.
+
+    `peer` and `rid` name the request, so the shell can answer it if the socket cannot be made.
+    """
+
+    sid: str
+    endpoint: str
+    hwm: int
+    peer: bytes
+    rid: int
+    key: str | None = None  # the inbox's CurveZMQ public key, when the subscriber gave one
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the DEALER of `sid`, discarding what is still queued for it."""
+
+    sid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One EV message for one subscriber: `count` events, already numbered."""
+
+    sid: str
+    frames: list[bytes]
+    count: int
+    last_seq: int
+    block: bool
+    max_stall: float
+
+
+@dataclass(frozen=True, slots=True)
+class Fanout:
+    """Deliver `batches`; then, if `confirm`, answer `peer` with `Broker.confirmation`."""
+
+    peer: bytes
+    rid: int
+    confirm: bool
+    batches: list[Batch]
+
+
+Action = Reply | Open | Close | Fanout
