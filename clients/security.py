@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -80,9 +80,9 @@ class Keys:
     keys it accepts on the sockets it binds. Keys are Z85 text, as ZeroMQ writes them."""
 
     public: bytes
-    secret: bytes
-    server: bytes
-    allowed: frozenset[bytes]
+    secret: bytes = field(repr=False)  # never in a log line or a traceback
+    server: bytes = b""
+    allowed: frozenset[bytes] = frozenset()
 
     @classmethod
     def from_passphrase(cls, passphrase: str) -> Keys:

@@ -42,3 +42,10 @@ def test_a_daemon_beyond_loopback_without_security_warns(caplog: pytest.LogCaptu
     assert "without security" not in caplog.text
     warn_if_exposed("0.0.0.0", None, "event server")
     assert "event server listens on 0.0.0.0 without security" in caplog.text
+
+
+def test_keys_never_show_the_secret() -> None:
+    from clients.security import Keys
+
+    keys = Keys.from_passphrase("a passphrase")
+    assert keys.secret.decode() not in repr(keys) and keys.public.decode() in repr(keys)
