@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from clients.errors import (
     EXCEPTION_FOR_CODE,
     BadPattern,
@@ -31,21 +29,3 @@ def test_unknown_code_from_a_newer_server_is_still_a_request_error() -> None:
 
 def test_timeout_is_a_builtin_timeout_too() -> None:
     assert issubclass(RequestTimeout, TimeoutError)
-
-
-def test_a_daemon_beyond_loopback_without_security_warns(caplog: pytest.LogCaptureFixture) -> None:
-    from clients.security import Keys, warn_if_exposed
-
-    for host in ("127.0.0.1", "::1", "localhost"):
-        warn_if_exposed(host, None, "event server")
-    warn_if_exposed("0.0.0.0", Keys.from_passphrase("x"), "event server")
-    assert "without security" not in caplog.text
-    warn_if_exposed("0.0.0.0", None, "event server")
-    assert "event server listens on 0.0.0.0 without security" in caplog.text
-
-
-def test_keys_never_show_the_secret() -> None:
-    from clients.security import Keys
-
-    keys = Keys.from_passphrase("a passphrase")
-    assert keys.secret.decode() not in repr(keys) and keys.public.decode() in repr(keys)

@@ -1,0 +1,54 @@
+"""Key handling without sockets: derivation, choosing, files, and what is never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clients.security import Keys, generate, keys_from, warn_if_exposed
+
+
+def test_a_daemon_beyond_loopback_without_security_warns(caplog: pytest.LogCaptureFixture) -> None:
+    for host in ("127.0.0.1", "::1", "localhost"):
+        warn_if_exposed(host, None, "event server")
+    warn_if_exposed("0.0.0.0", Keys.from_passphrase("x"), "event server")
+    assert "without security" not in caplog.text
+    warn_if_exposed("0.0.0.0", None, "event server")
+    assert "event server listens on 0.0.0.0 without security" in caplog.text
+
+
+def test_keys_never_show_the_secret() -> None:
+    keys = Keys.from_passphrase("a passphrase")
+    assert keys.secret.decode() not in repr(keys) and keys.public.decode() in repr(keys)
+
+
+def test_key_files_from_generate_load_as_client_and_server(tmp_path: Path) -> None:
+    written = generate(tmp_path / "keys", ["alice"])
+    assert {p.name for p in written} == {
+        "server.key",
+        "server.key_secret",
+        "alice.key",
+        "alice.key_secret",
+    }
+    server = Keys.for_server(tmp_path / "keys")
+    alice = keys_from(
+        None, tmp_path / "keys/clients/alice.key_secret", tmp_path / "keys/server.key"
+    )
+    assert alice is not None and alice.server == server.public
+    assert server.allowed == {server.public, alice.public}  # its own key, and the allow-list
+    assert alice.allowed == {server.public}  # alice's inbox takes only the server
+    with pytest.raises(FileExistsError):
+        generate(tmp_path / "keys", [])
+
+
+def test_bad_combinations_are_refused(tmp_path: Path) -> None:
+    assert keys_from() is None
+    with pytest.raises(ValueError, match="not both"):
+        keys_from("x", tmp_path / "a", tmp_path / "b")
+    with pytest.raises(ValueError, match="server's key"):
+        keys_from(None, tmp_path / "a")
+    with pytest.raises(ValueError, match="cannot read"):
+        keys_from(None, tmp_path / "missing", tmp_path / "missing")
+    with pytest.raises(ValueError, match="empty"):
+        Keys.from_passphrase("")
