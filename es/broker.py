@@ -32,6 +32,9 @@ from clients.wire import (
     Err,
     Format,
     Heartbeat,
+    ListSubjects,
+    ListSubscribers,
+    NumSub,
     Ok,
     Options,
     Ping,
@@ -56,10 +59,12 @@ from es.ratelimit import RateLimiter
 
 __all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "SubscriberState"]
 
-_AT_ONCE = frozenset({"STATS", "HEARTBEAT", "ACK"})
+_AT_ONCE = frozenset({"STATS", "SUBJECTS", "NUMSUB", "SUBSCRIBERS", "HEARTBEAT", "ACK"})
 
 # Evicted sids remembered, so a client's next heartbeat can be told why it was removed.
 _EVICTIONS_KEPT = 1000
+# Published subjects remembered for SUBJECTS, least recently published forgotten first.
+_SUBJECTS_KEPT = 10_000
 # Connections remembered as having published (for $es.publisher.seen), oldest forgotten first.
 _PUBLISHERS_KEPT = 10_000
 
@@ -86,6 +91,7 @@ class SubscriberState:
     dropped: int = 0
     stalls: int = 0
     key: str | None = None
+    acked_at: float = 0.0  # monotonic time of the last ACK that moved `acked` forward
 
 
 def _new_stream() -> int:
@@ -114,6 +120,7 @@ class Broker:
         self._rate = RateLimiter(lim.max_request_rate)
         self._wall = now  # the wall clock at the last request: the time of meta-events
         self._publishers: OrderedDict[bytes, None] = OrderedDict()
+        self._subjects: OrderedDict[str, list[Any]] = OrderedDict()  # folded -> [as sent, n, last]
         self.rate_limited = 0
         self.published = 0
         self.events_in = 0
@@ -184,9 +191,9 @@ class Broker:
         self.index.drop(sid)
 
     def answers_at_once(self, frames: list[bytes]) -> bool:
-        """Whether a request may jump ahead of a stalled publish: STATS reads, and HEARTBEAT and
-        ACK only feed liveness and statistics. Liveness must not wait behind a stall, or every
-        subscriber of a stalled server would look dead."""
+        """Whether a request may jump ahead of a stalled publish: STATS and the introspection
+        requests only read, and HEARTBEAT and ACK only feed liveness and statistics. Liveness
+        must not wait behind a stall, or every subscriber of a stalled server would look dead."""
         return peek_command(frames) in _AT_ONCE
 
     def stalled(self, sid: str, mono: float) -> None:
@@ -280,8 +287,15 @@ class Broker:
                     state.health.heard(self._mono)
                     if state.acked < seq < state.next_seq:
                         state.acked = seq
+                        state.acked_at = self._mono
                         state.health.consumed(self._mono)
                 return []
+            case ListSubjects(rid, pattern):
+                return [Reply(peer, encode(Ok(rid, self._subjects_seen(pattern))))]
+            case NumSub(rid, subjects):
+                return [Reply(peer, encode(Ok(rid, self._numsub(subjects))))]
+            case ListSubscribers(rid, sid):
+                return [Reply(peer, encode(Ok(rid, self._list_subscribers(sid))))]
             case Heartbeat(rid, sid):
                 return [Reply(peer, encode(Ok(rid, self._heartbeat(sid))))]
             case Ping(rid):
@@ -333,10 +347,24 @@ class Broker:
         for item in request.items:
             for subject in item.subjects:
                 self.events_in += 1
+                self._note_subject(subject, now)
                 for sid in self.index.recipients(subject):
                     wanted.setdefault(sid, []).append((subject, item.fmt, item.payload))
         batches = [self._batch(sid, events, now) for sid, events in wanted.items()]
         return [Fanout(peer, request.rid, request.confirm, batches), *self._seen(peer)]
+
+    def _note_subject(self, subject: str, now: float) -> None:
+        """Remember a published subject (folded) for SUBJECTS: its event count and last time."""
+        key = fold(subject)
+        entry = self._subjects.get(key)
+        if entry is None:
+            self._subjects[key] = entry = [subject, 0, now]
+            while len(self._subjects) > _SUBJECTS_KEPT:
+                self._subjects.popitem(last=False)
+        else:
+            self._subjects.move_to_end(key)
+        entry[1] += 1
+        entry[2] = now
 
     def _seen(self, peer: bytes) -> list[Action]:
         """$es.publisher.seen for a connection's first publish."""
@@ -397,6 +425,7 @@ class Broker:
                 max_stall,
                 since=now,
                 health=Health(last_heard=self._mono, link_since=self._mono),
+                acked_at=self._mono,
             )
             current.key = key
             self._subscribers[sid] = current
@@ -452,14 +481,7 @@ class Broker:
     # --- introspection ---------------------------------------------------------------------------
 
     def stats(self, now: float) -> dict[str, Any]:
-        listed: list[dict[str, Any]] = []
-        budget = _STATS_BUDGET
-        for state in self._subscribers.values():
-            entry = self._subscriber_stats(state)
-            budget -= sum(len(s) + 2 for s in entry["subjects"] + entry["patterns"]) + 200
-            if budget < 0:
-                break
-            listed.append(entry)
+        listed = self._listing()
         return {
             "server": {
                 "version": __version__,
@@ -483,8 +505,56 @@ class Broker:
             "truncated": len(listed) < len(self._subscribers),
         }
 
+    def _subjects_seen(self, pattern: str | None) -> dict[str, Any]:
+        """SUBJECTS: the subjects published on, most recent first, cut to fit one reply."""
+        matcher = (
+            compile_pattern(pattern, self.config.limits.max_pattern_bytes) if pattern else None
+        )
+        listed: list[dict[str, Any]] = []
+        budget = _STATS_BUDGET
+        for subject, events, last in reversed(self._subjects.values()):
+            if matcher is not None and not matcher.match(subject):
+                continue
+            budget -= len(subject) + 40
+            if budget < 0:
+                break
+            listed.append({"subject": subject, "events": events, "last": last})
+        return {"subjects": listed, "truncated": budget < 0}
+
+    def _numsub(self, subjects: tuple[str, ...]) -> dict[str, Any]:
+        """NUMSUB: for each subject, how many subscribers an event on it would reach now."""
+        limit = self.config.limits.max_items_per_publish
+        if len(subjects) > limit:
+            raise refuse(ErrorCode.LIMIT_EXCEEDED, f"more than {limit} subjects")
+        limits = self.config.limits
+        return {"counts": [len(self.index.recipients(check_subject(s, limits))) for s in subjects]}
+
+    def _list_subscribers(self, sid: str | None) -> dict[str, Any]:
+        """SUBSCRIBERS: every subscriber (or one) in detail, cut to fit one reply."""
+        if sid is not None:
+            state = self._subscribers.get(sid)
+            return {
+                "subscribers": [self._subscriber_stats(state)] if state else [],
+                "truncated": False,
+            }
+        listed = self._listing()
+        return {"subscribers": listed, "truncated": len(listed) < len(self._subscribers)}
+
+    def _listing(self) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = []
+        budget = _STATS_BUDGET
+        for state in self._subscribers.values():
+            entry = self._subscriber_stats(state)
+            budget -= sum(len(s) + 2 for s in entry["subjects"] + entry["patterns"]) + 300
+            if budget < 0:
+                break
+            listed.append(entry)
+        return listed
+
     def _subscriber_stats(self, state: SubscriberState) -> dict[str, Any]:
         subs = self.index.subscriptions(state.sid)
+        depth = max(0, state.last_sent_seq - state.acked)
+        full_since = state.health.full_since
         return {
             "sid": state.sid,
             "endpoint": state.endpoint,
@@ -499,6 +569,10 @@ class Broker:
             "stalls": state.stalls,
             "last_seq": state.next_seq - 1,
             "acked": state.acked,
-            "depth": max(0, state.last_sent_seq - state.acked),
+            "depth": depth,
+            # seconds behind: since its last acknowledged progress, while events wait for it
+            "behind": max(0.0, self._mono - state.acked_at) if depth else 0.0,
+            # seconds its queue has been full without progress (0: not full)
+            "stalled_for": 0.0 if full_since is None else max(0.0, self._mono - full_since),
             "linked": state.health.linked,
         }

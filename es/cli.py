@@ -372,18 +372,92 @@ def stats(
         f"{srv['subjects']} subjects, {srv['patterns']} patterns; published {srv['published']}, "
         f"delivered {srv['delivered']}, dropped {srv['dropped']}"
     )
+    _subscriber_table(body)
+
+
+def _subscriber_table(body: dict[str, Any]) -> None:
     typer.echo(
         f"{'SID':<12} {'POLICY':<6} {'QUEUE':>6} {'DEPTH':>6} {'SENT':>8} {'DROPPED':>8} "
-        f"{'STALLS':>6}  SUBSCRIPTIONS"
+        f"{'STALLS':>6} {'BEHIND':>7} {'STALLED':>7}  SUBSCRIPTIONS"
     )
     for s in body["subscribers"]:
         names = ", ".join([*s["subjects"], *(f"/{p}/" for p in s["patterns"])])
         typer.echo(
             f"{s['sid'][:12]:<12} {s['policy']:<6} {s['queue']:>6} {s['depth']:>6} {s['sent']:>8} "
-            f"{s['dropped']:>8} {s['stalls']:>6}  {names}"
+            f"{s['dropped']:>8} {s['stalls']:>6} {s['behind']:>6.1f}s {s['stalled_for']:>6.1f}s"
+            f"  {names}"
         )
     if body.get("truncated"):
         typer.echo("(list truncated)")
+
+
+@app.command()
+def subjects(
+    es: EsUri = None,
+    match: Annotated[
+        str | None, typer.Option("--match", "-m", help="Only subjects matching this pattern.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw reply as JSON.")] = False,
+    timeout: Timeout = 5.0,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
+) -> None:
+    """Subjects published on, most recent first, with their event counts."""
+    keys = client_keys(ident, key, server_key, "es")
+    try:
+        body = admin.subjects(es, match, timeout, keys)
+    except EsError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(body, indent=2))
+        return
+    for entry in body["subjects"]:
+        when = time.strftime("%H:%M:%S", time.localtime(entry["last"]))
+        typer.echo(f"{entry['events']:>10}  {when}  {entry['subject']}")
+    if body.get("truncated"):
+        typer.echo("(list truncated)")
+
+
+@app.command()
+def numsub(
+    names: Annotated[list[str], typer.Argument(help="Subjects to count subscribers of.")],
+    es: EsUri = None,
+    timeout: Timeout = 5.0,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
+) -> None:
+    """How many subscribers an event on each subject would reach now."""
+    keys = client_keys(ident, key, server_key, "es")
+    try:
+        counts = admin.numsub(names, es, timeout, keys)
+    except EsError as exc:
+        raise _fail(str(exc)) from None
+    for name, count in zip(names, counts, strict=True):
+        typer.echo(f"{count:>6}  {name}")
+
+
+@app.command()
+def subscribers(
+    es: EsUri = None,
+    sid: Annotated[str | None, typer.Option("--sid", help="Only this subscriber.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw reply as JSON.")] = False,
+    timeout: Timeout = 5.0,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
+) -> None:
+    """Subscribers with their subscriptions, queue depth, drops, time stalled and lag."""
+    keys = client_keys(ident, key, server_key, "es")
+    try:
+        body = admin.subscribers(es, sid, timeout, keys)
+    except EsError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(body, indent=2))
+        return
+    _subscriber_table(body)
 
 
 @app.command()

@@ -19,6 +19,9 @@ from clients.wire import (
     Err,
     EventItem,
     Heartbeat,
+    ListSubjects,
+    ListSubscribers,
+    NumSub,
     Ok,
     Options,
     Ping,
@@ -59,6 +62,11 @@ VALID: list[tuple[str, str, Message]] = [
         SubscribeMatch(3, SID, ENDPOINT, (r"^STOCKQUOTE\.S.*$",), Options(policy="block")),
     ),
     ("unsubscribe", "request", Unsubscribe(4, SID, ("StockQuotes", r"^STOCKQUOTE\.S.*$"))),
+    ("subjects published on", "request", ListSubjects(30)),
+    ("subjects published on, matching a pattern", "request", ListSubjects(31, r"^stock\.")),
+    ("subscribers per subject", "request", NumSub(32, ("StockQuotes", "stock.sun"))),
+    ("every subscriber in detail", "request", ListSubscribers(33)),
+    ("one subscriber in detail", "request", ListSubscribers(34, SID)),
     (
         "publish one msgpack message to two subjects, unconfirmed",
         "request",
@@ -147,6 +155,14 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
         "BAD_REQUEST",
         12,
     ),
+    (
+        "SUBJECTS with an unknown option",
+        "request",
+        [_hex(1, "SUBJECTS", 35, {"limit": 5})],
+        "BAD_REQUEST",
+        35,
+    ),
+    ("NUMSUB without subjects", "request", [_hex(1, "NUMSUB", 36)], "BAD_REQUEST", 36),
     (
         "SUB subjects not an array",
         "request",
@@ -374,6 +390,12 @@ def to_json(message: Message) -> dict[str, Any]:
             return {"type": "ACK", "rid": rid, "sid": sid, "seq": seq}
         case Heartbeat(rid, sid):
             return {"type": "HEARTBEAT", "rid": rid, "sid": sid}
+        case ListSubjects(rid, pattern):
+            return {"type": "SUBJECTS", "rid": rid, **({"pattern": pattern} if pattern else {})}
+        case NumSub(rid, subjects):
+            return {"type": "NUMSUB", "rid": rid, "subjects": list(subjects)}
+        case ListSubscribers(rid, sid):
+            return {"type": "SUBSCRIBERS", "rid": rid, **({"sid": sid} if sid else {})}
         case Ok(rid, body):
             return {"type": "OK", "rid": rid, "body": body}
         case Err(rid, code, text):
@@ -426,6 +448,12 @@ def from_json(data: dict[str, Any]) -> Message:
         return Ack(data["rid"], data["sid"], data["seq"])
     if kind == "HEARTBEAT":
         return Heartbeat(data["rid"], data["sid"])
+    if kind == "SUBJECTS":
+        return ListSubjects(data["rid"], data.get("pattern"))
+    if kind == "NUMSUB":
+        return NumSub(data["rid"], tuple(data["subjects"]))
+    if kind == "SUBSCRIBERS":
+        return ListSubscribers(data["rid"], data.get("sid"))
     if kind == "OK":
         return Ok(data["rid"], data["body"])
     if kind == "ERR":

@@ -26,6 +26,9 @@ from clients.wire.messages import (
     Err,
     EventItem,
     Heartbeat,
+    ListSubjects,
+    ListSubscribers,
+    NumSub,
     Ok,
     Options,
     Ping,
@@ -212,6 +215,20 @@ def peek_command(frames: Sequence[bytes]) -> str | None:
     return command if isinstance(command, str) else None
 
 
+def options_reader(allowed: dict[str, Reader]) -> Reader:
+    """A reader for a map of optional settings: unknown keys refused, each value checked."""
+
+    def read(value: Any, name: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a map")
+        unknown = sorted(str(k) for k in value if k not in allowed)
+        if unknown:
+            raise _fail(ErrorCode.BAD_REQUEST, f"unknown option {unknown[0]!r} in {name}")
+        return {k: allowed[k](v, k) for k, v in value.items()}
+
+    return read
+
+
 # --- requests ------------------------------------------------------------------------------------
 
 _REQUESTS: dict[str, tuple[Callable[..., Any], tuple[tuple[str, Reader], ...]]] = {
@@ -228,6 +245,15 @@ _REQUESTS: dict[str, tuple[Callable[..., Any], tuple[tuple[str, Reader], ...]]] 
     "STATS": (Stats, ()),
     "ACK": (Ack, (("sid", _text), ("seq", _uint))),
     "HEARTBEAT": (Heartbeat, (("sid", _text),)),
+    "SUBJECTS": (
+        lambda rid, options: ListSubjects(rid, options.get("pattern")),
+        (("options", options_reader({"pattern": _text})),),
+    ),
+    "NUMSUB": (NumSub, (("subjects", _texts),)),
+    "SUBSCRIBERS": (
+        lambda rid, options: ListSubscribers(rid, options.get("sid")),
+        (("options", options_reader({"sid": _text})),),
+    ),
 }
 
 
@@ -267,20 +293,6 @@ def _with_rid(header: list[Any], read: Callable[[], Any]) -> Any:
         rid = header[2] if len(header) > 2 and _is_int(header[2]) else 0
         exc.rid = rid if 0 <= rid <= MAX_INT else 0
         raise
-
-
-def options_reader(allowed: dict[str, Reader]) -> Reader:
-    """A reader for a map of optional settings: unknown keys refused, each value checked."""
-
-    def read(value: Any, name: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a map")
-        unknown = sorted(str(k) for k in value if k not in allowed)
-        if unknown:
-            raise _fail(ErrorCode.BAD_REQUEST, f"unknown option {unknown[0]!r} in {name}")
-        return {k: allowed[k](v, k) for k, v in value.items()}
-
-    return read
 
 
 def _decode_publish(header: list[Any], frames: Sequence[bytes]) -> Publish:
@@ -420,6 +432,14 @@ def encode(message: Request | Reply | Delivery) -> list[bytes]:
             return [_pack([VERSION, "ACK", rid, sid, seq])]
         case Heartbeat(rid, sid):
             return [_pack([VERSION, "HEARTBEAT", rid, sid])]
+        case ListSubjects(rid, pattern):
+            return [
+                _pack([VERSION, "SUBJECTS", rid, {} if pattern is None else {"pattern": pattern}])
+            ]
+        case NumSub(rid, subjects):
+            return [_pack([VERSION, "NUMSUB", rid, list(subjects)])]
+        case ListSubscribers(rid, sid):
+            return [_pack([VERSION, "SUBSCRIBERS", rid, {} if sid is None else {"sid": sid}])]
         case Ok(rid, body):
             return [_pack([VERSION, "OK", rid, body])]
         case Err(rid, code, text):

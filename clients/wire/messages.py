@@ -125,7 +125,43 @@ class Heartbeat:
     sid: str
 
 
-Request = Subscribe | SubscribeMatch | Unsubscribe | Publish | Ping | Stats | Ack | Heartbeat
+@dataclass(frozen=True, slots=True)
+class ListSubjects:
+    """Subjects published on recently, optionally those matching an RE2 `pattern`."""
+
+    rid: int
+    pattern: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NumSub:
+    """How many subscribers an event on each subject would reach."""
+
+    rid: int
+    subjects: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListSubscribers:
+    """Every subscriber (or one `sid`) with its subscriptions, queue, drops, stall and lag."""
+
+    rid: int
+    sid: str | None = None
+
+
+Request = (
+    Subscribe
+    | SubscribeMatch
+    | Unsubscribe
+    | Publish
+    | Ping
+    | Stats
+    | Ack
+    | Heartbeat
+    | ListSubjects
+    | NumSub
+    | ListSubscribers
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ def es_cli(
 def test_help_lists_the_commands() -> None:
     result = es_cli("--help")
     assert result.returncode == 0
-    for command in ("serve", "pub", "sub", "stats", "config", "ping"):
+    for command in ("serve", "pub", "sub", "stats", "config", "ping", "keygen", "subjects"):
         assert command in result.stdout
 
 
@@ -189,3 +189,22 @@ def _deadline() -> float:
     import time
 
     return time.monotonic() + RUN_TIMEOUT
+
+
+def test_introspection_commands(es: Daemon) -> None:
+    topic = f"cli.intro.{uuid.uuid4().hex[:8]}"
+    with Subscriber(es.endpoint) as exact, Subscriber(es.endpoint) as pattern:
+        exact.subscribe(topic)
+        pattern.subscribe_match(r"^CLI\.INTRO\.")
+        with Publisher(es.endpoint) as pub:
+            for _ in range(3):
+                pub.publish(topic.upper(), "x")
+        seen = es_cli("subjects", "--es", es.endpoint, "--match", r"^cli\.intro\.")
+        counted = es_cli("numsub", topic, "cli.intro.other", "nobody.here", "--es", es.endpoint)
+        one = es_cli("subscribers", "--es", es.endpoint, "--sid", exact.sid, "--json")
+    assert seen.returncode == 0 and seen.stdout.split()[0] == "3"
+    assert topic.upper() in seen.stdout
+    assert [line.split()[0] for line in counted.stdout.splitlines()] == ["2", "1", "0"]
+    (entry,) = json.loads(one.stdout)["subscribers"]
+    assert entry["sid"] == exact.sid and entry["subjects"] == [topic]
+    assert {"behind", "stalled_for", "depth", "dropped"} <= set(entry)

@@ -14,6 +14,9 @@ from clients.wire import (
     Delivery,
     Err,
     Heartbeat,
+    ListSubjects,
+    ListSubscribers,
+    NumSub,
     Ok,
     Options,
     Ping,
@@ -466,3 +469,60 @@ def test_nobody_but_the_server_publishes_on_the_reserved_prefix() -> None:
         assert err(refused) == "BAD_SUBJECT"
     allowed = broker.handle(PEER, encode(Publish(8, True, (PubItem(("$esx",), 1, b"m"),))), 2.0)
     assert isinstance(allowed[0], Fanout)  # only "$es." itself is reserved
+
+
+# --- introspection -----------------------------------------------------------------------------
+
+
+def test_subjects_published_on_most_recent_first_with_counts() -> None:
+    broker = make()
+    for now, subject in [(2.0, "Stock.SUN"), (3.0, "news.x"), (4.0, "stock.sun")]:
+        broker.handle(PEER, encode(Publish(5, False, (PubItem((subject,), 1, b"m"),))), now)
+    body = ok(broker.handle(PEER, encode(ListSubjects(9)), 5.0))
+    assert body == {
+        "subjects": [
+            {"subject": "Stock.SUN", "events": 2, "last": 4.0},  # as first spelled, any case
+            {"subject": "news.x", "events": 1, "last": 3.0},
+        ],
+        "truncated": False,
+    }
+    only = ok(broker.handle(PEER, encode(ListSubjects(9, r"^STOCK\.")), 5.0))
+    assert [s["subject"] for s in only["subjects"]] == ["Stock.SUN"]
+    assert err(broker.handle(PEER, encode(ListSubjects(9, "(a)\\1")), 5.0)) == "BAD_PATTERN"
+
+
+def test_numsub_counts_exact_and_pattern_subscribers() -> None:
+    broker = make()
+    sub(broker, "s1", "stock.sun")
+    sub(broker, "s2", "STOCK.SUN", "other")
+    broker.handle(PEER, encode(SubscribeMatch(1, "s3", EP, (r"^stock\.",), Options())), 1.0)
+    body = ok(broker.handle(PEER, encode(NumSub(9, ("stock.sun", "stock.ibm", "nothing"))), 1.0))
+    assert body == {"counts": [3, 1, 0]}
+    assert err(broker.handle(PEER, encode(NumSub(9, ("",))), 1.0)) == "BAD_SUBJECT"
+
+
+def test_subscribers_in_detail_with_lag_and_stall() -> None:
+    broker = make()
+    broker.handle(PEER, encode(Subscribe(1, "s1", EP, ("a",), Options())), 1.0, mono=10.0)
+    fanout = pub(broker, "a")
+    broker.delivered("s1", 1, fanout.batches[0].last_seq)
+    broker.stalled("s1", 12.0)
+    (entry,) = ok(broker.handle(PEER, encode(ListSubscribers(9, "s1")), 1.0, mono=15.0))[
+        "subscribers"
+    ]
+    assert (entry["sid"], entry["depth"], entry["behind"], entry["stalled_for"]) == (
+        "s1",
+        1,
+        5.0,  # nothing acknowledged since it subscribed at 10.0
+        3.0,  # full since 12.0
+    )
+    broker.handle(PEER, encode(Ack(0, "s1", 1)), 1.0, mono=16.0)
+    (caught_up,) = ok(broker.handle(PEER, encode(ListSubscribers(9)), 1.0, mono=17.0))[
+        "subscribers"
+    ]
+    assert (caught_up["depth"], caught_up["behind"], caught_up["stalled_for"]) == (0, 0.0, 0.0)
+    assert ok(broker.handle(PEER, encode(ListSubscribers(9, "nobody")), 1.0)) == {
+        "subscribers": [],
+        "truncated": False,
+    }
+    assert broker.answers_at_once(encode(ListSubscribers(9)))

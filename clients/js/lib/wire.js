@@ -184,6 +184,9 @@ const ENCODERS = {
   STATS: () => [],
   ACK: (m) => [m.sid, m.seq],
   HEARTBEAT: (m) => [m.sid],
+  SUBJECTS: (m) => [m.pattern ? { pattern: m.pattern } : {}],
+  NUMSUB: (m) => [m.subjects],
+  SUBSCRIBERS: (m) => [m.sid ? { sid: m.sid } : {}],
 };
 
 const NS_ENCODERS = {
