@@ -21,6 +21,7 @@ class Event:
     - `lost`: how many events for this subscriber were lost just before this one (usually 0).
     - `resumed`: True for the first event after the subscriber recovered from losing the event
       server; events published meanwhile are lost and their number is unknown.
+    - `retained`: True for a retained event, sent because of a new subscription; it may be old.
     - `payload`, `format`: the raw frame and its format code, for programs that decode themselves.
     """
 
@@ -31,6 +32,7 @@ class Event:
         "lost",
         "payload",
         "resumed",
+        "retained",
         "seq",
         "stream",
         "subject",
@@ -47,6 +49,7 @@ class Event:
         *,
         lost: int = 0,
         stream: int = 0,
+        retained: bool = False,
         allow_pickle: bool = False,
     ) -> None:
         self.subject = subject
@@ -57,6 +60,7 @@ class Event:
         self.lost = lost
         self.stream = stream
         self.resumed = False
+        self.retained = retained
         self._allow_pickle = allow_pickle
         self._msg: Any = _UNSET
 

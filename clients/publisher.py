@@ -104,12 +104,18 @@ class Publisher(KeptClient):
         *,
         confirm: bool = False,
         timeout: float | None = None,
+        retain: bool = False,
+        ttl: float | None = None,
     ) -> int | None:
         """Publish `message` on one subject or several (one event per subject).
 
         With confirm=True, wait for the server and return how many subscribers received it.
+        With retain=True, the server keeps it as the latest event of each subject and sends it
+        to every new subscription that matches (for `ttl` seconds, or until replaced).
         """
-        return self.publish_many([(subjects, message)], confirm=confirm, timeout=timeout)
+        return self.publish_many(
+            [(subjects, message)], confirm=confirm, timeout=timeout, retain=retain, ttl=ttl
+        )
 
     def publish_many(
         self,
@@ -117,12 +123,31 @@ class Publisher(KeptClient):
         *,
         confirm: bool = False,
         timeout: float | None = None,
+        retain: bool = False,
+        ttl: float | None = None,
     ) -> int | None:
         """Publish several events in one message; they arrive in this order."""
         items = tuple(
-            PubItem(subject_tuple(subjects), self.format, encode_payload(message, self.format))
+            PubItem(
+                subject_tuple(subjects),
+                self.format,
+                encode_payload(message, self.format),
+                retain,
+                ttl if retain else None,
+            )
             for subjects, message in events
         )
+        return self._send_items(items, confirm, timeout)
+
+    def clear_retained(
+        self, subjects: Subjects, *, confirm: bool = False, timeout: float | None = None
+    ) -> None:
+        """Forget the retained event of these subjects (a retained, empty message)."""
+        self._send_items((PubItem(subject_tuple(subjects), 0, b"", True),), confirm, timeout)
+
+    def _send_items(
+        self, items: tuple[PubItem, ...], confirm: bool, timeout: float | None
+    ) -> int | None:
         self._check_size(items, timeout)
         if confirm:
             body = self._keeper.call(

@@ -428,6 +428,7 @@ class Subscriber(KeptClient):
                 e.payload,
                 e.fmt,
                 stream=delivery.stream,
+                retained=e.retained,
                 allow_pickle=self.allow_pickle,
             )
             for e in delivery.events

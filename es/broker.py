@@ -56,6 +56,7 @@ from es.config import ServerConfig
 from es.health import Health, verdict
 from es.index import SubscriptionIndex
 from es.ratelimit import RateLimiter
+from es.retained import Retained, RetainedStore
 
 __all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "SubscriberState"]
 
@@ -121,6 +122,7 @@ class Broker:
         self._wall = now  # the wall clock at the last request: the time of meta-events
         self._publishers: OrderedDict[bytes, None] = OrderedDict()
         self._subjects: OrderedDict[str, list[Any]] = OrderedDict()  # folded -> [as sent, n, last]
+        self._retained = RetainedStore(lim.max_retained, lim.max_retained_bytes)
         self.rate_limited = 0
         self.published = 0
         self.events_in = 0
@@ -229,6 +231,7 @@ class Broker:
         actions: list[Action] = []
         cfg = self.config
         self._rate.prune(mono)
+        self._retained.expire(mono)
         for sid, state in list(self._subscribers.items()):
             reason = verdict(state.health, mono, cfg.liveness, cfg.evict_stalled)
             if reason is not None:
@@ -342,6 +345,13 @@ class Broker:
                         ErrorCode.BAD_SUBJECT,
                         f"subjects starting {meta.RESERVED_PREFIX!r} are the server's own",
                     )
+        changes = [(s, len(i.payload)) for i in request.items if i.retain for s in i.subjects]
+        if changes and not self._retained.fits(changes):
+            raise refuse(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"retained events would exceed {self._retained.max_count} or "
+                f"{self._retained.max_bytes} bytes",
+            )
         self.published += 1
         wanted: dict[str, list[tuple[str, int, bytes]]] = {}
         for item in request.items:
@@ -351,6 +361,11 @@ class Broker:
                 for sid in self.index.recipients(subject):
                     wanted.setdefault(sid, []).append((subject, item.fmt, item.payload))
         batches = [self._batch(sid, events, now) for sid, events in wanted.items()]
+        for item in request.items:
+            if item.retain:
+                expires = None if item.ttl is None else self._mono + item.ttl
+                for subject in item.subjects:
+                    self._retained.put(Retained(subject, item.fmt, item.payload, now, expires))
         return [Fanout(peer, request.rid, request.confirm, batches), *self._seen(peer)]
 
     def _note_subject(self, subject: str, now: float) -> None:
@@ -377,18 +392,31 @@ class Broker:
         return self._meta(meta.PUBLISHER_SEEN, {"peer": peer.hex()})
 
     def _batch(
-        self, sid: str, events: list[tuple[str, int, bytes]], now: float, block: bool = True
+        self,
+        sid: str,
+        events: list[tuple[str, int, bytes]],
+        now: float,
+        block: bool = True,
+        retained: list[Retained] | None = None,
     ) -> Batch:
+        """One EV batch for `sid`: `events` published at `now`, or, if given, `retained` events
+        (each with its own time, flagged as retained)."""
         state = self._subscribers[sid]
         first = state.next_seq
-        state.next_seq += len(events)
-        metas = [(first + i, subject, now, fmt) for i, (subject, fmt, _) in enumerate(events)]
-        frames = encode_delivery(
-            sid, state.stream, state.lost_pending, metas, [payload for _, _, payload in events]
-        )
+        if retained is not None:
+            flags = {"retained": True}
+            metas: list[tuple[Any, ...]] = [
+                (first + i, r.subject, r.time, r.fmt, flags) for i, r in enumerate(retained)
+            ]
+            payloads = [r.payload for r in retained]
+        else:
+            metas = [(first + i, subject, now, fmt) for i, (subject, fmt, _) in enumerate(events)]
+            payloads = [payload for _, _, payload in events]
+        state.next_seq += len(metas)
+        frames = encode_delivery(sid, state.stream, state.lost_pending, metas, payloads)
         last = state.next_seq - 1
         return Batch(
-            sid, frames, len(events), last, block and state.policy == "block", state.max_stall
+            sid, frames, len(metas), last, block and state.policy == "block", state.max_stall
         )
 
     def _subscribe(
@@ -434,18 +462,39 @@ class Broker:
         current.policy, current.max_stall = policy, max_stall
         current.health.heard(self._mono)
         self._evicted.pop(sid, None)
+        had = self.index.subscriptions(sid)
         if subjects:
+            fresh = [
+                self._retained.get(s, self._mono) for s in subjects if fold(s) not in had.subjects
+            ]
             count = self.index.add_subjects(sid, subjects)
             added = {"sid": sid, "subjects": subjects}
         else:
+            fresh = [
+                r
+                for text, compiled in patterns or []
+                if text not in had.patterns
+                for r in self._retained.matching(compiled, self._mono)
+            ]
             count = self.index.add_patterns(sid, patterns or [])
             added = {"sid": sid, "patterns": [p for p, _ in patterns or []]}
         body = {"count": count, "stream": current.stream, "heartbeat": self.heartbeat_interval}
         actions.append(Reply(peer, encode(Ok(rid, body))))
+        actions += self._retained_for(sid, fresh)
         if news is not None:
             actions += self._meta(meta.SUBSCRIBER_JOINED, news)
         actions += self._meta(meta.SUBSCRIPTION_ADDED, added)
         return actions
+
+    def _retained_for(self, sid: str, found: list[Retained | None]) -> list[Action]:
+        """The retained events a new subscription matches, once each, oldest first; never in
+        block mode (a subscriber cannot hold the server back with its own backlog)."""
+        unique = {fold(r.subject): r for r in found if r is not None}
+        if not unique:
+            return []
+        events = sorted(unique.values(), key=lambda r: r.time)
+        batch = self._batch(sid, [], self._wall, block=False, retained=events)
+        return [Fanout(b"", 0, False, [batch])]
 
     def _unsubscribe(self, peer: bytes, rid: int, sid: str, names: list[str]) -> list[Action]:
         actions: list[Action] = []
@@ -495,6 +544,8 @@ class Broker:
                 "dropped": self.dropped_total,
                 "evictions": self.evictions,
                 "rate_limited": self.rate_limited,
+                "retained": len(self._retained),
+                "retained_bytes": self._retained.bytes,
                 "cache": {
                     "entries": self.index.cache_len,
                     "hits": self.index.cache_hits,

@@ -140,6 +140,20 @@ MaxSubscribers = Annotated[
         "--max-subscribers", envvar="ES_MAX_SUBSCRIBERS", help="Subscribers of the server [10000]."
     ),
 ]
+MaxRetained = Annotated[
+    int | None,
+    typer.Option(
+        "--max-retained", envvar="ES_MAX_RETAINED", help="Subjects with a retained event [10000]."
+    ),
+]
+MaxRetainedBytes = Annotated[
+    int | None,
+    typer.Option(
+        "--max-retained-bytes",
+        envvar="ES_MAX_RETAINED_BYTES",
+        help="Total size of retained payloads [64 MiB].",
+    ),
+]
 MaxRate = Annotated[
     float | None,
     typer.Option(
@@ -190,6 +204,8 @@ def serve(
     max_pattern_bytes: MaxPattern = None,
     max_subscribers: MaxSubscribers = None,
     max_request_rate: MaxRate = None,
+    max_retained: MaxRetained = None,
+    max_retained_bytes: MaxRetainedBytes = None,
     drain_timeout: Drain = None,
     liveness: Liveness = None,
     evict_stalled: EvictStalled = None,
@@ -234,6 +250,8 @@ def config(
     max_pattern_bytes: MaxPattern = None,
     max_subscribers: MaxSubscribers = None,
     max_request_rate: MaxRate = None,
+    max_retained: MaxRetained = None,
+    max_retained_bytes: MaxRetainedBytes = None,
     drain_timeout: Drain = None,
     liveness: Liveness = None,
     evict_stalled: EvictStalled = None,

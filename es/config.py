@@ -48,6 +48,9 @@ class Limits:
     max_queue_size: int = 100_000
     # Longest a block-mode subscriber may ask the server to wait for one event.
     max_stall_limit: float = 60.0
+    # Retained events kept (one per subject), and their payloads' total size: each costs memory.
+    max_retained: int = 10_000
+    max_retained_bytes: int = 64 << 20
     # Requests a second from one connection (a burst of as many is allowed), 0 = no limit. A
     # publisher in a tight loop through the Python client stays well below; batches count once.
     max_request_rate: float = 20_000.0

@@ -114,6 +114,24 @@ VALID: list[tuple[str, str, Message]] = [
             ),
         ),
     ),
+    (
+        "a retained event, sent for a new subscription",
+        "delivery",
+        Delivery(SID, 78, 0, (EventItem(1, "status.boiler", 1767225000.0, 1, b"\xa2ok", True),)),
+    ),
+    (
+        "publish retained events: one until replaced, one for 60 s, one clearing",
+        "request",
+        Publish(
+            40,
+            True,
+            (
+                PubItem(("status.boiler",), 1, b"\xa2ok", retain=True),
+                PubItem(("status.pump",), 1, b"\xa3off", retain=True, ttl=60.0),
+                PubItem(("status.old",), 0, b"", retain=True),
+            ),
+        ),
+    ),
 ]
 
 
@@ -163,6 +181,20 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
         35,
     ),
     ("NUMSUB without subjects", "request", [_hex(1, "NUMSUB", 36)], "BAD_REQUEST", 36),
+    (
+        "PUB item with a ttl but not retained",
+        "request",
+        [_hex(1, "PUB", 41, False, [[["a"], 1, {"ttl": 5}]]), "c0"],
+        "BAD_REQUEST",
+        41,
+    ),
+    (
+        "PUB item with an unknown option",
+        "request",
+        [_hex(1, "PUB", 42, False, [[["a"], 1, {"keep": True}]]), "c0"],
+        "BAD_REQUEST",
+        42,
+    ),
     (
         "SUB subjects not an array",
         "request",
@@ -263,6 +295,13 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
         "EV event with NaN time",
         "delivery",
         [msgpack.packb([1, "EV", SID, 1, 0, [[1, "a", float("nan"), 1]]]).hex(), "c0"],
+        "BAD_REQUEST",
+        0,
+    ),
+    (
+        "EV event flags that are not a map",
+        "delivery",
+        [_hex(1, "EV", SID, 1, 0, [[1, "a", 1.5, 1, True]]), "c0"],
         "BAD_REQUEST",
         0,
     ),
@@ -377,10 +416,7 @@ def to_json(message: Message) -> dict[str, Any]:
                 "type": "PUB",
                 "rid": rid,
                 "confirm": confirm,
-                "items": [
-                    {"subjects": list(i.subjects), "format": i.fmt, "payload": i.payload.hex()}
-                    for i in items
-                ],
+                "items": [_item_json(i) for i in items],
             }
         case Ping(rid):
             return {"type": "PING", "rid": rid}
@@ -413,11 +449,25 @@ def to_json(message: Message) -> dict[str, Any]:
                         "time": e.time,
                         "format": e.fmt,
                         "payload": e.payload.hex(),
+                        **({"retained": True} if e.retained else {}),
                     }
                     for e in events
                 ],
             }
     raise TypeError(type(message).__name__)
+
+
+def _item_json(item: PubItem) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "subjects": list(item.subjects),
+        "format": item.fmt,
+        "payload": item.payload.hex(),
+    }
+    if item.retain:
+        data["retain"] = True
+    if item.ttl is not None:
+        data["ttl"] = item.ttl
+    return data
 
 
 def from_json(data: dict[str, Any]) -> Message:
@@ -436,7 +486,13 @@ def from_json(data: dict[str, Any]) -> Message:
         return Unsubscribe(data["rid"], data["sid"], tuple(data["subjects"]))
     if kind == "PUB":
         items = tuple(
-            PubItem(tuple(i["subjects"]), i["format"], bytes.fromhex(i["payload"]))
+            PubItem(
+                tuple(i["subjects"]),
+                i["format"],
+                bytes.fromhex(i["payload"]),
+                i.get("retain", False),
+                i.get("ttl"),
+            )
             for i in data["items"]
         )
         return Publish(data["rid"], data["confirm"], items)
@@ -459,7 +515,14 @@ def from_json(data: dict[str, Any]) -> Message:
     if kind == "ERR":
         return Err(data["rid"], data["code"], data["message"])
     events = tuple(
-        EventItem(e["seq"], e["subject"], e["time"], e["format"], bytes.fromhex(e["payload"]))
+        EventItem(
+            e["seq"],
+            e["subject"],
+            e["time"],
+            e["format"],
+            bytes.fromhex(e["payload"]),
+            e.get("retained", False),
+        )
         for e in data["events"]
     )
     return Delivery(data["sid"], data["stream"], data["lost"], events)

@@ -31,6 +31,10 @@ export interface PublishOptions {
   /** Wait for the server and resolve to the number of subscribers that received it. */
   confirm?: boolean;
   timeout?: number;
+  /** Keep it as the subject's retained event, sent to every new subscription that matches. */
+  retain?: boolean;
+  /** Seconds a retained event lives (default: until replaced or cleared). */
+  ttl?: number;
 }
 
 export class Publisher extends EventEmitter {
@@ -39,6 +43,8 @@ export class Publisher extends EventEmitter {
   readonly status: Status;
   publish(subjects: string | string[], message: unknown, options?: PublishOptions): Promise<number | null>;
   publishMany(events: Array<[string | string[], unknown]>, options?: PublishOptions): Promise<number | null>;
+  /** Clear the retained event of these subjects. */
+  clearRetained(subjects: string | string[], options?: { confirm?: boolean; timeout?: number }): Promise<void>;
   flush(timeout?: number): Promise<void>;
   ping(timeout?: number): Promise<Record<string, unknown>>;
   close(timeout?: number): Promise<void>;
@@ -58,6 +64,8 @@ export class Event {
   lost: number;
   /** The first event after the subscription was restored (events may have been lost). */
   resumed: boolean;
+  /** A retained event, sent because of a new subscription: it may be old. */
+  readonly retained: boolean;
   /** The decoded message (msgpack), or the bytes (raw). */
   readonly msg: unknown;
 }

@@ -229,6 +229,9 @@ def options_reader(allowed: dict[str, Reader]) -> Reader:
     return read
 
 
+_item_options = options_reader({"retain": _flag, "ttl": _seconds})
+
+
 # --- requests ------------------------------------------------------------------------------------
 
 _REQUESTS: dict[str, tuple[Callable[..., Any], tuple[tuple[str, Reader], ...]]] = {
@@ -303,11 +306,16 @@ def _decode_publish(header: list[Any], frames: Sequence[bytes]) -> Publish:
         )
     decoded = []
     for item, payload in zip(items, frames[1:], strict=True):
-        if not isinstance(item, list) or len(item) != 2:
-            raise _fail(ErrorCode.BAD_REQUEST, "each PUB item must be [subjects, format]")
+        if not isinstance(item, list) or len(item) not in (2, 3):
+            raise _fail(ErrorCode.BAD_REQUEST, "each PUB item must be [subjects, format, options?]")
         subjects = _texts(item[0], "item subjects")
         fmt = _fmt(item[1])
-        decoded.append(PubItem(subjects, fmt, bytes(payload)))
+        options = _item_options(item[2], "item options") if len(item) == 3 else {}
+        retain = bool(options.get("retain", False))
+        ttl = options.get("ttl")
+        if ttl is not None and not retain:
+            raise _fail(ErrorCode.BAD_REQUEST, "ttl is for retained events only")
+        decoded.append(PubItem(subjects, fmt, bytes(payload), retain, ttl))
     return Publish(rid, confirm, tuple(decoded))
 
 
@@ -357,8 +365,11 @@ def decode_delivery(frames: Sequence[bytes]) -> Delivery:
         )
     items = []
     for meta, payload in zip(events, frames[1:], strict=True):
-        if not isinstance(meta, list) or len(meta) != 4:
-            raise _fail(ErrorCode.BAD_REQUEST, "each EV event must be [seq, subject, time, format]")
+        if not isinstance(meta, list) or len(meta) not in (4, 5):
+            raise _fail(
+                ErrorCode.BAD_REQUEST, "each EV event must be [seq, subject, time, format, flags?]"
+            )
+        flags = _body(meta[4], "event flags") if len(meta) == 5 else {}
         items.append(
             EventItem(
                 _uint(meta[0], "seq"),
@@ -366,6 +377,7 @@ def decode_delivery(frames: Sequence[bytes]) -> Delivery:
                 _time(meta[2]),
                 _fmt(meta[3]),
                 bytes(payload),
+                flags.get("retained") is True,
             )
         )
     return Delivery(sid, stream, lost, tuple(items))
@@ -397,14 +409,24 @@ def _options_map(options: Options) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def _item_meta(item: PubItem) -> list[Any]:
+    if not item.retain:
+        return [list(item.subjects), item.fmt]
+    options: dict[str, Any] = {"retain": True}
+    if item.ttl is not None:
+        options["ttl"] = item.ttl
+    return [list(item.subjects), item.fmt, options]
+
+
 def encode_delivery(
     sid: str,
     stream: int,
     lost: int,
-    metas: Sequence[tuple[int, str, float, int]],
+    metas: Sequence[tuple[Any, ...]],
     payloads: Sequence[bytes],
 ) -> list[bytes]:
-    """The frames of one EV batch: `metas` are (seq, subject, time, format), one per payload."""
+    """The frames of one EV batch: `metas` are (seq, subject, time, format) or, with flags,
+    (seq, subject, time, format, {"retained": true}), one per payload."""
     return [_pack([VERSION, "EV", sid, stream, lost, metas]), *payloads]
 
 
@@ -422,7 +444,7 @@ def encode(message: Request | Reply | Delivery) -> list[bytes]:
         case Publish(rid, confirm, items):
             if len(items) + 1 > MAX_FRAMES:
                 raise LocalProtocolError(ErrorCode.TOO_LARGE, f"more than {MAX_FRAMES - 1} items")
-            metas = [[list(item.subjects), item.fmt] for item in items]
+            metas = [_item_meta(item) for item in items]
             return [_pack([VERSION, "PUB", rid, confirm, metas]), *(i.payload for i in items)]
         case Ping(rid):
             return [_pack([VERSION, "PING", rid])]
@@ -445,6 +467,11 @@ def encode(message: Request | Reply | Delivery) -> list[bytes]:
         case Err(rid, code, text):
             return [_pack([VERSION, "ERR", rid, str(code), text])]
         case Delivery(sid, stream, lost, events):
-            metas_ev = [(e.seq, e.subject, e.time, e.fmt) for e in events]
+            metas_ev = [
+                (e.seq, e.subject, e.time, e.fmt, {"retained": True})
+                if e.retained
+                else (e.seq, e.subject, e.time, e.fmt)
+                for e in events
+            ]
             return encode_delivery(sid, stream, lost, metas_ev, [e.payload for e in events])
     raise LocalProtocolError(ErrorCode.BAD_REQUEST, f"not a message: {type(message).__name__}")

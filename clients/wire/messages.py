@@ -91,6 +91,10 @@ class PubItem:
     subjects: tuple[str, ...]
     fmt: int
     payload: bytes
+    retain: bool = False
+    """Keep it as the subject's retained event (an empty payload clears that instead)."""
+    ttl: float | None = None
+    """Seconds the retained event lives; None: until replaced or cleared."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +191,8 @@ class EventItem:
     time: float
     fmt: int
     payload: bytes
+    retained: bool = False
+    """A retained event, sent because of a new subscription: it may be old."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -255,3 +255,21 @@ def test_a_js_subscriber_resumes_after_the_event_server_restarts(
     assert sub.line() == {"gap": None}  # events may have been lost meanwhile: count unknown
     event = sub.line()
     assert event["msg"] == "after" and event["resumed"] is True
+
+
+def test_retained_events_across_languages(
+    start_es: Start, js_subscriber: Callable[..., JsSubscriber]
+) -> None:
+    es = start_es()
+    topic = subject()
+    sent = js_publish("--es", es.endpoint, "--confirm", "--retain", f"{topic}.js", '"from js"')
+    assert sent["receivers"] == [0]
+    with Publisher(es.endpoint) as pub:
+        pub.publish(f"{topic}.py", "from python", retain=True, confirm=True)
+        with Subscriber(es.endpoint) as py:
+            py.subscribe(f"{topic}.js")
+            event = py.next(WAIT)
+        assert event is not None and event.msg == "from js" and event.retained
+    js = js_subscriber("--es", es.endpoint, f"{topic}.py")
+    (got,) = js.events(1)
+    assert (got["msg"], got["retained"]) == ("from python", True)

@@ -7,7 +7,7 @@
 //       --emitter: events through sub.on("event") and sub.on("gap") (a {"gap": lost} line each)
 //       instead of the async iterator; --fast: heartbeats every 0.3 s, server gone after 1.5 s;
 //       --leave-after-first: unsubscribe everything after the first event ({"left": count})
-//   node agent.mjs pub [--es URI] [--ident X] [--confirm] SUBJECTS JSON...
+//   node agent.mjs pub [--es URI] [--ident X] [--confirm] [--retain] SUBJECTS JSON...
 //       SUBJECTS comma-separated; publishes each JSON value, in order; prints {"receivers": [...]}
 //
 // Errors print {"error": CODE or name, "message"} and exit 1.
@@ -41,6 +41,7 @@ function parse(argv) {
     else if (arg === "--match") options.match.push(argv[++i]);
     else if (arg === "--count") options.count = Number(argv[++i]);
     else if (arg === "--confirm") options.confirm = true;
+    else if (arg === "--retain") options.retain = true;
     else if (arg === "--emitter") options.emitter = true;
     else if (arg === "--fast") options.fast = true;
     else if (arg === "--leave-after-first") options.leave = true;
@@ -62,8 +63,8 @@ async function subscribe(o) {
     let received = 0;
     const show = async (event) => {
       received += 1;
-      const { subject, seq, lost, resumed } = event;
-      print({ subject, msg: toJson(event.msg), seq, lost, resumed });
+      const { subject, seq, lost, resumed, retained } = event;
+      print({ subject, msg: toJson(event.msg), seq, lost, resumed, retained });
       if (o.leave && received === 1) print({ left: await sub.unsubscribe([...o.rest, ...o.match]) });
     };
     if (o.emitter) {
@@ -88,7 +89,8 @@ async function publish(o) {
   try {
     const receivers = [];
     for (const value of values) {
-      receivers.push(await pub.publish(subjects.split(","), fromJson(JSON.parse(value)), { confirm: !!o.confirm }));
+      const options = { confirm: !!o.confirm, retain: !!o.retain };
+      receivers.push(await pub.publish(subjects.split(","), fromJson(JSON.parse(value)), options));
     }
     print({ receivers, esUri: pub.esUri });
   } finally {

@@ -78,16 +78,18 @@ export class Publisher extends EventEmitter {
    * Publish `message` on one subject or several (one event per subject). With `confirm`, wait and
    * return how many subscribers received it.
    */
-  publish(subjects, message, { confirm = false, timeout } = {}) {
-    return this.publishMany([[subjects, message]], { confirm, timeout });
+  publish(subjects, message, { confirm = false, timeout, retain = false, ttl } = {}) {
+    return this.publishMany([[subjects, message]], { confirm, timeout, retain, ttl });
   }
 
   /** Several events in one message; they arrive in this order. */
-  async publishMany(events, { confirm = false, timeout } = {}) {
+  async publishMany(events, { confirm = false, timeout, retain = false, ttl } = {}) {
     const items = events.map(([subjects, message]) => ({
       subjects: subjectList(subjects),
       format: this.format,
       payload: encodePayload(message, this.format),
+      retain,
+      ttl,
     }));
     if (confirm) {
       const body = await this._keeper.call((c) =>
@@ -98,6 +100,17 @@ export class Publisher extends EventEmitter {
     await this._keeper.call((c) => c.send((rid) => ({ type: "PUB", rid, confirm: false, items })));
     this._unflushed = true;
     return null;
+  }
+
+  /** Clear the retained event of these subjects (a retained, empty message). */
+  async clearRetained(subjects, { confirm = false, timeout } = {}) {
+    const items = [{ subjects: subjectList(subjects), format: 0, payload: Buffer.alloc(0), retain: true }];
+    if (confirm) {
+      await this._keeper.call((c) => c.request((rid) => ({ type: "PUB", rid, confirm: true, items }), timeout));
+      return;
+    }
+    await this._keeper.call((c) => c.send((rid) => ({ type: "PUB", rid, confirm: false, items })));
+    this._unflushed = true;
   }
 
   /** Resolves once the server has handled every earlier publish; throws the first error it reported. */

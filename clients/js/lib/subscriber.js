@@ -23,8 +23,8 @@ const ACK_SECONDS = 1;
 
 /** One event as a subscriber receives it. `msg` decodes the payload on first use. */
 export class Event {
-  constructor({ subject, time, seq, format, payload }, stream) {
-    Object.assign(this, { subject, time, seq, format, payload, stream });
+  constructor({ subject, time, seq, format, payload, retained = false }, stream) {
+    Object.assign(this, { subject, time, seq, format, payload, stream, retained });
     this.lost = 0; // events lost just before this one (reported by the server or seen in seq)
     this.resumed = false; // the first event after the subscriber's session was restored
   }

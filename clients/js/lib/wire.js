@@ -144,16 +144,19 @@ export function decodeDelivery(frames) {
     throw fail(ErrorCode.BAD_REQUEST, `EV lists ${metas.length} events but carries ${frames.length - 1}`);
   }
   const events = metas.map((meta, i) => {
-    if (!Array.isArray(meta) || meta.length !== 4) {
-      throw fail(ErrorCode.BAD_REQUEST, "each EV event must be [seq, subject, time, format]");
+    if (!Array.isArray(meta) || (meta.length !== 4 && meta.length !== 5)) {
+      throw fail(ErrorCode.BAD_REQUEST, "each EV event must be [seq, subject, time, format, flags?]");
     }
-    return {
+    const flags = meta.length === 5 ? body(meta[4], "event flags") : {};
+    const event = {
       seq: uint(meta[0], "seq"),
       subject: text(meta[1], "subject"),
       time: time(meta[2]),
       format: format(meta[3]),
       payload: Buffer.from(frames[i + 1]),
     };
+    if (flags.retained === true) event.retained = true;
+    return event;
   });
   return { type: "EV", sid, stream, lost, events };
 }
@@ -216,7 +219,10 @@ const NS_ENCODERS = {
 /** The frames of a request to the event server. */
 export function encodeRequest(m) {
   if (m.type === "PUB") {
-    const items = m.items.map((item) => [item.subjects, item.format]);
+    const items = m.items.map((item) => {
+      if (!item.retain) return [item.subjects, item.format];
+      return [item.subjects, item.format, item.ttl == null ? { retain: true } : { retain: true, ttl: item.ttl }];
+    });
     return [pack([VERSION, "PUB", m.rid, m.confirm, items]), ...m.items.map((item) => Buffer.from(item.payload))];
   }
   const encoder = ENCODERS[m.type];
