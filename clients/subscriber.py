@@ -93,6 +93,7 @@ class Subscriber(KeptClient):
         queue_size: int | None = None,
         max_stall: float | None = None,
         allow_pickle: bool = False,
+        name: str | None = None,
         threading: bool = False,
         timeout: float = 10.0,
         heartbeat: float = HEARTBEAT,
@@ -104,6 +105,9 @@ class Subscriber(KeptClient):
         keys = choose(ident, keys)
         if policy not in (None, "block", "drop"):
             raise ValueError("policy must be 'block' or 'drop'")
+        self.sid = uuid.uuid4().hex
+        inbox_key = None if keys is None else keys.public.decode()
+        self.options = Options(policy, queue_size, max_stall, inbox_key, name)
         spec = es_uri or esURI
         self._keeper = Keeper(
             lambda: resolve_es_uri(spec, keys=keys),
@@ -118,7 +122,7 @@ class Subscriber(KeptClient):
             keys=keys,
         )
         try:
-            self._setup(host, publish_host, policy, queue_size, max_stall, allow_pickle, context)
+            self._setup(host, publish_host, queue_size, allow_pickle, context)
         except BaseException:  # no socket may outlive a failed constructor
             inbox = getattr(self, "_inbox", None)
             if inbox is not None:
@@ -133,16 +137,11 @@ class Subscriber(KeptClient):
         self,
         host: str | None,
         publish_host: str | None,
-        policy: str | None,
         queue_size: int | None,
-        max_stall: float | None,
         allow_pickle: bool,
         context: zmq.Context[Any] | None,
     ) -> None:
-        self.sid = uuid.uuid4().hex
         keys = self._keeper.keys
-        key = None if keys is None else keys.public.decode()
-        self.options = Options(policy, queue_size, max_stall, key)
         self.allow_pickle = allow_pickle
         ctx = context or zmq.Context.instance()
         self._inbox: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)

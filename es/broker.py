@@ -92,6 +92,7 @@ class SubscriberState:
     dropped: int = 0
     stalls: int = 0
     key: str | None = None
+    name: str | None = None  # a service name, announced when it arrives and goes
     acked_at: float = 0.0  # monotonic time of the last ACK that moved `acked` forward
 
 
@@ -236,7 +237,14 @@ class Broker:
             reason = verdict(state.health, mono, cfg.liveness, cfg.evict_stalled)
             if reason is not None:
                 actions.append(self._evict(sid, reason))
-                actions += self._meta(meta.SUBSCRIBER_LEFT, meta.left(sid, reason))
+                actions += self._departed(sid, state.name, reason)
+        return actions
+
+    def _departed(self, sid: str, name: str | None, reason: str) -> list[Action]:
+        """The meta-events for a subscriber that is gone, and for its service if it named one."""
+        actions = self._meta(meta.SUBSCRIBER_LEFT, meta.left(sid, reason))
+        if name is not None:
+            actions += self._meta(meta.SERVICE_GONE, {"name": name, "sid": sid, "reason": reason})
         return actions
 
     def _meta(self, subject: str, body: dict[str, Any]) -> list[Action]:
@@ -440,6 +448,8 @@ class Broker:
         self._check_room(sid, current, subjects or [], [p for p, _ in patterns or []])
         actions: list[Action] = []
         key = options.key if options.key is not None else (current.key if current else None)
+        name = self._service_name(options.name, current)
+        arrived = current is None
         news: dict[str, Any] | None = None  # for $es.subscriber.joined, if it is new
         if current is None or current.endpoint != endpoint or current.key != key:
             if current is not None:
@@ -455,10 +465,10 @@ class Broker:
                 health=Health(last_heard=self._mono, link_since=self._mono),
                 acked_at=self._mono,
             )
-            current.key = key
+            current.key, current.name = key, name
             self._subscribers[sid] = current
             actions.append(Open(sid, endpoint, queue, peer, rid, key))
-            news = meta.joined(sid, endpoint, policy, queue)
+            news = meta.joined(sid, endpoint, policy, queue, name)
         current.policy, current.max_stall = policy, max_stall
         current.health.heard(self._mono)
         self._evicted.pop(sid, None)
@@ -483,6 +493,8 @@ class Broker:
         actions += self._retained_for(sid, fresh)
         if news is not None:
             actions += self._meta(meta.SUBSCRIBER_JOINED, news)
+        if arrived and name is not None:
+            actions += self._meta(meta.SERVICE_AVAILABLE, {"name": name, "sid": sid})
         actions += self._meta(meta.SUBSCRIPTION_ADDED, added)
         return actions
 
@@ -509,9 +521,20 @@ class Broker:
         if state is not None:
             removed = {"sid": sid, "names": names, "count": count}
             actions += self._meta(meta.SUBSCRIPTION_REMOVED, removed)
-        if gone:
-            actions += self._meta(meta.SUBSCRIBER_LEFT, meta.left(sid, "unsubscribed"))
+        if gone and state is not None:
+            actions += self._departed(sid, state.name, "unsubscribed")
         return actions
+
+    def _service_name(self, asked: str | None, current: SubscriberState | None) -> str | None:
+        """The service name a SUB gives (or keeps); it cannot change while subscribed."""
+        if asked is None:
+            return current.name if current else None
+        limit = self.config.limits.max_sid_bytes
+        if not asked or len(asked.encode()) > limit:
+            raise refuse(ErrorCode.BAD_REQUEST, f"name must be 1 to {limit} bytes")
+        if current is not None and current.name != asked:
+            raise refuse(ErrorCode.BAD_REQUEST, "the service name cannot change while subscribed")
+        return asked
 
     def _check_room(
         self, sid: str, current: SubscriberState | None, subjects: list[str], patterns: list[str]
@@ -608,6 +631,7 @@ class Broker:
         full_since = state.health.full_since
         return {
             "sid": state.sid,
+            "name": state.name,
             "endpoint": state.endpoint,
             "stream": state.stream,
             "policy": state.policy,

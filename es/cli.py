@@ -307,6 +307,9 @@ def sub(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
     policy: Annotated[str | None, typer.Option("--policy", help="block or drop.")] = None,
     queue_size: Annotated[int | None, typer.Option("--queue-size")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="A service name, announced as $es.service.*.")
+    ] = None,
     timeout: Timeout = 10.0,
     ident: Ident = None,
     key: KeyFile = None,
@@ -320,7 +323,7 @@ def sub(
         raise _fail("give at least one SUBJECT or --match PATTERN", ExitCode.USAGE)
     try:
         subscriber = Subscriber(
-            es, policy=policy, queue_size=queue_size, timeout=timeout, keys=keys
+            es, policy=policy, queue_size=queue_size, name=name, timeout=timeout, keys=keys
         )
     except (EsError, ValueError) as exc:
         raise _fail(str(exc)) from None

@@ -11,6 +11,8 @@ from typing import Any
 __all__ = [
     "PUBLISHER_SEEN",
     "RESERVED_PREFIX",
+    "SERVICE_AVAILABLE",
+    "SERVICE_GONE",
     "SUBSCRIBER_JOINED",
     "SUBSCRIBER_LEFT",
     "SUBSCRIPTION_ADDED",
@@ -29,6 +31,10 @@ SUBSCRIPTION_ADDED = "$es.subscription.added"
 """{sid, subjects} or {sid, patterns}: what one SUB or SUBMATCH asked for."""
 SUBSCRIPTION_REMOVED = "$es.subscription.removed"
 """{sid, names, count}: what one UNSUB asked to remove, and the subscriptions left."""
+SERVICE_AVAILABLE = "$es.service.available"
+"""A subscriber that named itself arrived: {name, sid}."""
+SERVICE_GONE = "$es.service.gone"
+"""A named subscriber is gone, however it went: {name, sid, reason}."""
 PUBLISHER_SEEN = "$es.publisher.seen"
 """The first publish from a connection: {peer}, the connection's id in hex."""
 
@@ -37,8 +43,11 @@ def is_reserved(subject: str) -> bool:
     return subject[: len(RESERVED_PREFIX)].casefold() == RESERVED_PREFIX
 
 
-def joined(sid: str, endpoint: str, policy: str, queue: int) -> dict[str, Any]:
-    return {"sid": sid, "endpoint": endpoint, "policy": policy, "queue": queue}
+def joined(sid: str, endpoint: str, policy: str, queue: int, name: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"sid": sid, "endpoint": endpoint, "policy": policy, "queue": queue}
+    if name is not None:
+        body["name"] = name
+    return body
 
 
 def left(sid: str, reason: str) -> dict[str, Any]:

@@ -57,6 +57,11 @@ VALID: list[tuple[str, str, Message]] = [
         ),
     ),
     (
+        "subscribe as a named service",
+        "request",
+        Subscribe(21, SID, ENDPOINT, ("boiler.control",), Options(name="boiler-controller")),
+    ),
+    (
         "subscribe to a pattern",
         "request",
         SubscribeMatch(3, SID, ENDPOINT, (r"^STOCKQUOTE\.S.*$",), Options(policy="block")),
@@ -400,6 +405,7 @@ def to_json(message: Message) -> dict[str, Any]:
                 "queue": opts.queue,
                 "max_stall": opts.max_stall,
                 "key": opts.key,
+                "name": opts.name,
             }
             return {
                 "type": "SUB" if isinstance(message, Subscribe) else "SUBMATCH",

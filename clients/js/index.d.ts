@@ -78,6 +78,8 @@ export interface SubscriberOptions extends ClientOptions {
   policy?: "block" | "drop";
   queueSize?: number;
   maxStall?: number;
+  /** A service name: its arrival and departure are announced as $es.service.* meta-events. */
+  name?: string;
 }
 
 export class Subscriber extends EventEmitter implements AsyncIterable<Event> {

@@ -65,7 +65,7 @@ MAX_DEPTH = 32
 
 POLICIES = ("block", "drop")
 
-_OPTION_KEYS = frozenset({"policy", "queue", "max_stall", "key"})
+_OPTION_KEYS = frozenset({"policy", "queue", "max_stall", "key", "name"})
 _Z85 = frozenset(
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
 )
@@ -132,6 +132,7 @@ def _options(value: Any, name: str) -> Options:
         queue=None if queue is None else _uint(queue, "queue"),
         max_stall=None if max_stall is None else _seconds(max_stall, "max_stall"),
         key=None if key is None else _curve_key(key),
+        name=None if value.get("name") is None else _text(value["name"], "name"),
     )
 
 
@@ -405,6 +406,7 @@ def _options_map(options: Options) -> dict[str, Any]:
         "queue": options.queue,
         "max_stall": options.max_stall,
         "key": options.key,
+        "name": options.name,
     }
     return {k: v for k, v in fields.items() if v is not None}
 

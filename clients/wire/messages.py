@@ -59,6 +59,8 @@ class Options:
     max_stall: float | None = None
     key: str | None = None
     """The inbox's CurveZMQ public key (40 Z85 characters), when security is on."""
+    name: str | None = None
+    """A service name: its arrival and departure are announced as $es.service.* meta-events."""
 
 
 @dataclass(frozen=True, slots=True)

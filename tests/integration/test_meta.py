@@ -83,8 +83,10 @@ def test_a_killed_subscriber_is_announced_as_gone(start_es: Start) -> None:
 def test_news_during_a_stalled_publish_does_not_end_the_stall(start_es: Start) -> None:
     """A publish waits for a full block-mode subscriber; meanwhile another subscriber dies and
     its departure is announced. The announcement must not end the wait: once the full subscriber
-    reads again, it still gets the event and the publisher its confirmation."""
-    es = start_es("--liveness", "2", "--evict-stalled", "0")
+    reads again, it still gets the event and the publisher its confirmation. (Liveness 5 s: this
+    process is busy publishing, and its own subscribers' heartbeats must not be late enough to
+    get them removed.)"""
+    es = start_es("--liveness", "5", "--evict-stalled", "0")
     topic = f"meta.{uuid.uuid4().hex[:8]}"
     with (
         Subscriber(es.endpoint) as watch,
@@ -121,3 +123,28 @@ def test_news_during_a_stalled_publish_does_not_end_the_stall(start_es: Start) -
             received.append(event.msg[0])
         pub.flush(WAIT)  # the waiting publish was handled, not forgotten
     assert received == list(range(sent + 1))
+
+
+def test_a_service_that_dies_is_announced_as_gone(start_es: Start) -> None:
+    es = start_es("--liveness", "2")
+    with Subscriber(es.endpoint) as monitor:
+        monitor.subscribe_match(r"^\$es\.service\.")
+        service = subprocess.Popen(
+            es_command("sub", "boiler.control", "--name", "boiler", "--es", es.endpoint),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert service.stderr is not None
+            assert "subscribed" in (read_line(service.stderr, time.monotonic() + WAIT) or "")
+            came = news(monitor, 1)
+            service.kill()
+            service.wait(WAIT)
+        finally:
+            if service.stderr is not None:
+                service.stderr.close()
+        went = news(monitor, 1)
+    assert came[0][0] == "$es.service.available" and came[0][1]["name"] == "boiler"
+    assert went[0][0] == "$es.service.gone" and went[0][1]["name"] == "boiler"
+    assert went[0][1]["reason"] in ("silent", "disconnected")

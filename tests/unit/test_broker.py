@@ -526,3 +526,25 @@ def test_subscribers_in_detail_with_lag_and_stall() -> None:
         "truncated": False,
     }
     assert broker.answers_at_once(encode(ListSubscribers(9)))
+
+
+def test_a_named_service_is_announced_when_it_comes_and_goes() -> None:
+    broker = make(liveness=10)
+    watch = SubscribeMatch(1, "watch", EP, (r"^\$es\.service\.",), Options())
+    broker.handle(PEER, encode(watch), 1.0, mono=100.0)
+    named = Subscribe(2, "s1", EP, ("boiler.control",), Options(name="boiler"))
+    came = broker.handle(PEER, encode(named), 1.0, mono=100.0)
+    assert meta_events(came, "watch") == [
+        ("$es.service.available", {"name": "boiler", "sid": "s1"})
+    ]
+    renamed = Subscribe(3, "s1", EP, ("x",), Options(name="pump"))
+    assert err(broker.handle(PEER, encode(renamed), 1.0, mono=100.0)) == "BAD_REQUEST"
+    more = broker.handle(PEER, encode(Subscribe(4, "s1", EP, ("y",), Options())), 1.0, mono=100.0)
+    assert meta_events(more, "watch") == []  # the same service, not a new arrival
+    broker.link("watch", True, 100.0)
+    broker.link("s1", True, 100.0)
+    broker.handle(PEER, encode(Heartbeat(5, "watch")), 1.0, mono=109.0)
+    gone = broker.sweep(111.0, now=2.0)  # it died without a word
+    assert meta_events(gone, "watch") == [
+        ("$es.service.gone", {"name": "boiler", "sid": "s1", "reason": "silent"})
+    ]

@@ -81,6 +81,7 @@ export class Subscriber extends EventEmitter {
     policy,
     queueSize,
     maxStall,
+    name,
     timeout = 10,
     heartbeat = HEARTBEAT,
     liveness = LIVENESS,
@@ -88,7 +89,7 @@ export class Subscriber extends EventEmitter {
     super();
     this.sid = randomBytes(16).toString("hex");
     this.keys = chooseKeys({ ident, keys });
-    this.options = { policy, queue: queueSize, max_stall: maxStall, key: this.keys?.publicKey };
+    this.options = { policy, queue: queueSize, max_stall: maxStall, key: this.keys?.publicKey, name };
     this.subjects = new Set();
     this.patterns = new Set();
     this.badDeliveries = 0;

@@ -173,7 +173,7 @@ export function decodeHere(datagram) {
 
 function options(o = {}) {
   const out = {};
-  for (const key of ["policy", "queue", "max_stall", "key"]) {
+  for (const key of ["policy", "queue", "max_stall", "key", "name"]) {
     if (o[key] !== undefined && o[key] !== null) out[key] = o[key];
   }
   return out;
