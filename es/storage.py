@@ -1,0 +1,189 @@
+"""Where the event server keeps what must outlive it: subscribers and retained events.
+
+Memory storage (the default) keeps nothing: a restart forgets everyone, as Pyro's event server
+did. Sqlite storage (`--storage sqlite:PATH`, after Pyro 4's messagebus) writes each change before
+the request that made it is answered, so a server that is killed and started again knows its
+subscribers and retained events, and delivers to them without any action by the clients.
+
+Invariants:
+- Storages hold data and nothing else: no rules, no clock. The broker decides what to keep; the
+  shell writes it (the broker asks with Persist actions, and stays free of I/O).
+- Retained events are stored with a wall-clock expiry: a monotonic time means nothing to the
+  next process.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+__all__ = [
+    "MemoryStorage",
+    "SqliteStorage",
+    "Storage",
+    "StoredEvent",
+    "StoredSubscriber",
+    "open_storage",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubscriber:
+    """What a subscriber asked for: enough to open its delivery socket again and match for it."""
+
+    sid: str
+    endpoint: str
+    policy: str
+    queue: int
+    max_stall: float
+    key: str | None = None
+    name: str | None = None
+    subjects: tuple[str, ...] = field(default=())
+    patterns: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A retained event; `expires` is wall-clock seconds since the epoch (None: never)."""
+
+    subject: str
+    fmt: int
+    payload: bytes
+    time: float
+    expires: float | None
+
+
+class Storage(Protocol):
+    def subscribers(self) -> Iterable[StoredSubscriber]: ...
+    def put_subscriber(self, record: StoredSubscriber) -> None: ...
+    def delete_subscriber(self, sid: str) -> None: ...
+    def retained(self) -> Iterable[StoredEvent]: ...
+    def put_retained(self, key: str, event: StoredEvent) -> None: ...
+    def delete_retained(self, key: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class MemoryStorage:
+    """Keeps nothing across a restart; the broker's own state is all there is."""
+
+    def subscribers(self) -> Iterable[StoredSubscriber]:
+        return ()
+
+    def put_subscriber(self, record: StoredSubscriber) -> None:
+        pass
+
+    def delete_subscriber(self, sid: str) -> None:
+        pass
+
+    def retained(self) -> Iterable[StoredEvent]:
+        return ()
+
+    def put_retained(self, key: str, event: StoredEvent) -> None:
+        pass
+
+    def delete_retained(self, key: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS subscribers (
+    sid TEXT PRIMARY KEY,
+    endpoint TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    queue INTEGER NOT NULL,
+    max_stall REAL NOT NULL,
+    key TEXT,
+    name TEXT,
+    subjects TEXT NOT NULL,
+    patterns TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retained (
+    key TEXT PRIMARY KEY,
+    subject TEXT NOT NULL,
+    fmt INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    time REAL NOT NULL,
+    expires REAL
+);
+"""
+
+
+class SqliteStorage:
+    """One sqlite file; every write is committed before the call returns."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")  # a killed process loses no commit
+        self._db.executescript(_SCHEMA)
+
+    def subscribers(self) -> Iterable[StoredSubscriber]:
+        rows = self._db.execute(
+            "SELECT sid, endpoint, policy, queue, max_stall, key, name, subjects, patterns "
+            "FROM subscribers ORDER BY rowid"
+        )
+        return [
+            StoredSubscriber(
+                sid,
+                endpoint,
+                policy,
+                queue,
+                stall,
+                key,
+                name,
+                tuple(json.loads(subjects)),
+                tuple(json.loads(patterns)),
+            )
+            for sid, endpoint, policy, queue, stall, key, name, subjects, patterns in rows
+        ]
+
+    def put_subscriber(self, record: StoredSubscriber) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO subscribers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.sid,
+                record.endpoint,
+                record.policy,
+                record.queue,
+                record.max_stall,
+                record.key,
+                record.name,
+                json.dumps(list(record.subjects)),
+                json.dumps(list(record.patterns)),
+            ),
+        )
+
+    def delete_subscriber(self, sid: str) -> None:
+        self._db.execute("DELETE FROM subscribers WHERE sid = ?", (sid,))
+
+    def retained(self) -> Iterable[StoredEvent]:
+        rows = self._db.execute("SELECT subject, fmt, payload, time, expires FROM retained")
+        return [StoredEvent(s, f, bytes(p), t, e) for s, f, p, t, e in rows]
+
+    def put_retained(self, key: str, event: StoredEvent) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO retained VALUES (?, ?, ?, ?, ?, ?)",
+            (key, event.subject, event.fmt, event.payload, event.time, event.expires),
+        )
+
+    def delete_retained(self, key: str) -> None:
+        self._db.execute("DELETE FROM retained WHERE key = ?", (key,))
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def open_storage(spec: str) -> Storage:
+    """`memory`, or `sqlite:PATH`."""
+    if spec == "memory":
+        return MemoryStorage()
+    if spec.startswith("sqlite:") and len(spec) > len("sqlite:"):
+        return SqliteStorage(spec.removeprefix("sqlite:"))
+    raise ValueError(f"storage must be 'memory' or 'sqlite:PATH', not {spec!r}")
