@@ -432,6 +432,8 @@ class Subscriber(KeptClient):
             )
             for e in delivery.events
         ]
+        for event, item in zip(events, delivery.events, strict=True):
+            event.resumed = item.resumed  # the server restarted and restored us from storage
         events[0].lost = lost
         if self._resumed:
             self._resumed = False

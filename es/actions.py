@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Action", "Batch", "Close", "Fanout", "Open", "Reply"]
+from es.storage import StoredEvent, StoredSubscriber
+
+__all__ = ["Action", "Batch", "Close", "Fanout", "Open", "Persist", "PersistRetained", "Reply"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,4 +61,20 @@ class Fanout:
     batches: list[Batch]
 
 
-Action = Reply | Open | Close | Fanout
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Write a subscriber's record to storage (None: delete it) before the actions after it."""
+
+    sid: str
+    record: StoredSubscriber | None
+
+
+@dataclass(frozen=True, slots=True)
+class PersistRetained:
+    """Write a retained event to storage under `key` (None: delete it)."""
+
+    key: str
+    event: StoredEvent | None
+
+
+Action = Reply | Open | Close | Fanout | Persist | PersistRetained

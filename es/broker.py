@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,13 +50,14 @@ from clients.wire import (
     peek_command,
 )
 from es import __version__, meta
-from es.actions import Action, Batch, Close, Fanout, Open, Reply
+from es.actions import Action, Batch, Close, Fanout, Open, Persist, PersistRetained, Reply
 from es.checks import check_endpoint, check_sid, check_subject, queue_policy, refuse
 from es.config import ServerConfig
 from es.health import Health, verdict
 from es.index import SubscriptionIndex
 from es.ratelimit import RateLimiter
 from es.retained import Retained, RetainedStore
+from es.storage import StoredEvent, StoredSubscriber
 
 __all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "SubscriberState"]
 
@@ -93,6 +94,7 @@ class SubscriberState:
     stalls: int = 0
     key: str | None = None
     name: str | None = None  # a service name, announced when it arrives and goes
+    resumed: bool = False  # restored from storage: its next event says events were lost
     acked_at: float = 0.0  # monotonic time of the last ACK that moved `acked` forward
 
 
@@ -232,11 +234,11 @@ class Broker:
         actions: list[Action] = []
         cfg = self.config
         self._rate.prune(mono)
-        self._retained.expire(mono)
+        actions += [PersistRetained(key, None) for key in self._retained.expire(mono)]
         for sid, state in list(self._subscribers.items()):
             reason = verdict(state.health, mono, cfg.liveness, cfg.evict_stalled)
             if reason is not None:
-                actions.append(self._evict(sid, reason))
+                actions += [self._evict(sid, reason), Persist(sid, None)]
                 actions += self._departed(sid, state.name, reason)
         return actions
 
@@ -369,12 +371,17 @@ class Broker:
                 for sid in self.index.recipients(subject):
                     wanted.setdefault(sid, []).append((subject, item.fmt, item.payload))
         batches = [self._batch(sid, events, now) for sid, events in wanted.items()]
+        writes: list[Action] = []
         for item in request.items:
             if item.retain:
                 expires = None if item.ttl is None else self._mono + item.ttl
+                wall = None if item.ttl is None else now + item.ttl
                 for subject in item.subjects:
                     self._retained.put(Retained(subject, item.fmt, item.payload, now, expires))
-        return [Fanout(peer, request.rid, request.confirm, batches), *self._seen(peer)]
+                    stored = StoredEvent(subject, item.fmt, item.payload, now, wall)
+                    writes.append(PersistRetained(fold(subject), stored if item.payload else None))
+        fanout = Fanout(peer, request.rid, request.confirm, batches)
+        return [*writes, fanout, *self._seen(peer)]
 
     def _note_subject(self, subject: str, now: float) -> None:
         """Remember a published subject (folded) for SUBJECTS: its event count and last time."""
@@ -420,6 +427,11 @@ class Broker:
         else:
             metas = [(first + i, subject, now, fmt) for i, (subject, fmt, _) in enumerate(events)]
             payloads = [payload for _, _, payload in events]
+        if state.resumed:  # the first event since a restart: say that events were lost
+            state.resumed = False
+            head = metas[0]
+            marks = {**(head[4] if len(head) > 4 else {}), "resumed": True}
+            metas[0] = (*head[:4], marks)
         state.next_seq += len(metas)
         frames = encode_delivery(sid, state.stream, state.lost_pending, metas, payloads)
         last = state.next_seq - 1
@@ -489,6 +501,7 @@ class Broker:
             count = self.index.add_patterns(sid, patterns or [])
             added = {"sid": sid, "patterns": [p for p, _ in patterns or []]}
         body = {"count": count, "stream": current.stream, "heartbeat": self.heartbeat_interval}
+        actions.append(Persist(sid, self._record(current)))
         actions.append(Reply(peer, encode(Ok(rid, body))))
         actions += self._retained_for(sid, fresh)
         if news is not None:
@@ -516,13 +529,83 @@ class Broker:
         count = self.index.remove(sid, names)
         gone = count == 0 and self._subscribers.pop(sid, None) is not None
         if gone:
-            actions.append(Close(sid))
+            actions += [Close(sid), Persist(sid, None)]
+        elif state is not None:
+            actions.append(Persist(sid, self._record(state)))
         actions.append(Reply(peer, encode(Ok(rid, {"count": count}))))
         if state is not None:
             removed = {"sid": sid, "names": names, "count": count}
             actions += self._meta(meta.SUBSCRIPTION_REMOVED, removed)
         if gone and state is not None:
             actions += self._departed(sid, state.name, "unsubscribed")
+        return actions
+
+    def _record(self, state: SubscriberState) -> StoredSubscriber:
+        subs = self.index.subscriptions(state.sid)
+        return StoredSubscriber(
+            state.sid,
+            state.endpoint,
+            state.policy,
+            state.queue,
+            state.max_stall,
+            state.key,
+            state.name,
+            tuple(sorted(subs.subjects)),
+            tuple(sorted(subs.patterns)),
+        )
+
+    def restore(
+        self,
+        subscribers: Iterable[StoredSubscriber],
+        retained: Iterable[StoredEvent],
+        mono: float,
+        now: float,
+    ) -> list[Action]:
+        """Take back what storage kept after a restart: every subscriber with its subscriptions
+        (on a new stream, its first event marked resumed), and the retained events still alive.
+        Returns the Opens for the subscribers' delivery sockets."""
+        self._mono, self._wall = mono, now
+        actions: list[Action] = []
+        limits = self.config.limits
+        for record in subscribers:
+            try:
+                patterns = [
+                    (p, compile_pattern(p, limits.max_pattern_bytes)) for p in record.patterns
+                ]
+            except RequestError:  # this server's limits changed: the pattern no longer fits
+                patterns = []
+            state = SubscriberState(
+                record.sid,
+                record.endpoint,
+                self._new_stream(),
+                record.policy,
+                record.queue,
+                record.max_stall,
+                since=now,
+                health=Health(last_heard=mono, link_since=mono),
+                acked_at=mono,
+                key=record.key,
+                name=record.name,
+                resumed=True,
+            )
+            self._subscribers[record.sid] = state
+            if record.subjects:
+                self.index.add_subjects(record.sid, list(record.subjects))
+            if patterns:
+                self.index.add_patterns(record.sid, patterns)
+            if not record.subjects and not patterns:
+                del self._subscribers[record.sid]
+                actions.append(Persist(record.sid, None))
+                continue
+            actions.append(Open(record.sid, record.endpoint, record.queue, b"", 0, record.key))
+        for event in retained:
+            if event.expires is not None and event.expires <= now:
+                actions.append(PersistRetained(fold(event.subject), None))
+                continue
+            expires = None if event.expires is None else mono + (event.expires - now)
+            self._retained.put(
+                Retained(event.subject, event.fmt, event.payload, event.time, expires)
+            )
         return actions
 
     def _service_name(self, asked: str | None, current: SubscriberState | None) -> str | None:

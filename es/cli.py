@@ -162,6 +162,14 @@ MaxRate = Annotated[
         help="Requests a second from one connection, 0 = no limit [20000].",
     ),
 ]
+StorageSpec = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        envvar="ES_STORAGE",
+        help="memory, or sqlite:PATH to keep subscribers and retained events [memory].",
+    ),
+]
 Drain = Annotated[
     float | None,
     typer.Option(
@@ -194,6 +202,7 @@ def serve(
     ns_lease: NsLease = None,
     ident: Ident = None,
     keys_dir: KeysDir = None,
+    storage: StorageSpec = None,
     queue_size: QueueSize = None,
     policy: Policy = None,
     max_stall: MaxStall = None,
@@ -240,6 +249,7 @@ def config(
     ns_lease: NsLease = None,
     ident: Ident = None,
     keys_dir: KeysDir = None,
+    storage: StorageSpec = None,
     queue_size: QueueSize = None,
     policy: Policy = None,
     max_stall: MaxStall = None,

@@ -74,6 +74,8 @@ class ServerConfig:
     # CurveZMQ security: a passphrase (Pyro's -i), or a directory made by `es keygen`.
     ident: str | None = None
     keys_dir: str | None = None
+    # "memory" forgets subscribers and retained events on restart; "sqlite:PATH" keeps them.
+    storage: str = "memory"
     # Pyro's default behaviour: the publisher waits, so nothing is lost.
     policy: str = "block"
     # Pyro's "moderately sized" queue; ZeroMQ's own default high-water mark is the same.
@@ -106,6 +108,11 @@ def validate(config: ServerConfig) -> None:
     lim = config.limits
     _check(bool(config.host), "host must not be empty")
     _check(not (config.ident and config.keys_dir), "give ident or keys_dir, not both")
+    _check(
+        config.storage == "memory"
+        or (config.storage.startswith("sqlite:") and len(config.storage) > len("sqlite:")),
+        "storage must be 'memory' or 'sqlite:PATH'",
+    )
     _check(0 <= config.port <= 65535, "port must be from 0 to 65535")
     _check(config.policy in ("block", "drop"), "policy must be 'block' or 'drop'")
     _check(config.queue_size >= 0, "queue_size must be >= 0 (0 = unbounded)")

@@ -68,12 +68,12 @@ class RetainedStore:
     def matching(self, pattern: Pattern, mono: float) -> list[Retained]:
         return [e for e in self._events.values() if _alive(e, mono) and pattern.match(e.subject)]
 
-    def expire(self, mono: float) -> int:
-        """Forget every event whose lifetime is over; how many."""
+    def expire(self, mono: float) -> list[str]:
+        """Forget every event whose lifetime is over; their (folded) subjects."""
         dead = [key for key, event in self._events.items() if not _alive(event, mono)]
         for key in dead:
             self.bytes -= len(self._events.pop(key).payload)
-        return len(dead)
+        return dead
 
 
 def _alive(event: Retained, mono: float) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import resource
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -40,10 +41,11 @@ from clients.security import (
     warn_if_exposed,
 )
 from clients.wire import MAX_HEADER_BYTES
-from es.actions import Action, Batch, Close, Fanout, Open, Reply
+from es.actions import Action, Batch, Close, Fanout, Open, Persist, PersistRetained, Reply
 from es.broker import Broker
 from es.config import ServerConfig
 from es.registration import Registration
+from es.storage import Storage, open_storage
 
 __all__ = ["BindError", "EventServer", "ExitCode"]
 
@@ -130,6 +132,7 @@ class EventServer(Daemon):
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._router: zmq.Socket[bytes] | None = None
         self._keys: Keys | None = None
+        self._storage: Storage | None = None
         self._handshakes: HandshakeWatch | None = None
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
         self._monitors: dict[str, zmq.Socket[bytes]] = {}
@@ -146,6 +149,11 @@ class EventServer(Daemon):
         except (OSError, ValueError) as exc:
             log.error("%s", exc)
             return self._failed_to_start(ExitCode.USAGE)
+        try:
+            self._storage = open_storage(self.config.storage)
+        except (ValueError, sqlite3.Error) as exc:
+            log.error("cannot open storage %s: %s", self.config.storage, exc)
+            return self._failed_to_start(ExitCode.USAGE)
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         _size_for(ctx, self.config.limits.max_subscribers)
         self._ctx = ctx
@@ -161,6 +169,7 @@ class EventServer(Daemon):
             self._close_all()
             return self._failed_to_start(ExitCode.NAMING)
         try:
+            self._restore()
             self._announce(endpoint)
             self._loop()
             if registration:  # gone from the name server first: no new clients for a dying server
@@ -169,6 +178,21 @@ class EventServer(Daemon):
         finally:
             self._close_all()
         return self.exit_code
+
+    def _restore(self) -> None:
+        """Take back the subscribers and retained events storage kept, and reconnect to them."""
+        assert self._storage is not None
+        subscribers = list(self._storage.subscribers())
+        retained = list(self._storage.retained())
+        for action in self.broker.restore(subscribers, retained, time.monotonic(), self._clock()):
+            self._apply([action])  # one at a time: a socket that cannot be made stops no other
+        if subscribers or retained:
+            log.info(
+                "restored %d subscriber(s) and %d retained event(s) from %s",
+                len(self._dealers),
+                len(retained),
+                self.config.storage,
+            )
 
     def _register(self, endpoint: str) -> Registration | Literal[False]:
         """Claim :Pyro.EventService and keep it; False (after logging why) if that is impossible."""
@@ -296,8 +320,26 @@ class EventServer(Daemon):
                         return  # this error replaces the rest of the request's actions
                 case Close(sid):
                     self._close(sid)
+                case Persist() | PersistRetained():
+                    self._persist(action)
                 case Fanout():
                     self._fanout(action)
+
+    def _persist(self, action: Persist | PersistRetained) -> None:
+        """Write to storage now, before the reply that follows in the same list of actions."""
+        assert self._storage is not None
+        try:
+            match action:
+                case Persist(sid, None):
+                    self._storage.delete_subscriber(sid)
+                case Persist(_, record) if record is not None:
+                    self._storage.put_subscriber(record)
+                case PersistRetained(key, None):
+                    self._storage.delete_retained(key)
+                case PersistRetained(key, event) if event is not None:
+                    self._storage.put_retained(key, event)
+        except sqlite3.Error as exc:  # the server goes on; what it keeps may be stale
+            log.error("cannot write to storage %s: %s", self.config.storage, exc)
 
     def _reply(self, peer: bytes, frames: list[bytes]) -> None:
         assert self._router is not None
@@ -475,6 +517,8 @@ class EventServer(Daemon):
             dealer.close(linger=0 if self._force else None)
         self._dealers.clear()
         release(ctx, _ZAP_DOMAIN)
+        if self._storage is not None:
+            self._storage.close()
         self._terminate(ctx)
         self._release()
         log.info("event server stopped")

@@ -125,6 +125,16 @@ VALID: list[tuple[str, str, Message]] = [
         Delivery(SID, 78, 0, (EventItem(1, "status.boiler", 1767225000.0, 1, b"\xa2ok", True),)),
     ),
     (
+        "the first event after a restart with durable storage",
+        "delivery",
+        Delivery(
+            SID,
+            79,
+            0,
+            (EventItem(1, "status.boiler", 1767226000.0, 1, b"\xa3hot", resumed=True),),
+        ),
+    ),
+    (
         "publish retained events: one until replaced, one for 60 s, one clearing",
         "request",
         Publish(
@@ -456,6 +466,7 @@ def to_json(message: Message) -> dict[str, Any]:
                         "format": e.fmt,
                         "payload": e.payload.hex(),
                         **({"retained": True} if e.retained else {}),
+                        **({"resumed": True} if e.resumed else {}),
                     }
                     for e in events
                 ],
@@ -528,6 +539,7 @@ def from_json(data: dict[str, Any]) -> Message:
             e["format"],
             bytes.fromhex(e["payload"]),
             e.get("retained", False),
+            e.get("resumed", False),
         )
         for e in data["events"]
     )

@@ -379,6 +379,7 @@ def decode_delivery(frames: Sequence[bytes]) -> Delivery:
                 _fmt(meta[3]),
                 bytes(payload),
                 flags.get("retained") is True,
+                flags.get("resumed") is True,
             )
         )
     return Delivery(sid, stream, lost, tuple(items))
@@ -418,6 +419,14 @@ def _item_meta(item: PubItem) -> list[Any]:
     if item.ttl is not None:
         options["ttl"] = item.ttl
     return [list(item.subjects), item.fmt, options]
+
+
+def _event_meta(event: EventItem) -> tuple[Any, ...]:
+    flags = {
+        name: True for name, on in (("retained", event.retained), ("resumed", event.resumed)) if on
+    }
+    base = (event.seq, event.subject, event.time, event.fmt)
+    return (*base, flags) if flags else base
 
 
 def encode_delivery(
@@ -469,11 +478,6 @@ def encode(message: Request | Reply | Delivery) -> list[bytes]:
         case Err(rid, code, text):
             return [_pack([VERSION, "ERR", rid, str(code), text])]
         case Delivery(sid, stream, lost, events):
-            metas_ev = [
-                (e.seq, e.subject, e.time, e.fmt, {"retained": True})
-                if e.retained
-                else (e.seq, e.subject, e.time, e.fmt)
-                for e in events
-            ]
+            metas_ev = [_event_meta(e) for e in events]
             return encode_delivery(sid, stream, lost, metas_ev, [e.payload for e in events])
     raise LocalProtocolError(ErrorCode.BAD_REQUEST, f"not a message: {type(message).__name__}")

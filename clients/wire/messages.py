@@ -195,6 +195,9 @@ class EventItem:
     payload: bytes
     retained: bool = False
     """A retained event, sent because of a new subscription: it may be old."""
+    resumed: bool = False
+    """The first event after the server restarted and restored this subscriber from storage:
+    events published meanwhile were lost."""
 
 
 @dataclass(frozen=True, slots=True)

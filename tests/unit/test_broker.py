@@ -30,7 +30,8 @@ from clients.wire import (
     decode_reply,
     encode,
 )
-from es.broker import Broker, Close, Fanout, Open, Reply
+from es.actions import Close, Fanout, Open, Persist, Reply
+from es.broker import Broker
 from es.config import Limits, ServerConfig
 
 EP = "tcp://127.0.0.1:5000"
@@ -178,7 +179,7 @@ def test_changed_endpoint_reopens_the_socket_with_a_new_stream() -> None:
     broker = make()
     sub(broker, "s1", "a")
     actions = broker.handle(PEER, encode(Subscribe(2, "s1", "tcp://127.0.0.1:6000", ("a",))), 1.0)
-    assert [type(a) for a in actions] == [Close, Open, Reply]
+    assert [type(a) for a in actions] == [Close, Open, Persist, Reply]  # written, then answered
     assert ok(actions)["stream"] == 101
 
 
@@ -331,7 +332,7 @@ def test_a_silent_subscriber_is_evicted_and_told_why_at_its_next_heartbeat() -> 
     broker.link("s1", True, 100.0)
     broker.handle(PEER, encode(Heartbeat(2, "s1")), 1.0, mono=108.0)
     assert broker.sweep(117.0) == []  # heard 9 s ago
-    assert broker.sweep(118.5) == [Close("s1")]
+    assert broker.sweep(118.5) == [Close("s1"), Persist("s1", None)]
     assert broker.subscriber("s1") is None and broker.index.subject_count == 0
     reply = ok(broker.handle(PEER, encode(Heartbeat(3, "s1")), 1.0, mono=119.0))
     assert reply == {"known": False, "evicted": "silent"}
@@ -346,8 +347,8 @@ def test_an_unreachable_or_disconnected_subscriber_is_evicted() -> None:
     for mono in (4.0, 8.0):  # both keep sending heartbeats
         for sid in ("never", "gone"):
             broker.handle(PEER, encode(Heartbeat(2, sid)), 1.0, mono=mono)
-    assert broker.sweep(10.5) == [Close("never")]
-    assert broker.sweep(15.5) == [Close("gone")]
+    assert broker.sweep(10.5) == [Close("never"), Persist("never", None)]
+    assert broker.sweep(15.5) == [Close("gone"), Persist("gone", None)]
 
 
 def test_a_subscriber_full_for_too_long_is_evicted_but_flowing_resets_the_clock() -> None:
@@ -359,7 +360,7 @@ def test_a_subscriber_full_for_too_long_is_evicted_but_flowing_resets_the_clock(
     broker.delivered("s1", batch.count, batch.last_seq)  # room again
     broker.dropped("s1", 1, 20.0)
     assert broker.sweep(45.0) == []
-    assert broker.sweep(50.5) == [Close("s1")]
+    assert broker.sweep(50.5) == [Close("s1"), Persist("s1", None)]
     assert ok(broker.handle(PEER, encode(Heartbeat(2, "s1")), 1.0))["evicted"] == "stalled"
 
 

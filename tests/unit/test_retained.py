@@ -42,7 +42,7 @@ def test_a_lifetime_ends_it() -> None:
     assert store.get("a", 49.9) is not None
     assert store.get("a", 50.0) is None  # gone for readers at once
     assert [e.subject for e in store.matching(compile_pattern(".", 100), 60.0)] == ["b"]
-    assert store.expire(60.0) == 1 and len(store) == 1 and store.bytes == 1
+    assert store.expire(60.0) == ["a"] and len(store) == 1 and store.bytes == 1
 
 
 def test_the_bounds_count_replacements_and_clears() -> None:
@@ -109,4 +109,5 @@ def test_over_the_bounds_a_retained_publish_is_refused_whole() -> None:
     publish(broker, "a", b"\x01", 1.0, retain=True)
     refused = publish(broker, "b", b"\x02", 1.0, retain=True)
     assert len(refused) == 1 and b"LIMIT_EXCEEDED" in refused[0].frames[0]
-    assert isinstance(publish(broker, "a", b"\x03", 1.0, retain=True)[0], Fanout)  # replacing
+    replacing = publish(broker, "a", b"\x03", 1.0, retain=True)
+    assert any(isinstance(a, Fanout) for a in replacing)  # replacing one is fine

@@ -23,10 +23,10 @@ const ACK_SECONDS = 1;
 
 /** One event as a subscriber receives it. `msg` decodes the payload on first use. */
 export class Event {
-  constructor({ subject, time, seq, format, payload, retained = false }, stream) {
+  constructor({ subject, time, seq, format, payload, retained = false, resumed = false }, stream) {
     Object.assign(this, { subject, time, seq, format, payload, stream, retained });
     this.lost = 0; // events lost just before this one (reported by the server or seen in seq)
-    this.resumed = false; // the first event after the subscriber's session was restored
+    this.resumed = resumed; // the first event after a restart: events may have been lost
   }
 
   get msg() {

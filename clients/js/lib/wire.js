@@ -156,6 +156,7 @@ export function decodeDelivery(frames) {
       payload: Buffer.from(frames[i + 1]),
     };
     if (flags.retained === true) event.retained = true;
+    if (flags.resumed === true) event.resumed = true;
     return event;
   });
   return { type: "EV", sid, stream, lost, events };
