@@ -38,6 +38,7 @@ from clients.wire import (
     Ok,
     Options,
     Ping,
+    PubItem,
     Publish,
     Request,
     Stats,
@@ -65,9 +66,10 @@ _AT_ONCE = frozenset({"STATS", "SUBJECTS", "NUMSUB", "SUBSCRIBERS", "HEARTBEAT",
 
 # Evicted sids remembered, so a client's next heartbeat can be told why it was removed.
 _EVICTIONS_KEPT = 1000
-# Published subjects remembered for SUBJECTS, least recently published forgotten first.
+# Published subjects remembered for SUBJECTS, the first seen forgotten first.
 _SUBJECTS_KEPT = 10_000
-# Connections remembered as having published (for $es.publisher.seen), oldest forgotten first.
+# Connections remembered as having published (for $es.publisher.seen), the first seen forgotten
+# first.
 _PUBLISHERS_KEPT = 10_000
 
 # A stats reply is one header frame; stop listing subscribers once this many bytes of names are in
@@ -350,12 +352,13 @@ class Broker:
                 )
             for subject in item.subjects:
                 check_subject(subject, self.config.limits)
-                if meta.is_reserved(subject):
+                if subject[:1] == "$" and meta.is_reserved(subject):
                     raise refuse(
                         ErrorCode.BAD_SUBJECT,
                         f"subjects starting {meta.RESERVED_PREFIX!r} are the server's own",
                     )
-        changes = [(s, len(i.payload)) for i in request.items if i.retain for s in i.subjects]
+        retaining = [i for i in request.items if i.retain]
+        changes = [(s, len(i.payload)) for i in retaining for s in i.subjects]
         if changes and not self._retained.fits(changes):
             raise refuse(
                 ErrorCode.LIMIT_EXCEEDED,
@@ -371,35 +374,37 @@ class Broker:
                 for sid in self.index.recipients(subject):
                     wanted.setdefault(sid, []).append((subject, item.fmt, item.payload))
         batches = [self._batch(sid, events, now) for sid, events in wanted.items()]
-        writes: list[Action] = []
-        for item in request.items:
-            if item.retain:
-                expires = None if item.ttl is None else self._mono + item.ttl
-                wall = None if item.ttl is None else now + item.ttl
-                for subject in item.subjects:
-                    self._retained.put(Retained(subject, item.fmt, item.payload, now, expires))
-                    stored = StoredEvent(subject, item.fmt, item.payload, now, wall)
-                    writes.append(PersistRetained(fold(subject), stored if item.payload else None))
         fanout = Fanout(peer, request.rid, request.confirm, batches)
-        return [*writes, fanout, *self._seen(peer)]
+        if retaining:
+            return [*self._retain(retaining, now), fanout, *self._seen(peer)]
+        return [fanout, *self._seen(peer)]
+
+    def _retain(self, items: list[PubItem], now: float) -> list[Action]:
+        """Keep (or clear) retained events, and ask for them to be written."""
+        writes: list[Action] = []
+        for item in items:
+            expires = None if item.ttl is None else self._mono + item.ttl
+            wall = None if item.ttl is None else now + item.ttl
+            for subject in item.subjects:
+                self._retained.put(Retained(subject, item.fmt, item.payload, now, expires))
+                stored = StoredEvent(subject, item.fmt, item.payload, now, wall)
+                writes.append(PersistRetained(fold(subject), stored if item.payload else None))
+        return writes
 
     def _note_subject(self, subject: str, now: float) -> None:
         """Remember a published subject (folded) for SUBJECTS: its event count and last time."""
         key = fold(subject)
         entry = self._subjects.get(key)
-        if entry is None:
+        if entry is None:  # the oldest first seen goes first: no reordering on the hot path
             self._subjects[key] = entry = [subject, 0, now]
             while len(self._subjects) > _SUBJECTS_KEPT:
                 self._subjects.popitem(last=False)
-        else:
-            self._subjects.move_to_end(key)
         entry[1] += 1
         entry[2] = now
 
     def _seen(self, peer: bytes) -> list[Action]:
         """$es.publisher.seen for a connection's first publish."""
         if peer in self._publishers:
-            self._publishers.move_to_end(peer)
             return []
         self._publishers[peer] = None
         while len(self._publishers) > _PUBLISHERS_KEPT:
@@ -669,7 +674,8 @@ class Broker:
         )
         listed: list[dict[str, Any]] = []
         budget = _STATS_BUDGET
-        for subject, events, last in reversed(self._subjects.values()):
+        recent = sorted(self._subjects.values(), key=lambda entry: entry[2], reverse=True)
+        for subject, events, last in recent:
             if matcher is not None and not matcher.match(subject):
                 continue
             budget -= len(subject) + 40

@@ -311,7 +311,10 @@ def _decode_publish(header: list[Any], frames: Sequence[bytes]) -> Publish:
             raise _fail(ErrorCode.BAD_REQUEST, "each PUB item must be [subjects, format, options?]")
         subjects = _texts(item[0], "item subjects")
         fmt = _fmt(item[1])
-        options = _item_options(item[2], "item options") if len(item) == 3 else {}
+        if len(item) == 2:  # the common case, kept short: this runs for every event
+            decoded.append(PubItem(subjects, fmt, bytes(payload)))
+            continue
+        options = _item_options(item[2], "item options")
         retain = bool(options.get("retain", False))
         ttl = options.get("ttl")
         if ttl is not None and not retain:
