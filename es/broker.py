@@ -13,10 +13,8 @@ Invariants:
 
 from __future__ import annotations
 
-import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from clients.errors import (
@@ -27,7 +25,6 @@ from clients.errors import (
 from clients.patterns import Pattern, compile_pattern, fold
 from clients.payload import encode_payload
 from clients.wire import (
-    MAX_INT,
     Ack,
     Err,
     Format,
@@ -56,8 +53,10 @@ from es.checks import check_endpoint, check_sid, check_subject, queue_policy, re
 from es.config import ServerConfig
 from es.health import Health, verdict
 from es.index import SubscriptionIndex
+from es.introspection import Introspection
 from es.ratelimit import RateLimiter
 from es.retained import Retained, RetainedStore
+from es.state import SubscriberState, new_stream
 from es.storage import StoredEvent, StoredSubscriber
 
 __all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "SubscriberState"]
@@ -66,47 +65,14 @@ _AT_ONCE = frozenset({"STATS", "SUBJECTS", "NUMSUB", "SUBSCRIBERS", "HEARTBEAT",
 
 # Evicted sids remembered, so a client's next heartbeat can be told why it was removed.
 _EVICTIONS_KEPT = 1000
-# Published subjects remembered for SUBJECTS, the first seen forgotten first.
-_SUBJECTS_KEPT = 10_000
 # Connections remembered as having published (for $es.publisher.seen), the first seen forgotten
 # first.
 _PUBLISHERS_KEPT = 10_000
 
-# A stats reply is one header frame; stop listing subscribers once this many bytes of names are in
-# it, so the reply stays far below the 1 MiB header ceiling whatever the limits.
-_STATS_BUDGET = 256 * 1024
 
-
-@dataclass
-class SubscriberState:
-    sid: str
-    endpoint: str
-    stream: int
-    policy: str
-    queue: int
-    max_stall: float
-    since: float
-    health: Health
-    next_seq: int = 1
-    lost_pending: int = 0
-    last_sent_seq: int = 0
-    acked: int = 0
-    sent: int = 0
-    dropped: int = 0
-    stalls: int = 0
-    key: str | None = None
-    name: str | None = None  # a service name, announced when it arrives and goes
-    resumed: bool = False  # restored from storage: its next event says events were lost
-    acked_at: float = 0.0  # monotonic time of the last ACK that moved `acked` forward
-
-
-def _new_stream() -> int:
-    return secrets.randbelow(MAX_INT) + 1
-
-
-class Broker:
+class Broker(Introspection):
     def __init__(
-        self, config: ServerConfig, now: float, new_stream: Callable[[], int] = _new_stream
+        self, config: ServerConfig, now: float, new_stream: Callable[[], int] = new_stream
     ) -> None:
         self.config = config
         self.index = SubscriptionIndex(config.cache_size)
@@ -391,17 +357,6 @@ class Broker:
                 writes.append(PersistRetained(fold(subject), stored if item.payload else None))
         return writes
 
-    def _note_subject(self, subject: str, now: float) -> None:
-        """Remember a published subject (folded) for SUBJECTS: its event count and last time."""
-        key = fold(subject)
-        entry = self._subjects.get(key)
-        if entry is None:  # the oldest first seen goes first: no reordering on the hot path
-            self._subjects[key] = entry = [subject, 0, now]
-            while len(self._subjects) > _SUBJECTS_KEPT:
-                self._subjects.popitem(last=False)
-        entry[1] += 1
-        entry[2] = now
-
     def _seen(self, peer: bytes) -> list[Action]:
         """$es.publisher.seen for a connection's first publish."""
         if peer in self._publishers:
@@ -637,106 +592,3 @@ class Broker:
             raise refuse(
                 ErrorCode.LIMIT_EXCEEDED, f"more than {lim.max_subscriptions} subscriptions"
             )
-
-    # --- introspection ---------------------------------------------------------------------------
-
-    def stats(self, now: float) -> dict[str, Any]:
-        listed = self._listing()
-        return {
-            "server": {
-                "version": __version__,
-                "uptime": max(0.0, now - self._started),
-                "subscribers": len(self._subscribers),
-                "subjects": self.index.subject_count,
-                "patterns": self.index.pattern_count,
-                "published": self.published,
-                "events_in": self.events_in,
-                "delivered": self.delivered_total,
-                "dropped": self.dropped_total,
-                "evictions": self.evictions,
-                "rate_limited": self.rate_limited,
-                "retained": len(self._retained),
-                "retained_bytes": self._retained.bytes,
-                "cache": {
-                    "entries": self.index.cache_len,
-                    "hits": self.index.cache_hits,
-                    "misses": self.index.cache_misses,
-                },
-            },
-            "subscribers": listed,
-            "truncated": len(listed) < len(self._subscribers),
-        }
-
-    def _subjects_seen(self, pattern: str | None) -> dict[str, Any]:
-        """SUBJECTS: the subjects published on, most recent first, cut to fit one reply."""
-        matcher = (
-            compile_pattern(pattern, self.config.limits.max_pattern_bytes) if pattern else None
-        )
-        listed: list[dict[str, Any]] = []
-        budget = _STATS_BUDGET
-        recent = sorted(self._subjects.values(), key=lambda entry: entry[2], reverse=True)
-        for subject, events, last in recent:
-            if matcher is not None and not matcher.match(subject):
-                continue
-            budget -= len(subject) + 40
-            if budget < 0:
-                break
-            listed.append({"subject": subject, "events": events, "last": last})
-        return {"subjects": listed, "truncated": budget < 0}
-
-    def _numsub(self, subjects: tuple[str, ...]) -> dict[str, Any]:
-        """NUMSUB: for each subject, how many subscribers an event on it would reach now."""
-        limit = self.config.limits.max_items_per_publish
-        if len(subjects) > limit:
-            raise refuse(ErrorCode.LIMIT_EXCEEDED, f"more than {limit} subjects")
-        limits = self.config.limits
-        return {"counts": [len(self.index.recipients(check_subject(s, limits))) for s in subjects]}
-
-    def _list_subscribers(self, sid: str | None) -> dict[str, Any]:
-        """SUBSCRIBERS: every subscriber (or one) in detail, cut to fit one reply."""
-        if sid is not None:
-            state = self._subscribers.get(sid)
-            return {
-                "subscribers": [self._subscriber_stats(state)] if state else [],
-                "truncated": False,
-            }
-        listed = self._listing()
-        return {"subscribers": listed, "truncated": len(listed) < len(self._subscribers)}
-
-    def _listing(self) -> list[dict[str, Any]]:
-        listed: list[dict[str, Any]] = []
-        budget = _STATS_BUDGET
-        for state in self._subscribers.values():
-            entry = self._subscriber_stats(state)
-            budget -= sum(len(s) + 2 for s in entry["subjects"] + entry["patterns"]) + 300
-            if budget < 0:
-                break
-            listed.append(entry)
-        return listed
-
-    def _subscriber_stats(self, state: SubscriberState) -> dict[str, Any]:
-        subs = self.index.subscriptions(state.sid)
-        depth = max(0, state.last_sent_seq - state.acked)
-        full_since = state.health.full_since
-        return {
-            "sid": state.sid,
-            "name": state.name,
-            "endpoint": state.endpoint,
-            "stream": state.stream,
-            "policy": state.policy,
-            "queue": state.queue,
-            "max_stall": state.max_stall,
-            "subjects": sorted(subs.subjects),
-            "patterns": sorted(subs.patterns),
-            "sent": state.sent,
-            "dropped": state.dropped,
-            "stalls": state.stalls,
-            "last_seq": state.next_seq - 1,
-            "acked": state.acked,
-            "depth": depth,
-            # seconds behind: since its last acknowledged progress, while events wait for it
-            "behind": max(0.0, self._mono - state.acked_at) if depth else 0.0,
-            # seconds its queue has been full without progress (0: not full)
-            "stalled_for": 0.0 if full_since is None else max(0.0, self._mono - full_since),
-            "linked": state.health.linked,
-        }
