@@ -57,6 +57,7 @@ _HOUSEKEEPING = 0.5
 # process on an assertion (!_io_error in stream_engine_base.cpp, libzmq issues #4364 and #4841)
 # when a peer goes away mid-stream, which our fuzz test triggered under CPU load. Liveness rests on
 # the application heartbeat (silent peers) and socket monitors (dropped connections) instead.
+
 # What a handshake with an inbox came to: succeeded, refused (our key, or our security), or
 # failed with no reason given (a wrong key, or a peer dying mid-handshake).
 _HANDSHAKES: dict[int, bool | None] = {
@@ -163,6 +164,7 @@ class EventServer(Daemon):
             log.error("%s", exc)
             release(ctx, _ZAP_DOMAIN)
             ctx.destroy(linger=0)
+            self._storage.close()
             return self._failed_to_start(ExitCode.BIND)
         registration = self._register(endpoint) if self.config.use_naming else None
         if registration is False:
