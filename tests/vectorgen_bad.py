@@ -1,0 +1,265 @@
+"""Test vectors of frames that must be refused: INVALID (the decoder refuses them) and REFUSED
+(they decode, but a server with the default limits refuses them). Part of vectorgen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+SID = "5f0c1e2d3b4a69788796a5b4c3d2e1f0"
+ENDPOINT = "tcp://127.0.0.1:40123"
+
+
+def _hex(*parts: Any) -> str:
+    return msgpack.packb(list(parts), use_bin_type=True).hex()
+
+
+def _item(value: Any) -> str:
+    return msgpack.packb(value, use_bin_type=True).hex()
+
+
+# Frames that must be refused: (name, kind, frames as hex, error code, rid the error answers).
+INVALID: list[tuple[str, str, list[str], str, int]] = [
+    ("no frames at all", "request", [], "BAD_REQUEST", 0),
+    ("header is not msgpack", "request", ["c1"], "BAD_REQUEST", 0),
+    ("header has trailing bytes", "request", [_hex(1, "PING", 9) + "00"], "BAD_REQUEST", 0),
+    ("header is a map", "request", ["81a17601"], "BAD_REQUEST", 0),
+    ("header is too short", "request", [_hex(1)], "BAD_REQUEST", 0),
+    ("unsupported version", "request", [_hex(2, "PING", 9)], "BAD_VERSION", 9),
+    ("version as a string", "request", [_hex("1", "PING", 9)], "BAD_VERSION", 9),
+    ("version as true", "request", ["93c3a450494e4709"], "BAD_VERSION", 9),
+    ("unknown command", "request", [_hex(1, "FROB", 10)], "UNKNOWN_COMMAND", 10),
+    ("command is not a string", "request", [_hex(1, 5, 10)], "BAD_REQUEST", 10),
+    ("PING with an extra field", "request", [_hex(1, "PING", 11, 0)], "BAD_REQUEST", 11),
+    ("PING with an extra frame", "request", [_hex(1, "PING", 11), ""], "BAD_REQUEST", 11),
+    ("negative request id", "request", [_hex(1, "PING", -1)], "BAD_REQUEST", 0),
+    ("request id over 2**53-1", "request", [_hex(1, "PING", 2**53)], "BAD_REQUEST", 0),
+    (
+        "SUB missing its options",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"])],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUB with a key that is not 40 Z85 characters",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"key": "short"})],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUBJECTS with an unknown option",
+        "request",
+        [_hex(1, "SUBJECTS", 35, {"limit": 5})],
+        "BAD_REQUEST",
+        35,
+    ),
+    ("NUMSUB without subjects", "request", [_hex(1, "NUMSUB", 36)], "BAD_REQUEST", 36),
+    (
+        "PUB item with a ttl but not retained",
+        "request",
+        [_hex(1, "PUB", 41, False, [[["a"], 1, {"ttl": 5}]]), "c0"],
+        "BAD_REQUEST",
+        41,
+    ),
+    (
+        "PUB item with an unknown option",
+        "request",
+        [_hex(1, "PUB", 42, False, [[["a"], 1, {"keep": True}]]), "c0"],
+        "BAD_REQUEST",
+        42,
+    ),
+    (
+        "SUB subjects not an array",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, "a", {})],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUB subject as bin, not str",
+        "request",
+        [msgpack.packb([1, "SUB", 12, SID, ENDPOINT, [b"a"], {}], use_bin_type=True).hex()],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUB subject that is not UTF-8",
+        "request",
+        # [1, "SUB", 12, SID, ENDPOINT, [<str of bytes c3 28>], {}]: c3 28 is not UTF-8
+        ["9701" + _item("SUB") + "0c" + _item(SID) + _item(ENDPOINT) + "91a2c32880"],
+        "BAD_REQUEST",
+        0,
+    ),
+    (
+        "SUB unknown option",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"colour": 1})],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUB unknown policy",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"policy": "maybe"})],
+        "BAD_POLICY",
+        12,
+    ),
+    (
+        "SUB negative queue",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"queue": -1})],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "PUB with fewer payload frames than items",
+        "request",
+        [_hex(1, "PUB", 13, False, [[["a"], 1]])],
+        "BAD_REQUEST",
+        13,
+    ),
+    (
+        "PUB item is not [subjects, format]",
+        "request",
+        [_hex(1, "PUB", 13, False, [["a", 1]]), "c0"],
+        "BAD_REQUEST",
+        13,
+    ),
+    (
+        "PUB format out of range",
+        "request",
+        [_hex(1, "PUB", 13, False, [[["a"], 200]]), "c0"],
+        "BAD_REQUEST",
+        13,
+    ),
+    (
+        "PUB confirm is not a boolean",
+        "request",
+        [_hex(1, "PUB", 13, 1, [[["a"], 1]]), "c0"],
+        "BAD_REQUEST",
+        13,
+    ),
+    ("ACK with a string seq", "request", [_hex(1, "ACK", 0, SID, "42")], "BAD_REQUEST", 0),
+    ("reply of unknown kind", "reply", [_hex(1, "MAYBE", 1, {})], "UNKNOWN_COMMAND", 0),
+    (
+        "OK body with a bin value",
+        "reply",
+        [msgpack.packb([1, "OK", 1, {"x": b"\x00"}], use_bin_type=True).hex()],
+        "BAD_REQUEST",
+        0,
+    ),
+    ("OK body with an extension type", "reply", ["9401a24f4b0181a178d40100"], "BAD_REQUEST", 0),
+    ("ERR without a message", "reply", [_hex(1, "ERR", 1, "BAD_REQUEST")], "BAD_REQUEST", 0),
+    (
+        "EV with more payloads than events",
+        "delivery",
+        [_hex(1, "EV", SID, 1, 0, []), "c0"],
+        "BAD_REQUEST",
+        0,
+    ),
+    (
+        "EV event with a time that is not a number",
+        "delivery",
+        [_hex(1, "EV", SID, 1, 0, [[1, "a", "now", 1]]), "c0"],
+        "BAD_REQUEST",
+        0,
+    ),
+    (
+        "EV event with NaN time",
+        "delivery",
+        [msgpack.packb([1, "EV", SID, 1, 0, [[1, "a", float("nan"), 1]]]).hex(), "c0"],
+        "BAD_REQUEST",
+        0,
+    ),
+    (
+        "EV event flags that are not a map",
+        "delivery",
+        [_hex(1, "EV", SID, 1, 0, [[1, "a", 1.5, 1, True]]), "c0"],
+        "BAD_REQUEST",
+        0,
+    ),
+]
+
+
+# Frames that decode, but that a server with the default limits must refuse:
+# (name, frames as hex, error code, rid). Servers with other limits may answer differently.
+REFUSED: list[tuple[str, list[str], str, int]] = [
+    (
+        "subscribe to an empty subject",
+        [_hex(1, "SUB", 20, SID, ENDPOINT, [""], {})],
+        "BAD_SUBJECT",
+        20,
+    ),
+    ("subscribe to no subjects", [_hex(1, "SUB", 21, SID, ENDPOINT, [], {})], "BAD_SUBJECT", 21),
+    (
+        "publish on the server's reserved prefix",
+        [_hex(1, "PUB", 23, True, [[["$ES.subscriber.joined"], 1]]), "c0"],
+        "BAD_SUBJECT",
+        23,
+    ),
+    (
+        "subject over 256 bytes",
+        [_hex(1, "SUB", 22, SID, ENDPOINT, ["x" * 257], {})],
+        "BAD_SUBJECT",
+        22,
+    ),
+    (
+        "pattern with a backreference",
+        [_hex(1, "SUBMATCH", 23, SID, ENDPOINT, [r"(a)\1"], {})],
+        "BAD_PATTERN",
+        23,
+    ),
+    (
+        "pattern with lookahead",
+        [_hex(1, "SUBMATCH", 24, SID, ENDPOINT, ["(?=a)b"], {})],
+        "BAD_PATTERN",
+        24,
+    ),
+    (
+        "endpoint with a host name",
+        [_hex(1, "SUB", 25, SID, "tcp://localhost:40123", ["a"], {})],
+        "BAD_ENDPOINT",
+        25,
+    ),
+    (
+        "endpoint that is not tcp",
+        [_hex(1, "SUB", 26, SID, "ipc:///tmp/x", ["a"], {})],
+        "BAD_ENDPOINT",
+        26,
+    ),
+    (
+        "unbounded queue on a capped server",
+        [_hex(1, "SUB", 27, SID, ENDPOINT, ["a"], {"queue": 0})],
+        "BAD_POLICY",
+        27,
+    ),
+    (
+        "max_stall over the server's limit",
+        [_hex(1, "SUB", 28, SID, ENDPOINT, ["a"], {"max_stall": 3600})],
+        "BAD_POLICY",
+        28,
+    ),
+    ("empty sid", [_hex(1, "SUB", 29, "", ENDPOINT, ["a"], {})], "BAD_REQUEST", 29),
+    (
+        "publish to 101 subjects",
+        [_hex(1, "PUB", 30, True, [[[f"s{i}" for i in range(101)], 1]]), "c0"],
+        "LIMIT_EXCEEDED",
+        30,
+    ),
+    ("publish with no subject", [_hex(1, "PUB", 31, True, [[[], 1]]), "c0"], "BAD_SUBJECT", 31),
+    (
+        "publish to an empty subject",
+        [_hex(1, "PUB", 32, True, [[[""], 1]]), "c0"],
+        "BAD_SUBJECT",
+        32,
+    ),
+    (
+        "publish of 1001 events",
+        [_hex(1, "PUB", 33, True, [[["a"], 0]] * 1001), *[""] * 1001],
+        "LIMIT_EXCEEDED",
+        33,
+    ),
+]
