@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -12,10 +14,36 @@ from pathlib import Path
 
 from clients import Event, Publisher, Subscriber
 from clients.errors import EsError
-from tests.integration.conftest import Daemon
+from tests.integration.conftest import Daemon, es_command, read_line
 
 WAIT = 60.0
 BIG = b"x" * 65536  # large enough that a few hundred fill loopback socket buffers
+
+
+def run(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """A command run to its end (with a deadline), with extra environment variables."""
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=2 * WAIT, env={**os.environ, **env}
+    )
+
+
+@contextlib.contextmanager
+def subscriber_process(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """`es sub ARGS` as a process of its own, yielded once it has subscribed; killed (by its PID)
+    at the end if the test has not already killed it."""
+    proc = subprocess.Popen(
+        es_command("sub", *args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        assert "subscribed" in (read_line(proc.stderr, time.monotonic() + WAIT) or "")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(WAIT)
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def rss_bytes(pid: int) -> int:

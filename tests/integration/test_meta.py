@@ -3,8 +3,6 @@ publishes, a killed subscriber announced by the liveness machinery, and the rese
 
 from __future__ import annotations
 
-import subprocess
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -13,8 +11,8 @@ import pytest
 
 from clients import Publisher, Subscriber
 from clients.errors import BadSubject, RequestTimeout
-from tests.integration.conftest import Daemon, es_command, read_line
-from tests.integration.helpers import WAIT
+from tests.integration.conftest import Daemon
+from tests.integration.helpers import WAIT, subscriber_process
 
 Start = Callable[..., Daemon]
 
@@ -61,20 +59,8 @@ def test_a_killed_subscriber_is_announced_as_gone(start_es: Start) -> None:
     es = start_es("--liveness", "2")
     with Subscriber(es.endpoint) as watch:
         watch.subscribe("$es.subscriber.left")
-        victim = subprocess.Popen(
-            es_command("sub", "anything", "--es", es.endpoint),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert victim.stderr is not None
-            assert "subscribed" in (read_line(victim.stderr, time.monotonic() + WAIT) or "")
+        with subscriber_process("anything", "--es", es.endpoint) as victim:
             victim.kill()
-            victim.wait(WAIT)
-        finally:
-            if victim.stderr is not None:
-                victim.stderr.close()
         ((subject, body),) = news(watch, 1)
     assert subject == "$es.subscriber.left"
     assert body["reason"] in ("silent", "disconnected")
@@ -98,24 +84,15 @@ def test_news_during_a_stalled_publish_does_not_end_the_stall(start_es: Start) -
         pub.publish(topic, "warm-up", confirm=True)
         first = slow.next(WAIT)
         assert first is not None and first.msg == "warm-up"
-        victim = subprocess.Popen(
-            es_command("sub", "anything", "--es", es.endpoint),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert victim.stderr is not None
-        assert "subscribed" in (read_line(victim.stderr, time.monotonic() + WAIT) or "")
-        sent = 0
-        while not es.stats()["server"]["dropped"] and sent < 2000:  # fill every buffer
-            try:
-                pub.publish(topic, [sent, b"x" * 65536], confirm=True, timeout=0.5)
-            except RequestTimeout:
-                break  # this one waits for `slow`: the stall is on
-            sent += 1
-        victim.kill()
-        victim.wait(WAIT)
-        victim.stderr.close()
+        with subscriber_process("anything", "--es", es.endpoint) as victim:
+            sent = 0
+            while not es.stats()["server"]["dropped"] and sent < 2000:  # fill every buffer
+                try:
+                    pub.publish(topic, [sent, b"x" * 65536], confirm=True, timeout=0.5)
+                except RequestTimeout:
+                    break  # this one waits for `slow`: the stall is on
+                sent += 1
+            victim.kill()
         ((_, body),) = news(watch, 1)  # announced while the publish still waits
         assert body["reason"] in ("silent", "disconnected")
         received = []
@@ -129,21 +106,10 @@ def test_a_service_that_dies_is_announced_as_gone(start_es: Start) -> None:
     es = start_es("--liveness", "2")
     with Subscriber(es.endpoint) as monitor:
         monitor.subscribe_match(r"^\$es\.service\.")
-        service = subprocess.Popen(
-            es_command("sub", "boiler.control", "--name", "boiler", "--es", es.endpoint),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert service.stderr is not None
-            assert "subscribed" in (read_line(service.stderr, time.monotonic() + WAIT) or "")
+        args = ("boiler.control", "--name", "boiler", "--es", es.endpoint)
+        with subscriber_process(*args) as service:
             came = news(monitor, 1)
             service.kill()
-            service.wait(WAIT)
-        finally:
-            if service.stderr is not None:
-                service.stderr.close()
         went = news(monitor, 1)
     assert came[0][0] == "$es.service.available" and came[0][1]["name"] == "boiler"
     assert went[0][0] == "$es.service.gone" and went[0][1]["name"] == "boiler"

@@ -4,7 +4,6 @@ finding its way into it and clients finding the event server through it."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -28,6 +27,7 @@ from tests.integration.conftest import (
     spawn_es,
     wait_until,
 )
+from tests.integration.helpers import run
 
 WAIT = 30.0
 VECTORS = json.loads((Path(__file__).parents[2] / "clients/wire/vectors.json").read_text())
@@ -44,12 +44,6 @@ def ns(start_ns: Start) -> Daemon:
 def proxy(ns: Daemon) -> Iterator[NameServer]:
     with NameServer(ns.endpoint) as server:
         yield server
-
-
-def run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
-    )
 
 
 # --- the name server ---------------------------------------------------------------------------
@@ -203,7 +197,9 @@ def test_a_live_holder_keeps_the_name_and_a_stale_one_is_replaced(ns: Daemon) ->
 def test_es_without_a_name_server_exits_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     result = run(
         es_command("serve", "-p", "0"),
-        env={"NS_URI_FILE": "", "NS_PORT": "9", "NS_BROADCAST": "127.0.0.1"},
+        NS_URI_FILE="",
+        NS_PORT="9",
+        NS_BROADCAST="127.0.0.1",
     )
     assert result.returncode == 4
     assert "no name server found" in result.stderr and "-N" not in result.stdout

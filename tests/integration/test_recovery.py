@@ -3,7 +3,6 @@ subscribers. The timings printed here (with -s) are the figures the README quote
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 import uuid
@@ -13,7 +12,7 @@ import pytest
 
 from clients import Publisher, Subscriber
 from clients.keeper import Status
-from tests.integration.conftest import Daemon, es_command, read_line, wait_until
+from tests.integration.conftest import Daemon, wait_until
 from tests.integration.helpers import (
     BIG,
     WAIT,
@@ -22,6 +21,7 @@ from tests.integration.helpers import (
     reading,
     relay,
     rss_bytes,
+    subscriber_process,
     subscriber_stats,
     warm_up,
 )
@@ -37,15 +37,7 @@ def subject() -> str:
 def test_a_killed_subscriber_is_removed_and_blocked_publishers_resume(start_es: Start) -> None:
     es = start_es("--liveness", "3", "--max-stall", "0.5")
     topic = subject()
-    victim = subprocess.Popen(
-        es_command("sub", topic, "--es", es.endpoint, "--queue-size", "1"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert victim.stderr is not None
-        assert "subscribed" in (read_line(victim.stderr, time.monotonic() + WAIT) or "")
+    with subscriber_process(topic, "--es", es.endpoint, "--queue-size", "1") as victim:
         with Subscriber(es.endpoint) as other, Publisher(es.endpoint) as pub, reading(other) as got:
             other.subscribe(topic)
             assert pub.publish(topic, -1, confirm=True) == 2
@@ -68,12 +60,6 @@ def test_a_killed_subscriber_is_removed_and_blocked_publishers_resume(start_es: 
         assert [e.msg for e in got] == list(range(-1, i + 200))
         assert all(e.lost == 0 for e in got)
         assert "removed" in es.log()
-    finally:
-        if victim.poll() is None:
-            victim.kill()
-            victim.wait(WAIT)
-        if victim.stderr is not None:
-            victim.stderr.close()
 
 
 def survive(

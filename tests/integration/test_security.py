@@ -4,6 +4,7 @@ events, and what someone on the wire can read."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import uuid
@@ -21,7 +22,7 @@ from clients.security import Keys
 from clients.wire import Heartbeat, Options, Subscribe, decode_reply, encode
 from clients.wire.codec import encode_delivery
 from tests.integration.conftest import Daemon, es_command, ns_command, wait_until
-from tests.integration.helpers import WAIT, relay
+from tests.integration.helpers import WAIT, relay, run
 
 Start = Callable[..., Daemon]
 SECRET = "open sesame, but longer"
@@ -30,14 +31,6 @@ PASS = Keys.from_passphrase(SECRET)
 
 def subject() -> str:
     return f"secure.{uuid.uuid4().hex[:8]}"
-
-
-def run(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=120, env={**os.environ, **env}
-    )
 
 
 def round_trip(es_uri: str | None = None, **security: object) -> object:
@@ -76,7 +69,7 @@ def test_the_command_line_with_a_passphrase(secured: Daemon) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**__import__("os").environ, "ES_IDENT": SECRET},
+        env={**os.environ, "ES_IDENT": SECRET},
     )
     try:
         assert sub.stderr is not None
