@@ -33,7 +33,7 @@ from clients.errors import (
     RequestTimeout,
     error_from_reply,
 )
-from clients.security import Keys, as_client
+from clients.security import HANDSHAKE_EVENTS, HANDSHAKES, Keys, as_client
 from clients.wire import MAX_INT, Err, Reply, decode_reply, encode
 
 __all__ = ["Control"]
@@ -43,22 +43,14 @@ _MAX_KEPT_ERRORS = 100
 # A blocked wait looks this often (ms) whether another thread has closed the connection.
 _SLICE_MS = 50
 
-_HANDSHAKE_EVENTS = (
-    zmq.EVENT_HANDSHAKE_SUCCEEDED
-    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-)
 _MISMATCH = (
     "the handshake with the server failed: a wrong passphrase or key on one side, or security "
     "(a passphrase or keys) on one side only"
 )
-_HANDSHAKE_FAILURES = {
-    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "the server refused this client's key (a wrong passphrase, "
-    "or a key that is not on its allow-list)",
-    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: _MISMATCH,
-    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: _MISMATCH,
-}
+_REFUSED_KEY = (
+    "the server refused this client's key (a wrong passphrase, or a key that is not on its "
+    "allow-list)"
+)
 
 
 class Control:
@@ -82,7 +74,7 @@ class Control:
         self._sock.setsockopt(zmq.IPV6, int(":" in (urlsplit(endpoint).hostname or "")))
         as_client(self._sock, keys)
         # The handshake's outcome, from ZeroMQ: how a wrong key shows (nothing else would).
-        self._monitor = self._sock.get_monitor_socket(_HANDSHAKE_EVENTS)
+        self._monitor = self._sock.get_monitor_socket(HANDSHAKE_EVENTS)
         self._auth_error: str | None = None
         self._sock.connect(endpoint)
         self._closed = False
@@ -177,11 +169,12 @@ class Control:
     def _read_handshakes(self) -> None:
         """The latest handshake outcome: a failure stands until a handshake succeeds."""
         while self._monitor.poll(0):
-            event = recv_monitor_message(self._monitor)["event"]
-            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            event = int(recv_monitor_message(self._monitor)["event"])
+            if HANDSHAKES.get(event) is True:
                 self._auth_error = None
-            elif event in _HANDSHAKE_FAILURES:
-                self._auth_error = _HANDSHAKE_FAILURES[event]
+            elif event in HANDSHAKES:  # failed: say why as well as ZeroMQ lets us know
+                refused = event == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                self._auth_error = _REFUSED_KEY if refused else _MISMATCH
 
     def _send(self, frames: list[bytes], deadline: float) -> None:
         while True:

@@ -36,6 +36,8 @@ from zmq.utils import z85
 from zmq.utils.monitor import recv_monitor_message
 
 __all__ = [
+    "HANDSHAKES",
+    "HANDSHAKE_EVENTS",
     "KDF_N",
     "KDF_P",
     "KDF_R",
@@ -265,6 +267,20 @@ def release(context: zmq.Context[Any], domain: str) -> None:
         if not domains:
             del _authenticators[id(context)]
             auth.stop()
+
+
+HANDSHAKES: dict[int, bool | None] = {
+    int(zmq.EVENT_HANDSHAKE_SUCCEEDED): True,
+    int(zmq.EVENT_HANDSHAKE_FAILED_AUTH): False,  # refused: the peer's ZAP said no
+    int(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL): False,  # refused: security on one side only
+    int(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL): None,  # a wrong key, or a peer dying mid-handshake
+}
+"""What a socket monitor's handshake event means: succeeded, refused, or failed without a reason.
+Clients, the event server's delivery sockets and the daemons' watch all read them from here."""
+
+HANDSHAKE_EVENTS = 0
+for _event in HANDSHAKES:
+    HANDSHAKE_EVENTS |= _event
 
 
 class HandshakeWatch:

@@ -32,6 +32,8 @@ from clients.errors import ErrorCode, EsError
 from clients.lifecycle import Daemon, ExitCode
 from clients.naming import locate_ns
 from clients.security import (
+    HANDSHAKE_EVENTS,
+    HANDSHAKES,
     HandshakeWatch,
     Keys,
     as_client,
@@ -58,17 +60,8 @@ _HOUSEKEEPING = 0.5
 # when a peer goes away mid-stream, which our fuzz test triggered under CPU load. Liveness rests on
 # the application heartbeat (silent peers) and socket monitors (dropped connections) instead.
 
-# What a handshake with an inbox came to: succeeded, refused (our key, or our security), or
-# failed with no reason given (a wrong key, or a peer dying mid-handshake).
-_HANDSHAKES: dict[int, bool | None] = {
-    zmq.EVENT_HANDSHAKE_SUCCEEDED: True,
-    zmq.EVENT_HANDSHAKE_FAILED_AUTH: False,
-    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: False,
-    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: None,
-}
-_LINK_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
-for _event in _HANDSHAKES:
-    _LINK_EVENTS |= _event
+# A connection coming up or going down, and how its handshake ended (clients.security.HANDSHAKES).
+_LINK_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | HANDSHAKE_EVENTS
 # The ZAP domain of the control socket: which client keys it accepts.
 _ZAP_DOMAIN = "es"
 
@@ -257,8 +250,8 @@ class EventServer(Daemon):
         with contextlib.suppress(zmq.Again):
             while True:
                 event = int(recv_monitor_message(monitor, zmq.NOBLOCK)["event"])
-                if event in _HANDSHAKES:
-                    ok = _HANDSHAKES[event]
+                if event in HANDSHAKES:
+                    ok = HANDSHAKES[event]
                     if ok is not True:
                         log.warning("subscriber %s: handshake with its inbox failed", sid)
                     self.broker.handshake(sid, ok)
