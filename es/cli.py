@@ -7,10 +7,12 @@ Exit codes: 0 done, 1 an error (one line on stderr), 2 bad usage or configuratio
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -240,34 +242,21 @@ def _announce(endpoint: str) -> None:
     print(json.dumps(line), flush=True)
 
 
+def _options_of_serve(func: Callable[..., None]) -> Callable[..., None]:
+    """Give `func` the options of `serve` but --log-level, so the server's options are listed
+    once (typer reads the signature and the annotations)."""
+    signature = inspect.signature(serve, eval_str=True)
+    kept = [p for p in signature.parameters.values() if p.name != "log_level"]
+    setattr(func, "__signature__", signature.replace(parameters=kept))  # noqa: B010
+    func.__annotations__ = {k: v for k, v in serve.__annotations__.items() if k != "log_level"}
+    return func
+
+
 @app.command()
-def config(
-    host: Host = None,
-    port: Port = None,
-    no_naming: NoNaming = False,
-    ns: NsAddress = None,
-    ns_lease: NsLease = None,
-    ident: Ident = None,
-    keys_dir: KeysDir = None,
-    storage: StorageSpec = None,
-    queue_size: QueueSize = None,
-    policy: Policy = None,
-    max_stall: MaxStall = None,
-    max_queue_size: MaxQueue = None,
-    max_message_bytes: MaxMessage = None,
-    max_subjects_per_item: MaxSubjects = None,
-    max_subscriptions: MaxSubscriptions = None,
-    max_pattern_bytes: MaxPattern = None,
-    max_subscribers: MaxSubscribers = None,
-    max_request_rate: MaxRate = None,
-    max_retained: MaxRetained = None,
-    max_retained_bytes: MaxRetainedBytes = None,
-    drain_timeout: Drain = None,
-    liveness: Liveness = None,
-    evict_stalled: EvictStalled = None,
-) -> None:
+@_options_of_serve
+def config(**options: Any) -> None:
     """Print the configuration `es serve` would run with, as JSON."""
-    cfg = _config(**locals())
+    cfg = _config(**options)
     typer.echo(json.dumps(cfg.as_dict(), indent=2))
 
 
