@@ -301,15 +301,12 @@ class HandshakeWatch:
         self._monitor = sock.get_monitor_socket(events)
         self._counts: dict[str, int] = {}
         self._logged_at = 0.0
-        self.refused = 0
-        """Handshakes failed so far."""
 
     def poll(self) -> None:
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)["event"]
             kind = self._KINDS.get(int(event), "failed")
             self._counts[kind] = self._counts.get(kind, 0) + 1
-            self.refused += 1
         now = time.monotonic()
         if self._counts and now - self._logged_at >= 1.0:
             summary = ", ".join(f"{n} {kind}" for kind, n in sorted(self._counts.items()))

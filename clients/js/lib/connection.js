@@ -149,9 +149,6 @@ export class Backoff {
     this.attempt += 1;
     return delay * (0.5 + Math.random() / 2);
   }
-  reset() {
-    this.attempt = 0;
-  }
 }
 
 /**
