@@ -47,8 +47,8 @@ fmt: $(STAMP) $(JS_STAMP) ## apply ruff's fixes and formatting, and prettier's
 vectors: $(STAMP) ## regenerate clients/wire/vectors.json from tests/vectorgen.py
 	$(BIN)/python -m tests.vectorgen > clients/wire/vectors.json
 
-bench: $(STAMP) ## benchmarks (arrive with the performance issue)
-	@echo "no benchmarks yet: see the performance issue"
+bench: $(STAMP) ## start a private ns/es on loopback, run `es bench`, append to es/bench/results.*
+	$(BIN)/es bench --results es/bench/results.jsonl --summary es/bench/RESULTS.md $(BENCH_ARGS)
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info $(JS)/node_modules

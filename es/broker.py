@@ -145,6 +145,7 @@ class Broker(Introspection):
         if state is not None:
             state.sent += count
             state.lost_pending = 0
+            state.stalled_out = False
             state.last_sent_seq = last_seq
             state.health.flowing()
         self.delivered_total += count
@@ -168,6 +169,20 @@ class Broker(Introspection):
         requests only read, and HEARTBEAT and ACK only feed liveness and statistics. Liveness
         must not wait behind a stall, or every subscriber of a stalled server would look dead."""
         return peek_command(frames) in _AT_ONCE
+
+    def stall_expired(self, sid: str, count: int, mono: float) -> None:
+        """A publish waited `max_stall` for `sid` in vain: its batch is dropped, and publishers
+        stop waiting for it until a batch gets through again."""
+        self.dropped(sid, count, mono)
+        state = self._subscribers.get(sid)
+        if state is not None:
+            state.stalled_out = True
+
+    def may_wait(self, sid: str) -> bool:
+        """Whether a publish may still wait for `sid`'s full queue (its last stall did not run
+        out, and it is connected now: see `linked`)."""
+        state = self._subscribers.get(sid)
+        return state is not None and not state.stalled_out and state.health.linked is True
 
     def stalled(self, sid: str, mono: float) -> None:
         state = self._subscribers.get(sid)

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -540,6 +541,43 @@ def up(
         os.environ["ES_KEYS"] = keys_dir
     ns_args = ["-n", host, "-p", str(ns_port)]
     raise typer.Exit(run_stack(ns_args, ["-n", host, "-p", str(port)]))
+
+
+@app.command()
+def bench(
+    es: Annotated[
+        str | None,
+        typer.Option("--es", help="Measure this event server [default: start a private one]."),
+    ] = None,
+    only: Annotated[
+        str,
+        typer.Option(help="Workloads, comma-separated: throughput, latency, matching, many, slow."),
+    ] = "throughput,latency,matching,many,slow",
+    quick: Annotated[
+        bool, typer.Option(help="Tiny workloads: a smoke test, not a measure.")
+    ] = False,
+    results: Annotated[
+        Path | None, typer.Option(help="Append the results here, one JSON line per row.")
+    ] = None,
+    summary: Annotated[
+        Path | None, typer.Option(help="Append a markdown summary of the run here.")
+    ] = None,
+    ident: Ident = None,
+) -> None:
+    """Measure throughput, latency, matching, many subscribers and a slow consumer, against
+    plain pyzmq PUB/SUB on the same machine. Publishers and subscribers run on this machine."""
+    from es.bench import BenchError, Settings, run_bench
+
+    if ident:
+        os.environ["ES_IDENT"] = ident  # the role processes read it, and `ps` does not show it
+    settings = Settings.quick() if quick else Settings()
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    try:
+        run_bench(names, settings, es, results, summary)
+    except ValueError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
 
 
 def main() -> None:

@@ -261,9 +261,10 @@ class EventServer(Daemon):
     def _may_block(self, sid: str, mono: float) -> bool:
         """Block mode holds publishers back only for a subscriber that is connected now: one that
         never connected, or lost its connection, would hold them for nothing (and a client could
-        stall everyone by subscribing with an address nobody listens on)."""
+        stall everyone by subscribing with an address nobody listens on). Nor for one whose last
+        stall ran out until a batch gets through to it again."""
         self._read_link(sid, mono)  # fresh news for this one subscriber, not at the next tick
-        return self.broker.linked(sid)
+        return self.broker.may_wait(sid)
 
     def _housekeeping(self) -> None:
         """Every _HOUSEKEEPING seconds: note link changes, remove dead and stalled subscribers."""
@@ -445,7 +446,7 @@ class EventServer(Daemon):
                 log.warning(
                     "subscriber %s stalled over %.1f s: event dropped", sid, batch.max_stall
                 )
-                self.broker.dropped(sid, batch.count, now)
+                self.broker.stall_expired(sid, batch.count, now)
                 del stall.waiting[sid]
         self._read_into_backlog()
         if not stall.waiting:

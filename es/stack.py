@@ -16,17 +16,20 @@ import signal
 import subprocess
 import sys
 from types import FrameType
+from typing import IO
 
-__all__ = ["run_stack"]
+__all__ = ["run_stack", "start_daemon", "stop_daemon"]
 
 _STOP_WAIT = 30.0  # seconds each daemon gets for its graceful stop before it is forced
 
 
-def _start(
-    command: list[str], env: dict[str, str]
+def start_daemon(
+    command: list[str], env: dict[str, str], stderr: IO[str] | None = None
 ) -> tuple[subprocess.Popen[str], dict[str, object]]:
+    """Start a daemon in a session of its own (its log to `stderr`, else to ours); return it
+    with its JSON ready line."""
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, text=True, env=env, start_new_session=True
+        command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, start_new_session=True
     )
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -36,7 +39,8 @@ def _start(
     raise SystemExit(f"es up: {command[2]} {command[3]} exited with code {proc.returncode}")
 
 
-def _stop(proc: subprocess.Popen[str]) -> int:
+def stop_daemon(proc: subprocess.Popen[str]) -> int:
+    """Interrupt a daemon and wait for its graceful stop; interrupt again if it is too slow."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
     try:
@@ -52,12 +56,12 @@ def run_stack(ns_args: list[str], es_args: list[str]) -> int:
     code (0 when both stopped cleanly)."""
     python = [sys.executable, "-m"]
     env = dict(os.environ)
-    ns_proc, ns_ready = _start([*python, "naming", "serve", *ns_args], env)
+    ns_proc, ns_ready = start_daemon([*python, "naming", "serve", *ns_args], env)
     try:
         env["NS_ADDRESS"] = str(ns_ready["endpoint"])
-        es_proc, es_ready = _start([*python, "es", "serve", *es_args], env)
+        es_proc, es_ready = start_daemon([*python, "es", "serve", *es_args], env)
     except BaseException:
-        _stop(ns_proc)
+        stop_daemon(ns_proc)
         raise
     print(json.dumps({"ready": "stack", "ns": ns_ready["endpoint"], "es": es_ready["endpoint"]}))
     print(
@@ -84,5 +88,5 @@ def run_stack(ns_args: list[str], es_args: list[str]) -> int:
                 continue
     except KeyboardInterrupt:
         pass
-    codes = (_stop(es_proc), _stop(ns_proc))
+    codes = (stop_daemon(es_proc), stop_daemon(ns_proc))
     return 0 if codes == (0, 0) else 1

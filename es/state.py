@@ -32,6 +32,9 @@ class SubscriberState:
     name: str | None = None  # a service name, announced when it arrives and goes
     resumed: bool = False  # restored from storage: its next event says events were lost
     acked_at: float = 0.0  # monotonic time of the last ACK that moved `acked` forward
+    # A block-mode stall ran out: publishers no longer wait for it until its queue has room
+    # again (a dead-slow subscriber costs them one max_stall, not one per publish).
+    stalled_out: bool = False
 
 
 def new_stream() -> int:

@@ -1,0 +1,314 @@
+"""The processes of a benchmark: publishers and subscribers, ours and plain pyzmq's.
+
+Each role runs as `python -m es.bench.roles ROLE JSON-ARGS` and talks to the orchestrator in
+JSON lines: one `{"ready": ...}` line on stdout when set up, then (publishers) a `go` line on
+stdin, and at the end one result line. Every loop is bounded in count and in time, and every
+receive has a timeout, so no role can run forever.
+
+Payloads carry their send time (CLOCK_MONOTONIC, which every process on the machine shares) in
+their first 8 bytes, so subscribers can measure latency. The last event of a run is END, which
+tells subscribers the run is over (block mode keeps order, so it comes after everything else).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import zmq
+
+__all__ = ["END", "main"]
+
+END = b"END"
+_STAMP = struct.Struct("<q")
+# A subscriber waits this long for the first event and, after it, for each next one.
+_IDLE = 10.0
+# The reference publisher repeats END this many times (PUB may drop some of them).
+_END_REPEATS = 20
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def payload(size: int) -> bytes:
+    """A payload of `size` bytes stamped with the time now."""
+    return _STAMP.pack(time.monotonic_ns()) + b"x" * max(0, size - _STAMP.size)
+
+
+def sent_at(data: bytes) -> int:
+    stamp: int = _STAMP.unpack_from(data)[0]
+    return stamp
+
+
+def emit(line: dict[str, Any]) -> None:
+    print(json.dumps(line), flush=True)
+
+
+def wait_for_go() -> None:
+    line = sys.stdin.readline()
+    if line.strip() != "go":
+        raise SystemExit("bench role: stopped before go")
+
+
+def paced(count: int, rate: float | None, seconds: float) -> Iterator[int]:
+    """Indices 0..count-1, at `rate` a second if given, stopping early after `seconds`."""
+    start = time.monotonic()
+    interval = 0.0 if not rate else 1.0 / rate
+    for i in range(count):
+        now = time.monotonic()
+        if now - start > seconds:
+            return
+        if interval:
+            due = start + i * interval
+            if due > now:
+                time.sleep(due - now)
+        yield i
+
+
+class Tally:
+    """What one subscriber saw: how many events, when the first and last came, latencies."""
+
+    def __init__(self, latency: bool) -> None:
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.lost = 0
+        self.ended = False
+        self.latencies: list[int] | None = [] if latency else None
+
+    def see(self, data: bytes, lost: int = 0) -> None:
+        now = time.monotonic_ns()
+        if data[:3] == END:
+            self.ended = True
+            return
+        if not self.count:
+            self.first = now / 1e9
+        self.last = now / 1e9
+        self.count += 1
+        self.lost += lost
+        if self.latencies is not None:
+            self.latencies.append(now - sent_at(data))
+
+    def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "received": self.count,
+            "first": self.first,
+            "last": self.last,
+            "lost": self.lost,
+            "ended": self.ended,
+        }
+        if self.latencies is not None:
+            out["latencies_ns"] = self.latencies
+        return out
+
+
+# --- ours -----------------------------------------------------------------------------------
+
+
+def our_sub(args: dict[str, Any]) -> None:
+    """`identities` subscribers in this process, each on `subjects` and `patterns`; with
+    `stall`, they never read (until stdin closes); else each reads until END or idle."""
+    from clients import Event, Subscriber
+
+    class Counting(Subscriber):
+        tally = Tally(False)
+
+        def event(self, event: Event) -> None:
+            self.tally.see(event.payload, event.lost)
+
+    ctx: zmq.Context[Any] = zmq.Context()
+    ctx.set(zmq.MAX_SOCKETS, 8 * int(args.get("identities", 1)) + 64)
+    subs = []
+    tallies: dict[str, Tally] = {}
+    identities = int(args.get("identities", 1))
+    for k in range(identities):
+        subjects, patterns = _share(args, k, identities)
+        sub = Counting(
+            args["es"],
+            ident=os.environ.get("ES_IDENT"),
+            policy=args.get("policy"),
+            queue_size=args.get("queue"),
+            max_stall=args.get("max_stall"),
+            context=ctx,
+        )
+        subs.append(sub)
+        sub.tally = tallies[sub.sid] = Tally(bool(args.get("latency")))
+        for start in range(0, len(subjects), 1000):
+            sub.subscribe(subjects[start : start + 1000])
+        for start in range(0, len(patterns), 1000):
+            sub.subscribe_match(patterns[start : start + 1000])
+    emit({"ready": "sub", "sids": list(tallies)})
+    try:
+        if args.get("stall"):
+            sys.stdin.readline()  # never read events: the orchestrator says when to quit
+        else:
+            _read_all(subs, tallies)
+        emit(
+            {"result": "sub", "cpu": cpu_seconds(), "subs": [t.result() for t in tallies.values()]}
+        )
+    finally:
+        for sub in subs:
+            sub.close()
+        ctx.destroy(linger=0)
+
+
+def _share(args: dict[str, Any], k: int, of: int) -> tuple[list[str], list[str]]:
+    """The subjects and patterns of identity `k`: all of them, or with `split` its share."""
+    subjects, patterns = list(args.get("subjects", [])), list(args.get("patterns", []))
+    if not args.get("split"):
+        return subjects, patterns
+    return subjects[k::of], patterns[k::of]
+
+
+def _read_all(subs: list[Any], tallies: dict[str, Tally]) -> None:
+    """Read every subscriber's inbox until each has seen END, or nothing came for _IDLE s."""
+    poller = zmq.Poller()
+    by_socket = {}
+    for sub in subs:
+        poller.register(sub.socket, zmq.POLLIN)
+        by_socket[sub.socket] = sub
+    waiting = {sub.sid for sub in subs}
+    while waiting:
+        ready = poller.poll(int(_IDLE * 1000))
+        if not ready:
+            return
+        for socket, _ in ready:
+            sub = by_socket[socket]
+            sub.process_pending()
+            if tallies[sub.sid].ended:
+                waiting.discard(sub.sid)
+                poller.unregister(socket)
+
+
+def our_pub(args: dict[str, Any]) -> None:
+    """Publish `count` events (at `rate` a second, or as fast as possible), then END."""
+    from clients import Publisher
+
+    pub = Publisher(args["es"], ident=os.environ.get("ES_IDENT"), serializer="raw")
+    pub.ping()
+    subjects = _subjects(args)
+    emit({"ready": "pub"})
+    try:
+        wait_for_go()
+        size = int(args.get("size", 100))
+        body = payload(size)
+        stamp = bool(args.get("latency"))
+        start_cpu, start = cpu_seconds(), time.monotonic()
+        sent = 0
+        for i in paced(int(args["count"]), args.get("rate"), float(args["seconds"])):
+            pub.publish(subjects(i), payload(size) if stamp else body)
+            sent += 1
+        published = time.monotonic()
+        pub.publish(subjects(0), END)
+        pub.flush(60.0)
+        end = time.monotonic()
+        emit(
+            {
+                "result": "pub",
+                "sent": sent,
+                "publish_seconds": published - start,
+                "flushed_seconds": end - start,
+                "cpu": cpu_seconds() - start_cpu,
+            }
+        )
+    finally:
+        pub.close()
+
+
+def _subjects(args: dict[str, Any]) -> Callable[[int], str]:
+    subject = str(args.get("subject", "bench.data"))
+    if args.get("fresh"):
+        return lambda i: f"{subject}.{i}"
+    return lambda i: subject
+
+
+# --- the reference: plain pyzmq PUB -> SUB, no broker ----------------------------------------
+
+
+def ref_pub(args: dict[str, Any]) -> None:
+    """Bind a PUB socket, say hello until the orchestrator says go (so every SUB has joined),
+    publish `[subject, payload]` messages, then END a few times."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    sock = ctx.socket(zmq.PUB)
+    sock.setsockopt(zmq.LINGER, 2000)
+    sock.bind("tcp://127.0.0.1:0")
+    emit({"ready": "refpub", "endpoint": sock.getsockopt_string(zmq.LAST_ENDPOINT)})
+    subject = str(args.get("subject", "bench.data")).encode()
+    go = threading.Event()
+
+    def wait() -> None:
+        wait_for_go()
+        go.set()
+
+    threading.Thread(target=wait, daemon=True).start()
+    deadline = time.monotonic() + 120
+    while not go.wait(0.01) and time.monotonic() < deadline:
+        sock.send_multipart([b"hello", b""])
+    size = int(args.get("size", 100))
+    body = payload(size)
+    stamp = bool(args.get("latency"))
+    start_cpu, start = cpu_seconds(), time.monotonic()
+    sent = 0
+    for _ in paced(int(args["count"]), args.get("rate"), float(args["seconds"])):
+        sock.send_multipart([subject, payload(size) if stamp else body])
+        sent += 1
+    published = time.monotonic()
+    for _ in range(_END_REPEATS):
+        sock.send_multipart([subject, END])
+        time.sleep(0.01)
+    emit(
+        {
+            "result": "pub",
+            "sent": sent,
+            "publish_seconds": published - start,
+            "flushed_seconds": published - start,
+            "cpu": cpu_seconds() - start_cpu,
+        }
+    )
+    sock.close()
+    ctx.term()
+
+
+def ref_sub(args: dict[str, Any]) -> None:
+    """Subscribe to the subject and to hello; ready once a hello arrived; count until END."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SUBSCRIBE, b"hello")
+    sock.setsockopt(zmq.SUBSCRIBE, str(args.get("subject", "bench.data")).encode())
+    sock.connect(args["endpoint"])
+    tally = Tally(bool(args.get("latency")))
+    if sock.poll(60_000):
+        emit({"ready": "refsub"})
+    while sock.poll(_IDLE * 1000) and not tally.ended:
+        subject, data = sock.recv_multipart()
+        if subject != b"hello":
+            tally.see(data)
+    emit({"result": "sub", "cpu": cpu_seconds(), "subs": [tally.result()]})
+    sock.close()
+    ctx.term()
+
+
+ROLES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "sub": our_sub,
+    "pub": our_pub,
+    "refpub": ref_pub,
+    "refsub": ref_sub,
+}
+
+
+def main(argv: list[str]) -> None:
+    ROLES[argv[0]](json.loads(argv[1]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

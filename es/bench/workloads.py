@@ -1,0 +1,317 @@
+"""The benchmark's workloads: each starts its role processes, runs once, and returns rows.
+
+A row is a flat dict: the workload, the implementation (`ours` or `reference`), its parameters,
+and what was measured. Rates are events a second; CPU in seconds; latencies in microseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from es.bench.procs import Role, cpu_of, rss_of
+
+__all__ = ["WORKLOADS", "Settings", "Target"]
+
+Row = dict[str, Any]
+# Longest a role may take to get ready (many subscribers take a while to subscribe).
+_READY = 120.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How big each workload is; `quick()` is for a smoke test."""
+
+    events: int = 200_000  # throughput: events published per run
+    seconds: float = 10.0  # every publishing loop stops after this long, whatever its count
+    subscribers: tuple[int, ...] = (1, 4, 16)
+    rates: tuple[int, ...] = (1000, 5000)
+    latency_seconds: float = 3.0
+    patterns: tuple[int, ...] = (10, 1000, 10_000)
+    matching_events: int = 50_000
+    many: int = 1000
+    many_processes: int = 4
+    many_events: int = 100
+    slow_seconds: float = 5.0
+    size: int = 100
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls(
+            events=2000,
+            seconds=5.0,
+            subscribers=(1, 2),
+            rates=(1000,),
+            latency_seconds=0.5,
+            patterns=(10, 100),
+            matching_events=500,
+            many=20,
+            many_processes=2,
+            many_events=20,
+            slow_seconds=1.0,
+        )
+
+
+@dataclass
+class Target:
+    """The event server under test: its address, and its PID when it runs on this machine."""
+
+    endpoint: str
+    pid: int | None = None
+
+    def cpu(self) -> float | None:
+        return None if self.pid is None else cpu_of(self.pid)
+
+    def rss(self) -> int | None:
+        return None if self.pid is None else rss_of(self.pid)
+
+
+# --- running roles ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def roles(*specs: tuple[str, dict[str, Any]]) -> Iterator[list[Role]]:
+    """Start role processes together and wait until each is ready; stop them all at the end."""
+    started: list[Role] = []
+    try:
+        for name, args in specs:
+            started.append(Role(name, args))
+        for role in started:
+            role.ready = role.line(_READY)
+        yield started
+    finally:
+        for role in started:  # closing stdin also ends a subscriber that never reads
+            role.close()
+
+
+def _run(target: Target | None, pub: Role, subs: list[Role], seconds: float) -> Row:
+    """Say go to the publisher, wait for everyone's results, and add them up."""
+    cpu0 = target.cpu() if target else None
+    pub.say("go")
+    published = pub.line(seconds + 120)
+    results = [s.line(seconds + 120) for s in subs]
+    cpu1 = target.cpu() if target else None
+    seen = [entry for result in results for entry in result["subs"]]
+    received = sum(e["received"] for e in seen)
+    firsts = [e["first"] for e in seen if e["received"]]
+    lasts = [e["last"] for e in seen if e["received"]]
+    span = max(lasts) - min(firsts) if firsts else 0.0
+    sent = published["sent"]
+    row: Row = {
+        "sent": sent,
+        "publish_rate": _rate(sent, published["publish_seconds"]),
+        "flushed_rate": _rate(sent, published["flushed_seconds"]),
+        "delivered": received,
+        "delivered_rate": _rate(received, span),
+        "delivered_fraction": received / (sent * len(seen)) if sent and seen else 0.0,
+        "lost_reported": sum(e["lost"] for e in seen),
+        "cpu_publisher": round(published["cpu"], 3),
+        "cpu_subscribers": round(sum(r["cpu"] for r in results), 3),
+        "cpu_server": None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 3),
+    }
+    latencies = [x for e in seen for x in e.get("latencies_ns", [])]
+    if latencies:
+        row.update(_percentiles(latencies))
+    return row
+
+
+def _rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds > 0 else 0.0
+
+
+def _percentiles(latencies_ns: list[int]) -> Row:
+    ordered = sorted(latencies_ns)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)] / 1000, 1)
+
+    return {"p50_us": at(0.5), "p90_us": at(0.9), "p99_us": at(0.99), "max_us": at(1.0)}
+
+
+def _our_sub(target: Target, **args: Any) -> tuple[str, dict[str, Any]]:
+    return "sub", {"es": target.endpoint, "policy": "block", **args}
+
+
+def _our_pub(target: Target, **args: Any) -> tuple[str, dict[str, Any]]:
+    return "pub", {"es": target.endpoint, **args}
+
+
+def _reference(n: int, pub_args: dict[str, Any]) -> Row:
+    """Plain pyzmq: a PUB bound on loopback, `n` SUBs, no broker in between."""
+    with roles(("refpub", pub_args)) as (pub,):
+        endpoint = _endpoint_of(pub)
+        with roles(*[("refsub", {**pub_args, "endpoint": endpoint})] * n) as subs:
+            return _run(None, pub, subs, float(pub_args["seconds"]))
+
+
+def _endpoint_of(pub: Role) -> str:
+    endpoint: str = pub.ready["endpoint"]
+    return endpoint
+
+
+# --- the workloads ------------------------------------------------------------------------------
+
+
+def throughput(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
+    """1 publisher in a tight loop, N subscribers on one subject, block mode; and the same
+    processes with plain pyzmq PUB/SUB."""
+    rows: list[Row] = []
+    pub_args = {"count": settings.events, "seconds": settings.seconds, "size": settings.size}
+    for n in settings.subscribers:
+        progress(f"throughput, N={n}: ours")
+        specs = [_our_sub(target, subjects=["bench.data"])] * n
+        with roles(*specs) as subs, roles(_our_pub(target, **pub_args)) as (pub,):
+            ours = _run(target, pub, subs, settings.seconds)
+        progress(f"throughput, N={n}: reference (plain pyzmq)")
+        reference = _reference(n, pub_args)
+        ratio = ours["delivered_rate"] / reference["delivered_rate"] if reference["sent"] else 0
+        rows.append({"workload": "throughput", "impl": "ours", "n": n, **ours, "ratio": ratio})
+        rows.append({"workload": "throughput", "impl": "reference", "n": n, **reference})
+    return rows
+
+
+def latency(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
+    """One subscriber, the publisher paced; the send time travels in the payload."""
+    rows: list[Row] = []
+    for rate in settings.rates:
+        count = int(rate * settings.latency_seconds)
+        pub_args = {
+            "count": count,
+            "rate": rate,
+            "seconds": settings.latency_seconds + 5,
+            "size": settings.size,
+            "latency": True,
+        }
+        progress(f"latency at {rate}/s: ours")
+        with (
+            roles(_our_sub(target, subjects=["bench.data"], latency=True)) as subs,
+            roles(_our_pub(target, **pub_args)) as (pub,),
+        ):
+            ours = _run(target, pub, subs, float(pub_args["seconds"]))
+        progress(f"latency at {rate}/s: reference (plain pyzmq)")
+        reference = _reference(1, pub_args)
+        for impl, row in (("ours", ours), ("reference", reference)):
+            rows.append({"workload": "latency", "impl": impl, "rate": rate, **row})
+    return rows
+
+
+def matching(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
+    """P regex patterns and P exact subjects registered; publish rate on a subject seen before
+    (the recipients cache) and on a fresh subject each time (every pattern tried)."""
+    rows: list[Row] = []
+    for p in settings.patterns:
+        progress(f"matching with {p} patterns and {p} subjects")
+        identities = max(1, math.ceil(p / 5000))
+        load = _our_sub(
+            target,
+            identities=identities,
+            split=True,
+            subjects=[f"bench.s{i}" for i in range(p)],
+            patterns=[rf"bench\.p{i}\..*" for i in range(p)],
+            stall=True,
+            policy="drop",
+        )
+        with roles(load, _our_sub(target, subjects=["bench.hot"])) as (_, hot):
+            seen_args = {"count": settings.matching_events, "seconds": settings.seconds}
+            with roles(_our_pub(target, subject="bench.hot", **seen_args)) as (pub,):
+                seen = _run(target, pub, [hot], settings.seconds)
+            fresh_args = {**seen_args, "subject": "bench.fresh", "fresh": True}
+            with roles(_our_pub(target, **fresh_args)) as (pub,):
+                pub.say("go")
+                fresh = pub.line(settings.seconds + 120)
+        rows.append(
+            {
+                "workload": "matching",
+                "impl": "ours",
+                "patterns": p,
+                "seen_rate": seen["flushed_rate"],
+                "fresh_rate": _rate(fresh["sent"], fresh["flushed_seconds"]),
+                "fresh_sent": fresh["sent"],
+                "cpu_server": seen["cpu_server"],
+            }
+        )
+    return rows
+
+
+def many(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
+    """Many subscriber identities over a few processes: server memory per subscriber, and the
+    fan-out rate of events every one of them receives."""
+    progress(f"{settings.many} subscribers in {settings.many_processes} processes")
+    before = target.rss()
+    per = math.ceil(settings.many / settings.many_processes)
+    specs = [
+        _our_sub(target, identities=per, subjects=["bench.fan"])
+        for _ in range(settings.many_processes)
+    ]
+    pub_args = {"subject": "bench.fan", "count": settings.many_events, "seconds": settings.seconds}
+    with roles(*specs) as subs:
+        joined = target.rss()
+        with roles(_our_pub(target, **pub_args)) as (pub,):
+            row = _run(target, pub, subs, settings.seconds)
+    subscribers = per * settings.many_processes
+    per_sub = None if before is None or joined is None else (joined - before) // subscribers
+    return [
+        {
+            "workload": "many",
+            "impl": "ours",
+            "subscribers": subscribers,
+            "server_bytes_per_subscriber": per_sub,
+            **row,
+        }
+    ]
+
+
+def slow(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
+    """One subscriber that never reads among three fast ones, the stalled one in drop mode and
+    then in block mode (max stall 0.5 s): the fast ones' rate, and the server's memory."""
+    rows: list[Row] = []
+    for mode in ("drop", "block"):
+        progress(f"slow consumer in {mode} mode")
+        stalled = _our_sub(
+            target, subjects=["bench.slow"], stall=True, policy=mode, queue=1000, max_stall=0.5
+        )
+        fast = [_our_sub(target, subjects=["bench.slow"])] * 3
+        pub_args = {"subject": "bench.slow", "count": 10_000_000, "seconds": settings.slow_seconds}
+        samples: list[int] = []
+        with roles(stalled, *fast) as subs, roles(_our_pub(target, **pub_args)) as (pub,):
+            done = threading.Event()
+            sampler = threading.Thread(target=_sample, args=(target, samples, done), daemon=True)
+            sampler.start()
+            row = _run(target, pub, subs[1:], settings.slow_seconds)
+            done.set()
+            sampler.join(5)
+        rows.append(
+            {
+                "workload": "slow",
+                "impl": "ours",
+                "mode": mode,
+                **row,
+                "fast_rate_each": round(row["delivered_rate"] / 3, 1),
+                "rss_start": samples[0] if samples else None,
+                "rss_max": max(samples) if samples else None,
+                "rss_end": samples[-1] if samples else None,
+            }
+        )
+    return rows
+
+
+def _sample(target: Target, samples: list[int], done: threading.Event) -> None:
+    while not done.is_set():
+        rss = target.rss()
+        if rss is None:
+            return
+        samples.append(rss)
+        done.wait(0.2)
+
+
+WORKLOADS: dict[str, Callable[[Target, Settings, Callable[[str], None]], list[Row]]] = {
+    "throughput": throughput,
+    "latency": latency,
+    "matching": matching,
+    "many": many,
+    "slow": slow,
+}
