@@ -3,6 +3,9 @@
 Invariants:
 - `publish` does not wait for a round trip unless asked (confirm=True); ZeroMQ queues the event.
   When the server pushes back (a full block-mode subscriber), `publish` waits, up to `timeout`.
+- Unconfirmed events go through the outbox (clients.outbox): alone when the publisher is idle,
+  many to one message under load. A confirmed publish, flush() and close() send what waits
+  there first, so events keep their order.
 - `flush()` returns only once the server has handled everything published before it (it is a
   PING, and the server handles one connection's requests in order); it raises the first error
   the server reported for an unconfirmed publish.
@@ -21,6 +24,7 @@ from clients.control import Control
 from clients.errors import ErrorCode, TooLarge
 from clients.keeper import Keeper, KeptClient, Status
 from clients.naming import resolve_es_uri
+from clients.outbox import LINGER, Outbox
 from clients.payload import encode_payload, format_for
 from clients.security import Keys, choose
 from clients.wire import Heartbeat, Ping, PubItem, Publish
@@ -74,8 +78,11 @@ class Publisher(KeptClient):
         liveness: float = LIVENESS,
         on_status: Callable[[Status], None] | None = None,
         context: zmq.Context[Any] | None = None,
+        linger: float = LINGER,
         esURI: str | None = None,  # noqa: N803 - Pyro's spelling
     ) -> None:
+        """`linger`: publishes closer together than this many seconds are sent as one message
+        (0: each alone); the first after a pause always goes at once."""
         keys = choose(ident, keys)
         spec = es_uri or esURI
         self.format = format_for(serializer)
@@ -93,6 +100,7 @@ class Publisher(KeptClient):
             keys=keys,
         )
         self._keeper.start()
+        self._outbox = Outbox(self._send_batch, linger)
         self._since_collect = 0
         self._unflushed = False
         self._limits: dict[str, Any] | None = None
@@ -150,17 +158,21 @@ class Publisher(KeptClient):
     ) -> int | None:
         self._check_size(items, timeout)
         if confirm:
+            self._outbox.drain()
             body = self._keeper.call(
                 lambda c: c.request(lambda rid: Publish(rid, True, items), timeout)
             )
             return int(body.get("receivers", 0))
-        self._keeper.call(lambda c: c.send(lambda rid: Publish(rid, False, items)))
+        self._outbox.put(items)
         self._unflushed = True
         self._since_collect += 1
         if self._since_collect >= _COLLECT_EVERY:
             self._since_collect = 0
             self._control.collect()
         return None
+
+    def _send_batch(self, items: tuple[PubItem, ...]) -> None:
+        self._keeper.call(lambda c: c.send(lambda rid: Publish(rid, False, items)))
 
     def _check_size(self, items: tuple[PubItem, ...], timeout: float | None) -> None:
         """Refuse here what the server would refuse by dropping the connection (a frame over its
@@ -179,6 +191,7 @@ class Publisher(KeptClient):
     def flush(self, timeout: float | None = None) -> None:
         """Wait until the server has handled every earlier publish; raise the first error it
         reported for them (its notes say how many more there were), and forget them all."""
+        self._outbox.drain()
         self._keeper.call(lambda c: c.request(Ping, timeout))
         self._unflushed = False
         error = self._control.take_error()
@@ -201,6 +214,7 @@ class Publisher(KeptClient):
             if self._unflushed or self._control.errors:
                 self.flush(timeout)
         finally:
+            self._outbox.close()
             self._keeper.close()
 
     def __enter__(self) -> Publisher:
@@ -212,4 +226,5 @@ class Publisher(KeptClient):
         if kind is None:
             self.close()
         else:
+            self._outbox.close()
             self._keeper.close()

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from clients.wire import encode_delivery
 from es.storage import StoredEvent, StoredSubscriber
 
-__all__ = ["Action", "Batch", "Close", "Fanout", "Open", "Persist", "PersistRetained", "Reply"]
+__all__ = [
+    "Action",
+    "Batch",
+    "Close",
+    "Confirm",
+    "Fanout",
+    "Open",
+    "Persist",
+    "PersistRetained",
+    "Reply",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,26 +51,50 @@ class Close:
     sid: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Batch:
-    """One EV message for one subscriber: `count` events, already numbered."""
+    """One EV message for one subscriber: events already numbered, encoded only when sent.
+
+    `metas` are (seq, subject, time, format) or, with flags, (..., {"retained": true}), one per
+    payload; consecutive batches for one subscriber may be merged (es.gather).
+    """
 
     sid: str
-    frames: list[bytes]
-    count: int
-    last_seq: int
+    stream: int
+    lost: int
+    metas: list[tuple[Any, ...]]
+    payloads: list[bytes]
     block: bool
     max_stall: float
+
+    @property
+    def count(self) -> int:
+        return len(self.metas)
+
+    @property
+    def last_seq(self) -> int:
+        return int(self.metas[-1][0])
+
+    def frames(self) -> list[bytes]:
+        return encode_delivery(self.sid, self.stream, self.lost, self.metas, self.payloads)
+
+
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    """A confirmed publish's answer, owed to `peer` once its events to `sids` were handed on."""
+
+    peer: bytes
+    rid: int
+    sids: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
 class Fanout:
-    """Deliver `batches`; then, if `confirm`, answer `peer` with `Broker.confirmation`."""
+    """Deliver `batches`; then answer each confirmed publish among them (Broker.confirmation)
+    with how many of its subscribers got their batch."""
 
-    peer: bytes
-    rid: int
-    confirm: bool
     batches: list[Batch]
+    confirms: tuple[Confirm, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,11 +44,20 @@ from clients.wire import (
     Unsubscribe,
     decode_request,
     encode,
-    encode_delivery,
     peek_command,
 )
 from es import __version__, meta
-from es.actions import Action, Batch, Close, Fanout, Open, Persist, PersistRetained, Reply
+from es.actions import (
+    Action,
+    Batch,
+    Close,
+    Confirm,
+    Fanout,
+    Open,
+    Persist,
+    PersistRetained,
+    Reply,
+)
 from es.checks import check_endpoint, check_sid, check_subject, queue_policy, refuse
 from es.config import ServerConfig
 from es.health import Health, verdict
@@ -98,6 +107,7 @@ class Broker(Introspection):
         self.published = 0
         self.events_in = 0
         self.delivered_total = 0
+        self.batches_total = 0  # EV messages sent: fewer than events when gathered
         self.dropped_total = 0
         self.evictions = 0
 
@@ -149,6 +159,7 @@ class Broker(Introspection):
             state.last_sent_seq = last_seq
             state.health.flowing()
         self.delivered_total += count
+        self.batches_total += 1
 
     def dropped(self, sid: str, count: int, mono: float) -> None:
         """The shell could not queue a batch (full queue, or stalled too long)."""
@@ -243,7 +254,7 @@ class Broker(Introspection):
             self._batch(sid, [(subject, Format.MSGPACK, payload)], self._wall, block=False)
             for sid in recipients
         ]
-        return [Fanout(b"", 0, False, batches)]
+        return [Fanout(batches)]
 
     def eviction(self, sid: str) -> str | None:
         """Why `sid` was removed, while that is still remembered."""
@@ -258,9 +269,9 @@ class Broker(Introspection):
         self.evictions += 1
         return Close(sid)
 
-    def confirmation(self, fanout: Fanout, receivers: int) -> Reply:
+    def confirmation(self, confirm: Confirm, receivers: int) -> Reply:
         """The reply to a confirmed publish: how many subscribers got at least one event."""
-        return Reply(fanout.peer, encode(Ok(fanout.rid, {"receivers": receivers})))
+        return Reply(confirm.peer, encode(Ok(confirm.rid, {"receivers": receivers})))
 
     # --- requests --------------------------------------------------------------------------------
 
@@ -355,7 +366,8 @@ class Broker(Introspection):
                 for sid in self.index.recipients(subject):
                     wanted.setdefault(sid, []).append((subject, item.fmt, item.payload))
         batches = [self._batch(sid, events, now) for sid, events in wanted.items()]
-        fanout = Fanout(peer, request.rid, request.confirm, batches)
+        confirms = (Confirm(peer, request.rid, frozenset(wanted)),) if request.confirm else ()
+        fanout = Fanout(batches, confirms)
         if retaining:
             return [*self._retain(retaining, now), fanout, *self._seen(peer)]
         return [fanout, *self._seen(peer)]
@@ -408,10 +420,9 @@ class Broker(Introspection):
             marks = {**(head[4] if len(head) > 4 else {}), "resumed": True}
             metas[0] = (*head[:4], marks)
         state.next_seq += len(metas)
-        frames = encode_delivery(sid, state.stream, state.lost_pending, metas, payloads)
-        last = state.next_seq - 1
+        blocks = block and state.policy == "block"
         return Batch(
-            sid, frames, len(metas), last, block and state.policy == "block", state.max_stall
+            sid, state.stream, state.lost_pending, metas, payloads, blocks, state.max_stall
         )
 
     def _subscribe(
@@ -494,7 +505,7 @@ class Broker(Introspection):
             return []
         events = sorted(unique.values(), key=lambda r: r.time)
         batch = self._batch(sid, [], self._wall, block=False, retained=events)
-        return [Fanout(b"", 0, False, [batch])]
+        return [Fanout([batch])]
 
     def _unsubscribe(self, peer: bytes, rid: int, sid: str, names: list[str]) -> list[Action]:
         actions: list[Action] = []

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from clients.wire import PUB_BYTES_ACCEPTED, PUB_ITEMS_ACCEPTED
+
 __all__ = ["DEFAULT_PORT", "ConfigError", "Limits", "ServerConfig", "from_env"]
 
 DEFAULT_PORT = 7766
@@ -129,6 +131,10 @@ def validate(config: ServerConfig) -> None:
     for f in dataclasses.fields(lim):
         value = getattr(lim, f.name)
         _check(value >= 0 and math.isfinite(value), f"{f.name} must be >= 0")
+    # What a client may gather into one PUB without asking (SPEC.md): a server must take it.
+    items, size = PUB_ITEMS_ACCEPTED, PUB_BYTES_ACCEPTED
+    _check(lim.max_items_per_publish >= items, f"max_items_per_publish must be >= {items}")
+    _check(lim.max_publish_bytes >= size, f"max_publish_bytes must be >= {size}")
 
 
 def _check(ok: bool, message: str) -> None:

@@ -40,6 +40,7 @@ class Introspection:
     published: int
     events_in: int
     delivered_total: int
+    batches_total: int
     dropped_total: int
     evictions: int
     rate_limited: int
@@ -67,6 +68,7 @@ class Introspection:
                 "published": self.published,
                 "events_in": self.events_in,
                 "delivered": self.delivered_total,
+                "batches": self.batches_total,
                 "dropped": self.dropped_total,
                 "evictions": self.evictions,
                 "rate_limited": self.rate_limited,

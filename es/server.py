@@ -4,7 +4,9 @@ Invariants:
 - Every socket here lives in the thread that runs `serve()`. Other threads and signal handlers
   reach the loop only through `stop()`, which sets a flag and writes one byte to a socketpair
   the loop polls.
-- Requests are handled strictly in arrival order. While a block-mode subscriber's queue is full,
+- Requests are handled strictly in arrival order. The fan-outs of publishes read in one turn
+  are gathered (es.gather) into one message per subscriber, sent when the turn ends or before
+  any other request is handled. While a block-mode subscriber's queue is full,
   the current publish waits (at most that subscriber's max_stall); requests read meanwhile wait in
   a bounded backlog, except STATS, which is read-only and answered at once. When the backlog is
   full the loop stops reading, so ZeroMQ's own high-water marks push back on publishers.
@@ -42,10 +44,11 @@ from clients.security import (
     server_keys,
     warn_if_exposed,
 )
-from clients.wire import MAX_HEADER_BYTES
+from clients.wire import MAX_HEADER_BYTES, peek_command
 from es.actions import Action, Batch, Close, Fanout, Open, Persist, PersistRetained, Reply
 from es.broker import Broker
 from es.config import ServerConfig
+from es.gather import Gather
 from es.registration import Registration
 from es.storage import Storage, open_storage
 
@@ -79,10 +82,10 @@ class BindError(OSError):
 
 @dataclass
 class _Stall:
-    """A publish waiting for full block-mode subscribers; deadline per waiting sid."""
+    """A fan-out waiting for full block-mode subscribers; deadline per waiting sid."""
 
     fanout: Fanout
-    receivers: int
+    delivered: set[str] = field(default_factory=set)  # who got their batch
     waiting: dict[str, tuple[Batch, float]] = field(default_factory=dict)
 
 
@@ -134,6 +137,7 @@ class EventServer(Daemon):
         self._stall: _Stall | None = None
         self._backlog: deque[tuple[bytes, list[bytes]]] = deque()
         self._backlog_bytes = 0
+        self._gather = Gather()
         self.broker = Broker(config, now=clock())
 
     def serve(self) -> int:
@@ -235,6 +239,9 @@ class EventServer(Daemon):
             if self._stall is not None:
                 self._wait_stall()
                 continue
+            if self._gather:  # left from a turn that a stall cut short
+                self._flush_gather()
+                continue
             if self._backlog:
                 self._run_backlog()
                 continue
@@ -284,7 +291,8 @@ class EventServer(Daemon):
         self._apply(actions)
 
     def _read_requests(self, limit: int = _TURN) -> int:
-        """Handle up to `limit` waiting requests; stop early when a publish stalls."""
+        """Handle up to `limit` waiting requests, then send what they gathered; stop early when
+        a fan-out stalls."""
         assert self._router is not None
         handled = 0
         while handled < limit and self._stall is None:
@@ -293,18 +301,39 @@ class EventServer(Daemon):
             except zmq.Again:
                 break
             handled += 1
-            self._handle(message[0], message[1:])
+            self._take_request(message[0], message[1:])
+        self._flush_gather()
         return handled
 
-    def _handle(self, peer: bytes, frames: list[bytes]) -> None:
+    def _take_request(self, peer: bytes, frames: list[bytes]) -> bool:
+        """Handle a request read in a turn, gathering its fan-out. Anything but a publish first
+        sends what was gathered (a PING answers only once earlier events are on their way); if
+        that stalls, the request waits at the head of the backlog and False is returned."""
+        if self._gather and peek_command(frames) != "PUB":
+            self._flush_gather()
+            if self._stall is not None:
+                self._backlog.appendleft((peer, frames))
+                self._backlog_bytes += len(peer) + sum(len(f) for f in frames)
+                return False
+        self._handle(peer, frames, gather=True)
+        return True
+
+    def _flush_gather(self) -> None:
+        if self._stall is None:
+            fanout = self._gather.take()
+            if fanout is not None:
+                self._fanout(fanout)
+
+    def _handle(self, peer: bytes, frames: list[bytes], gather: bool = False) -> None:
         try:
             actions = self.broker.handle(peer, frames, self._clock(), time.monotonic())
         except Exception:  # a bug in the core must not take the server down
             log.exception("internal error handling a request")
             actions = [self.broker.error(peer, 0, ErrorCode.INTERNAL, "internal server error")]
-        self._apply(actions)
+        self._apply(actions, gather)
 
-    def _apply(self, actions: list[Action]) -> None:
+    def _apply(self, actions: list[Action], gather: bool = False) -> None:
+        """Carry out actions in order; with `gather`, fan-outs join the turn's gathering."""
         for action in actions:
             match action:
                 case Reply(peer, frames):
@@ -318,6 +347,10 @@ class EventServer(Daemon):
                     self._close(sid)
                 case Persist() | PersistRetained():
                     self._persist(action)
+                case Fanout() if gather:
+                    ready = self._gather.add(action)
+                    if ready is not None:
+                        self._fanout(ready)
                 case Fanout():
                     self._fanout(action)
 
@@ -379,7 +412,7 @@ class EventServer(Daemon):
     # --- fan-out and stalls ----------------------------------------------------------------------
 
     def _fanout(self, fanout: Fanout) -> None:
-        stall = _Stall(fanout, receivers=0)
+        stall = _Stall(fanout)
         now = time.monotonic()
         # Meta-events can come while a publish is stalled (from housekeeping); they never wait,
         # and one for a subscriber the stalled publish waits on is dropped, so that it cannot
@@ -392,7 +425,7 @@ class EventServer(Daemon):
             if batch.sid in waiting:
                 self.broker.dropped(batch.sid, batch.count, now)
             elif self._send(batch):
-                stall.receivers += 1
+                stall.delivered.add(batch.sid)
             elif batch.block and batch.max_stall > 0 and self._may_block(batch.sid, now):
                 log.debug("publish waits: queue of subscriber %s is full", batch.sid)
                 stall.waiting[batch.sid] = (batch, now + batch.max_stall)
@@ -409,7 +442,7 @@ class EventServer(Daemon):
         if dealer is None:
             return False
         try:
-            dealer.send_multipart(batch.frames, zmq.NOBLOCK)
+            dealer.send_multipart(batch.frames(), zmq.NOBLOCK)
         except zmq.Again:
             return False
         self.broker.delivered(batch.sid, batch.count, batch.last_seq)
@@ -418,8 +451,9 @@ class EventServer(Daemon):
     def _finish(self, stall: _Stall) -> None:
         if self._stall is stall:
             self._stall = None
-        if stall.fanout.confirm:
-            self._apply([self.broker.confirmation(stall.fanout, stall.receivers)])
+        for confirm in stall.fanout.confirms:
+            receivers = len(confirm.sids & stall.delivered)
+            self._apply([self.broker.confirmation(confirm, receivers)])
 
     def _wait_stall(self) -> None:
         """One wait for the stalled subscribers' queues to have room, or for their deadlines."""
@@ -440,7 +474,7 @@ class EventServer(Daemon):
         now = time.monotonic()
         for sid, (batch, due) in list(stall.waiting.items()):
             if self._send(batch):
-                stall.receivers += 1
+                stall.delivered.add(sid)
                 del stall.waiting[sid]
             elif now >= due:
                 log.warning(
@@ -473,8 +507,10 @@ class EventServer(Daemon):
         while self._backlog and self._stall is None and handled < _TURN:
             peer, frames = self._backlog.popleft()
             self._backlog_bytes -= len(peer) + sum(len(f) for f in frames)
-            self._handle(peer, frames)
+            if not self._take_request(peer, frames):
+                break
             handled += 1
+        self._flush_gather()
 
     # --- shutdown --------------------------------------------------------------------------------
 

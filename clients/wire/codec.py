@@ -46,6 +46,8 @@ __all__ = [
     "MAX_FRAMES",
     "MAX_HEADER_BYTES",
     "POLICIES",
+    "PUB_BYTES_ACCEPTED",
+    "PUB_ITEMS_ACCEPTED",
     "decode_delivery",
     "decode_reply",
     "decode_request",
@@ -59,6 +61,11 @@ MAX_HEADER_BYTES = 1 << 20
 
 MAX_FRAMES = 10_001
 """Hard ceiling on frames in one message: a header and up to 10,000 payloads."""
+
+PUB_ITEMS_ACCEPTED = 256
+PUB_BYTES_ACCEPTED = 256 << 10
+"""Every server accepts a PUB of this many items and payload bytes (its limits cannot be set
+lower), so a client may gather that much into one PUB without asking the server first."""
 
 MAX_DEPTH = 32
 """Deepest nesting accepted in a reply body: far below Python's recursion limit."""

@@ -48,7 +48,7 @@ class Role:
         self.role = role
         self._log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "es.bench.roles", role, json.dumps(args)],
+            [sys.executable, "-m", "es.bench.roles", role],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -57,6 +57,7 @@ class Role:
         self.ready: dict[str, Any] = {}
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
+        self.say(json.dumps(args))  # on stdin: 10,000 patterns do not fit on a command line
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None

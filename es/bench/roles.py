@@ -1,9 +1,9 @@
 """The processes of a benchmark: publishers and subscribers, ours and plain pyzmq's.
 
-Each role runs as `python -m es.bench.roles ROLE JSON-ARGS` and talks to the orchestrator in
-JSON lines: one `{"ready": ...}` line on stdout when set up, then (publishers) a `go` line on
-stdin, and at the end one result line. Every loop is bounded in count and in time, and every
-receive has a timeout, so no role can run forever.
+Each role runs as `python -m es.bench.roles ROLE`, reads its arguments as one JSON line on stdin
+and talks to the orchestrator in JSON lines: one `{"ready": ...}` line on stdout when set up,
+then (publishers) a `go` line on stdin, and at the end one result line. Every loop is bounded in
+count and in time, and every receive has a timeout, so no role can run forever.
 
 Payloads carry their send time (CLOCK_MONOTONIC, which every process on the machine shares) in
 their first 8 bytes, so subscribers can measure latency. The last event of a run is END, which
@@ -307,7 +307,7 @@ ROLES: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 def main(argv: list[str]) -> None:
-    ROLES[argv[0]](json.loads(argv[1]))
+    ROLES[argv[0]](json.loads(sys.stdin.readline()))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -44,6 +45,16 @@ def subscriber_process(*args: str) -> Iterator[subprocess.Popen[str]]:
         proc.wait(WAIT)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@contextlib.contextmanager
+def paused(daemon: Daemon) -> Iterator[None]:
+    """SIGSTOP the daemon (one we started) for the block, so that work piles up for it."""
+    os.kill(daemon.proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(daemon.proc.pid, signal.SIGCONT)
 
 
 def rss_bytes(pid: int) -> int:

@@ -5,11 +5,8 @@ publishes, which must not keep another client waiting until it is all handled.""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +18,7 @@ from clients import Publisher, Subscriber
 from clients.naming import NameServer
 from clients.wire import PubItem, Publish, encode
 from tests.integration.conftest import Daemon, wait_until
-from tests.integration.helpers import WAIT, rss_bytes
+from tests.integration.helpers import WAIT, paused, rss_bytes
 
 VECTORS = json.loads((Path(__file__).parents[2] / "clients/wire/vectors.json").read_text())
 FRAME_SETS = 100_000
@@ -123,16 +120,6 @@ def test_the_event_server_survives_100k_hostile_frame_sets(start_es: Start) -> N
     assert [e.msg for e in events if e is not None] == list(range(1200))
     assert all(e is not None and e.lost == 0 for e in events)
     assert after - warm < 64 * 2**20
-
-
-@contextlib.contextmanager
-def paused(daemon: Daemon) -> Iterator[None]:
-    """SIGSTOP the daemon (one we started) for the block, so that work piles up for it."""
-    os.kill(daemon.proc.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(daemon.proc.pid, signal.SIGCONT)
 
 
 def test_a_flood_of_valid_publishes_does_not_starve_another_client(start_es: Start) -> None:

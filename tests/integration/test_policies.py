@@ -156,3 +156,29 @@ def test_block_policy_drops_after_the_maximum_stall(start_es: Callable[..., Daem
     )
     assert_only_the_slow_one_lost(outcome)
     assert outcome.slow_stats["policy"] == "block" and outcome.slow_stats["stalls"] >= 1
+
+
+def test_block_policy_waits_once_for_a_subscriber_that_stopped_reading(
+    start_es: Callable[..., Daemon],
+) -> None:
+    """After one stall ran out, publishers no longer wait for that subscriber (its copies drop
+    at once) until it reads again; then it receives again, every loss announced."""
+    es = start_es()
+    subject = f"load.{uuid.uuid4().hex[:8]}"
+    with (
+        Subscriber(es.endpoint, queue_size=1, max_stall=0.3) as slow,
+        Subscriber(es.endpoint, queue_size=100_000) as fast,
+        Publisher(es.endpoint) as pub,
+    ):
+        slow.subscribe(subject)
+        fast.subscribe(subject)
+        warm_up(pub, subject, slow, fast)
+        with reading(fast):
+            publish_until_dropped(pub, subject, 2)
+            stalls = subscriber_stats(es, slow.sid)["stalls"]
+            for i in range(20):
+                assert pub.publish(subject, [MAX_EVENTS + i, BIG], confirm=True, timeout=WAIT) == 1
+            assert subscriber_stats(es, slow.sid)["stalls"] == stalls  # none of them waited
+            slow_events = drain_then_mark(slow, pub, subject)
+    assert_losses_are_reported(slow_events)
+    assert sum(e.lost for e in slow_events) >= 20

@@ -324,7 +324,8 @@ def test_limits_set_on_the_command_line_are_enforced_with_coded_errors(start_es:
         "--max-subscribers=1",
         "--max-request-rate=50",
     )
-    with Subscriber(es.endpoint) as sub, Publisher(es.endpoint) as pub:
+    # linger=0: one request per publish (gathered, 500 publishes would be a few requests)
+    with Subscriber(es.endpoint) as sub, Publisher(es.endpoint, linger=0) as pub:
         sub.subscribe(["a", "b"])
         with pytest.raises(LimitExceeded):
             sub.subscribe("c")  # a third subscription

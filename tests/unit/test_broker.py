@@ -79,7 +79,7 @@ def pub(
 
 
 def deliveries(fanout: Fanout) -> dict[str, Delivery]:
-    return {b.sid: decode_delivery(b.frames) for b in fanout.batches}
+    return {b.sid: decode_delivery(b.frames()) for b in fanout.batches}
 
 
 def test_first_subscribe_opens_a_socket_and_replies_with_count_and_stream() -> None:
@@ -238,13 +238,13 @@ def test_subscribe_with_no_subjects_is_refused() -> None:
 
 def test_publish_limits() -> None:
     broker = make(
-        limits=Limits(max_subjects_per_item=2, max_message_bytes=4, max_items_per_publish=2)
+        limits=Limits(max_subjects_per_item=2, max_message_bytes=4, max_items_per_publish=256)
     )
     many = encode(Publish(1, False, (PubItem(("a", "b", "c"), 1, b""),)))
     assert err(broker.handle(PEER, many, 1.0)) == ErrorCode.LIMIT_EXCEEDED
     big = encode(Publish(1, False, (PubItem(("a",), 1, b"12345"),)))
     assert err(broker.handle(PEER, big, 1.0)) == ErrorCode.TOO_LARGE
-    items = tuple(PubItem(("a",), 1, b"") for _ in range(3))
+    items = tuple(PubItem(("a",), 1, b"") for _ in range(257))
     assert (
         err(broker.handle(PEER, encode(Publish(1, False, items)), 1.0)) == ErrorCode.LIMIT_EXCEEDED
     )
@@ -281,7 +281,9 @@ def test_confirmation_counts_receivers() -> None:
     broker = make()
     sub(broker, "s1", "a")
     fanout = pub(broker, "a", confirm=True)
-    reply = decode_reply(broker.confirmation(fanout, 1).frames)
+    (confirm,) = fanout.confirms
+    assert confirm.sids == {"s1"}
+    reply = decode_reply(broker.confirmation(confirm, 1).frames)
     assert reply == Ok(5, {"receivers": 1})
 
 
@@ -364,6 +366,22 @@ def test_a_subscriber_full_for_too_long_is_evicted_but_flowing_resets_the_clock(
     assert ok(broker.handle(PEER, encode(Heartbeat(2, "s1")), 1.0))["evicted"] == "stalled"
 
 
+def test_a_stall_that_ran_out_is_not_waited_on_again_until_a_batch_gets_through() -> None:
+    broker = make()
+    sub(broker, "s1", "a")
+    assert not broker.may_wait("s1")  # not connected yet: nobody waits for it
+    broker.link("s1", True, 0.0)
+    assert broker.may_wait("s1")
+    batch = pub(broker, "a").batches[0]
+    broker.stall_expired("s1", batch.count, 5.0)
+    assert not broker.may_wait("s1")  # dead slow: later publishes drop for it at once
+    assert broker.subscriber("s1").dropped == 1  # type: ignore[union-attr]
+    batch = pub(broker, "a").batches[0]
+    assert batch.lost == 1
+    broker.delivered("s1", batch.count, batch.last_seq)  # it read again
+    assert broker.may_wait("s1")
+
+
 def test_stalled_eviction_can_be_turned_off() -> None:
     broker = make(liveness=1000.0, evict_stalled=0.0)
     broker.handle(PEER, encode(Subscribe(1, "s1", EP, ("a",))), 1.0, mono=0.0)
@@ -397,13 +415,13 @@ def meta_events(actions: list[Any], sid: str) -> list[tuple[str, Any]]:
     """(subject, body) of every meta-event in `actions` for subscriber `sid`."""
     found = []
     for action in actions:
-        if isinstance(action, Fanout) and action.peer == b"":
-            assert not action.confirm
+        if isinstance(action, Fanout) and not action.confirms:
             for batch in action.batches:
-                assert not batch.block  # the server never waits on its own news
                 if batch.sid == sid:
-                    delivery = decode_delivery(batch.frames)
-                    for event in delivery.events:
+                    delivery = decode_delivery(batch.frames())
+                    events = [e for e in delivery.events if e.subject.startswith("$es.")]
+                    assert not events or not batch.block  # the server never waits on its news
+                    for event in events:
                         found.append((event.subject, msgpack.unpackb(event.payload)))
     return found
 

@@ -39,6 +39,8 @@ def test_explicit_values_beat_pyro_variables() -> None:
         ({}, {"queue_size": 0}),  # unbounded needs max_queue_size 0
         ({}, {"max_stall": float("nan")}),
         ({}, {"max_stall": 120.0}),
+        ({}, {"max_items_per_publish": 255}),  # below what a client may gather unasked
+        ({}, {"max_publish_bytes": 1000}),
         ({}, {"colour": "blue"}),
     ],
 )

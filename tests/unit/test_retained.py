@@ -67,10 +67,10 @@ def publish(broker: Broker, subject: str, payload: bytes, now: float, **item: An
 def retained_events(actions: list[Any]) -> list[tuple[str, bytes, float, int]]:
     found = []
     for action in actions:
-        if isinstance(action, Fanout) and action.peer == b"":
+        if isinstance(action, Fanout) and not action.confirms:  # not a (confirmed) publish
             for batch in action.batches:
                 assert not batch.block
-                for e in decode_delivery(batch.frames).events:
+                for e in decode_delivery(batch.frames()).events:
                     assert e.retained
                     found.append((e.subject, e.payload, e.time, e.seq))
     return found
