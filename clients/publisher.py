@@ -27,7 +27,7 @@ from clients.naming import resolve_es_uri
 from clients.outbox import LINGER, Outbox
 from clients.payload import encode_payload, format_for
 from clients.security import Keys, choose
-from clients.wire import Heartbeat, Ping, PubItem, Publish
+from clients.wire import INLINE_BYTES, Heartbeat, Ping, PubItem, Publish
 
 __all__ = ["Publisher", "Subjects"]
 
@@ -52,6 +52,11 @@ def _alive(control: Control, probe_id: str, timeout: float) -> bool:
     answered even while the server waits on a stalled subscriber, so a stall is not a death."""
     control.request(lambda rid: Heartbeat(rid, probe_id), timeout)
     return True
+
+
+def _inline(items: tuple[PubItem, ...]) -> bool:
+    """Small payloads travel inside the header: one frame for the whole PUB (SPEC 3.4)."""
+    return sum(len(item.payload) for item in items) <= INLINE_BYTES
 
 
 def subject_tuple(subjects: Subjects) -> tuple[str, ...]:
@@ -159,8 +164,9 @@ class Publisher(KeptClient):
         self._check_size(items, timeout)
         if confirm:
             self._outbox.drain()
+            inline = _inline(items)
             body = self._keeper.call(
-                lambda c: c.request(lambda rid: Publish(rid, True, items), timeout)
+                lambda c: c.request(lambda rid: Publish(rid, True, items, inline), timeout)
             )
             return int(body.get("receivers", 0))
         self._outbox.put(items)
@@ -172,7 +178,8 @@ class Publisher(KeptClient):
         return None
 
     def _send_batch(self, items: tuple[PubItem, ...]) -> None:
-        self._keeper.call(lambda c: c.send(lambda rid: Publish(rid, False, items)))
+        inline = _inline(items)
+        self._keeper.call(lambda c: c.send(lambda rid: Publish(rid, False, items, inline)))
 
     def _check_size(self, items: tuple[PubItem, ...], timeout: float | None) -> None:
         """Refuse here what the server would refuse by dropping the connection (a frame over its

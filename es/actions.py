@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from clients.wire import encode_delivery
+from clients.wire import INLINE_BYTES, encode_delivery
 from es.storage import StoredEvent, StoredSubscriber
 
 __all__ = [
@@ -56,7 +56,8 @@ class Batch:
     """One EV message for one subscriber: events already numbered, encoded only when sent.
 
     `metas` are (seq, subject, time, format) or, with flags, (..., {"retained": true}), one per
-    payload; consecutive batches for one subscriber may be merged (es.gather).
+    payload; consecutive batches for one subscriber may be merged (es.gather). `payloads` may be
+    shared with other subscribers' batches of the same publish: never change it in place.
     """
 
     sid: str
@@ -66,6 +67,7 @@ class Batch:
     payloads: list[bytes]
     block: bool
     max_stall: float
+    size: int = 0  # payload bytes
 
     @property
     def count(self) -> int:
@@ -76,7 +78,10 @@ class Batch:
         return int(self.metas[-1][0])
 
     def frames(self) -> list[bytes]:
-        return encode_delivery(self.sid, self.stream, self.lost, self.metas, self.payloads)
+        """The EV message: payloads inside the header when small (one frame to send, however
+        many events), in frames of their own otherwise."""
+        inline = self.size <= INLINE_BYTES
+        return encode_delivery(self.sid, self.stream, self.lost, self.metas, self.payloads, inline)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from clients.errors import (
@@ -77,6 +79,45 @@ _EVICTIONS_KEPT = 1000
 # Connections remembered as having published (for $es.publisher.seen), the first seen forgotten
 # first.
 _PUBLISHERS_KEPT = 10_000
+
+
+@dataclass(slots=True)
+class _Run:
+    """Consecutive events of one publish that go to the same subscribers (`sids`)."""
+
+    sids: frozenset[str]
+    subjects: list[str]
+    fmts: list[int]
+    payloads: list[bytes]
+    size: int  # payload bytes
+
+    def add(self, subject: str, fmt: int, payload: bytes) -> None:
+        self.subjects.append(subject)
+        self.fmts.append(fmt)
+        self.payloads.append(payload)
+        self.size += len(payload)
+
+
+def _everyone(runs: list[_Run]) -> frozenset[str]:
+    if len(runs) == 1:
+        return runs[0].sids
+    return frozenset().union(*(run.sids for run in runs))
+
+
+def _joined(runs: list[_Run], sid: str) -> _Run:
+    """The events of `runs` that go to `sid`, in order: the one run itself when there is one."""
+    if len(runs) == 1:
+        return runs[0]
+    mine = [run for run in runs if sid in run.sids]
+    if len(mine) == 1:
+        return mine[0]
+    joined = _Run(mine[0].sids, [], [], [], 0)
+    for run in mine:
+        joined.subjects += run.subjects
+        joined.fmts += run.fmts
+        joined.payloads += run.payloads
+        joined.size += run.size
+    return joined
 
 
 class Broker(Introspection):
@@ -250,11 +291,8 @@ class Broker(Introspection):
         if not recipients:
             return []
         payload = encode_payload(body, Format.MSGPACK)
-        batches = [
-            self._batch(sid, [(subject, Format.MSGPACK, payload)], self._wall, block=False)
-            for sid in recipients
-        ]
-        return [Fanout(batches)]
+        run = _Run(recipients, [subject], [Format.MSGPACK], [payload], len(payload))
+        return [Fanout([self._batch(sid, run, self._wall, block=False) for sid in recipients])]
 
     def eviction(self, sid: str) -> str | None:
         """Why `sid` was removed, while that is still remembered."""
@@ -358,19 +396,33 @@ class Broker(Introspection):
                 f"{self._retained.max_bytes} bytes",
             )
         self.published += 1
-        wanted: dict[str, list[tuple[str, int, bytes]]] = {}
-        for item in request.items:
-            for subject in item.subjects:
-                self.events_in += 1
-                self._note_subject(subject, now)
-                for sid in self.index.recipients(subject):
-                    wanted.setdefault(sid, []).append((subject, item.fmt, item.payload))
-        batches = [self._batch(sid, events, now) for sid, events in wanted.items()]
+        runs = self._runs(request.items, now)
+        wanted = {sid: _joined(runs, sid) for sid in _everyone(runs)}
+        batches = [self._batch(sid, run, now) for sid, run in wanted.items()]
         confirms = (Confirm(peer, request.rid, frozenset(wanted)),) if request.confirm else ()
         fanout = Fanout(batches, confirms)
         if retaining:
             return [*self._retain(retaining, now), fanout, *self._seen(peer)]
         return [fanout, *self._seen(peer)]
+
+    def _runs(self, items: tuple[PubItem, ...], now: float) -> list[_Run]:
+        """A publish's events in runs of consecutive events that go to the same subscribers.
+        Usually there is one run, which every subscriber's batch then shares."""
+        runs: list[_Run] = []
+        for item in items:
+            for subject in item.subjects:
+                self.events_in += 1
+                self._note_subject(subject, now)
+                recipients = self.index.recipients(subject)
+                if not recipients:
+                    continue
+                if runs and runs[-1].sids is recipients:  # the cache hands out one set per key
+                    runs[-1].add(subject, item.fmt, item.payload)
+                else:
+                    runs.append(
+                        _Run(recipients, [subject], [item.fmt], [item.payload], len(item.payload))
+                    )
+        return runs
 
     def _retain(self, items: list[PubItem], now: float) -> list[Action]:
         """Keep (or clear) retained events, and ask for them to be written."""
@@ -393,27 +445,24 @@ class Broker(Introspection):
             self._publishers.popitem(last=False)
         return self._meta(meta.PUBLISHER_SEEN, {"peer": peer.hex()})
 
-    def _batch(
-        self,
-        sid: str,
-        events: list[tuple[str, int, bytes]],
-        now: float,
-        block: bool = True,
-        retained: list[Retained] | None = None,
-    ) -> Batch:
-        """One EV batch for `sid`: `events` published at `now`, or, if given, `retained` events
-        (each with its own time, flagged as retained)."""
+    def _batch(self, sid: str, run: _Run, now: float, block: bool = True) -> Batch:
+        """One EV batch for `sid`: the events of `run`, published at `now`."""
         state = self._subscribers[sid]
-        first = state.next_seq
-        if retained is not None:
-            flags = {"retained": True}
-            metas: list[tuple[Any, ...]] = [
-                (first + i, r.subject, r.time, r.fmt, flags) for i, r in enumerate(retained)
-            ]
-            payloads = [r.payload for r in retained]
-        else:
-            metas = [(first + i, subject, now, fmt) for i, (subject, fmt, _) in enumerate(events)]
-            payloads = [payload for _, _, payload in events]
+        first, count = state.next_seq, len(run.subjects)
+        numbers = range(first, first + count)
+        metas = list(zip(numbers, run.subjects, repeat(now, count), run.fmts, strict=True))
+        return self._numbered(state, metas, run.payloads, run.size, block)
+
+    def _numbered(
+        self,
+        state: SubscriberState,
+        metas: list[tuple[Any, ...]],
+        payloads: list[bytes],
+        size: int,
+        block: bool,
+    ) -> Batch:
+        """Take the next sequence numbers of `state`'s stream for `metas` (numbered from its
+        next_seq) and make their batch."""
         if state.resumed:  # the first event since a restart: say that events were lost
             state.resumed = False
             head = metas[0]
@@ -422,7 +471,14 @@ class Broker(Introspection):
         state.next_seq += len(metas)
         blocks = block and state.policy == "block"
         return Batch(
-            sid, state.stream, state.lost_pending, metas, payloads, blocks, state.max_stall
+            state.sid,
+            state.stream,
+            state.lost_pending,
+            metas,
+            payloads,
+            blocks,
+            state.max_stall,
+            size,
         )
 
     def _subscribe(
@@ -504,7 +560,13 @@ class Broker(Introspection):
         if not unique:
             return []
         events = sorted(unique.values(), key=lambda r: r.time)
-        batch = self._batch(sid, [], self._wall, block=False, retained=events)
+        state = self._subscribers[sid]
+        flags = {"retained": True}
+        metas: list[tuple[Any, ...]] = [
+            (state.next_seq + i, r.subject, r.time, r.fmt, flags) for i, r in enumerate(events)
+        ]
+        payloads = [r.payload for r in events]
+        batch = self._numbered(state, metas, payloads, sum(map(len, payloads)), block=False)
         return [Fanout([batch])]
 
     def _unsubscribe(self, peer: bytes, rid: int, sid: str, names: list[str]) -> list[Action]:

@@ -32,7 +32,6 @@ class Gather:
         self.max_events = max_events
         self.max_bytes = max_bytes
         self._batches: dict[str, Batch] = {}
-        self._bytes: dict[str, int] = {}
         self._confirms: list[Confirm] = []
 
     def __bool__(self) -> bool:
@@ -46,7 +45,6 @@ class Gather:
             ready = self.take()
         for batch in fanout.batches:
             held = self._batches.get(batch.sid)
-            size = sum(len(p) for p in batch.payloads)
             if held is None:
                 self._batches[batch.sid] = Batch(
                     batch.sid,
@@ -56,14 +54,14 @@ class Gather:
                     list(batch.payloads),
                     batch.block,
                     batch.max_stall,
+                    batch.size,
                 )
-                self._bytes[batch.sid] = size
             else:
                 held.metas.extend(batch.metas)
                 held.payloads.extend(batch.payloads)
                 held.block = held.block or batch.block
                 held.max_stall = batch.max_stall
-                self._bytes[batch.sid] += size
+                held.size += batch.size
         self._confirms.extend(fanout.confirms)
         return ready
 
@@ -73,13 +71,13 @@ class Gather:
             return True
         if held.stream != batch.stream or held.last_seq + 1 != batch.metas[0][0]:
             return False  # cannot happen while nothing is sent in between; never merge then
-        size = self._bytes[batch.sid] + sum(len(p) for p in batch.payloads)
-        return held.count + batch.count <= self.max_events and size <= self.max_bytes
+        fits_bytes = held.size + batch.size <= self.max_bytes
+        return held.count + batch.count <= self.max_events and fits_bytes
 
     def take(self) -> Fanout | None:
         """Everything gathered, as one fan-out; None if there is nothing."""
         if not self:
             return None
         fanout = Fanout(list(self._batches.values()), tuple(self._confirms))
-        self._batches, self._bytes, self._confirms = {}, {}, []
+        self._batches, self._confirms = {}, []
         return fanout

@@ -61,7 +61,8 @@ def main() -> None:
     publisher.send(pack([VERSION, "PING", 2]))  # its reply proves the PUB was handled
     reply(publisher, 2)
 
-    # Deliveries (section 5): [routing id, header, one payload per event].
+    # Deliveries (section 5): [routing id, header, one payload per event], or, for small
+    # payloads, [routing id, header] with the payloads inside the header, after the events.
     received = 0
     expected: dict[int, int] = {}  # stream -> next seq
     while received < 3 and inbox.poll(TIMEOUT_MS):
@@ -69,7 +70,9 @@ def main() -> None:
         header = msgpack.unpackb(header_frame, raw=False)
         if header[:2] != [VERSION, "EV"] or header[2] != sid:
             continue  # not for us: ignore it (section 5)
-        _, _, _, stream, lost, events = header
+        stream, lost, events = header[3:6]
+        if len(header) == 7:
+            frames = header[6]
         for (seq, subject, when, fmt), payload in zip(events, frames, strict=True):
             if seq != expected.get(stream, seq) or lost:
                 print(f"-- events lost before seq {seq} --")

@@ -134,6 +134,30 @@ VALID: list[tuple[str, str, Message]] = [
         ),
     ),
     (
+        "publish a batch with the payloads inside the header",
+        "request",
+        Publish(
+            50,
+            False,
+            (PubItem(("a",), 0, b"raw bytes"), PubItem(("b", "c"), 1, b"\xc0")),
+            inline=True,
+        ),
+    ),
+    (
+        "a batch with the payloads inside the header",
+        "delivery",
+        Delivery(
+            SID,
+            80,
+            0,
+            (
+                EventItem(1, "stockquote.SUN", 1767225600.5, 1, b"\x01"),
+                EventItem(2, "stockquote.SAP", 1767225600.5, 0, b""),
+            ),
+            inline=True,
+        ),
+    ),
+    (
         "publish retained events: one until replaced, one for 60 s, one clearing",
         "request",
         Publish(
@@ -172,12 +196,13 @@ def to_json(message: Message) -> dict[str, Any]:
             }
         case Unsubscribe(rid, sid, subjects):
             return {"type": "UNSUB", "rid": rid, "sid": sid, "subjects": list(subjects)}
-        case Publish(rid, confirm, items):
+        case Publish(rid, confirm, items, inline):
             return {
                 "type": "PUB",
                 "rid": rid,
                 "confirm": confirm,
                 "items": [_item_json(i) for i in items],
+                **({"inline": True} if inline else {}),
             }
         case Ping(rid):
             return {"type": "PING", "rid": rid}
@@ -197,7 +222,7 @@ def to_json(message: Message) -> dict[str, Any]:
             return {"type": "OK", "rid": rid, "body": body}
         case Err(rid, code, text):
             return {"type": "ERR", "rid": rid, "code": code, "message": text}
-        case Delivery(sid, stream, lost, events):
+        case Delivery(sid, stream, lost, events, inline):
             return {
                 "type": "EV",
                 "sid": sid,
@@ -215,6 +240,7 @@ def to_json(message: Message) -> dict[str, Any]:
                     }
                     for e in events
                 ],
+                **({"inline": True} if inline else {}),
             }
     raise TypeError(type(message).__name__)
 
@@ -257,7 +283,7 @@ def from_json(data: dict[str, Any]) -> Message:
             )
             for i in data["items"]
         )
-        return Publish(data["rid"], data["confirm"], items)
+        return Publish(data["rid"], data["confirm"], items, data.get("inline", False))
     if kind == "PING":
         return Ping(data["rid"])
     if kind == "STATS":
@@ -288,7 +314,7 @@ def from_json(data: dict[str, Any]) -> Message:
         )
         for e in data["events"]
     )
-    return Delivery(data["sid"], data["stream"], data["lost"], events)
+    return Delivery(data["sid"], data["stream"], data["lost"], events, data.get("inline", False))
 
 
 def document() -> dict[str, Any]:

@@ -181,6 +181,34 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
         "BAD_REQUEST",
         0,
     ),
+    (
+        "EV with inline payloads and a payload frame as well",
+        "delivery",
+        [_hex(1, "EV", SID, 1, 0, [[1, "a", 1.5, 1]], [b"\xc0"]), "c0"],
+        "BAD_REQUEST",
+        0,
+    ),
+    (
+        "EV with fewer inline payloads than events",
+        "delivery",
+        [_hex(1, "EV", SID, 1, 0, [[1, "a", 1.5, 1], [2, "a", 1.5, 1]], [b"\xc0"])],
+        "BAD_REQUEST",
+        0,
+    ),
+    (
+        "EV inline payloads that are not bin",
+        "delivery",
+        [_hex(1, "EV", SID, 1, 0, [[1, "a", 1.5, 1]], ["text"])],
+        "BAD_REQUEST",
+        0,
+    ),
+    (
+        "PUB inline payloads that are not an array",
+        "request",
+        [_hex(1, "PUB", 51, False, [[["a"], 1]], b"\xc0")],
+        "BAD_REQUEST",
+        51,
+    ),
 ]
 
 

@@ -4,6 +4,7 @@ Pure: importing this package never imports zmq.
 """
 
 from clients.wire.codec import (
+    INLINE_BYTES,
     MAX_FRAMES,
     MAX_HEADER_BYTES,
     POLICIES,
@@ -42,6 +43,7 @@ from clients.wire.messages import (
 )
 
 __all__ = [
+    "INLINE_BYTES",
     "MAX_FRAMES",
     "MAX_HEADER_BYTES",
     "MAX_INT",

@@ -43,6 +43,7 @@ from clients.wire.messages import (
 )
 
 __all__ = [
+    "INLINE_BYTES",
     "MAX_FRAMES",
     "MAX_HEADER_BYTES",
     "POLICIES",
@@ -61,6 +62,11 @@ MAX_HEADER_BYTES = 1 << 20
 
 MAX_FRAMES = 10_001
 """Hard ceiling on frames in one message: a header and up to 10,000 payloads."""
+
+INLINE_BYTES = 256 << 10
+"""Senders put payloads inside the header (one frame for the whole message) when together they
+are no larger than this; larger ones travel in frames of their own, which are never copied into
+a header."""
 
 PUB_ITEMS_ACCEPTED = 256
 PUB_BYTES_ACCEPTED = 256 << 10
@@ -306,14 +312,38 @@ def _with_rid(header: list[Any], read: Callable[[], Any]) -> Any:
         raise
 
 
-def _decode_publish(header: list[Any], frames: Sequence[bytes]) -> Publish:
-    rid, confirm, items = _read(header, (("rid", _uint), ("confirm", _flag), ("items", _list)), 2)
-    if len(items) != len(frames) - 1:
+def _payloads(header: list[Any], frames: Sequence[bytes], kind: str, count: int) -> Sequence[bytes]:
+    """The payloads of a PUB or EV header with `count` items: inline after them in the header
+    (and then no more frames), or one frame each."""
+    if len(header) == _INLINE_AT[kind] + 1:
+        inline = header[_INLINE_AT[kind]]
+        if len(frames) != 1:
+            raise _fail(ErrorCode.BAD_REQUEST, f"{kind} with inline payloads takes only a header")
+        if not isinstance(inline, list) or not all(isinstance(p, bytes) for p in inline):
+            raise _fail(ErrorCode.BAD_REQUEST, "inline payloads must be an array of bin")
+        if len(inline) != count:
+            raise _fail(
+                ErrorCode.BAD_REQUEST, f"{kind} lists {count} items but {len(inline)} inline"
+            )
+        return inline
+    if count != len(frames) - 1:
         raise _fail(
-            ErrorCode.BAD_REQUEST, f"PUB lists {len(items)} items but carries {len(frames) - 1}"
+            ErrorCode.BAD_REQUEST, f"{kind} lists {count} items but carries {len(frames) - 1}"
         )
+    return frames[1:]
+
+
+# Where a header's inline payloads are, when it has them.
+_INLINE_AT = {"PUB": 5, "EV": 6}
+
+
+def _decode_publish(header: list[Any], frames: Sequence[bytes]) -> Publish:
+    inline = len(header) == _INLINE_AT["PUB"] + 1
+    fields = (("rid", _uint), ("confirm", _flag), ("items", _list))
+    rid, confirm, items = _read(header[:5] if inline else header, fields, 2)
+    payloads = _payloads(header, frames, "PUB", len(items))
     decoded = []
-    for item, payload in zip(items, frames[1:], strict=True):
+    for item, payload in zip(items, payloads, strict=True):
         if not isinstance(item, list) or len(item) not in (2, 3):
             raise _fail(ErrorCode.BAD_REQUEST, "each PUB item must be [subjects, format, options?]")
         subjects = _texts(item[0], "item subjects")
@@ -327,7 +357,7 @@ def _decode_publish(header: list[Any], frames: Sequence[bytes]) -> Publish:
         if ttl is not None and not retain:
             raise _fail(ErrorCode.BAD_REQUEST, "ttl is for retained events only")
         decoded.append(PubItem(subjects, fmt, bytes(payload), retain, ttl))
-    return Publish(rid, confirm, tuple(decoded))
+    return Publish(rid, confirm, tuple(decoded), inline)
 
 
 def _list(value: Any, name: str) -> list[Any]:
@@ -367,15 +397,18 @@ def decode_delivery(frames: Sequence[bytes]) -> Delivery:
     header = _header(frames)
     if header[1] != "EV":
         raise _fail(ErrorCode.UNKNOWN_COMMAND, f"unknown delivery {header[1][:40]!r}")
+    inline = len(header) == _INLINE_AT["EV"] + 1
     sid, stream, lost, events = _read(
-        header, (("sid", _text), ("stream", _uint), ("lost", _uint), ("events", _list)), 2
+        header[:6] if inline else header,
+        (("sid", _text), ("stream", _uint), ("lost", _uint), ("events", _list)),
+        2,
     )
-    if len(events) != len(frames) - 1:
-        raise _fail(
-            ErrorCode.BAD_REQUEST, f"EV lists {len(events)} events but carries {len(frames) - 1}"
-        )
+    payloads = _payloads(header, frames, "EV", len(events))
     items = []
-    for meta, payload in zip(events, frames[1:], strict=True):
+    for meta, payload in zip(events, payloads, strict=True):
+        if type(meta) is list and len(meta) == 4 and _plain_event(meta):  # the common case
+            items.append(EventItem(meta[0], meta[1], meta[2], meta[3], bytes(payload)))
+            continue
         if not isinstance(meta, list) or len(meta) not in (4, 5):
             raise _fail(
                 ErrorCode.BAD_REQUEST, "each EV event must be [seq, subject, time, format, flags?]"
@@ -392,7 +425,21 @@ def decode_delivery(frames: Sequence[bytes]) -> Delivery:
                 flags.get("resumed") is True,
             )
         )
-    return Delivery(sid, stream, lost, tuple(items))
+    return Delivery(sid, stream, lost, tuple(items), inline)
+
+
+def _plain_event(meta: list[Any]) -> bool:
+    """An event [seq, subject, time, format] whose fields need no conversion: the fast path."""
+    seq, subject, time, fmt = meta
+    return (
+        type(seq) is int
+        and 0 <= seq <= MAX_INT
+        and type(subject) is str
+        and type(time) is float
+        and math.isfinite(time)
+        and type(fmt) is int
+        and 0 <= fmt <= 127
+    )
 
 
 def _time(value: Any) -> float:
@@ -445,9 +492,13 @@ def encode_delivery(
     lost: int,
     metas: Sequence[tuple[Any, ...]],
     payloads: Sequence[bytes],
+    inline: bool = False,
 ) -> list[bytes]:
     """The frames of one EV batch: `metas` are (seq, subject, time, format) or, with flags,
-    (seq, subject, time, format, {"retained": true}), one per payload."""
+    (seq, subject, time, format, {"retained": true}), one per payload; with `inline`, the
+    payloads go inside the header."""
+    if inline:
+        return [_pack([VERSION, "EV", sid, stream, lost, metas, payloads])]
     return [_pack([VERSION, "EV", sid, stream, lost, metas]), *payloads]
 
 
@@ -462,11 +513,14 @@ def encode(message: Request | Reply | Delivery) -> list[bytes]:
             return [_pack(head)]
         case Unsubscribe(rid, sid, subjects):
             return [_pack([VERSION, "UNSUB", rid, sid, list(subjects)])]
-        case Publish(rid, confirm, items):
+        case Publish(rid, confirm, items, inline):
             if len(items) + 1 > MAX_FRAMES:
                 raise LocalProtocolError(ErrorCode.TOO_LARGE, f"more than {MAX_FRAMES - 1} items")
             metas = [_item_meta(item) for item in items]
-            return [_pack([VERSION, "PUB", rid, confirm, metas]), *(i.payload for i in items)]
+            payloads = [i.payload for i in items]
+            if inline:
+                return [_pack([VERSION, "PUB", rid, confirm, metas, payloads])]
+            return [_pack([VERSION, "PUB", rid, confirm, metas]), *payloads]
         case Ping(rid):
             return [_pack([VERSION, "PING", rid])]
         case Stats(rid):
@@ -487,7 +541,8 @@ def encode(message: Request | Reply | Delivery) -> list[bytes]:
             return [_pack([VERSION, "OK", rid, body])]
         case Err(rid, code, text):
             return [_pack([VERSION, "ERR", rid, str(code), text])]
-        case Delivery(sid, stream, lost, events):
+        case Delivery(sid, stream, lost, events, inline):
             metas_ev = [_event_meta(e) for e in events]
-            return encode_delivery(sid, stream, lost, metas_ev, [e.payload for e in events])
+            payloads = [e.payload for e in events]
+            return encode_delivery(sid, stream, lost, metas_ev, payloads, inline)
     raise LocalProtocolError(ErrorCode.BAD_REQUEST, f"not a message: {type(message).__name__}")

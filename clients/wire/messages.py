@@ -104,6 +104,8 @@ class Publish:
     rid: int
     confirm: bool
     items: tuple[PubItem, ...]
+    inline: bool = False
+    """Payloads inside the header instead of one frame each (SPEC 3.4): the same message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,3 +210,5 @@ class Delivery:
     stream: int
     lost: int
     events: tuple[EventItem, ...]
+    inline: bool = False
+    """Payloads inside the header instead of one frame each (SPEC 5): the same batch."""

@@ -135,13 +135,15 @@ export function decodeReply(frames) {
 export function decodeDelivery(frames) {
   const h = header(frames);
   if (h[1] !== "EV") throw fail(ErrorCode.UNKNOWN_COMMAND, `unknown delivery ${String(h[1]).slice(0, 40)}`);
-  fields(h, 6);
+  const inline = h.length === 7;
+  if (!inline) fields(h, 6);
   const sid = text(h[2], "sid");
   const stream = uint(h[3], "stream");
   const lost = uint(h[4], "lost");
   const metas = list(h[5], "events");
-  if (metas.length !== frames.length - 1) {
-    throw fail(ErrorCode.BAD_REQUEST, `EV lists ${metas.length} events but carries ${frames.length - 1}`);
+  const payloads = inline ? inlinePayloads(h[6], frames, metas.length) : frames.slice(1);
+  if (metas.length !== payloads.length) {
+    throw fail(ErrorCode.BAD_REQUEST, `EV lists ${metas.length} events but carries ${payloads.length}`);
   }
   const events = metas.map((meta, i) => {
     if (!Array.isArray(meta) || (meta.length !== 4 && meta.length !== 5)) {
@@ -153,13 +155,23 @@ export function decodeDelivery(frames) {
       subject: text(meta[1], "subject"),
       time: time(meta[2]),
       format: format(meta[3]),
-      payload: Buffer.from(frames[i + 1]),
+      payload: Buffer.from(payloads[i]),
     };
     if (flags.retained === true) event.retained = true;
     if (flags.resumed === true) event.resumed = true;
     return event;
   });
-  return { type: "EV", sid, stream, lost, events };
+  return inline ? { type: "EV", sid, stream, lost, events, inline } : { type: "EV", sid, stream, lost, events };
+}
+
+// Payloads inside the header (small ones, SPEC section 5): an array of bin, and no more frames.
+function inlinePayloads(value, frames, count) {
+  if (frames.length !== 1) throw fail(ErrorCode.BAD_REQUEST, "EV with inline payloads takes only a header");
+  if (!Array.isArray(value) || !value.every((p) => p instanceof Uint8Array)) {
+    throw fail(ErrorCode.BAD_REQUEST, "inline payloads must be an array of bin");
+  }
+  if (value.length !== count) throw fail(ErrorCode.BAD_REQUEST, `EV lists ${count} items but ${value.length} inline`);
+  return value;
 }
 
 /** A discovery answer: {type: "HERE", nonce, endpoint}. */
@@ -224,7 +236,9 @@ export function encodeRequest(m) {
       if (!item.retain) return [item.subjects, item.format];
       return [item.subjects, item.format, item.ttl == null ? { retain: true } : { retain: true, ttl: item.ttl }];
     });
-    return [pack([VERSION, "PUB", m.rid, m.confirm, items]), ...m.items.map((item) => Buffer.from(item.payload))];
+    const payloads = m.items.map((item) => Buffer.from(item.payload));
+    if (m.inline) return [pack([VERSION, "PUB", m.rid, m.confirm, items, payloads])];
+    return [pack([VERSION, "PUB", m.rid, m.confirm, items]), ...payloads];
   }
   const encoder = ENCODERS[m.type];
   if (!encoder) throw new TypeError(`not a request: ${m.type}`);
