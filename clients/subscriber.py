@@ -9,7 +9,8 @@ Invariants:
 - Every loss is reported: `event.lost` counts events lost just before `event`, from the server's
   explicit count or, if larger, the gap in the stream's sequence numbers; listen() calls `gap()`.
 - Acknowledgements (how far this subscriber got, for the server's queue-depth statistics) are
-  sent when the inbox runs dry and every ACK_EVERY events, never blocking.
+  sent every ACK_EVERY events, when the inbox runs dry (at most every ACK_DRY seconds, so that
+  light traffic does not cost an ACK per event), and with the keeper's heartbeat; never blocking.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ log = logging.getLogger("clients.subscriber")
 
 ACK_EVERY = 64
 """Events between acknowledgements while events keep coming."""
+
+ACK_DRY = 0.05
+"""Shortest time between acknowledgements sent because the inbox ran dry."""
 
 ACK_INTERVAL = 1.0
 """Longest time between acknowledgements while events are consumed: the server judges a
@@ -181,6 +185,7 @@ class Subscriber(KeptClient):
     def _probe(self, control: Control) -> bool:
         """The keeper's heartbeat: False when the server no longer knows our subscriptions."""
         body = control.request(lambda rid: Heartbeat(rid, self.sid), self._keeper.interval)
+        self._ack()  # what a quiet consumer read last, if no ACK has said so yet
         subjects, patterns = self.subscriptions
         if body.get("known") or not (subjects or patterns):
             return True
@@ -317,7 +322,7 @@ class Subscriber(KeptClient):
         while limit is None or count < limit:
             event = self._take()
             if event is None:
-                self._ack()
+                self._ack(dry=True)
                 break
             self._dispatch(event)
             count += 1
@@ -332,7 +337,7 @@ class Subscriber(KeptClient):
             if event is not None:
                 yield event
                 continue
-            self._ack()
+            self._ack(dry=True)
             if int(self._inbox.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 continue  # ZeroMQ's fd is edge-triggered: never wait while data is already here
             ready: asyncio.Future[None] = loop.create_future()
@@ -368,7 +373,7 @@ class Subscriber(KeptClient):
             event = self._take()
             if event is not None:
                 return event
-            self._ack()
+            self._ack(dry=True)
             wait = _SIGNAL_SLICE if deadline is None else deadline - time.monotonic()
             if wait <= 0:
                 return None
@@ -440,7 +445,10 @@ class Subscriber(KeptClient):
             events[0].resumed = True
         return events
 
-    def _ack(self) -> None:
+    def _ack(self, dry: bool = False) -> None:
+        """Tell the server how far we got; `dry` (the inbox ran dry): only if ACK_DRY passed."""
+        if dry and time.monotonic() - self._acked_at < ACK_DRY:
+            return
         if self._unacked and self._last_seq > 0:
             seq = self._last_seq
             if self._keeper.control.send_quiet(lambda rid: Ack(rid, self.sid, seq)):
