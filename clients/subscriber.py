@@ -377,8 +377,8 @@ class Subscriber(KeptClient):
             wait = _SIGNAL_SLICE if deadline is None else deadline - time.monotonic()
             if wait <= 0:
                 return None
-            self._poller.poll(int(min(wait, _SIGNAL_SLICE) * 1000) + 1)
-            self._waker.clear()
+            ready = self._poller.poll(int(min(wait, _SIGNAL_SLICE) * 1000) + 1)
+            self._waker.clear_if_woken(ready)
         return None
 
     def _take(self) -> Event | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["Waker"]
 
@@ -29,6 +31,12 @@ class Waker:
     def wake(self) -> None:
         with contextlib.suppress(OSError):  # buffer full or closed: the sleeper wakes anyway
             self._write.send(b"x")
+
+    def clear_if_woken(self, ready: Iterable[tuple[Any, int]]) -> None:
+        """Clear, if a poll's result `ready` says this waker was written to (clearing costs a
+        system call and an exception, which a busy loop should not pay on every turn)."""
+        if any(item is self for item, _ in ready):
+            self.clear()
 
     def clear(self) -> None:
         with contextlib.suppress(BlockingIOError):

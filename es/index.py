@@ -9,6 +9,9 @@ Invariants:
   subscriptions is in it once.
 - The cache maps a folded subject to its recipients; it is bounded (LRU) and every change that
   could alter an entry removes it (exact change: that subject; pattern change: everything).
+- A subject seen for the first time is matched against every pattern in one pass, with an RE2 set
+  of all of them. After a pattern change the set is stale: misses scan the patterns one by one
+  until _REBUILD_AFTER of them have paid for building it again.
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from clients.patterns import Pattern, fold
+from clients.patterns import Pattern, PatternSet, compile_set, fold
 
 __all__ = ["SubscriptionIndex", "Subscriptions"]
+
+# Misses that scan the patterns one by one before the RE2 set is built again: building costs about
+# as much as a few scans, so a burst of pattern changes does not rebuild it for each one.
+_REBUILD_AFTER = 4
 
 
 @dataclass
@@ -37,6 +44,10 @@ class SubscriptionIndex:
         self._subs: dict[str, Subscriptions] = {}
         self._cache: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._cache_size = cache_size
+        self._set: PatternSet | None = None
+        self._set_texts: list[str] = []  # the set's patterns, by index
+        self._stale_misses = 0  # misses since the patterns changed (the set is stale if > 0)
+        self._stale = False
         self.cache_hits = 0
         self.cache_misses = 0
 
@@ -78,15 +89,33 @@ class SubscriptionIndex:
             return cached
         self.cache_misses += 1
         found = set(self._exact.get(key, ()))
-        for compiled, sids in self._patterns.values():
-            if not sids <= found and compiled.match(key):
-                found |= sids
+        for text in self._matching(key):
+            found |= self._patterns[text][1]
         result = frozenset(found)
         if self._cache_size:
             self._cache[key] = result
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return result
+
+    def _matching(self, key: str) -> list[str]:
+        """The patterns that match the folded subject `key`."""
+        if not self._patterns:
+            return []
+        if self._stale:
+            self._stale_misses += 1
+            if self._stale_misses <= _REBUILD_AFTER:
+                return [text for text, (c, _) in self._patterns.items() if c.match(key)]
+            self._set_texts = list(self._patterns)
+            self._set = compile_set(self._set_texts)
+            self._stale = False
+        if self._set is None:  # RE2 could not build the set: one by one
+            return [text for text, (c, _) in self._patterns.items() if c.match(key)]
+        return [self._set_texts[i] for i in self._set.Match(key) or ()]
+
+    def _patterns_changed(self) -> None:
+        self._cache.clear()
+        self._stale, self._stale_misses = True, 0
 
     # --- changing ------------------------------------------------------------------------------
 
@@ -105,7 +134,10 @@ class SubscriptionIndex:
         for text, compiled in patterns:
             if text not in subs.patterns:
                 subs.patterns.add(text)
-                self._patterns.setdefault(text, (compiled, set()))[1].add(sid)
+                if text not in self._patterns:
+                    self._patterns[text] = (compiled, set())
+                    self._patterns_changed()
+                self._patterns[text][1].add(sid)
                 self._cache.clear()
         return len(subs)
 
@@ -123,7 +155,6 @@ class SubscriptionIndex:
             if name in subs.patterns:
                 subs.patterns.discard(name)
                 self._discard_pattern(name, sid)
-                self._cache.clear()
         if not subs:
             del self._subs[sid]
         return len(subs)
@@ -138,8 +169,6 @@ class SubscriptionIndex:
             self._cache.pop(key, None)
         for text in subs.patterns:
             self._discard_pattern(text, sid)
-        if subs.patterns:
-            self._cache.clear()
 
     @staticmethod
     def _discard(index: dict[str, set[str]], key: str, sid: str) -> None:
@@ -153,5 +182,7 @@ class SubscriptionIndex:
         entry = self._patterns.get(text)
         if entry is not None:
             entry[1].discard(sid)
+            self._cache.clear()
             if not entry[1]:
                 del self._patterns[text]
+                self._patterns_changed()

@@ -245,8 +245,10 @@ class EventServer(Daemon):
             if self._backlog:
                 self._run_backlog()
                 continue
-            poller.poll(max(0, int((self._next_housekeeping - time.monotonic()) * 1000)) + 1)
-            self._waker.clear()
+            ready = poller.poll(
+                max(0, int((self._next_housekeeping - time.monotonic()) * 1000)) + 1
+            )
+            self._waker.clear_if_woken(ready)
             self._read_requests()
 
     def _read_link(self, sid: str, mono: float) -> None:
@@ -469,8 +471,8 @@ class EventServer(Daemon):
         for sid in stall.waiting:
             poller.register(self._dealers[sid], zmq.POLLOUT)
         deadline = min(self._next_housekeeping, *(d for _, d in stall.waiting.values()))
-        poller.poll(max(0, int((deadline - time.monotonic()) * 1000) + 1))
-        self._waker.clear()
+        ready = poller.poll(max(0, int((deadline - time.monotonic()) * 1000) + 1))
+        self._waker.clear_if_woken(ready)
         now = time.monotonic()
         for sid, (batch, due) in list(stall.waiting.items()):
             if self._send(batch):

@@ -128,8 +128,8 @@ class NameServerDaemon(Daemon):
         handshakes = self._handshakes
         assert handshakes is not None
         while not self._stop_requested:
-            poller.poll(max(0, int((next_sweep - time.monotonic()) * 1000)) + 1)
-            self._waker.clear()
+            ready = poller.poll(max(0, int((next_sweep - time.monotonic()) * 1000)) + 1)
+            self._waker.clear_if_woken(ready)
             self._answer_requests(router, service)
             if udp is not None:
                 self._answer_discovery(udp, endpoint)

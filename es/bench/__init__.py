@@ -56,16 +56,14 @@ def run_bench(
     host, run = machine(), run_id()
     say = _progress(_steps(names, settings))
     found: dict[str, list[dict[str, Any]]] = {}
-    stack = Stack() if es_uri is None else None
-    try:
-        target = Target(stack.endpoint, stack.pid) if stack else Target(str(es_uri))
-        for name in names:
-            found[name] = WORKLOADS[name](target, settings, say)
-            print(f"\n{name}\n{table(name, found[name])}\n", flush=True)
-    finally:
-        if stack is not None:
-            stack.close()
-    where = "a private server on loopback" if stack else f"the server at {es_uri}"
+    for name in names:
+        if es_uri is None:  # a new server each time: one workload's memory is not the next's
+            with Stack() as stack:
+                found[name] = WORKLOADS[name](Target(stack.endpoint, stack.pid), settings, say)
+        else:
+            found[name] = WORKLOADS[name](Target(es_uri), settings, say)
+        print(f"\n{name}\n{table(name, found[name])}\n", flush=True)
+    where = "a private server on loopback" if es_uri is None else f"the server at {es_uri}"
     if results is not None:
         append_jsonl(results, run, host, [r for rows in found.values() for r in rows])
     if summary is not None:

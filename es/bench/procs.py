@@ -133,7 +133,11 @@ class Stack:
     def _stop(proc: subprocess.Popen[str]) -> None:
         from es.stack import stop_daemon
 
-        stop_daemon(proc)
+        try:
+            stop_daemon(proc)
+        except subprocess.TimeoutExpired:  # deaf to two interrupts: it is ours, so kill it
+            proc.kill()
+            proc.wait(30)
 
     def close(self) -> None:
         self._stop(self._es)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from clients.patterns import compile_pattern
 from es.index import SubscriptionIndex
 
@@ -96,3 +98,45 @@ def test_cache_is_bounded_lru() -> None:
     hits = index.cache_hits
     index.recipients("a")  # survived as most recently used
     assert index.cache_hits == hits + 1
+
+
+def test_the_pattern_set_finds_exactly_what_matching_one_by_one_finds() -> None:
+    """Many patterns are matched through one RE2 set; it must agree with each pattern's own
+    match (anchored at the start, case-insensitive), before and after patterns change."""
+    rng = random.Random(7)
+    shapes = [r"stock\.{}", r"^stock\.{}.*$", r"(news|stock)\.{}", r"\w+\.{}\d*", r"STOCK\.{}"]
+    pairs = (
+        (f"s{n % 50}", rng.choice(shapes).format(rng.choice("abcxyz") * rng.randint(1, 3)))
+        for n in range(300)
+    )
+    held = list(dict.fromkeys(pairs))  # a subscriber holds a pattern once
+    compiled = {text: compile_pattern(text, 1024) for _, text in held}
+    index = SubscriptionIndex(cache_size=0)  # no cache: every call matches
+    for sid, text in held:
+        index.add_patterns(sid, [(text, compiled[text])])
+
+    def expected(subject: str) -> frozenset[str]:
+        return frozenset(sid for sid, text in held if compiled[text].match(subject.lower()))
+
+    subjects = [
+        f"{rng.choice(['stock', 'NEWS', 'Stock', 'x'])}.{rng.choice('abcxyz') * rng.randint(1, 4)}"
+        f"{rng.choice(['', '7', '.more'])}"
+        for _ in range(200)
+    ]
+    for subject in subjects:  # the first few scan; then the set is built and used
+        assert index.recipients(subject) == expected(subject), subject
+    assert index._set is not None
+    for sid, text in held[:100]:
+        index.remove(sid, [text])
+    held = held[100:]
+    for subject in subjects:
+        assert index.recipients(subject) == expected(subject), subject
+
+
+def test_ten_thousand_patterns_fit_in_one_set() -> None:
+    index = SubscriptionIndex()
+    index.add_patterns("s1", [pat(rf"bench\.p{i}\..*") for i in range(10_000)])
+    for i in range(10):
+        assert index.recipients(f"bench.fresh.{i}") == frozenset()
+    assert index._set is not None
+    assert index.recipients("BENCH.P9999.x") == {"s1"}

@@ -1,0 +1,42 @@
+"""`es bench --quick`: every workload runs against a private server and the results are kept.
+
+It checks what the benchmark reports, not how fast anything was (speed is measured by
+`make bench`, never asserted in tests).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.integration.conftest import es_command
+from tests.integration.helpers import run
+
+WORKLOADS = {"throughput", "latency", "matching", "many", "slow"}
+
+
+def test_a_quick_run_measures_every_workload_and_appends_its_results(tmp_path: Path) -> None:
+    results, summary = tmp_path / "results.jsonl", tmp_path / "RESULTS.md"
+    summary.write_text("# kept\n")
+    args = ["bench", "--quick", "--results", str(results), "--summary", str(summary)]
+    done = run(es_command(*args))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert {r["workload"] for r in rows} == WORKLOADS
+    assert len({r["run"] for r in rows}) == 1 and rows[0]["machine"]["cores"] >= 1
+    ours = [r for r in rows if r["impl"] == "ours" and r["workload"] in ("throughput", "latency")]
+    assert ours and all(r["delivered_fraction"] == 1.0 and r["lost_reported"] == 0 for r in ours)
+    assert {(r["workload"], r["impl"]) for r in rows} >= {
+        ("throughput", "reference"),
+        ("latency", "reference"),
+    }
+    assert all(r["p99_us"] > 0 for r in rows if r["workload"] == "latency")
+    text = summary.read_text()
+    assert text.startswith("# kept\n")  # appended, never rewritten
+    assert all(f"**{name}**" in text for name in WORKLOADS)
+    assert "throughput" in done.stdout and "[1/" in done.stderr  # a table, and progress
+
+
+def test_an_unknown_workload_is_a_usage_error() -> None:
+    done = run(es_command("bench", "--only", "speed"))
+    assert done.returncode == 2 and "unknown workload 'speed'" in done.stderr
