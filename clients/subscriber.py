@@ -52,7 +52,7 @@ __all__ = ["Subscriber"]
 
 log = logging.getLogger("clients.subscriber")
 
-ACK_EVERY = 64
+ACK_EVERY = 256
 """Events between acknowledgements while events keep coming."""
 
 ACK_DRY = 0.05
@@ -390,9 +390,10 @@ class Subscriber(KeptClient):
         event = self._ready.popleft()
         self._last_seq = event.seq
         self._unacked += 1
-        due = self._unacked >= ACK_EVERY or time.monotonic() - self._acked_at >= ACK_INTERVAL
-        if due or self._acked_seq == 0:  # the first at once: the server learns we acknowledge
-            self._ack()
+        if self._unacked >= ACK_EVERY or self._acked_seq == 0:  # the first at once, so the
+            self._ack()  # server learns that we acknowledge
+        elif self._unacked % 16 == 0 and time.monotonic() - self._acked_at >= ACK_INTERVAL:
+            self._ack()  # a slow consumer still reports progress every ACK_INTERVAL
         return event
 
     def _read_inbox(self) -> None:
@@ -424,21 +425,14 @@ class Subscriber(KeptClient):
         self._expected[delivery.stream] = delivery.events[-1].seq + 1
         while len(self._expected) > _STREAMS_KEPT:
             del self._expected[next(iter(self._expected))]
+        stream, pickle = delivery.stream, self.allow_pickle
         events = [
-            Event(
-                e.subject,
-                e.time,
-                e.seq,
-                e.payload,
-                e.fmt,
-                stream=delivery.stream,
-                retained=e.retained,
-                allow_pickle=self.allow_pickle,
-            )
+            Event(e.subject, e.time, e.seq, e.payload, e.fmt, stream=stream, allow_pickle=pickle)
             for e in delivery.events
         ]
         for event, item in zip(events, delivery.events, strict=True):
-            event.resumed = item.resumed  # the server restarted and restored us from storage
+            if item.retained or item.resumed:  # resumed: the server restarted and restored us
+                event.retained, event.resumed = item.retained, item.resumed
         events[0].lost = lost
         if self._resumed:
             self._resumed = False

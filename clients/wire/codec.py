@@ -312,15 +312,18 @@ def _with_rid(header: list[Any], read: Callable[[], Any]) -> Any:
         raise
 
 
-def _payloads(header: list[Any], frames: Sequence[bytes], kind: str, count: int) -> Sequence[bytes]:
+def _payloads(
+    header: list[Any], frames: Sequence[bytes], kind: str, count: int, checked: bool = True
+) -> Sequence[bytes]:
     """The payloads of a PUB or EV header with `count` items: inline after them in the header
-    (and then no more frames), or one frame each."""
+    (and then no more frames), or one frame each. Inline ones are checked to be bin unless the
+    caller checks each itself (`checked=False`)."""
     if len(header) == _INLINE_AT[kind] + 1:
         inline = header[_INLINE_AT[kind]]
         if len(frames) != 1:
             raise _fail(ErrorCode.BAD_REQUEST, f"{kind} with inline payloads takes only a header")
-        if not isinstance(inline, list) or not all(isinstance(p, bytes) for p in inline):
-            raise _fail(ErrorCode.BAD_REQUEST, "inline payloads must be an array of bin")
+        if not isinstance(inline, list) or (checked and not all(type(p) is bytes for p in inline)):
+            raise _fail(ErrorCode.BAD_REQUEST, _NOT_BIN)
         if len(inline) != count:
             raise _fail(
                 ErrorCode.BAD_REQUEST, f"{kind} lists {count} items but {len(inline)} inline"
@@ -333,6 +336,7 @@ def _payloads(header: list[Any], frames: Sequence[bytes], kind: str, count: int)
     return frames[1:]
 
 
+_NOT_BIN = "inline payloads must be an array of bin"
 # Where a header's inline payloads are, when it has them.
 _INLINE_AT = {"PUB": 5, "EV": 6}
 
@@ -403,42 +407,45 @@ def decode_delivery(frames: Sequence[bytes]) -> Delivery:
         (("sid", _text), ("stream", _uint), ("lost", _uint), ("events", _list)),
         2,
     )
-    payloads = _payloads(header, frames, "EV", len(events))
+    payloads = _payloads(header, frames, "EV", len(events), checked=False)
     items = []
+    isfinite = math.isfinite
     for meta, payload in zip(events, payloads, strict=True):
-        if type(meta) is list and len(meta) == 4 and _plain_event(meta):  # the common case
-            items.append(EventItem(meta[0], meta[1], meta[2], meta[3], bytes(payload)))
-            continue
-        if not isinstance(meta, list) or len(meta) not in (4, 5):
-            raise _fail(
-                ErrorCode.BAD_REQUEST, "each EV event must be [seq, subject, time, format, flags?]"
-            )
-        flags = _body(meta[4], "event flags") if len(meta) == 5 else {}
-        items.append(
-            EventItem(
-                _uint(meta[0], "seq"),
-                _text(meta[1], "subject"),
-                _time(meta[2]),
-                _fmt(meta[3]),
-                bytes(payload),
-                flags.get("retained") is True,
-                flags.get("resumed") is True,
-            )
-        )
+        # The common case, checked inline: this loop runs for every event a subscriber gets.
+        if type(meta) is list and len(meta) == 4 and type(payload) is bytes:
+            seq, subject, time, fmt = meta
+            if (
+                type(seq) is int
+                and 0 <= seq <= MAX_INT
+                and type(subject) is str
+                and type(time) is float
+                and isfinite(time)
+                and type(fmt) is int
+                and 0 <= fmt <= 127
+            ):
+                items.append(EventItem(seq, subject, time, fmt, payload))
+                continue
+        items.append(_event_item(meta, payload))
     return Delivery(sid, stream, lost, tuple(items), inline)
 
 
-def _plain_event(meta: list[Any]) -> bool:
-    """An event [seq, subject, time, format] whose fields need no conversion: the fast path."""
-    seq, subject, time, fmt = meta
-    return (
-        type(seq) is int
-        and 0 <= seq <= MAX_INT
-        and type(subject) is str
-        and type(time) is float
-        and math.isfinite(time)
-        and type(fmt) is int
-        and 0 <= fmt <= 127
+def _event_item(meta: Any, payload: Any) -> EventItem:
+    """One EV event, every field checked (and converted where the spec allows)."""
+    if not isinstance(meta, list) or len(meta) not in (4, 5):
+        raise _fail(
+            ErrorCode.BAD_REQUEST, "each EV event must be [seq, subject, time, format, flags?]"
+        )
+    if not isinstance(payload, bytes):
+        raise _fail(ErrorCode.BAD_REQUEST, _NOT_BIN)
+    flags = _body(meta[4], "event flags") if len(meta) == 5 else {}
+    return EventItem(
+        _uint(meta[0], "seq"),
+        _text(meta[1], "subject"),
+        _time(meta[2]),
+        _fmt(meta[3]),
+        bytes(payload),
+        flags.get("retained") is True,
+        flags.get("resumed") is True,
     )
 
 
