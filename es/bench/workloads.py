@@ -32,7 +32,7 @@ class Settings:
     rates: tuple[int, ...] = (1000, 5000)
     latency_seconds: float = 3.0
     patterns: tuple[int, ...] = (10, 1000, 10_000)
-    matching_events: int = 50_000
+    matching_events: int = 200_000
     many: int = 1000
     many_processes: int = 4
     many_events: int = 100
