@@ -74,6 +74,38 @@ def paced(count: int, rate: float | None, seconds: float) -> Iterator[int]:
         yield i
 
 
+class Run:
+    """What a publisher did: how many events, when it started and stopped, its CPU time."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.start = time.monotonic()
+        self.published = self.start
+        self.cpu = cpu_seconds()
+
+    def result(self, flushed: float) -> dict[str, Any]:
+        return {
+            "result": "pub",
+            "sent": self.sent,
+            "publish_seconds": self.published - self.start,
+            "flushed_seconds": flushed - self.start,
+            "cpu": cpu_seconds() - self.cpu,
+        }
+
+
+def publish_loop(args: dict[str, Any], send: Callable[[int, bytes], object]) -> Run:
+    """Send `count` payloads of `size` bytes (stamped each with the time when measuring
+    latency), at `rate` a second or as fast as possible, for at most `seconds`."""
+    size = int(args.get("size", 100))
+    body, stamp = payload(size), bool(args.get("latency"))
+    run = Run()
+    for i in paced(int(args["count"]), args.get("rate"), float(args["seconds"])):
+        send(i, payload(size) if stamp else body)
+        run.sent += 1
+    run.published = time.monotonic()
+    return run
+
+
 class Tally:
     """What one subscriber saw: how many events, when the first and last came, latencies."""
 
@@ -199,27 +231,10 @@ def our_pub(args: dict[str, Any]) -> None:
     emit({"ready": "pub"})
     try:
         wait_for_go()
-        size = int(args.get("size", 100))
-        body = payload(size)
-        stamp = bool(args.get("latency"))
-        start_cpu, start = cpu_seconds(), time.monotonic()
-        sent = 0
-        for i in paced(int(args["count"]), args.get("rate"), float(args["seconds"])):
-            pub.publish(subjects(i), payload(size) if stamp else body)
-            sent += 1
-        published = time.monotonic()
+        run = publish_loop(args, lambda i, data: pub.publish(subjects(i), data))
         pub.publish(subjects(0), END)
         pub.flush(60.0)
-        end = time.monotonic()
-        emit(
-            {
-                "result": "pub",
-                "sent": sent,
-                "publish_seconds": published - start,
-                "flushed_seconds": end - start,
-                "cpu": cpu_seconds() - start_cpu,
-            }
-        )
+        emit(run.result(flushed=time.monotonic()))
     finally:
         pub.close()
 
@@ -253,27 +268,11 @@ def ref_pub(args: dict[str, Any]) -> None:
     deadline = time.monotonic() + 120
     while not go.wait(0.01) and time.monotonic() < deadline:
         sock.send_multipart([b"hello", b""])
-    size = int(args.get("size", 100))
-    body = payload(size)
-    stamp = bool(args.get("latency"))
-    start_cpu, start = cpu_seconds(), time.monotonic()
-    sent = 0
-    for _ in paced(int(args["count"]), args.get("rate"), float(args["seconds"])):
-        sock.send_multipart([subject, payload(size) if stamp else body])
-        sent += 1
-    published = time.monotonic()
+    run = publish_loop(args, lambda i, data: sock.send_multipart([subject, data]))
     for _ in range(_END_REPEATS):
         sock.send_multipart([subject, END])
         time.sleep(0.01)
-    emit(
-        {
-            "result": "pub",
-            "sent": sent,
-            "publish_seconds": published - start,
-            "flushed_seconds": published - start,
-            "cpu": cpu_seconds() - start_cpu,
-        }
-    )
+    emit(run.result(flushed=run.published))
     sock.close()
     ctx.term()
 

@@ -9,9 +9,11 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from clients import Event, Publisher, Subscriber
 from clients.errors import EsError
@@ -95,6 +97,37 @@ def warm_up(pub: Publisher, subject: str, *subs: Subscriber) -> None:
     for sub in subs:
         event = sub.next(WAIT)
         assert event is not None and event.msg == "warm-up"
+
+
+@dataclass
+class SlowAndFast:
+    """A subscriber that will not read (queue of one), a fast one, a publisher, their subject."""
+
+    slow: Subscriber
+    fast: Subscriber
+    pub: Publisher
+    subject: str
+
+
+@contextlib.contextmanager
+def slow_and_fast(
+    es: Daemon,
+    slow: dict[str, Any] | None = None,
+    fast: dict[str, Any] | None = None,
+    pub: dict[str, Any] | None = None,
+) -> Iterator[SlowAndFast]:
+    """The usual cast of a backpressure test, subscribed to a fresh subject and warmed up; the
+    options given are added to the slow one's queue of 1 and the fast one's of 100,000."""
+    subject = f"load.{uuid.uuid4().hex[:8]}"
+    with (
+        Subscriber(es.endpoint, **{"queue_size": 1, **(slow or {})}) as slow_sub,
+        Subscriber(es.endpoint, **{"queue_size": 100_000, **(fast or {})}) as fast_sub,
+        Publisher(es.endpoint, **(pub or {})) as publisher,
+    ):
+        slow_sub.subscribe(subject)
+        fast_sub.subscribe(subject)
+        warm_up(publisher, subject, slow_sub, fast_sub)
+        yield SlowAndFast(slow_sub, fast_sub, publisher, subject)
 
 
 @dataclass

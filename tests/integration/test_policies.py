@@ -17,6 +17,7 @@ from typing import Any
 from clients import Event, Publisher, Subscriber
 from tests.integration.conftest import Daemon, wait_until
 from tests.integration.helpers import BIG, WAIT, reading, subscriber_stats, warm_up
+from tests.integration.helpers import slow_and_fast as slow_and_fast_clients
 
 MAX_EVENTS = 3000  # about 200 MB at most: far more than loopback buffers hold
 
@@ -116,15 +117,8 @@ def slow_and_fast(
 ) -> Outcome:
     """A subscriber that never reads and one that reads everything; publish until the slow one's
     copy of an event is dropped, then collect what each received."""
-    subject = f"load.{uuid.uuid4().hex[:8]}"
-    with (
-        Subscriber(es.endpoint, **slow_options) as slow,
-        Subscriber(es.endpoint, **fast_options) as fast,
-        Publisher(es.endpoint) as pub,
-    ):
-        slow.subscribe(subject)
-        fast.subscribe(subject)
-        warm_up(pub, subject, slow, fast)
+    with slow_and_fast_clients(es, slow_options, fast_options) as cast:
+        slow, fast, pub, subject = cast.slow, cast.fast, cast.pub, cast.subject
         with reading(fast) as fast_events:
             count = publish_until_dropped(pub, subject, 2)
             wait_until(lambda: len(fast_events) >= count, WAIT, "the fast subscriber's events")
@@ -164,15 +158,8 @@ def test_block_policy_waits_once_for_a_subscriber_that_stopped_reading(
     """After one stall ran out, publishers no longer wait for that subscriber (its copies drop
     at once) until it reads again; then it receives again, every loss announced."""
     es = start_es()
-    subject = f"load.{uuid.uuid4().hex[:8]}"
-    with (
-        Subscriber(es.endpoint, queue_size=1, max_stall=0.3) as slow,
-        Subscriber(es.endpoint, queue_size=100_000) as fast,
-        Publisher(es.endpoint) as pub,
-    ):
-        slow.subscribe(subject)
-        fast.subscribe(subject)
-        warm_up(pub, subject, slow, fast)
+    with slow_and_fast_clients(es, {"max_stall": 0.3}) as cast:
+        slow, fast, pub, subject = cast.slow, cast.fast, cast.pub, cast.subject
         with reading(fast):
             publish_until_dropped(pub, subject, 2)
             stalls = subscriber_stats(es, slow.sid)["stalls"]

@@ -21,6 +21,7 @@ from tests.integration.helpers import (
     reading,
     relay,
     rss_bytes,
+    slow_and_fast,
     subscriber_process,
     subscriber_stats,
     warm_up,
@@ -163,15 +164,8 @@ def test_a_stalled_subscriber_is_evicted_told_so_and_others_keep_their_stream(
     start_es: Start,
 ) -> None:
     es = start_es("--max-stall", "0.2", "--evict-stalled", "2")
-    topic = subject()
-    with (
-        Subscriber(es.endpoint, queue_size=1, heartbeat=0.3) as stuck,
-        Subscriber(es.endpoint, queue_size=100_000) as fast,
-        Publisher(es.endpoint) as pub,
-    ):
-        stuck.subscribe(topic)
-        fast.subscribe(topic)
-        warm_up(pub, topic, stuck, fast)
+    with slow_and_fast(es, {"heartbeat": 0.3}) as cast:
+        stuck, fast, pub, topic = cast.slow, cast.fast, cast.pub, cast.subject
         with reading(fast) as got:
             count = 0
             while es.stats()["server"]["evictions"] == 0:  # it comes back by itself at once
@@ -206,16 +200,10 @@ def held_by_a_stall(es: Daemon, count: int) -> tuple[list[Status], list[object],
     """Block mode, a subscriber that stops reading for several times its publisher's liveness
     time while `count` big events go out, then reads again. Returns the publisher's statuses and
     what each subscriber received."""
-    topic = subject()
     statuses: list[Status] = []
-    with (
-        Subscriber(es.endpoint, queue_size=1, max_stall=WAIT) as slow,
-        Subscriber(es.endpoint, queue_size=100_000) as fast,
-        Publisher(es.endpoint, heartbeat=0.2, liveness=1.0, on_status=statuses.append) as pub,
-    ):
-        slow.subscribe(topic)
-        fast.subscribe(topic)
-        warm_up(pub, topic, slow, fast)
+    publisher = {"heartbeat": 0.2, "liveness": 1.0, "on_status": statuses.append}
+    with slow_and_fast(es, {"max_stall": WAIT}, pub=publisher) as cast:
+        slow, fast, pub, topic = cast.slow, cast.fast, cast.pub, cast.subject
         with reading(fast) as fast_got:
             for i in range(count):
                 pub.publish(topic, [i, BIG])
