@@ -33,7 +33,7 @@ def _progress(total: int) -> Callable[[str], None]:
 def _steps(names: Sequence[str], settings: Settings) -> int:
     per = {
         "throughput": 2 * len(settings.subscribers),
-        "latency": 2 * len(settings.rates),
+        "latency": 3 * len(settings.rates),
         "matching": len(settings.patterns),
         "many": 1,
         "slow": 2,

@@ -297,11 +297,27 @@ def ref_sub(args: dict[str, Any]) -> None:
     ctx.term()
 
 
+def ref_relay(args: dict[str, Any]) -> None:
+    """A forwarder between the reference publisher and its subscribers: a SUB connected to the
+    publisher, a PUB they connect to, and zmq.proxy (in libzmq, no Python per message) between.
+    It shows what one more hop costs with no broker logic at all. Runs until stdin closes."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    front, back = ctx.socket(zmq.SUB), ctx.socket(zmq.PUB)
+    front.setsockopt(zmq.SUBSCRIBE, b"")
+    front.connect(args["endpoint"])
+    back.bind("tcp://127.0.0.1:0")
+    threading.Thread(target=zmq.proxy, args=(front, back), daemon=True).start()
+    emit({"ready": "refrelay", "endpoint": back.getsockopt_string(zmq.LAST_ENDPOINT)})
+    sys.stdin.read()
+    os._exit(0)  # the proxy thread owns the sockets and never returns: leave without them
+
+
 ROLES: dict[str, Callable[[dict[str, Any]], None]] = {
     "sub": our_sub,
     "pub": our_pub,
     "refpub": ref_pub,
     "refsub": ref_sub,
+    "refrelay": ref_relay,
 }
 
 

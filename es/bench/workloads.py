@@ -140,11 +140,16 @@ def _our_pub(target: Target, **args: Any) -> tuple[str, dict[str, Any]]:
     return "pub", {"es": target.endpoint, **args}
 
 
-def _reference(n: int, pub_args: dict[str, Any]) -> Row:
-    """Plain pyzmq: a PUB bound on loopback, `n` SUBs, no broker in between."""
+def _reference(n: int, pub_args: dict[str, Any], relayed: bool = False) -> Row:
+    """Plain pyzmq: a PUB bound on loopback, `n` SUBs, no broker in between; or, `relayed`, a
+    bare libzmq forwarder in between (the cost of a second hop alone)."""
     with roles(("refpub", pub_args)) as (pub,):
         endpoint = _endpoint_of(pub)
-        with roles(*[("refsub", {**pub_args, "endpoint": endpoint})] * n) as subs:
+        with contextlib.ExitStack() as stack:
+            if relayed:
+                (relay,) = stack.enter_context(roles(("refrelay", {"endpoint": endpoint})))
+                endpoint = _endpoint_of(relay)
+            subs = stack.enter_context(roles(*[("refsub", {**pub_args, "endpoint": endpoint})] * n))
             return _run(None, pub, subs, float(pub_args["seconds"]))
 
 
@@ -175,7 +180,8 @@ def throughput(target: Target, settings: Settings, progress: Callable[[str], Non
 
 
 def latency(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
-    """One subscriber, the publisher paced; the send time travels in the payload."""
+    """One subscriber, the publisher paced; the send time travels in the payload. Also plain
+    pyzmq, directly and through a bare forwarder: what one more hop costs without a broker."""
     rows: list[Row] = []
     for rate in settings.rates:
         count = int(rate * settings.latency_seconds)
@@ -194,7 +200,9 @@ def latency(target: Target, settings: Settings, progress: Callable[[str], None])
             ours = _run(target, pub, subs, float(pub_args["seconds"]))
         progress(f"latency at {rate}/s: reference (plain pyzmq)")
         reference = _reference(1, pub_args)
-        for impl, row in (("ours", ours), ("reference", reference)):
+        progress(f"latency at {rate}/s: plain pyzmq through a bare forwarder")
+        relayed = _reference(1, pub_args, relayed=True)
+        for impl, row in (("ours", ours), ("reference", reference), ("relayed", relayed)):
             rows.append({"workload": "latency", "impl": impl, "rate": rate, **row})
     return rows
 
