@@ -13,9 +13,9 @@ from tests.integration.conftest import Daemon
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
-def run_example(name: str, es: Daemon) -> str:
+def run_example(name: str, es: Daemon, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
+        [sys.executable, str(EXAMPLES / name), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -48,3 +48,29 @@ def test_raw_client_uses_only_pyzmq_and_msgpack(es: Daemon) -> None:
     assert lines[0].startswith("subscribed")
     assert [line.split()[0] for line in lines[1:4]] == ["RAW.QUOTES", "raw.news.sun", "raw.quotes"]
     assert lines[-1] == "received 3 events; subscriptions left: 0"
+
+
+def test_stockquotes_exact_subject_and_pattern(es: Daemon) -> None:
+    lines = run_example("stockquotes.py", es, "--rounds", "4").splitlines()
+    assert lines[-3:] == [
+        "published 16 quotes",
+        "exact subscriber received 4: SUN 4",  # stockquote.sun, in lower case: any case matches
+        "pattern subscriber received 8: SAP 4, SUN 4",  # ^STOCKQUOTE\.S.*$: not IBM or MSFT
+    ]
+    assert all(line.split()[0] in ("exact", "pattern") for line in lines[:-3])
+
+
+def test_countingcars_switch_direction_from_the_handler_and_abort(es: Daemon) -> None:
+    lines = run_example("countingcars.py", es, "--counters", "3", "--cars", "2").splitlines()
+    assert lines[-3:] == [f"counter {n} finished: True" for n in (1, 2, 3)]
+    for n in (1, 2, 3):
+        counted = [line for line in lines if line.startswith(f"counter {n}: 2 cars heading")]
+        assert sorted(line.split()[-1] for line in counted) == ["east", "north", "south", "west"]
+
+
+def test_messagebus_automatic_and_manual_subscribers(es: Daemon) -> None:
+    lines = run_example("messagebus.py", es, "--messages", "12").splitlines()
+    assert lines[-2:] == [
+        "automatic subscriber received 12 in order: True",
+        "manual subscriber received 12 in order: True",
+    ]
