@@ -23,6 +23,15 @@ from clients import Event, Publisher, Subscriber
 DIRECTIONS = ["north", "east", "south", "west"]
 
 
+_printing = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Print a whole line: threads that print at once would mix their lines up."""
+    with _printing:
+        print(line, flush=True)
+
+
 class Counter(Subscriber):
     """Counts `per_direction` cars heading each way, one direction after the other."""
 
@@ -46,7 +55,7 @@ class Counter(Subscriber):
         self.counted[direction] = self.counted.get(direction, 0) + 1
         if self.counted[direction] < self.per_direction:
             return
-        print(f"{self.name}: {self.per_direction} cars heading {direction}")
+        say(f"{self.name}: {self.per_direction} cars heading {direction}")
         self.unsubscribe(self.subject)  # from inside the event handler: allowed
         self.position += 1
         if self.position < len(self.order):

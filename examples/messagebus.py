@@ -22,6 +22,15 @@ from clients import Event, Publisher, Subscriber
 TOPIC = "weather.{location}"
 
 
+_printing = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Print a whole line: threads that print at once would mix their lines up."""
+    with _printing:
+        print(line, flush=True)
+
+
 class Automatic(Subscriber):
     """Consumes each message as it arrives."""
 
@@ -32,7 +41,7 @@ class Automatic(Subscriber):
 
     def event(self, event: Event) -> None:
         self.received.append(event.msg["n"])
-        print(f"automatic: {event.subject} {event.msg}")
+        say(f"automatic: {event.subject} {event.msg}")
         if len(self.received) == self.expected:
             self.abort()
 
@@ -46,7 +55,7 @@ def manual_loop(sub: Subscriber, expected: int) -> list[int]:
         if event is None:
             continue
         received.append(event.msg["n"])
-        print(f"manual:    {event.subject} {event.msg}")
+        say(f"manual:    {event.subject} {event.msg}")
         time.sleep(0.01)  # slower than the publisher: messages wait in the queue meanwhile
     return received
 

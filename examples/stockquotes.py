@@ -41,6 +41,15 @@ def feed(rounds: int | None, interval: float) -> int:
     return published
 
 
+_printing = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Print a whole line: threads that print at once would mix their lines up."""
+    with _printing:
+        print(line, flush=True)
+
+
 class Ticker(Subscriber):
     """Prints each quote it gets, and counts them per symbol."""
 
@@ -52,7 +61,7 @@ class Ticker(Subscriber):
     def event(self, event: Event) -> None:
         symbol, price = event.msg
         self.counts[symbol] = self.counts.get(symbol, 0) + 1
-        print(f"{self.label:<8} {event.subject:<18} {symbol:<5} {price:9.2f}")
+        say(f"{self.label:<8} {event.subject:<18} {symbol:<5} {price:9.2f}")
 
 
 def ticker(label: str, subscribe: str) -> Ticker:

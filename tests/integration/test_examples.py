@@ -74,3 +74,43 @@ def test_messagebus_automatic_and_manual_subscribers(es: Daemon) -> None:
         "automatic subscriber received 12 in order: True",
         "manual subscriber received 12 in order: True",
     ]
+
+
+def test_chatbox_goes_on_after_the_announcer_stopped(es: Daemon) -> None:
+    lines = run_example("chatbox.py", es).splitlines()
+    assert lines[0] == "announced lobby"
+    assert lines[1] == "the announcer has stopped; channels found: lobby"
+    heard = sorted(line for line in lines if line.startswith("[lobby]"))
+    assert heard == [
+        "[lobby] alice hears bob: hi alice",
+        "[lobby] alice hears bob: the event server carries it all",
+        "[lobby] bob hears alice: hi bob",
+        "[lobby] bob hears alice: the announcer is gone, and we still talk",
+    ]
+    assert lines[-1] == "4 lines heard"
+
+
+def test_stresstest_every_subscriber_gets_every_event_in_order(es: Daemon) -> None:
+    args = ["--processes", "2", "--publishers", "2", "--subscribers", "2", "--seconds", "1"]
+    lines = run_example("stresstest.py", es, *args).splitlines()
+    assert lines[-1] == "every subscriber received every event, in order: True"
+    published = int(lines[0].split()[3])
+    assert published > 0 and lines[1].startswith(f"4 subscribers received {4 * published} ")
+
+
+def test_allinone_starts_its_own_servers_and_uses_its_own_loop(es: Daemon) -> None:
+    lines = run_example("allinone.py", es).splitlines()  # the fixture's server is not used
+    assert lines[0].startswith("name server at tcp://127.0.0.1:")
+    assert lines[1:6] == [f"received allinone.news: news item {n}" for n in range(5)]
+    assert lines[-1] == "5 events through servers running in this program"
+
+
+def test_service_availability_from_arrival_to_departure(es: Daemon) -> None:
+    lines = run_example("service_availability.py", es, "--reports", "2", "--interval", "0.2")
+    assert lines.splitlines() == [
+        "available: boiler",
+        "report from boiler: {'report': 1, 'temperature': 61}",
+        "report from boiler: {'report': 2, 'temperature': 62}",
+        "gone: boiler (unsubscribed)",
+        "2 reports while it was available",
+    ]
