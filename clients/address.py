@@ -51,6 +51,7 @@ def local_address_for(es_uri: str) -> str:
 
 
 def bind_address(host: str) -> str:
+    """An endpoint to bind on `host` at a free port (IPv6 literals in brackets)."""
     literal = f"[{host}]" if ":" in host else host
     return f"tcp://{literal}:0"
 

@@ -54,6 +54,8 @@ _REFUSED_KEY = (
 
 
 class Control:
+    """A DEALER to a server's ROUTER: requests with ids, replies matched to them, errors kept."""
+
     def __init__(
         self,
         context: zmq.Context[Any],
@@ -81,6 +83,7 @@ class Control:
         self._closing = threading.Event()  # set without the lock, so that waits can see it
 
     def next_rid(self) -> int:
+        """A fresh request id, never 0 (0 means: no reply wanted)."""
         return next(self._rids) % MAX_INT or next(self._rids)
 
     def request(self, build: Callable[[int], Any], timeout: float | None = None) -> dict[str, Any]:
@@ -137,6 +140,7 @@ class Control:
         return first
 
     def close(self) -> None:
+        """Close the socket; a thread waiting on it gets ConnectionClosed within a slice."""
         self._closing.set()  # a thread waiting under the lock gives it up within a slice
         with self._lock:
             if not self._closed:

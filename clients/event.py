@@ -66,6 +66,7 @@ class Event:
 
     @property
     def msg(self) -> Any:
+        """The message, decoded from the payload on first access (PayloadError if it cannot be)."""
         if self._msg is _UNSET:
             self._msg = decode_payload(self.payload, self.format, self._allow_pickle)
         return self._msg

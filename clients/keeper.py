@@ -41,6 +41,8 @@ T = TypeVar("T")
 
 
 class Status(StrEnum):
+    """How a client's link to the event server stands (`client.status`, `on_status`)."""
+
     CONNECTING = "connecting"
     CONNECTED = "connected"
     DOWN = "down"
@@ -60,11 +62,13 @@ class Backoff:
     attempt: int = 0
 
     def next(self) -> float:
+        """The next delay in seconds; each call backs off further, up to the cap."""
         delay = min(self.cap, self.base * self.factor**self.attempt)
         self.attempt += 1
         return delay * (1 - self.jitter * self.rng.random())
 
     def reset(self) -> None:
+        """Start again from the base delay."""
         self.attempt = 0
 
 
@@ -110,9 +114,11 @@ class Keeper:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
+        """Start the heartbeat thread."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the heartbeat thread (waiting for it) and report CLOSED."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(self._timeout + self.interval + 1)
@@ -205,6 +211,7 @@ class Keeper:
             return action(self.control)
 
     def close(self) -> None:
+        """Stop, then close both connections."""
         self.stop()
         with self._swap:
             self.control.close()

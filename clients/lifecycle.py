@@ -57,6 +57,7 @@ class Daemon:
         self._wakeup_fd_installed = False
 
     def serve(self) -> int:
+        """Run the server in this thread until stopped; return the process exit code."""
         raise NotImplementedError
 
     def start(self) -> threading.Thread:
@@ -85,6 +86,7 @@ class Daemon:
 
     @property
     def forced(self) -> bool:
+        """Whether the last stop was forced (a second interrupt): queued work was abandoned."""
         return self._force
 
     def install_signal_handlers(self) -> None:

@@ -186,6 +186,7 @@ class NameServer:
         return absolute(name, self.default_group)
 
     def ping(self) -> dict[str, Any]:
+        """The name server's answer: its name and version, to check that it is there."""
         return self._control.request(Ping)
 
     def register(
@@ -202,6 +203,7 @@ class NameServer:
         return self._control.request(lambda rid: Register(rid, full, uri, replace, lease, meta))
 
     def renew(self, name: str, token: str) -> dict[str, Any]:
+        """Extend the lease of `name`, with the token its registration returned."""
         full = self._name(name)
         return self._control.request(lambda rid: Renew(rid, full, token))
 
@@ -217,6 +219,7 @@ class NameServer:
     resolve = lookup
 
     def remove(self, name: str, token: str | None = None) -> None:
+        """Remove `name` (a leased name needs its token); Pyro's unregister."""
         full = self._name(name)
         self._control.request(lambda rid: Remove(rid, full, token))
 
@@ -230,21 +233,26 @@ class NameServer:
         return self._control.request(lambda rid: ListNames(rid, chosen, prefix, regex))
 
     def listall(self) -> dict[str, Any]:
+        """Every name with its URI, in every group."""
         return self._control.request(ListAll)
 
     def create_group(self, group: str) -> None:
+        """Create an empty group (`:Stock`); names can then be registered in it."""
         full = self._name(group)
         self._control.request(lambda rid: CreateGroup(rid, full))
 
     def delete_group(self, group: str) -> None:
+        """Delete a group, which must be empty."""
         full = self._name(group)
         self._control.request(lambda rid: DeleteGroup(rid, full))
 
     def set_meta(self, name: str, meta: str) -> None:
+        """Attach a short text to `name` (Pyro's metadata)."""
         full = self._name(name)
         self._control.request(lambda rid: SetMeta(rid, full, meta))
 
     def get_meta(self, name: str) -> str:
+        """The text attached to `name`."""
         full = self._name(name)
         return str(self._control.request(lambda rid: GetMeta(rid, full))["meta"])
 
@@ -254,6 +262,7 @@ class NameServer:
     getMeta = get_meta  # noqa: N815
 
     def close(self) -> None:
+        """Close the connection to the name server."""
         self._control.close()
 
     def __enter__(self) -> NameServer:

@@ -34,6 +34,8 @@ LINGER = 100e-6
 
 
 class Outbox:
+    """Unconfirmed events on their way: alone when idle, gathered under load (see the module)."""
+
     def __init__(
         self,
         send: Callable[[tuple[PubItem, ...]], None],

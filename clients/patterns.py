@@ -26,7 +26,11 @@ _MAX_SET_MEMORY = 64 << 20
 
 
 class Pattern(Protocol):
-    def match(self, text: str) -> object: ...
+    """A compiled pattern: `match(text)` is truthy when it matches at the start of `text`."""
+
+    def match(self, text: str) -> object:
+        """Truthy when the pattern matches at the start of `text`."""
+        ...
 
 
 def fold(subject: str) -> str:
@@ -65,7 +69,11 @@ def compile_pattern(text: str, max_bytes: int, case_sensitive: bool = False) -> 
 
 
 class PatternSet(Protocol):
-    def Match(self, text: str) -> list[int] | None: ...  # noqa: N802 - RE2's own name
+    """Many compiled patterns at once: `Match(text)` lists the indices of those that match."""
+
+    def Match(self, text: str) -> list[int] | None:  # noqa: N802 - RE2's own name
+        """The indices of the patterns that match at the start of `text`, or None."""
+        ...
 
 
 def compile_set(texts: list[str], case_sensitive: bool = False) -> PatternSet | None:

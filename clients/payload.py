@@ -28,6 +28,7 @@ FORMAT_NAMES = {"raw": Format.RAW, "msgpack": Format.MSGPACK, "pickle": Format.P
 
 
 def format_for(name: str) -> Format:
+    """The format code of a serializer name (`msgpack`, `raw`, `pickle`); ValueError for others."""
     try:
         return FORMAT_NAMES[name]
     except KeyError:
@@ -54,6 +55,7 @@ def _portable(value: Any) -> Any:
 
 
 def encode_payload(message: Any, fmt: Format) -> bytes:
+    """`message` as payload bytes in format `fmt` (TypeError if it cannot be)."""
     if fmt is Format.RAW:
         if not isinstance(message, bytes | bytearray | memoryview):
             raise TypeError("the raw serializer sends bytes only")
@@ -68,6 +70,7 @@ def encode_payload(message: Any, fmt: Format) -> bytes:
 
 
 def decode_payload(payload: bytes, fmt: int, allow_pickle: bool = False) -> Any:
+    """A payload back into a message; pickle only with `allow_pickle` (PayloadError otherwise)."""
     if fmt == Format.MSGPACK:
         try:
             return msgpack.unpackb(payload, raw=False, strict_map_key=False, timestamp=3)

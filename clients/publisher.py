@@ -60,6 +60,7 @@ def _inline(items: tuple[PubItem, ...]) -> bool:
 
 
 def subject_tuple(subjects: Subjects) -> tuple[str, ...]:
+    """One subject or several, as a tuple of strings; TypeError for anything else."""
     if isinstance(subjects, str):
         return (subjects,)
     result = tuple(subjects)

@@ -88,6 +88,7 @@ class Keys:
 
     @classmethod
     def from_passphrase(cls, passphrase: str) -> Keys:
+        """The key pair every holder of `passphrase` derives (scrypt), trusted by all of them."""
         if not passphrase:
             raise ValueError("the passphrase is empty")
         public, secret = _pair(passphrase)
@@ -303,6 +304,7 @@ class HandshakeWatch:
         self._logged_at = 0.0
 
     def poll(self) -> None:
+        """Count failed handshakes seen since the last call; log them at most once a second."""
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)["event"]
             kind = self._KINDS.get(int(event), "failed")
@@ -315,5 +317,6 @@ class HandshakeWatch:
             self._logged_at = now
 
     def close(self) -> None:
+        """Stop watching the socket."""
         self._sock.disable_monitor()
         self._monitor.close(linger=0)

@@ -15,6 +15,8 @@ __all__ = ["Waker"]
 
 
 class Waker:
+    """A socketpair that wakes a thread from a poll: written from anywhere, read by the poller."""
+
     def __init__(self) -> None:
         self._read, self._write = socket.socketpair()
         self._read.setblocking(False)
@@ -29,6 +31,7 @@ class Waker:
         return self._write.fileno()
 
     def wake(self) -> None:
+        """Make the polling thread return from its poll (safe from any thread or signal handler)."""
         with contextlib.suppress(OSError):  # buffer full or closed: the sleeper wakes anyway
             self._write.send(b"x")
 
@@ -39,10 +42,12 @@ class Waker:
             self.clear()
 
     def clear(self) -> None:
+        """Read away every wake-up written so far."""
         with contextlib.suppress(BlockingIOError):
             while self._read.recv(4096):
                 pass
 
     def close(self) -> None:
+        """Close both ends."""
         self._read.close()
         self._write.close()

@@ -71,10 +71,12 @@ class Batch:
 
     @property
     def count(self) -> int:
+        """How many events the batch holds."""
         return len(self.metas)
 
     @property
     def last_seq(self) -> int:
+        """The sequence number of its last event."""
         return int(self.metas[-1][0])
 
     def frames(self) -> list[bytes]:

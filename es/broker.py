@@ -121,6 +121,8 @@ def _joined(runs: list[_Run], sid: str) -> _Run:
 
 
 class Broker(Introspection):
+    """The event server's core: requests in, actions for the shell out (see the module)."""
+
     def __init__(
         self, config: ServerConfig, now: float, new_stream: Callable[[], int] = new_stream
     ) -> None:
@@ -180,6 +182,7 @@ class Broker(Introspection):
             return [self.error(peer, request.rid, exc.code, exc.message)]
 
     def error(self, peer: bytes, rid: int, code: str, message: str) -> Reply:
+        """An ERR reply to `peer` for request `rid`."""
         return Reply(peer, encode(Err(rid, code, message)))
 
     @property
@@ -188,6 +191,7 @@ class Broker(Introspection):
         return self.config.liveness / 3
 
     def subscriber(self, sid: str) -> SubscriberState | None:
+        """What is known of `sid`, if it is subscribed."""
         return self._subscribers.get(sid)
 
     def delivered(self, sid: str, count: int, last_seq: int) -> None:
@@ -237,6 +241,7 @@ class Broker(Introspection):
         return state is not None and not state.stalled_out and state.health.linked is True
 
     def stalled(self, sid: str, mono: float) -> None:
+        """The shell began waiting for `sid`'s full queue."""
         state = self._subscribers.get(sid)
         if state is not None:
             state.stalls += 1

@@ -17,6 +17,7 @@ Policy = tuple[str, int, float]
 
 
 def refuse(code: ErrorCode, message: str) -> RequestError:
+    """The error to raise for a refused request: its class follows from the code."""
     return EXCEPTION_FOR_CODE[code](code, message)
 
 
@@ -29,6 +30,7 @@ def _is_ip(host: str | None) -> bool:
 
 
 def check_subject(subject: str, limits: Limits) -> str:
+    """`subject` if it is a valid subject within the limits; else BAD_SUBJECT."""
     if not subject:
         raise refuse(ErrorCode.BAD_SUBJECT, "empty subject")
     limit = limits.max_subject_bytes
@@ -39,12 +41,14 @@ def check_subject(subject: str, limits: Limits) -> str:
 
 
 def check_sid(sid: str, limits: Limits) -> None:
+    """Refuse a subscriber id that is empty or too long."""
     limit = limits.max_sid_bytes
     if not sid or len(sid.encode()) > limit:
         raise refuse(ErrorCode.BAD_REQUEST, f"sid must be 1 to {limit} bytes")
 
 
 def check_endpoint(endpoint: str, limits: Limits) -> None:
+    """Refuse an inbox endpoint the server should not connect to."""
     limit = limits.max_endpoint_bytes
     if len(endpoint.encode()) > limit:
         raise refuse(ErrorCode.BAD_ENDPOINT, f"endpoint longer than {limit} bytes")

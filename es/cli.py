@@ -581,4 +581,5 @@ def bench(
 
 
 def main() -> None:
+    """The `es` command."""
     app()

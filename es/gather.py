@@ -28,6 +28,8 @@ MAX_BYTES = 1 << 20
 
 
 class Gather:
+    """The fan-outs gathered in one turn, one batch per subscriber (see the module)."""
+
     def __init__(self, max_events: int = MAX_EVENTS, max_bytes: int = MAX_BYTES) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes

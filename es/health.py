@@ -28,9 +28,11 @@ class Health:
     failed_handshakes: int = 0
 
     def heard(self, now: float) -> None:
+        """The subscriber sent something (a heartbeat, an ACK, a request) at `now`."""
         self.last_heard = max(self.last_heard, now)
 
     def link(self, up: bool, now: float) -> None:
+        """The socket monitor saw the connection to its inbox go up or down at `now`."""
         if self.linked is not up:
             self.linked, self.link_since = up, now
 
@@ -45,6 +47,7 @@ class Health:
             self.refused = self.refused or self.failed_handshakes >= FAILED_HANDSHAKES
 
     def full(self, now: float) -> None:
+        """Its queue was found full at `now` (the start of a stall, if not stalled yet)."""
         if self.full_since is None:
             self.full_since = now
 

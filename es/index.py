@@ -30,6 +30,8 @@ _REBUILD_AFTER = 4
 
 @dataclass
 class Subscriptions:
+    """One subscriber's subscriptions: folded subjects and patterns as given."""
+
     subjects: set[str] = field(default_factory=set)
     patterns: set[str] = field(default_factory=set)
 
@@ -38,6 +40,8 @@ class Subscriptions:
 
 
 class SubscriptionIndex:
+    """Who subscribed to what, and the recipients of a subject (see the module)."""
+
     def __init__(self, cache_size: int = 10_000) -> None:
         self._exact: dict[str, set[str]] = {}
         self._patterns: dict[str, tuple[Pattern, set[str]]] = {}
@@ -59,24 +63,30 @@ class SubscriptionIndex:
         return len(subs) if subs else 0
 
     def subscriptions(self, sid: str) -> Subscriptions:
+        """What `sid` subscribed to (empty if nothing)."""
         return self._subs.get(sid) or Subscriptions()
 
     def sids(self) -> list[str]:
+        """Every subscriber with at least one subscription."""
         return list(self._subs)
 
     def has_pattern(self, pattern: str) -> bool:
+        """Whether anyone subscribed to `pattern`."""
         return pattern in self._patterns
 
     @property
     def subject_count(self) -> int:
+        """How many distinct exact subjects are subscribed to."""
         return len(self._exact)
 
     @property
     def pattern_count(self) -> int:
+        """How many distinct patterns are subscribed to."""
         return len(self._patterns)
 
     @property
     def cache_len(self) -> int:
+        """How many subjects the recipients cache holds."""
         return len(self._cache)
 
     def recipients(self, subject: str) -> frozenset[str]:
@@ -120,6 +130,7 @@ class SubscriptionIndex:
     # --- changing ------------------------------------------------------------------------------
 
     def add_subjects(self, sid: str, subjects: list[str]) -> int:
+        """Subscribe `sid` to exact subjects; return its subscription count."""
         subs = self._subs.setdefault(sid, Subscriptions())
         for subject in subjects:
             key = fold(subject)
@@ -130,6 +141,7 @@ class SubscriptionIndex:
         return len(subs)
 
     def add_patterns(self, sid: str, patterns: list[tuple[str, Pattern]]) -> int:
+        """Subscribe `sid` to compiled patterns; return its subscription count."""
         subs = self._subs.setdefault(sid, Subscriptions())
         for text, compiled in patterns:
             if text not in subs.patterns:

@@ -57,6 +57,7 @@ class Introspection:
         entry[2] = now
 
     def stats(self, now: float) -> dict[str, Any]:
+        """The STATS body: server counters, and each subscriber in detail."""
         listed = self._listing()
         return {
             "server": {

@@ -41,10 +41,12 @@ PUBLISHER_SEEN = "$es.publisher.seen"
 
 def is_reserved(subject: str) -> bool:
     # The cheap test first: this runs for every subject of every publish.
+    """Whether `subject` is under the server's own prefix `$es.` (any case)."""
     return subject[:1] == "$" and subject[: len(RESERVED_PREFIX)].lower() == RESERVED_PREFIX
 
 
 def joined(sid: str, endpoint: str, policy: str, queue: int, name: str | None) -> dict[str, Any]:
+    """The body of `$es.subscriber.joined`."""
     body: dict[str, Any] = {"sid": sid, "endpoint": endpoint, "policy": policy, "queue": queue}
     if name is not None:
         body["name"] = name
@@ -52,4 +54,5 @@ def joined(sid: str, endpoint: str, policy: str, queue: int, name: str | None) -
 
 
 def left(sid: str, reason: str) -> dict[str, Any]:
+    """The body of `$es.subscriber.left`."""
     return {"sid": sid, "reason": reason}

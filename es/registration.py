@@ -42,6 +42,7 @@ class NameHeld(EsError):
 def is_live_event_server(
     uri: str, keys: Keys | None = None, timeout: float = _LIVENESS_TIMEOUT
 ) -> bool:
+    """Whether an event server answers at `uri` (so a name it holds is not stale)."""
     control = Control(zmq.Context.instance(), uri, timeout, keys=keys)
     try:
         return control.request(Ping).get("server") == "es"
@@ -63,6 +64,8 @@ def advertised(endpoint: str, ns_endpoint: str) -> str:
 
 
 class Registration:
+    """The event server's name in the name server: claimed at start, renewed, removed at stop."""
+
     def __init__(
         self,
         endpoint: str,

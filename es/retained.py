@@ -17,6 +17,8 @@ __all__ = ["Retained", "RetainedStore"]
 
 @dataclass(frozen=True, slots=True)
 class Retained:
+    """A retained event: the latest of its subject, kept for new subscriptions."""
+
     subject: str
     fmt: int
     payload: bytes
@@ -25,6 +27,8 @@ class Retained:
 
 
 class RetainedStore:
+    """Retained events by folded subject, bounded in count and bytes."""
+
     def __init__(self, max_count: int, max_bytes: int) -> None:
         self.max_count = max_count
         self.max_bytes = max_bytes
@@ -62,10 +66,12 @@ class RetainedStore:
             self.bytes += len(event.payload)
 
     def get(self, subject: str, mono: float) -> Retained | None:
+        """The live retained event of `subject`, if any."""
         event = self._events.get(fold(subject))
         return event if event is not None and _alive(event, mono) else None
 
     def matching(self, pattern: Pattern, mono: float) -> list[Retained]:
+        """The live retained events whose subjects `pattern` matches."""
         return [e for e in self._events.values() if _alive(e, mono) and pattern.match(e.subject)]
 
     def expire(self, mono: float) -> list[str]:

@@ -13,6 +13,8 @@ __all__ = ["SubscriberState", "new_stream"]
 
 @dataclass
 class SubscriberState:
+    """What the broker knows of one subscriber: its queue, stream, counters and health."""
+
     sid: str
     endpoint: str
     stream: int
@@ -38,4 +40,5 @@ class SubscriberState:
 
 
 def new_stream() -> int:
+    """A random stream id: a subscriber's new sequence of events (SPEC 7.3)."""
     return secrets.randbelow(MAX_INT) + 1

@@ -285,4 +285,5 @@ def setmeta(
 
 
 def main() -> None:
+    """The `ns` command."""
     app()

@@ -18,6 +18,8 @@ class NsConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class NsConfig:
+    """The name server's settings, checked when made."""
+
     host: str = "127.0.0.1"
     port: int = NS_PORT
     # CurveZMQ security: a passphrase (Pyro's -i), or a directory made by `es keygen`.
@@ -52,6 +54,7 @@ class NsConfig:
         _check(self.max_names > 0, "max_names must be positive")
 
     def as_dict(self) -> dict[str, Any]:
+        """The settings as a dict, with the passphrase hidden."""
         data = dataclasses.asdict(self)
         data["ident"] = None if self.ident is None else "(set)"
         return data

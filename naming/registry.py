@@ -51,6 +51,8 @@ def _new_token() -> str:
 
 
 class Registry:
+    """Names, groups and leases (pure: the time is an argument)."""
+
     def __init__(
         self,
         storage: Storage,
@@ -114,6 +116,7 @@ class Registry:
         return renewed
 
     def lookup(self, name: str, now: float) -> Entry:
+        """The live entry for `name`; NAME_NOT_FOUND if there is none."""
         check_absolute(name)
         entry = self._live(name, now)
         if entry is None:
@@ -128,10 +131,12 @@ class Registry:
         self._storage.delete(name)
 
     def set_meta(self, name: str, meta: str, now: float) -> None:
+        """Attach a text to `name`."""
         _check_meta(meta)
         self._storage.put(replace(self.lookup(name, now), meta=meta))
 
     def get_meta(self, name: str, now: float) -> str:
+        """The text attached to `name`."""
         return self.lookup(name, now).meta
 
     def expire(self, now: float) -> list[str]:
@@ -144,6 +149,7 @@ class Registry:
     # --- groups --------------------------------------------------------------------------------
 
     def create_group(self, group: str, now: float) -> None:
+        """Create an empty group in an existing parent; NAME_TAKEN if it exists."""
         check_absolute(group)
         if group == ROOT or self._storage.has_group(group) or self._live(group, now):
             raise _refuse(ErrorCode.NAME_TAKEN, f"{group} exists")
@@ -172,6 +178,7 @@ class Registry:
         return names, groups
 
     def list_prefix(self, prefix: str, now: float) -> Listing:
+        """Names and groups that start with `prefix`."""
         names = {e.name: e.uri for e in self._entries(now) if e.name.startswith(prefix)}
         groups = sorted(g for g in self._storage.groups() if g != ROOT and g.startswith(prefix))
         return names, groups
@@ -184,6 +191,7 @@ class Registry:
         return names, groups
 
     def list_all(self, now: float) -> Listing:
+        """Every live name with its URI, and every group."""
         return {e.name: e.uri for e in self._entries(now)}, sorted(self._storage.groups())
 
     # --- helpers -------------------------------------------------------------------------------

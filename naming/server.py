@@ -62,6 +62,7 @@ class NameServerDaemon(Daemon):
         self._handshakes: HandshakeWatch | None = None
 
     def serve(self) -> int:
+        """Bind, answer requests and discovery until stopped; return the exit code."""
         try:
             storage = open_storage(self.config.storage)
         except (ValueError, sqlite3.Error) as exc:

@@ -37,6 +37,8 @@ _LISTING_BUDGET = 512 * 1024
 
 
 class NameService:
+    """Name server requests in, replies out, over a Registry (no sockets)."""
+
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 

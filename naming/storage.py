@@ -30,18 +30,48 @@ class Entry:
 
 
 class Storage(Protocol):
-    def get(self, name: str) -> Entry | None: ...
-    def put(self, entry: Entry) -> None: ...
-    def delete(self, name: str) -> None: ...
-    def entries(self) -> Iterable[Entry]: ...
-    def has_group(self, group: str) -> bool: ...
-    def add_group(self, group: str) -> None: ...
-    def delete_group(self, group: str) -> None: ...
-    def groups(self) -> Iterable[str]: ...
-    def close(self) -> None: ...
+    """Where the name server keeps names and groups."""
+
+    def get(self, name: str) -> Entry | None:
+        """The entry for `name`, if there is one."""
+        ...
+
+    def put(self, entry: Entry) -> None:
+        """Keep `entry`, replacing one of the same name."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Forget `name`."""
+        ...
+
+    def entries(self) -> Iterable[Entry]:
+        """Every entry."""
+        ...
+
+    def has_group(self, group: str) -> bool:
+        """Whether `group` exists."""
+        ...
+
+    def add_group(self, group: str) -> None:
+        """Create `group`."""
+        ...
+
+    def delete_group(self, group: str) -> None:
+        """Delete `group`."""
+        ...
+
+    def groups(self) -> Iterable[str]:
+        """Every group."""
+        ...
+
+    def close(self) -> None:
+        """Release the storage."""
+        ...
 
 
 class MemoryStorage:
+    """Names kept in memory only: gone when the name server stops, as in Pyro."""
+
     def __init__(self) -> None:
         self._entries: dict[str, Entry] = {}
         self._groups: set[str] = set()
@@ -84,6 +114,8 @@ CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY);
 
 
 class SqliteStorage:
+    """Names kept in a sqlite file, so they survive a restart."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._db = sqlite3.connect(

@@ -65,6 +65,8 @@ class Options:
 
 @dataclass(frozen=True, slots=True)
 class Subscribe:
+    """SUB (SPEC 3.1): subscribe `sid`, whose inbox is `endpoint`, to exact subjects."""
+
     rid: int
     sid: str
     endpoint: str
@@ -74,6 +76,8 @@ class Subscribe:
 
 @dataclass(frozen=True, slots=True)
 class SubscribeMatch:
+    """SUBMATCH (SPEC 3.2): subscribe `sid` to subjects matching RE2 patterns."""
+
     rid: int
     sid: str
     endpoint: str
@@ -83,6 +87,8 @@ class SubscribeMatch:
 
 @dataclass(frozen=True, slots=True)
 class Unsubscribe:
+    """UNSUB (SPEC 3.3): remove each name, as a subject and as a pattern."""
+
     rid: int
     sid: str
     subjects: tuple[str, ...]
@@ -90,6 +96,8 @@ class Unsubscribe:
 
 @dataclass(frozen=True, slots=True)
 class PubItem:
+    """One event of a PUB: its subjects, the payload's format code and the payload."""
+
     subjects: tuple[str, ...]
     fmt: int
     payload: bytes
@@ -101,6 +109,8 @@ class PubItem:
 
 @dataclass(frozen=True, slots=True)
 class Publish:
+    """PUB (SPEC 3.4): events to publish, in order; with `confirm`, the server answers."""
+
     rid: int
     confirm: bool
     items: tuple[PubItem, ...]
@@ -110,16 +120,22 @@ class Publish:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
+    """PING (SPEC 3.5): the server's name, version, clock and limits; earlier requests are done."""
+
     rid: int
 
 
 @dataclass(frozen=True, slots=True)
 class Stats:
+    """STATS (SPEC 3.6): counters for people and tools."""
+
     rid: int
 
 
 @dataclass(frozen=True, slots=True)
 class Ack:
+    """ACK (SPEC 3.7): `sid` has consumed up to `seq`; never answered."""
+
     rid: int
     sid: str
     seq: int
@@ -174,12 +190,16 @@ Request = (
 
 @dataclass(frozen=True, slots=True)
 class Ok:
+    """A successful reply to request `rid`, with its body."""
+
     rid: int
     body: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class Err:
+    """A refused request `rid`: a stable code (SPEC 6) and a message for people."""
+
     rid: int
     code: str
     message: str
@@ -190,6 +210,8 @@ Reply = Ok | Err
 
 @dataclass(frozen=True, slots=True)
 class EventItem:
+    """One event in a delivery: its sequence number, subject, time, format and payload."""
+
     seq: int
     subject: str
     time: float

@@ -52,6 +52,8 @@ MAX_DATAGRAM = 512
 
 @dataclass(frozen=True, slots=True)
 class Register:
+    """REGISTER: map `name` to `uri`, for good or with a lease; `replace` overwrites."""
+
     rid: int
     name: str
     uri: str
@@ -62,6 +64,8 @@ class Register:
 
 @dataclass(frozen=True, slots=True)
 class Renew:
+    """RENEW: extend a leased name, proving ownership with its token."""
+
     rid: int
     name: str
     token: str
@@ -69,12 +73,16 @@ class Renew:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
+    """LOOKUP: what is known of `name`."""
+
     rid: int
     name: str
 
 
 @dataclass(frozen=True, slots=True)
 class Remove:
+    """REMOVE: forget `name` (a leased one needs its token)."""
+
     rid: int
     name: str
     token: str | None = None
@@ -92,23 +100,31 @@ class ListNames:
 
 @dataclass(frozen=True, slots=True)
 class ListAll:
+    """LISTALL: every name with its URI."""
+
     rid: int
 
 
 @dataclass(frozen=True, slots=True)
 class CreateGroup:
+    """CREATEGROUP: an empty group for names."""
+
     rid: int
     group: str
 
 
 @dataclass(frozen=True, slots=True)
 class DeleteGroup:
+    """DELETEGROUP: remove an empty group."""
+
     rid: int
     group: str
 
 
 @dataclass(frozen=True, slots=True)
 class SetMeta:
+    """SETMETA: attach a text to `name`."""
+
     rid: int
     name: str
     meta: str
@@ -116,6 +132,8 @@ class SetMeta:
 
 @dataclass(frozen=True, slots=True)
 class GetMeta:
+    """GETMETA: the text attached to `name`."""
+
     rid: int
     name: str
 
@@ -236,9 +254,11 @@ def _datagram(data: bytes, command: str, size: int) -> list[Any]:
 
 
 def decode_where(data: bytes) -> int:
+    """The nonce of a WHERE datagram (a client asking where the name server is)."""
     return _uint(_datagram(data, "WHERE", 3)[2], "nonce")
 
 
 def decode_here(data: bytes) -> tuple[int, str]:
+    """The nonce and endpoint of a HERE datagram (the name server's answer)."""
     header = _datagram(data, "HERE", 4)
     return _uint(header[2], "nonce"), _text(header[3], "endpoint")

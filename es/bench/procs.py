@@ -81,11 +81,13 @@ class Role:
                 return data
 
     def say(self, text: str) -> None:
+        """Write one line to the role's stdin."""
         assert self.proc.stdin is not None
         self.proc.stdin.write(text + "\n")
         self.proc.stdin.flush()
 
     def close(self) -> None:
+        """Close its stdin and wait for it to end (kill it after 30 s)."""
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.close()
@@ -140,6 +142,7 @@ class Stack:
             proc.wait(30)
 
     def close(self) -> None:
+        """Stop the event server, then the name server, and drop their log."""
         self._stop(self._es)
         self._stop(self._ns)
         self.log.close()

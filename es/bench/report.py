@@ -134,10 +134,12 @@ def table(workload: str, rows: Iterable[Row], markdown: bool = False) -> str:
 
 
 def run_id() -> str:
+    """The id of a run: when it started, in UTC."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def append_jsonl(path: Path, run: str, host: dict[str, Any], rows: Iterable[Row]) -> None:
+    """Append one JSON line per row, each with the run's id and machine."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
         for row in rows:
@@ -147,6 +149,7 @@ def append_jsonl(path: Path, run: str, host: dict[str, Any], rows: Iterable[Row]
 def append_markdown(
     path: Path, run: str, host: dict[str, Any], target: str, by_workload: dict[str, list[Row]]
 ) -> None:
+    """Append a markdown section for the run: the machine, then a table per workload."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         f"## {run}: {target}",

@@ -35,6 +35,7 @@ _END_REPEATS = 20
 
 
 def cpu_seconds() -> float:
+    """CPU time this process has used (user and system)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -45,15 +46,18 @@ def payload(size: int) -> bytes:
 
 
 def sent_at(data: bytes) -> int:
+    """The send time stamped into a payload, in nanoseconds of CLOCK_MONOTONIC."""
     stamp: int = _STAMP.unpack_from(data)[0]
     return stamp
 
 
 def emit(line: dict[str, Any]) -> None:
+    """Write a JSON line for the orchestrator."""
     print(json.dumps(line), flush=True)
 
 
 def wait_for_go() -> None:
+    """Block until the orchestrator says go (and leave if it closes stdin instead)."""
     line = sys.stdin.readline()
     if line.strip() != "go":
         raise SystemExit("bench role: stopped before go")
@@ -84,6 +88,7 @@ class Run:
         self.cpu = cpu_seconds()
 
     def result(self, flushed: float) -> dict[str, Any]:
+        """The publisher's result line; `flushed` is when the server had handled it all."""
         return {
             "result": "pub",
             "sent": self.sent,
@@ -118,6 +123,7 @@ class Tally:
         self.latencies: list[int] | None = [] if latency else None
 
     def see(self, data: bytes, lost: int = 0) -> None:
+        """Count one payload (END only marks the end), with the events lost before it."""
         now = time.monotonic_ns()
         if data[:3] == END:
             self.ended = True
@@ -131,6 +137,7 @@ class Tally:
             self.latencies.append(now - sent_at(data))
 
     def result(self) -> dict[str, Any]:
+        """What this subscriber saw, for its result line."""
         out: dict[str, Any] = {
             "received": self.count,
             "first": self.first,
@@ -322,6 +329,7 @@ ROLES: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 def main(argv: list[str]) -> None:
+    """Run the role named by the first argument, with its arguments from stdin."""
     ROLES[argv[0]](json.loads(sys.stdin.readline()))
 
 

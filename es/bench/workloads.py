@@ -41,6 +41,7 @@ class Settings:
 
     @classmethod
     def quick(cls) -> Settings:
+        """Tiny workloads: every one runs, in a few seconds, to show it works."""
         return cls(
             events=2000,
             seconds=5.0,
@@ -64,9 +65,11 @@ class Target:
     pid: int | None = None
 
     def cpu(self) -> float | None:
+        """The server's CPU seconds so far, when it runs here."""
         return None if self.pid is None else cpu_of(self.pid)
 
     def rss(self) -> int | None:
+        """The server's resident memory in bytes, when it runs here."""
         return None if self.pid is None else rss_of(self.pid)
 
 
