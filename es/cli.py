@@ -306,7 +306,9 @@ def sub(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
     policy: Annotated[str | None, typer.Option("--policy", help="block or drop.")] = None,
-    queue_size: Annotated[int | None, typer.Option("--queue-size")] = None,
+    queue_size: Annotated[
+        int | None, typer.Option("--queue-size", help="Messages the server may queue for it.")
+    ] = None,
     name: Annotated[
         str | None, typer.Option("--name", help="A service name, announced as $es.service.*.")
     ] = None,
@@ -564,8 +566,10 @@ def bench(
     ] = None,
     ident: Ident = None,
 ) -> None:
-    """Measure throughput, latency, matching, many subscribers and a slow consumer, against
-    plain pyzmq PUB/SUB on the same machine. Publishers and subscribers run on this machine."""
+    """Measure throughput, latency, matching, many subscribers and a slow consumer.
+
+    Plain pyzmq PUB/SUB on the same machine is measured beside it. Publishers and subscribers
+    run on this machine; without --es, so do a private name server and event server."""
     from es.bench import BenchError, Settings, run_bench
 
     if ident:
