@@ -138,6 +138,7 @@ class EventServer(Daemon):
         self._backlog: deque[tuple[bytes, list[bytes]]] = deque()
         self._backlog_bytes = 0
         self._gather = Gather()
+        self._held: deque[Fanout] = deque()  # gathered fan-outs waiting for a stall to end
         self.broker = Broker(config, now=clock())
 
     def serve(self) -> int:
@@ -239,7 +240,7 @@ class EventServer(Daemon):
             if self._stall is not None:
                 self._wait_stall()
                 continue
-            if self._gather:  # left from a turn that a stall cut short
+            if self._gather or self._held:  # left from a turn that a stall cut short
                 self._flush_gather()
                 continue
             if self._backlog:
@@ -311,7 +312,7 @@ class EventServer(Daemon):
         """Handle a request read in a turn, gathering its fan-out. Anything but a publish first
         sends what was gathered (a PING answers only once earlier events are on their way); if
         that stalls, the request waits at the head of the backlog and False is returned."""
-        if self._gather and peek_command(frames) != "PUB":
+        if (self._gather or self._held) and peek_command(frames) != "PUB":
             self._flush_gather()
             if self._stall is not None:
                 self._backlog.appendleft((peer, frames))
@@ -321,10 +322,18 @@ class EventServer(Daemon):
         return True
 
     def _flush_gather(self) -> None:
+        """Send what was gathered (after anything held before it), unless a stall is on."""
         if self._stall is None:
-            fanout = self._gather.take()
-            if fanout is not None:
-                self._fanout(fanout)
+            self._hold(self._gather.take())
+
+    def _hold(self, fanout: Fanout | None) -> None:
+        """Send `fanout` after those held before it; while a stall is on, hold it. (A full
+        gathered batch can be handed back in the middle of a request whose earlier fan-out
+        started a stall: it must not go out, nor be merged, before the stall ends.)"""
+        if fanout is not None:
+            self._held.append(fanout)
+        while self._held and self._stall is None:
+            self._fanout(self._held.popleft())
 
     def _handle(self, peer: bytes, frames: list[bytes], gather: bool = False) -> None:
         try:
@@ -350,9 +359,7 @@ class EventServer(Daemon):
                 case Persist() | PersistRetained():
                     self._persist(action)
                 case Fanout() if gather:
-                    ready = self._gather.add(action)
-                    if ready is not None:
-                        self._fanout(ready)
+                    self._hold(self._gather.add(action))
                 case Fanout():
                     self._fanout(action)
 
@@ -527,6 +534,8 @@ class EventServer(Daemon):
                 self._wait_stall()
             elif self._backlog:
                 self._run_backlog()
+            elif self._gather or self._held:
+                self._flush_gather()
             elif not self._read_requests():
                 break
         if self._force:
