@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
 from clients.errors import (
@@ -25,11 +23,9 @@ from clients.errors import (
     RequestError,
 )
 from clients.patterns import Pattern, compile_pattern, fold
-from clients.payload import encode_payload
 from clients.wire import (
     Ack,
     Err,
-    Format,
     Heartbeat,
     ListSubjects,
     ListSubscribers,
@@ -37,7 +33,6 @@ from clients.wire import (
     Ok,
     Options,
     Ping,
-    PubItem,
     Publish,
     Request,
     Stats,
@@ -64,7 +59,7 @@ from es.checks import check_endpoint, check_sid, check_subject, queue_policy, re
 from es.config import ServerConfig
 from es.health import Health, verdict
 from es.index import SubscriptionIndex
-from es.introspection import Introspection
+from es.publishing import Publishing
 from es.ratelimit import RateLimiter
 from es.retained import Retained, RetainedStore
 from es.state import SubscriberState, new_stream
@@ -76,51 +71,9 @@ _AT_ONCE = frozenset({"STATS", "SUBJECTS", "NUMSUB", "SUBSCRIBERS", "HEARTBEAT",
 
 # Evicted sids remembered, so a client's next heartbeat can be told why it was removed.
 _EVICTIONS_KEPT = 1000
-# Connections remembered as having published (for $es.publisher.seen), the first seen forgotten
-# first.
-_PUBLISHERS_KEPT = 10_000
 
 
-@dataclass(slots=True)
-class _Run:
-    """Consecutive events of one publish that go to the same subscribers (`sids`)."""
-
-    sids: frozenset[str]
-    subjects: list[str]
-    fmts: list[int]
-    payloads: list[bytes]
-    size: int  # payload bytes
-
-    def add(self, subject: str, fmt: int, payload: bytes) -> None:
-        self.subjects.append(subject)
-        self.fmts.append(fmt)
-        self.payloads.append(payload)
-        self.size += len(payload)
-
-
-def _everyone(runs: list[_Run]) -> frozenset[str]:
-    if len(runs) == 1:
-        return runs[0].sids
-    return frozenset().union(*(run.sids for run in runs))
-
-
-def _joined(runs: list[_Run], sid: str) -> _Run:
-    """The events of `runs` that go to `sid`, in order: the one run itself when there is one."""
-    if len(runs) == 1:
-        return runs[0]
-    mine = [run for run in runs if sid in run.sids]
-    if len(mine) == 1:
-        return mine[0]
-    joined = _Run(mine[0].sids, [], [], [], 0)
-    for run in mine:
-        joined.subjects += run.subjects
-        joined.fmts += run.fmts
-        joined.payloads += run.payloads
-        joined.size += run.size
-    return joined
-
-
-class Broker(Introspection):
+class Broker(Publishing):
     """The event server's core: requests in, actions for the shell out (see the module)."""
 
     def __init__(
@@ -289,16 +242,6 @@ class Broker(Introspection):
             actions += self._meta(meta.SERVICE_GONE, {"name": name, "sid": sid, "reason": reason})
         return actions
 
-    def _meta(self, subject: str, body: dict[str, Any]) -> list[Action]:
-        """A meta-event for whoever subscribed to it. Never in block mode: the server must not
-        wait on its own news."""
-        recipients = self.index.recipients(subject)
-        if not recipients:
-            return []
-        payload = encode_payload(body, Format.MSGPACK)
-        run = _Run(recipients, [subject], [Format.MSGPACK], [payload], len(payload))
-        return [Fanout([self._batch(sid, run, self._wall, block=False) for sid in recipients])]
-
     def eviction(self, sid: str) -> str | None:
         """Why `sid` was removed, while that is still remembered."""
         return self._evicted.get(sid)
@@ -362,129 +305,6 @@ class Broker(Introspection):
             return {"known": True}
         reason = self._evicted.pop(sid, None)
         return {"known": False} if reason is None else {"known": False, "evicted": reason}
-
-    def _publish(self, peer: bytes, request: Publish, now: float) -> list[Action]:
-        limits = self.config.limits
-        if len(request.items) > limits.max_items_per_publish:
-            raise refuse(
-                ErrorCode.LIMIT_EXCEEDED, f"more than {limits.max_items_per_publish} events"
-            )
-        if sum(len(item.payload) for item in request.items) > limits.max_publish_bytes:
-            raise refuse(
-                ErrorCode.TOO_LARGE, f"one publish carries over {limits.max_publish_bytes} bytes"
-            )
-        for item in request.items:
-            if not item.subjects:
-                raise refuse(ErrorCode.BAD_SUBJECT, "an event needs at least one subject")
-            if len(item.subjects) > limits.max_subjects_per_item:
-                raise refuse(
-                    ErrorCode.LIMIT_EXCEEDED,
-                    f"more than {limits.max_subjects_per_item} subjects in one publish",
-                )
-            if len(item.payload) > limits.max_message_bytes:
-                raise refuse(
-                    ErrorCode.TOO_LARGE, f"message larger than {limits.max_message_bytes} bytes"
-                )
-            for subject in item.subjects:
-                check_subject(subject, self.config.limits)
-                if subject[:1] == "$" and meta.is_reserved(subject):
-                    raise refuse(
-                        ErrorCode.BAD_SUBJECT,
-                        f"subjects starting {meta.RESERVED_PREFIX!r} are the server's own",
-                    )
-        retaining = [i for i in request.items if i.retain]
-        changes = [(s, len(i.payload)) for i in retaining for s in i.subjects]
-        if changes and not self._retained.fits(changes):
-            raise refuse(
-                ErrorCode.LIMIT_EXCEEDED,
-                f"retained events would exceed {self._retained.max_count} or "
-                f"{self._retained.max_bytes} bytes",
-            )
-        self.published += 1
-        runs = self._runs(request.items, now)
-        wanted = {sid: _joined(runs, sid) for sid in _everyone(runs)}
-        batches = [self._batch(sid, run, now) for sid, run in wanted.items()]
-        confirms = (Confirm(peer, request.rid, frozenset(wanted)),) if request.confirm else ()
-        fanout = Fanout(batches, confirms)
-        if retaining:
-            return [*self._retain(retaining, now), fanout, *self._seen(peer)]
-        return [fanout, *self._seen(peer)]
-
-    def _runs(self, items: tuple[PubItem, ...], now: float) -> list[_Run]:
-        """A publish's events in runs of consecutive events that go to the same subscribers.
-        Usually there is one run, which every subscriber's batch then shares."""
-        runs: list[_Run] = []
-        for item in items:
-            for subject in item.subjects:
-                self.events_in += 1
-                self._note_subject(subject, now)
-                recipients = self.index.recipients(subject)
-                if not recipients:
-                    continue
-                if runs and runs[-1].sids is recipients:  # the cache hands out one set per key
-                    runs[-1].add(subject, item.fmt, item.payload)
-                else:
-                    runs.append(
-                        _Run(recipients, [subject], [item.fmt], [item.payload], len(item.payload))
-                    )
-        return runs
-
-    def _retain(self, items: list[PubItem], now: float) -> list[Action]:
-        """Keep (or clear) retained events, and ask for them to be written."""
-        writes: list[Action] = []
-        for item in items:
-            expires = None if item.ttl is None else self._mono + item.ttl
-            wall = None if item.ttl is None else now + item.ttl
-            for subject in item.subjects:
-                self._retained.put(Retained(subject, item.fmt, item.payload, now, expires))
-                stored = StoredEvent(subject, item.fmt, item.payload, now, wall)
-                writes.append(PersistRetained(fold(subject), stored if item.payload else None))
-        return writes
-
-    def _seen(self, peer: bytes) -> list[Action]:
-        """$es.publisher.seen for a connection's first publish."""
-        if peer in self._publishers:
-            return []
-        self._publishers[peer] = None
-        while len(self._publishers) > _PUBLISHERS_KEPT:
-            self._publishers.popitem(last=False)
-        return self._meta(meta.PUBLISHER_SEEN, {"peer": peer.hex()})
-
-    def _batch(self, sid: str, run: _Run, now: float, block: bool = True) -> Batch:
-        """One EV batch for `sid`: the events of `run`, published at `now`."""
-        state = self._subscribers[sid]
-        first, count = state.next_seq, len(run.subjects)
-        numbers = range(first, first + count)
-        metas = list(zip(numbers, run.subjects, repeat(now, count), run.fmts, strict=True))
-        return self._numbered(state, metas, run.payloads, run.size, block)
-
-    def _numbered(
-        self,
-        state: SubscriberState,
-        metas: list[tuple[Any, ...]],
-        payloads: list[bytes],
-        size: int,
-        block: bool,
-    ) -> Batch:
-        """Take the next sequence numbers of `state`'s stream for `metas` (numbered from its
-        next_seq) and make their batch."""
-        if state.resumed:  # the first event since a restart: say that events were lost
-            state.resumed = False
-            head = metas[0]
-            marks = {**(head[4] if len(head) > 4 else {}), "resumed": True}
-            metas[0] = (*head[:4], marks)
-        state.next_seq += len(metas)
-        blocks = block and state.policy == "block"
-        return Batch(
-            state.sid,
-            state.stream,
-            state.lost_pending,
-            metas,
-            payloads,
-            blocks,
-            state.max_stall,
-            size,
-        )
 
     def _subscribe(
         self,
