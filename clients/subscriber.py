@@ -392,7 +392,7 @@ class Subscriber(KeptClient):
         self._unacked += 1
         if self._unacked >= ACK_EVERY or self._acked_seq == 0:  # the first at once, so the
             self._ack()  # server learns that we acknowledge
-        elif self._unacked % 16 == 0 and time.monotonic() - self._acked_at >= ACK_INTERVAL:
+        elif time.monotonic() - self._acked_at >= ACK_INTERVAL:
             self._ack()  # a slow consumer still reports progress every ACK_INTERVAL
         return event
 
