@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -25,6 +25,11 @@ from clients.lifecycle import setup_logging
 from es import __version__
 from es.config import ConfigError, ServerConfig, from_env
 from es.server import EventServer, ExitCode
+
+if TYPE_CHECKING:
+    from clients.security import Keys
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="The event server (es serve) and commands to publish, subscribe and inspect.",
@@ -181,6 +186,17 @@ Drain = Annotated[
         help="Seconds shutdown waits for queued events [5].",
     ),
 ]
+
+
+def _ask(
+    ident: str | None, key: str | None, server_key: str | None, call: Callable[[Keys | None], T]
+) -> T:
+    """One request to the event server with the keys the options name; exit 1 on its error."""
+    keys = client_keys(ident, key, server_key, "es")
+    try:
+        return call(keys)
+    except EsError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -381,11 +397,7 @@ def stats(
     server_key: ServerKeyFile = None,
 ) -> None:
     """Server counters and per-subscriber queue depth, drops and subscriptions."""
-    keys = client_keys(ident, key, server_key, "es")
-    try:
-        body = admin.stats(es, timeout, keys)
-    except EsError as exc:
-        raise _fail(str(exc)) from None
+    body = _ask(ident, key, server_key, lambda keys: admin.stats(es, timeout, keys))
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return
@@ -427,11 +439,7 @@ def subjects(
     server_key: ServerKeyFile = None,
 ) -> None:
     """Subjects published on, most recent first, with their event counts."""
-    keys = client_keys(ident, key, server_key, "es")
-    try:
-        body = admin.subjects(es, match, timeout, keys)
-    except EsError as exc:
-        raise _fail(str(exc)) from None
+    body = _ask(ident, key, server_key, lambda keys: admin.subjects(es, match, timeout, keys))
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return
@@ -452,11 +460,7 @@ def numsub(
     server_key: ServerKeyFile = None,
 ) -> None:
     """How many subscribers an event on each subject would reach now."""
-    keys = client_keys(ident, key, server_key, "es")
-    try:
-        counts = admin.numsub(names, es, timeout, keys)
-    except EsError as exc:
-        raise _fail(str(exc)) from None
+    counts = _ask(ident, key, server_key, lambda keys: admin.numsub(names, es, timeout, keys))
     for name, count in zip(names, counts, strict=True):
         typer.echo(f"{count:>6}  {name}")
 
@@ -472,11 +476,7 @@ def subscribers(
     server_key: ServerKeyFile = None,
 ) -> None:
     """Subscribers with their subscriptions, queue depth, drops, time stalled and lag."""
-    keys = client_keys(ident, key, server_key, "es")
-    try:
-        body = admin.subscribers(es, sid, timeout, keys)
-    except EsError as exc:
-        raise _fail(str(exc)) from None
+    body = _ask(ident, key, server_key, lambda keys: admin.subscribers(es, sid, timeout, keys))
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return
@@ -492,13 +492,13 @@ def ping(
     server_key: ServerKeyFile = None,
 ) -> None:
     """Check that the event server answers."""
-    keys = client_keys(ident, key, server_key, "es")
-    start = time.perf_counter()
-    try:
-        body = admin.ping(es, timeout, keys)
-    except EsError as exc:
-        raise _fail(str(exc)) from None
-    elapsed = (time.perf_counter() - start) * 1000
+
+    def timed(keys: Keys | None) -> tuple[dict[str, Any], float]:
+        start = time.perf_counter()  # after the keys are made: a passphrase costs ~70 ms
+        answer = admin.ping(es, timeout, keys)
+        return answer, (time.perf_counter() - start) * 1000
+
+    body, elapsed = _ask(ident, key, server_key, timed)
     typer.echo(f"{body.get('server')} {body.get('version')} answered in {elapsed:.1f} ms")
 
 
