@@ -1,4 +1,4 @@
-"""What every daemon here shares: readiness, stop requests, and Ctrl-C handling.
+"""What every daemon here shares: readiness, stop requests, Ctrl-C handling, storage specs.
 
 Invariants:
 - `stop()` and `interrupt()` are safe from any thread and from signal handlers: they set flags
@@ -115,3 +115,13 @@ class Daemon:
             signal.set_wakeup_fd(-1)
             self._wakeup_fd_installed = False
         self._waker.close()
+
+
+def storage_path(spec: str) -> str | None:
+    """A daemon's `--storage`: None for `memory`, PATH for `sqlite:PATH`; ValueError otherwise."""
+    if spec == "memory":
+        return None
+    path = spec.removeprefix("sqlite:")
+    if path == spec or not path:
+        raise ValueError(f"storage must be 'memory' or 'sqlite:PATH', not {spec!r}")
+    return path

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from clients.lifecycle import storage_path
 from clients.wire import PUB_BYTES_ACCEPTED, PUB_ITEMS_ACCEPTED
 
 __all__ = ["DEFAULT_PORT", "ConfigError", "Limits", "ServerConfig", "from_env"]
@@ -110,11 +111,10 @@ def validate(config: ServerConfig) -> None:
     lim = config.limits
     _check(bool(config.host), "host must not be empty")
     _check(not (config.ident and config.keys_dir), "give ident or keys_dir, not both")
-    _check(
-        config.storage == "memory"
-        or (config.storage.startswith("sqlite:") and len(config.storage) > len("sqlite:")),
-        "storage must be 'memory' or 'sqlite:PATH'",
-    )
+    try:
+        storage_path(config.storage)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     _check(0 <= config.port <= 65535, "port must be from 0 to 65535")
     _check(config.policy in ("block", "drop"), "policy must be 'block' or 'drop'")
     _check(config.queue_size >= 0, "queue_size must be >= 0 (0 = unbounded)")

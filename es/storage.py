@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from clients.lifecycle import storage_path
+
 __all__ = [
     "MemoryStorage",
     "SqliteStorage",
@@ -203,9 +205,6 @@ class SqliteStorage:
 
 
 def open_storage(spec: str) -> Storage:
-    """`memory`, or `sqlite:PATH`."""
-    if spec == "memory":
-        return MemoryStorage()
-    if spec.startswith("sqlite:") and len(spec) > len("sqlite:"):
-        return SqliteStorage(spec.removeprefix("sqlite:"))
-    raise ValueError(f"storage must be 'memory' or 'sqlite:PATH', not {spec!r}")
+    """`memory`, or `sqlite:PATH` (ValueError for anything else)."""
+    path = storage_path(spec)
+    return MemoryStorage() if path is None else SqliteStorage(path)

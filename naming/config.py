@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from clients.lifecycle import storage_path
 from clients.naming import NS_PORT
 
 __all__ = ["NsConfig", "NsConfigError"]
@@ -43,10 +44,10 @@ class NsConfig:
         _check(bool(self.host), "host must not be empty")
         _check(not (self.ident and self.keys_dir), "give ident or keys_dir, not both")
         _check(0 <= self.port <= 65535, "port must be from 0 to 65535")
-        ok_storage = self.storage == "memory" or (
-            self.storage.startswith("sqlite:") and len(self.storage) > len("sqlite:")
-        )
-        _check(ok_storage, "storage must be 'memory' or 'sqlite:PATH'")
+        try:
+            storage_path(self.storage)
+        except ValueError as exc:
+            raise NsConfigError(str(exc)) from None
         for name in ("min_lease", "max_lease", "sweep_interval"):
             value = getattr(self, name)
             _check(math.isfinite(value) and value > 0, f"{name} must be a positive number")

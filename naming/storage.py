@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from clients.lifecycle import storage_path
+
 __all__ = ["Entry", "MemoryStorage", "SqliteStorage", "Storage", "open_storage"]
 
 
@@ -161,9 +163,6 @@ class SqliteStorage:
 
 
 def open_storage(spec: str) -> Storage:
-    """`memory`, or `sqlite:PATH`."""
-    if spec == "memory":
-        return MemoryStorage()
-    if spec.startswith("sqlite:") and len(spec) > len("sqlite:"):
-        return SqliteStorage(spec[len("sqlite:") :])
-    raise ValueError(f"storage must be 'memory' or 'sqlite:PATH', not {spec!r}")
+    """`memory`, or `sqlite:PATH` (ValueError for anything else)."""
+    path = storage_path(spec)
+    return MemoryStorage() if path is None else SqliteStorage(path)

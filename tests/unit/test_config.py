@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from clients.lifecycle import storage_path
 from es.config import ConfigError, Limits, ServerConfig, from_env
+from naming.config import NsConfig, NsConfigError
 
 
 def test_defaults_are_pyros() -> None:
@@ -59,3 +61,16 @@ def test_config_is_frozen_and_hides_the_passphrase() -> None:
     with pytest.raises(AttributeError):
         config.port = 1  # type: ignore[misc]
     assert config.as_dict()["ident"] == "(set)"
+
+
+@pytest.mark.parametrize("spec", ["sqlite:", "redis://x", "Memory", ""])
+def test_both_daemons_refuse_a_storage_that_is_not_memory_or_sqlite_path(spec: str) -> None:
+    with pytest.raises(ConfigError, match="'memory' or 'sqlite:PATH'"):
+        from_env({}, storage=spec)
+    with pytest.raises(NsConfigError, match="'memory' or 'sqlite:PATH'"):
+        NsConfig(storage=spec)
+
+
+def test_a_storage_spec_names_a_path_or_memory() -> None:
+    assert storage_path("memory") is None
+    assert storage_path("sqlite:/tmp/es.db") == "/tmp/es.db"
