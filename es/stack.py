@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -21,22 +22,28 @@ from typing import IO
 __all__ = ["run_stack", "start_daemon", "stop_daemon"]
 
 _STOP_WAIT = 30.0  # seconds each daemon gets for its graceful stop before it is forced
+_START_WAIT = 60.0  # seconds a daemon gets to print its ready line
 
 
 def start_daemon(
     command: list[str], env: dict[str, str], stderr: IO[str] | None = None
 ) -> tuple[subprocess.Popen[str], dict[str, object]]:
     """Start a daemon in a session of its own (its log to `stderr`, else to ours); return it
-    with its JSON ready line."""
+    with its JSON ready line, the only line a daemon writes on stdout."""
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, start_new_session=True
     )
     assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("{"):
-            return proc, json.loads(line)
+    what = f"{command[2]} {command[3]}"
+    if not select.select([proc.stdout], [], [], _START_WAIT)[0]:
+        proc.kill()  # ours, by its PID: it hung before it was ready
+        proc.wait()
+        raise SystemExit(f"es up: {what} printed no ready line in {_START_WAIT:.0f} s")
+    line = proc.stdout.readline()
+    if line.startswith("{"):
+        return proc, json.loads(line)
     proc.wait()
-    raise SystemExit(f"es up: {command[2]} {command[3]} exited with code {proc.returncode}")
+    raise SystemExit(f"es up: {what} exited with code {proc.returncode}")
 
 
 def stop_daemon(proc: subprocess.Popen[str]) -> int:
