@@ -210,6 +210,11 @@ def _read(header: list[Any], readers: Sequence[tuple[str, Reader]], start: int) 
     return [read(header[start + i], name) for i, (name, read) in enumerate(readers)]
 
 
+# A header array of 2 to 15 elements, then 1 and "PUB", as every encoder writes them.
+_SHORT_ARRAYS = frozenset(bytes([0x90 + n]) for n in range(2, 16))
+_PUB = msgpack.packb([VERSION, "PUB"])[1:]
+
+
 def peek_command(frames: Sequence[bytes]) -> str | None:
     """The command of a request, reading only the start of its header; None if it has none.
 
@@ -218,6 +223,9 @@ def peek_command(frames: Sequence[bytes]) -> str | None:
     """
     if not frames or len(frames[0]) > MAX_HEADER_BYTES:
         return None
+    head = frames[0]
+    if head[:1] in _SHORT_ARRAYS and head[1:6] == _PUB:  # the usual PUB, without an Unpacker
+        return "PUB"
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=MAX_HEADER_BYTES)
     unpacker.feed(frames[0])
     try:

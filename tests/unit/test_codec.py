@@ -104,6 +104,10 @@ def test_error_code_of_unknown_command_echoes_rid() -> None:
 
 def test_peek_command_reads_only_the_start_and_never_raises() -> None:
     assert peek_command(encode(Subscribe(1, "s", "tcp://127.0.0.1:1", ("x",)))) == "SUB"
+    publish = Publish(1, False, (PubItem(("a",), 0, b"x"),))
+    assert peek_command(encode(publish)) == "PUB"  # the byte-compare fast path
+    assert peek_command([msgpack.packb([1, "PUB", 1, False, [[["a"], 0]]])]) == "PUB"
+    assert peek_command([msgpack.packb([2, "PUB", 1])]) is None  # another version: not ours
     assert peek_command([msgpack.packb([1, "STATS"])[:-1]]) is None  # cut short
     for bad in ([], [b""], [b"\xc1"], [msgpack.packb({"a": 1})], [msgpack.packb([2, "PING", 1])]):
         assert peek_command(bad) is None
