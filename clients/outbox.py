@@ -38,7 +38,7 @@ class Outbox:
 
     def __init__(
         self,
-        send: Callable[[tuple[PubItem, ...]], None],
+        send: Callable[[tuple[PubItem, ...], int], None],
         linger: float = LINGER,
         name: str = "es-publisher-flusher",
     ) -> None:
@@ -93,11 +93,12 @@ class Outbox:
     def _send_locked(self) -> None:
         if not self._items:
             return
-        items, self._items, self._bytes = tuple(self._items), [], 0
+        items, size = tuple(self._items), self._bytes
+        self._items, self._bytes = [], 0
         if len(items) > 1:
             self.batches += 1
         try:
-            self._send(items)
+            self._send(items, size)
         finally:
             self._last_send = time.monotonic()
 

@@ -178,8 +178,9 @@ class Publisher(KeptClient):
             self._control.collect()
         return None
 
-    def _send_batch(self, items: tuple[PubItem, ...]) -> None:
-        inline = _inline(items)
+    def _send_batch(self, items: tuple[PubItem, ...], size: int) -> None:
+        """The outbox's sender: `size` is the payload bytes it already counted."""
+        inline = size <= INLINE_BYTES  # small payloads inside the header (SPEC 3.4)
         self._keeper.call(lambda c: c.send(lambda rid: Publish(rid, False, items, inline)))
 
     def _check_size(self, items: tuple[PubItem, ...], timeout: float | None) -> None:

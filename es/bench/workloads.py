@@ -147,18 +147,13 @@ def _reference(n: int, pub_args: dict[str, Any], relayed: bool = False) -> Row:
     """Plain pyzmq: a PUB bound on loopback, `n` SUBs, no broker in between; or, `relayed`, a
     bare libzmq forwarder in between (the cost of a second hop alone)."""
     with roles(("refpub", pub_args)) as (pub,):
-        endpoint = _endpoint_of(pub)
+        endpoint: str = pub.ready["endpoint"]
         with contextlib.ExitStack() as stack:
             if relayed:
                 (relay,) = stack.enter_context(roles(("refrelay", {"endpoint": endpoint})))
-                endpoint = _endpoint_of(relay)
+                endpoint = relay.ready["endpoint"]
             subs = stack.enter_context(roles(*[("refsub", {**pub_args, "endpoint": endpoint})] * n))
             return _run(None, pub, subs, float(pub_args["seconds"]))
-
-
-def _endpoint_of(pub: Role) -> str:
-    endpoint: str = pub.ready["endpoint"]
-    return endpoint
 
 
 # --- the workloads ------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ class Recorder:
         self.attempts = 0
         self.lock = threading.Lock()
 
-    def __call__(self, items: tuple[PubItem, ...]) -> None:
+    def __call__(self, items: tuple[PubItem, ...], size: int) -> None:
+        assert size == sum(len(i.payload) for i in items)
         self.attempts += 1
         if self.fail is not None:
             raise self.fail
