@@ -99,6 +99,11 @@ def _size_for(ctx: zmq.Context[zmq.Socket[bytes]], subscribers: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _size(peer: bytes, frames: list[bytes]) -> int:
+    """The bytes a request holds in the backlog."""
+    return len(peer) + sum(len(f) for f in frames)
+
+
 def _bind_endpoint(host: str, port: int) -> str:
     literal = f"[{host}]" if ":" in host else host
     return f"tcp://{literal}:{port}"
@@ -315,8 +320,7 @@ class EventServer(Daemon):
         if (self._gather or self._held) and peek_command(frames) != "PUB":
             self._flush_gather()
             if self._stall is not None:
-                self._backlog.appendleft((peer, frames))
-                self._backlog_bytes += len(peer) + sum(len(f) for f in frames)
+                self._keep(peer, frames, first=True)
                 return False
         self._handle(peer, frames, gather=True)
         return True
@@ -495,6 +499,14 @@ class EventServer(Daemon):
         if not stall.waiting:
             self._finish(stall)
 
+    def _keep(self, peer: bytes, frames: list[bytes], first: bool = False) -> None:
+        """Put a request in the backlog: at its end, or `first` (one that must go next)."""
+        if first:
+            self._backlog.appendleft((peer, frames))
+        else:
+            self._backlog.append((peer, frames))
+        self._backlog_bytes += _size(peer, frames)
+
     def _backlog_has_room(self) -> bool:
         return len(self._backlog) < _BACKLOG and self._backlog_bytes < _BACKLOG_BYTES
 
@@ -508,14 +520,13 @@ class EventServer(Daemon):
             if self.broker.answers_at_once(message[1:]):
                 self._handle(message[0], message[1:])
             else:
-                self._backlog.append((message[0], message[1:]))
-                self._backlog_bytes += sum(len(f) for f in message)
+                self._keep(message[0], message[1:])
 
     def _run_backlog(self) -> None:
         handled = 0
         while self._backlog and self._stall is None and handled < _TURN:
             peer, frames = self._backlog.popleft()
-            self._backlog_bytes -= len(peer) + sum(len(f) for f in frames)
+            self._backlog_bytes -= _size(peer, frames)
             if not self._take_request(peer, frames):
                 break
             handled += 1
