@@ -6,11 +6,19 @@ Invariants:
   subscribe(), unsubscribe() and abort() are safe from any thread, handlers included.
 - The subscriber keeps its own record of what it subscribed to (for close() now, for replay after
   a reconnect later).
-- Every loss is reported: `event.lost` counts events lost just before `event`, from the server's
-  explicit count or, if larger, the gap in the stream's sequence numbers; listen() calls `gap()`.
-- Acknowledgements (how far this subscriber got, for the server's queue-depth statistics) are
-  sent every ACK_EVERY events, when the inbox runs dry (at most every ACK_DRY seconds, so that
-  light traffic does not cost an ACK per event), and with the keeper's heartbeat; never blocking.
+- Every loss is reported, once: `event.lost` counts events lost just before `event`, from the
+  server's explicit count or, if larger, the gap in the stream's sequence numbers; a loss the
+  server tells in a LOST notice (no event followed it) calls `gap(lost, None)`. `lost` is the
+  total. listen() calls `gap()` before an event that follows losses.
+- Acknowledgements free room in this subscriber's queue on the server (SPEC 3.7): the server
+  sends at most a queue's worth of events that were not acknowledged, so what waits here is
+  bounded by the queue size too. They go back on the inbox, to the delivery connection the
+  events came from, from the consuming thread: every half queue (at most every ACK_EVERY)
+  events, at least every ACK_INTERVAL while events are consumed, and when the inbox runs dry (at
+  most every ACK_DRY seconds, so that light traffic does not cost an ACK per event); never
+  blocking.
+- With threading, at most _PENDING_PER_WORKER events per worker wait for a handler: the reader
+  waits for the handlers rather than consume (and acknowledge) events nobody has handled.
 """
 
 from __future__ import annotations
@@ -21,8 +29,8 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from threading import Lock
+from concurrent.futures import Future, ThreadPoolExecutor
+from threading import BoundedSemaphore, Lock
 from types import TracebackType
 from typing import Any
 
@@ -41,10 +49,12 @@ from clients.wire import (
     Ack,
     Delivery,
     Heartbeat,
+    Loss,
     Options,
     Subscribe,
     SubscribeMatch,
     Unsubscribe,
+    encode,
 )
 from clients.wire import decode_delivery as _decode
 
@@ -53,7 +63,8 @@ __all__ = ["Subscriber"]
 log = logging.getLogger("clients.subscriber")
 
 ACK_EVERY = 256
-"""Events between acknowledgements while events keep coming."""
+"""Most events between acknowledgements while events keep coming (fewer for a queue smaller
+than twice this: every half queue, so the server never waits for room while we read)."""
 
 ACK_DRY = 0.05
 """Shortest time between acknowledgements sent because the inbox ran dry."""
@@ -64,6 +75,10 @@ subscriber stalled by how long it goes without consuming anything."""
 
 # Messages read from the inbox per call before handing control back.
 _READ_TURN = 64
+# The server's default queue, in events, until a SUB reply says what ours is.
+_DEFAULT_QUEUE = 1000
+# Events handed to the pool of handler threads and not yet handled, per worker.
+_PENDING_PER_WORKER = 4
 # Streams whose next sequence number is remembered (old ones after re-subscribing).
 _STREAMS_KEPT = 8
 # Longest single wait in poll(): a Ctrl-C that lands just before a wait begins is only noticed
@@ -71,6 +86,11 @@ _STREAMS_KEPT = 8
 _SIGNAL_SLICE = 0.5
 # Longest close() waits for the server to drop this subscriber's subscriptions.
 _CLOSE_TIMEOUT = 2.0
+
+
+def _ack_every(queue: int) -> int:
+    """Events between acknowledgements for a queue of `queue` events (0: unbounded)."""
+    return ACK_EVERY if queue == 0 else max(1, min(ACK_EVERY, (queue + 1) // 2))
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -109,6 +129,8 @@ class Subscriber(KeptClient):
         keys = choose(ident, keys)
         if policy not in (None, "block", "drop"):
             raise ValueError("policy must be 'block' or 'drop'")
+        if queue_size is not None and queue_size < 0:
+            raise ValueError("queue_size must be 0 (unbounded) or more")
         self.sid = uuid.uuid4().hex
         inbox_key = None if keys is None else keys.public.decode()
         self.options = Options(policy, queue_size, max_stall, inbox_key, name)
@@ -154,9 +176,11 @@ class Subscriber(KeptClient):
         # can push events into this inbox.
         self._zap_domain = f"es-inbox-{self.sid}"
         as_server(self._inbox, keys, self._zap_domain)
-        # Keep this side's buffer no larger than the queue the server keeps for us, so the
-        # server's high-water mark, not this one, decides when to block or drop.
-        self._inbox.setsockopt(zmq.RCVHWM, 1000 if queue_size is None else queue_size)
+        # The server sends at most our queue's worth of events we have not acknowledged (and a
+        # loss notice), each message holding at least one: this limit is never reached by the
+        # server; it only bounds what something else could push here. 0: an unbounded queue.
+        queue = _DEFAULT_QUEUE if queue_size is None else queue_size
+        self._inbox.setsockopt(zmq.RCVHWM, 0 if queue == 0 else queue + 16)
         bind_host = host or local_address_for(self.es_uri)
         self._inbox.setsockopt(zmq.IPV6, int(":" in bind_host))
         self._inbox.bind(bind_address(bind_host))
@@ -172,20 +196,23 @@ class Subscriber(KeptClient):
         self._ready: deque[Event] = deque()
         self._expected: dict[int, int] = {}
         self._last_seq = 0
-        self._acked_seq = 0
         self._acked_at = time.monotonic()
         self._unacked = 0
+        self._server: bytes | None = None  # the routing id of the delivery connection
+        self._ack_every = _ack_every(queue)
         self._aborted = False
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
+        self._slots: BoundedSemaphore | None = None
         self._resumed = False
+        self.lost = 0
+        """Events the server reported lost for this subscriber (or seen missing in seq), in all."""
         self.bad_deliveries = 0
         """Deliveries that did not decode or were meant for another subscriber (ignored)."""
 
     def _probe(self, control: Control) -> bool:
         """The keeper's heartbeat: False when the server no longer knows our subscriptions."""
         body = control.request(lambda rid: Heartbeat(rid, self.sid), self._keeper.interval)
-        self._ack()  # what a quiet consumer read last, if no ACK has said so yet
         subjects, patterns = self.subscriptions
         if body.get("known") or not (subjects or patterns):
             return True
@@ -213,6 +240,9 @@ class Subscriber(KeptClient):
         interval = body.get("heartbeat")
         if isinstance(interval, int | float) and 0 < interval < self._keeper.interval:
             self._keeper.interval = float(interval)  # the server wants to hear from us this often
+        queue = body.get("queue")
+        if isinstance(queue, int) and queue >= 0:
+            self._ack_every = _ack_every(queue)  # the queue the server keeps for us, in events
         return body
 
     # --- subscriptions ---------------------------------------------------------------------------
@@ -261,10 +291,14 @@ class Subscriber(KeptClient):
         """Called by listen() for each event. Override it; the default only logs."""
         log.info("event on %s: %r", event.subject, event.msg)
 
-    def gap(self, lost: int | None, event: Event) -> None:
-        """Called by listen() before `event` when `lost` events before it never arrived; None
-        when their number is unknown (the event server was unreachable or restarted)."""
-        if lost is None:
+    def gap(self, lost: int | None, event: Event | None) -> None:
+        """Called by listen() before `event` when `lost` events before it never arrived; `lost`
+        is None when their number is unknown (the event server was unreachable or restarted).
+        `event` is None when the server told of the loss in a notice, with no event after it
+        (called then whether or not listen() runs). The default logs a warning."""
+        if event is None:
+            log.warning("%d event(s) lost", lost)
+        elif lost is None:
             log.warning(
                 "events may have been lost before %s: the event server was away", event.subject
             )
@@ -276,9 +310,10 @@ class Subscriber(KeptClient):
         False (the default): one at a time, in order. Call before listen()."""
         if threading and self._pool is None:
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="es-handler")
+            self._slots = BoundedSemaphore(workers * _PENDING_PER_WORKER)
         elif not threading and self._pool is not None:
             self._pool.shutdown(wait=True)
-            self._pool = None
+            self._pool = self._slots = None
 
     setThreading = set_threading  # noqa: N815 - Pyro's spelling
 
@@ -337,21 +372,26 @@ class Subscriber(KeptClient):
             if event is not None:
                 yield event
                 continue
-            self._ack(dry=True)
+            ack_due = self._ack(dry=True)
             if int(self._inbox.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 continue  # ZeroMQ's fd is edge-triggered: never wait while data is already here
             ready: asyncio.Future[None] = loop.create_future()
             loop.add_reader(fd, _resolve, ready)
+            timer = loop.call_later(ack_due, _resolve, ready)  # a dry ACK may be due
             try:
                 await ready
             finally:
+                timer.cancel()
                 loop.remove_reader(fd)
 
     # --- internals: one consuming thread ---------------------------------------------------------
 
     def _dispatch(self, event: Event) -> None:
-        if self._pool is not None:
-            self._pool.submit(self._run_handler, event)
+        if self._pool is not None and self._slots is not None:
+            slots = self._slots
+            slots.acquire()  # the handlers are behind: stop reading (and acknowledging) events
+            future: Future[None] = self._pool.submit(self._run_handler, event)
+            future.add_done_callback(lambda _: slots.release())
         else:
             self._run_handler(event)
 
@@ -373,11 +413,12 @@ class Subscriber(KeptClient):
             event = self._take()
             if event is not None:
                 return event
-            self._ack(dry=True)
+            ack_due = self._ack(dry=True)
             wait = _SIGNAL_SLICE if deadline is None else deadline - time.monotonic()
             if wait <= 0:
                 return None
-            ready = self._poller.poll(int(min(wait, _SIGNAL_SLICE) * 1000) + 1)
+            wait = min(wait, _SIGNAL_SLICE, ack_due)
+            ready = self._poller.poll(int(wait * 1000) + 1)
             self._waker.clear_if_woken(ready)
         return None
 
@@ -390,10 +431,8 @@ class Subscriber(KeptClient):
         event = self._ready.popleft()
         self._last_seq = event.seq
         self._unacked += 1
-        if self._unacked >= ACK_EVERY or self._acked_seq == 0:  # the first at once, so the
-            self._ack()  # server learns that we acknowledge
-        elif time.monotonic() - self._acked_at >= ACK_INTERVAL:
-            self._ack()  # a slow consumer still reports progress every ACK_INTERVAL
+        if self._unacked >= self._ack_every or time.monotonic() - self._acked_at >= ACK_INTERVAL:
+            self._ack()  # room for more; a slow consumer still reports progress now and then
         return event
 
     def _read_inbox(self) -> None:
@@ -402,21 +441,38 @@ class Subscriber(KeptClient):
                 frames = self._inbox.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self._accept(frames[1:])
+            if self._accept(frames[1:]):
+                self._server = frames[0]  # where our ACKs go back to
             if self._ready:
                 return
 
-    def _accept(self, frames: list[bytes]) -> None:
+    def _accept(self, frames: list[bytes]) -> bool:
+        """Take in a delivery; False if it was not one for us."""
         try:
             delivery = _decode(frames)
         except RemoteProtocolError as exc:
             self.bad_deliveries += 1
             log.warning("ignored a delivery that does not decode: %s", exc)
-            return
-        if delivery.sid != self.sid or not delivery.events:
-            self.bad_deliveries += int(delivery.sid != self.sid)
-            return
-        self._ready.extend(self._events(delivery))
+            return False
+        if delivery.sid != self.sid:
+            self.bad_deliveries += 1
+            return False
+        if isinstance(delivery, Loss):
+            self._notice(delivery)
+        elif delivery.events:
+            self._ready.extend(self._events(delivery))
+        return True
+
+    def _notice(self, loss: Loss) -> None:
+        """The server dropped events and no event followed them: say so now."""
+        expected = self._expected.pop(loss.stream, 1)
+        lost = max(loss.lost, loss.seq - expected + 1)
+        self._expected[loss.stream] = max(expected, loss.seq + 1)
+        self.lost += lost
+        try:
+            self.gap(lost, None)
+        except Exception:  # the program's hook must not end the subscription
+            log.exception("gap() failed")
 
     def _events(self, delivery: Delivery) -> list[Event]:
         expected = self._expected.pop(delivery.stream, 1)
@@ -434,21 +490,31 @@ class Subscriber(KeptClient):
             if item.retained or item.resumed:  # resumed: the server restarted and restored us
                 event.retained, event.resumed = item.retained, item.resumed
         events[0].lost = lost
+        self.lost += lost
         if self._resumed:
             self._resumed = False
             events[0].resumed = True
         return events
 
-    def _ack(self, dry: bool = False) -> None:
-        """Tell the server how far we got; `dry` (the inbox ran dry): only if ACK_DRY passed."""
-        if dry and time.monotonic() - self._acked_at < ACK_DRY:
-            return
-        if self._unacked and self._last_seq > 0:
-            seq = self._last_seq
-            if self._keeper.control.send_quiet(lambda rid: Ack(rid, self.sid, seq)):
-                self._acked_seq = seq
-                self._unacked = 0
-                self._acked_at = time.monotonic()
+    def _ack(self, dry: bool = False) -> float:
+        """Tell the server how far we got; `dry` (the inbox ran dry): only if ACK_DRY passed.
+        Returns the seconds until a dry ACK is due (a long time when none is)."""
+        if not self._unacked or self._last_seq == 0:
+            return _SIGNAL_SLICE
+        if dry:
+            wait = self._acked_at + ACK_DRY - time.monotonic()
+            if wait > 0:
+                return wait
+        if self._server is None:
+            return _SIGNAL_SLICE
+        ack = encode(Ack(0, self.sid, self._last_seq))
+        try:
+            self._inbox.send_multipart([self._server, *ack], zmq.NOBLOCK)
+        except zmq.ZMQError:  # no room towards the server now: try again soon
+            return ACK_DRY
+        self._unacked = 0
+        self._acked_at = time.monotonic()
+        return _SIGNAL_SLICE
 
     # --- closing ---------------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from clients.wire import INLINE_BYTES, encode_delivery
 from es.storage import StoredEvent, StoredSubscriber
 
 __all__ = [
@@ -17,7 +16,9 @@ __all__ = [
     "Open",
     "Persist",
     "PersistRetained",
+    "Progress",
     "Reply",
+    "Send",
 ]
 
 
@@ -31,14 +32,14 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Open:
-    """Create the DEALER for `sid`, connected to `endpoint`, send high-water mark `hwm`.
+    """Create the DEALER for `sid`, connected to `endpoint`, for a queue of `queue` events.
 
     `peer` and `rid` name the request, so the shell can answer it if the socket cannot be made.
     """
 
     sid: str
     endpoint: str
-    hwm: int
+    queue: int
     peer: bytes
     rid: int
     key: str | None = None  # the inbox's CurveZMQ public key, when the subscriber gave one
@@ -53,21 +54,20 @@ class Close:
 
 @dataclass(slots=True)
 class Batch:
-    """One EV message for one subscriber: events already numbered, encoded only when sent.
+    """Numbered events for one subscriber, consecutive in seq, not yet encoded.
 
     `metas` are (seq, subject, time, format) or, with flags, (..., {"retained": true}), one per
-    payload; consecutive batches for one subscriber may be merged (es.gather). `payloads` may be
-    shared with other subscribers' batches of the same publish: never change it in place.
+    payload. `payloads` may be shared with other subscribers' batches of the same publish: never
+    change it in place. `block`: a publish to a block-mode subscriber, which may wait for room
+    (up to `max_stall` seconds); meta-events and retained events never do.
     """
 
     sid: str
-    stream: int
-    lost: int
     metas: list[tuple[Any, ...]]
     payloads: list[bytes]
-    block: bool
-    max_stall: float
-    size: int = 0  # payload bytes
+    size: int  # payload bytes
+    block: bool = False
+    max_stall: float = 0.0
 
     @property
     def count(self) -> int:
@@ -75,15 +75,33 @@ class Batch:
         return len(self.metas)
 
     @property
-    def last_seq(self) -> int:
-        """The sequence number of its last event."""
-        return int(self.metas[-1][0])
+    def first(self) -> int:
+        """The sequence number of its first event."""
+        return int(self.metas[0][0])
 
-    def frames(self) -> list[bytes]:
-        """The EV message: payloads inside the header when small (one frame to send, however
-        many events), in frames of their own otherwise."""
-        inline = self.size <= INLINE_BYTES
-        return encode_delivery(self.sid, self.stream, self.lost, self.metas, self.payloads, inline)
+    def split(self, n: int) -> tuple[Batch | None, Batch]:
+        """The first `n` events (None when `n` is 0) and the rest (at least one event)."""
+        if n <= 0:
+            return None, self
+        head = self.payloads[:n]
+        size = sum(map(len, head))
+        rest = self.payloads[n:]
+        return (
+            Batch(self.sid, self.metas[:n], head, size, self.block, self.max_stall),
+            Batch(self.sid, self.metas[n:], rest, self.size - size, self.block, self.max_stall),
+        )
+
+    def fitting(self, max_events: int, max_bytes: int) -> int:
+        """How many events from its start fit in one message (at least one)."""
+        if self.count <= max_events and self.size <= max_bytes:
+            return self.count
+        total, n = 0, 0
+        for payload in self.payloads[:max_events]:
+            total += len(payload)
+            if total > max_bytes and n:
+                break
+            n += 1
+        return n
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,4 +138,24 @@ class PersistRetained:
     event: StoredEvent | None
 
 
-Action = Reply | Open | Close | Fanout | Persist | PersistRetained
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send `frames` (an EV of `count` events, or a LOST notice when `count` is 0) on the
+    delivery socket of `sid`. `lost` is the loss it reports; `before` the last seq the subscriber
+    had been told of before it (es.lane: to undo it if the send fails)."""
+
+    sid: str
+    frames: list[bytes]
+    count: int
+    lost: int
+    before: int
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """The subscriber `sid` acknowledged progress: its queue may have room (for es.flow only)."""
+
+    sid: str
+
+
+Action = Reply | Open | Close | Fanout | Persist | PersistRetained | Send | Progress

@@ -2,12 +2,13 @@
 
 Invariants:
 - `handle(peer, frames, now)` never raises for anything a client sends: bad frames and refused
-  requests become ERR replies with a stable code. Only a bug in this module can escape.
+  requests become ERR replies with a stable code, except an ACK, which is never answered, even
+  when it is malformed. Only a bug in this module can escape.
 - Every subscriber in `_subscribers` has at least one subscription in the index, and the other
   way round; when its last subscription goes, it goes, and the shell is told to close its socket.
 - Sequence numbers: every event meant for a subscriber takes the next number of that subscriber's
-  stream, whether it is then delivered or dropped. `lost` travels in the next delivered batch,
-  so a subscriber sees each loss twice: as a gap in `seq` and as an explicit count.
+  stream (its es.lane.Lane), whether it is then delivered or dropped. What happens to it next,
+  queued, sent, dropped, and how the loss is told, is the lane's and the flow's (es.flow).
 - All events of one publish carry the same server time (`now`).
 """
 
@@ -53,12 +54,14 @@ from es.actions import (
     Open,
     Persist,
     PersistRetained,
+    Progress,
     Reply,
 )
 from es.checks import check_endpoint, check_sid, check_subject, queue_policy, refuse
 from es.config import ServerConfig
 from es.health import Health, verdict
 from es.index import SubscriptionIndex
+from es.lane import Lane, Totals
 from es.publishing import Publishing
 from es.ratelimit import RateLimiter
 from es.retained import Retained, RetainedStore
@@ -102,9 +105,7 @@ class Broker(Publishing):
         self.rate_limited = 0
         self.published = 0
         self.events_in = 0
-        self.delivered_total = 0
-        self.batches_total = 0  # EV messages sent: fewer than events when gathered
-        self.dropped_total = 0
+        self.totals = Totals()  # what every subscriber's lane sent and dropped
         self.evictions = 0
 
     # --- entry points used by the shell ----------------------------------------------------------
@@ -122,6 +123,8 @@ class Broker(Publishing):
             request = decode_request(frames)
         except RemoteProtocolError as exc:
             self._rate.allow(peer, self._mono)  # garbage costs its sender too
+            if peek_command(frames) == "ACK":
+                return []  # ACK is never answered, not even when malformed (SPEC 3)
             return [self.error(peer, exc.rid, exc.code, exc.message)]
         if not self._rate.allow(peer, self._mono):
             self.rate_limited += 1
@@ -147,27 +150,6 @@ class Broker(Publishing):
         """What is known of `sid`, if it is subscribed."""
         return self._subscribers.get(sid)
 
-    def delivered(self, sid: str, count: int, last_seq: int) -> None:
-        """The shell handed a batch ending at `last_seq` to the subscriber's socket."""
-        state = self._subscribers.get(sid)
-        if state is not None:
-            state.sent += count
-            state.lost_pending = 0
-            state.stalled_out = False
-            state.last_sent_seq = last_seq
-            state.health.flowing()
-        self.delivered_total += count
-        self.batches_total += 1
-
-    def dropped(self, sid: str, count: int, mono: float) -> None:
-        """The shell could not queue a batch (full queue, or stalled too long)."""
-        state = self._subscribers.get(sid)
-        if state is not None:
-            state.lost_pending += count
-            state.dropped += count
-            state.health.full(mono)
-        self.dropped_total += count
-
     def abandon(self, sid: str) -> None:
         """The shell could not open a socket for `sid`: forget the subscriber entirely."""
         self._subscribers.pop(sid, None)
@@ -179,32 +161,46 @@ class Broker(Publishing):
         must not wait behind a stall, or every subscriber of a stalled server would look dead."""
         return peek_command(frames) in _AT_ONCE
 
-    def stall_expired(self, sid: str, count: int, mono: float) -> None:
-        """A publish waited `max_stall` for `sid` in vain: its batch is dropped, and publishers
-        stop waiting for it until a batch gets through again."""
-        self.dropped(sid, count, mono)
-        state = self._subscribers.get(sid)
-        if state is not None:
-            state.stalled_out = True
-
     def may_wait(self, sid: str) -> bool:
-        """Whether a publish may still wait for `sid`'s full queue (its last stall did not run
-        out, and it is connected now: see `linked`)."""
+        """Whether a publish may wait for room in `sid`'s queue: it is connected now (see
+        `linked`), and its last stall did not run out without progress since."""
         state = self._subscribers.get(sid)
-        return state is not None and not state.stalled_out and state.health.linked is True
+        return state is not None and not state.lane.stalled_out and state.health.linked is True
 
     def stalled(self, sid: str, mono: float) -> None:
-        """The shell began waiting for `sid`'s full queue."""
+        """A publish began waiting for room in `sid`'s queue."""
         state = self._subscribers.get(sid)
         if state is not None:
             state.stalls += 1
             state.health.full(mono)
 
-    def link(self, sid: str, up: bool, mono: float) -> None:
-        """The shell's socket monitor saw the subscriber's connection come up or go down."""
+    def full(self, sid: str, mono: float) -> None:
+        """`sid`'s queue had no room for an event (it was dropped, or it waits)."""
         state = self._subscribers.get(sid)
         if state is not None:
-            state.health.link(up, mono)
+            state.health.full(mono)
+
+    def link(self, sid: str, up: bool, mono: float) -> bool:
+        """The shell's socket monitor saw the subscriber's connection come up or go down.
+        True when it came back up after it was lost."""
+        state = self._subscribers.get(sid)
+        if state is None:
+            return False
+        back = up and state.health.linked is False
+        state.health.link(up, mono)
+        return back
+
+    def acknowledged(self, sid: str, frames: list[bytes], mono: float) -> list[Action]:
+        """An ACK that came back on `sid`'s delivery connection (SPEC 3.7); anything else that
+        comes that way, or an ACK for another sid, is ignored."""
+        self._mono = mono
+        try:
+            request = decode_request(frames)
+        except RemoteProtocolError:
+            return []
+        if not isinstance(request, Ack) or request.sid != sid:
+            return []
+        return self._ack(sid, request.seq)
 
     def handshake(self, sid: str, ok: bool | None) -> None:
         """What the socket monitor saw of a handshake with the subscriber's inbox: succeeded
@@ -275,14 +271,7 @@ class Broker(Publishing):
             case Unsubscribe(rid, sid, names):
                 return self._unsubscribe(peer, rid, sid, list(names))
             case Ack(_, sid, seq):
-                state = self._subscribers.get(sid)
-                if state is not None:
-                    state.health.heard(self._mono)
-                    if state.acked < seq < state.next_seq:
-                        state.acked = seq
-                        state.acked_at = self._mono
-                        state.health.consumed(self._mono)
-                return []
+                return self._ack(sid, seq)
             case ListSubjects(rid, pattern):
                 return [Reply(peer, encode(Ok(rid, self._subjects_seen(pattern))))]
             case NumSub(rid, subjects):
@@ -297,6 +286,17 @@ class Broker(Publishing):
             case Stats(rid):
                 return [Reply(peer, encode(Ok(rid, self.stats(now))))]
         raise refuse(ErrorCode.UNKNOWN_COMMAND, type(request).__name__)  # pragma: no cover
+
+    def _ack(self, sid: str, seq: int) -> list[Action]:
+        state = self._subscribers.get(sid)
+        if state is None:
+            return []
+        state.health.heard(self._mono)
+        if not state.lane.ack(seq):
+            return []
+        state.acked_at = self._mono
+        state.health.consumed(self._mono)
+        return [Progress(sid)]
 
     def _heartbeat(self, sid: str) -> dict[str, Any]:
         state = self._subscribers.get(sid)
@@ -336,9 +336,8 @@ class Broker(Publishing):
             current = SubscriberState(
                 sid,
                 endpoint,
-                self._new_stream(),
+                Lane(sid, self._new_stream(), queue, self.totals),
                 policy,
-                queue,
                 max_stall,
                 since=now,
                 health=Health(last_heard=self._mono, link_since=self._mono),
@@ -351,23 +350,29 @@ class Broker(Publishing):
         current.policy, current.max_stall = policy, max_stall
         current.health.heard(self._mono)
         self._evicted.pop(sid, None)
-        had = self.index.subscriptions(sid)
         if subjects:
-            fresh = [
-                self._retained.get(s, self._mono) for s in subjects if fold(s) not in had.subjects
+            found = [self._retained.get(s, self._mono) for s in subjects]
+        else:
+            found = [
+                r
+                for _, compiled in patterns or []
+                for r in self._retained.matching(compiled, self._mono)
             ]
+        # Retained events its subscriptions matched before this request were sent to it then:
+        # each event reaches a subscriber once, however many of its subscriptions match it.
+        fresh = [r for r in found if r is not None and sid not in self.index.recipients(r.subject)]
+        if subjects:
             count = self.index.add_subjects(sid, subjects)
             added = {"sid": sid, "subjects": subjects}
         else:
-            fresh = [
-                r
-                for text, compiled in patterns or []
-                if text not in had.patterns
-                for r in self._retained.matching(compiled, self._mono)
-            ]
             count = self.index.add_patterns(sid, patterns or [])
             added = {"sid": sid, "patterns": [p for p, _ in patterns or []]}
-        body = {"count": count, "stream": current.stream, "heartbeat": self.heartbeat_interval}
+        body = {
+            "count": count,
+            "stream": current.stream,
+            "heartbeat": self.heartbeat_interval,
+            "queue": current.queue,
+        }
         actions.append(Persist(sid, self._record(current)))
         actions.append(Reply(peer, encode(Ok(rid, body))))
         actions += self._retained_for(sid, fresh)
@@ -378,17 +383,18 @@ class Broker(Publishing):
         actions += self._meta(meta.SUBSCRIPTION_ADDED, added)
         return actions
 
-    def _retained_for(self, sid: str, found: list[Retained | None]) -> list[Action]:
+    def _retained_for(self, sid: str, found: list[Retained]) -> list[Action]:
         """The retained events a new subscription matches, once each, oldest first; never in
         block mode (a subscriber cannot hold the server back with its own backlog)."""
-        unique = {fold(r.subject): r for r in found if r is not None}
+        unique = {fold(r.subject): r for r in found}
         if not unique:
             return []
         events = sorted(unique.values(), key=lambda r: r.time)
         state = self._subscribers[sid]
         flags = {"retained": True}
+        first = state.lane.next_seq
         metas: list[tuple[Any, ...]] = [
-            (state.next_seq + i, r.subject, r.time, r.fmt, flags) for i, r in enumerate(events)
+            (first + i, r.subject, r.time, r.fmt, flags) for i, r in enumerate(events)
         ]
         payloads = [r.payload for r in events]
         batch = self._numbered(state, metas, payloads, sum(map(len, payloads)), block=False)
@@ -450,9 +456,8 @@ class Broker(Publishing):
             state = SubscriberState(
                 record.sid,
                 record.endpoint,
-                self._new_stream(),
+                Lane(record.sid, self._new_stream(), record.queue, self.totals),
                 record.policy,
-                record.queue,
                 record.max_stall,
                 since=now,
                 health=Health(last_heard=mono, link_since=mono),

@@ -41,9 +41,10 @@ def check_subject(subject: str, limits: Limits) -> str:
 
 
 def check_sid(sid: str, limits: Limits) -> None:
-    """Refuse a subscriber id that is empty or too long."""
+    """Refuse a subscriber id longer than this server allows. (The decoder refuses an empty one:
+    that is malformed whatever the server, while the maximum is this server's setting.)"""
     limit = limits.max_sid_bytes
-    if not sid or len(sid.encode()) > limit:
+    if len(sid.encode()) > limit:
         raise refuse(ErrorCode.BAD_REQUEST, f"sid must be 1 to {limit} bytes")
 
 

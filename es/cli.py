@@ -323,7 +323,10 @@ def sub(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
     policy: Annotated[str | None, typer.Option("--policy", help="block or drop.")] = None,
     queue_size: Annotated[
-        int | None, typer.Option("--queue-size", help="Messages the server may queue for it.")
+        int | None,
+        typer.Option(
+            "--queue-size", help="Events the server may hold for it, 0=unbounded [server's]."
+        ),
     ] = None,
     name: Annotated[
         str | None, typer.Option("--name", help="A service name, announced as $es.service.*.")
@@ -333,14 +336,21 @@ def sub(
     key: KeyFile = None,
     server_key: ServerKeyFile = None,
 ) -> None:
-    """Print events as they arrive, one line each, until Ctrl-C (or --count / --wait)."""
-    from clients import Subscriber
+    """Print events as they arrive, one line each, until Ctrl-C (or --count / --wait).
+    Losses are printed where they happened: before the next event, or when the server tells of
+    them with no event after."""
+    from clients import Event, Subscriber
+
+    class Printing(Subscriber):
+        def gap(self, lost: int | None, event: Event | None) -> None:
+            if event is None and lost:  # a LOST notice: no event follows to carry it
+                _print_loss(lost, as_json)
 
     keys = client_keys(ident, key, server_key, "es")
     if not subjects and not match:
         raise _fail("give at least one SUBJECT or --match PATTERN", ExitCode.USAGE)
     try:
-        subscriber = Subscriber(
+        subscriber = Printing(
             es, policy=policy, queue_size=queue_size, name=name, timeout=timeout, keys=keys
         )
     except (EsError, ValueError) as exc:
@@ -357,6 +367,10 @@ def sub(
         typer.echo(f"es: subscribed to {', '.join(names)}", err=True)
         with contextlib.suppress(KeyboardInterrupt):
             _print_events(subscriber, count, wait, as_json)
+
+
+def _print_loss(lost: int, as_json: bool) -> None:
+    typer.echo(json.dumps({"lost": lost}) if as_json else f"-- {lost} event(s) lost --")
 
 
 def _print_events(subscriber: Any, count: int | None, wait: float | None, as_json: bool) -> None:
@@ -383,7 +397,7 @@ def _print_events(subscriber: Any, count: int | None, wait: float | None, as_jso
             typer.echo(json.dumps(line, default=str))
             continue
         if event.lost:
-            typer.echo(f"-- {event.lost} event(s) lost --")
+            _print_loss(event.lost, False)
         typer.echo(f"[#{event.seq}] {event.subject}: {msg if isinstance(msg, str) else repr(msg)}")
 
 

@@ -21,7 +21,6 @@ class Health:
     linked: bool | None = None  # None: no news from the link yet (connecting)
     link_since: float = 0.0
     full_since: float | None = None
-    acking: bool = False  # the client acknowledges what it consumed (ACK is optional)
     refused: bool = False  # its inbox refused the server's CurveZMQ key: it never will take it
     # Handshakes that failed without saying why since the last good one. One can be a peer dying
     # mid-handshake; several in a row are an inbox that does not have the key it was given.
@@ -51,15 +50,10 @@ class Health:
         if self.full_since is None:
             self.full_since = now
 
-    def flowing(self) -> None:
-        """A send went through. For a client that acknowledges, only consumption counts (a
-        subscriber that never reads still lets bytes through while kernel buffers grow)."""
-        if not self.acking:
-            self.full_since = None
-
     def consumed(self, now: float) -> None:
-        """The client acknowledged newer events: it is making progress."""
-        self.acking = True
+        """The client acknowledged newer events: it is making progress, and its queue has room
+        (only consumption counts: a subscriber that never reads still lets bytes through while
+        kernel buffers grow)."""
         self.full_since = None
         self.heard(now)
 

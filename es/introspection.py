@@ -15,6 +15,7 @@ from es import __version__
 from es.checks import check_subject, refuse
 from es.config import ServerConfig
 from es.index import SubscriptionIndex
+from es.lane import Totals
 from es.retained import RetainedStore
 from es.state import SubscriberState
 
@@ -39,9 +40,7 @@ class Introspection:
     _started: float
     published: int
     events_in: int
-    delivered_total: int
-    batches_total: int
-    dropped_total: int
+    totals: Totals
     evictions: int
     rate_limited: int
 
@@ -68,9 +67,10 @@ class Introspection:
                 "patterns": self.index.pattern_count,
                 "published": self.published,
                 "events_in": self.events_in,
-                "delivered": self.delivered_total,
-                "batches": self.batches_total,
-                "dropped": self.dropped_total,
+                "delivered": self.totals.delivered,
+                "batches": self.totals.messages,
+                "dropped": self.totals.dropped,
+                "loss_notices": self.totals.notices,
                 "evictions": self.evictions,
                 "rate_limited": self.rate_limited,
                 "retained": len(self._retained),
@@ -134,7 +134,8 @@ class Introspection:
 
     def _subscriber_stats(self, state: SubscriberState) -> dict[str, Any]:
         subs = self.index.subscriptions(state.sid)
-        depth = max(0, state.last_sent_seq - state.acked)
+        lane = state.lane
+        depth = lane.depth
         full_since = state.health.full_since
         return {
             "sid": state.sid,
@@ -146,11 +147,11 @@ class Introspection:
             "max_stall": state.max_stall,
             "subjects": sorted(subs.subjects),
             "patterns": sorted(subs.patterns),
-            "sent": state.sent,
-            "dropped": state.dropped,
+            "sent": lane.sent,
+            "dropped": lane.dropped,
             "stalls": state.stalls,
-            "last_seq": state.next_seq - 1,
-            "acked": state.acked,
+            "last_seq": lane.next_seq - 1,
+            "acked": lane.acked,
             "depth": depth,
             # seconds behind: since its last acknowledged progress, while events wait for it
             "behind": max(0.0, self._mono - state.acked_at) if depth else 0.0,

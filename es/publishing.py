@@ -167,7 +167,7 @@ class Publishing(Introspection):
     def _batch(self, sid: str, run: Run, now: float, block: bool = True) -> Batch:
         """One EV batch for `sid`: the events of `run`, published at `now`."""
         state = self._subscribers[sid]
-        first, count = state.next_seq, len(run.subjects)
+        first, count = state.lane.next_seq, len(run.subjects)
         numbers = range(first, first + count)
         metas = list(zip(numbers, run.subjects, repeat(now, count), run.fmts, strict=True))
         return self._numbered(state, metas, run.payloads, run.size, block)
@@ -181,24 +181,15 @@ class Publishing(Introspection):
         block: bool,
     ) -> Batch:
         """Take the next sequence numbers of `state`'s stream for `metas` (numbered from its
-        next_seq) and make their batch."""
+        lane's next_seq) and make their batch."""
         if state.resumed:  # the first event since a restart: say that events were lost
             state.resumed = False
             head = metas[0]
             marks = {**(head[4] if len(head) > 4 else {}), "resumed": True}
             metas[0] = (*head[:4], marks)
-        state.next_seq += len(metas)
+        state.lane.number(len(metas))
         blocks = block and state.policy == "block"
-        return Batch(
-            state.sid,
-            state.stream,
-            state.lost_pending,
-            metas,
-            payloads,
-            blocks,
-            state.max_stall,
-            size,
-        )
+        return Batch(state.sid, metas, payloads, size, blocks, state.max_stall)
 
     def _meta(self, subject: str, body: dict[str, Any]) -> list[Action]:
         """A meta-event for whoever subscribed to it. Never in block mode: the server must not

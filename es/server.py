@@ -1,15 +1,13 @@
-"""The ZeroMQ shell of the event server: sockets, the poll loop, stalls, shutdown.
+"""The ZeroMQ shell of the event server: sockets, the poll loop, shutdown.
 
 Invariants:
 - Every socket here lives in the thread that runs `serve()`. Other threads and signal handlers
   reach the loop only through `stop()`, which sets a flag and writes one byte to a socketpair
   the loop polls.
-- Requests are handled strictly in arrival order. The fan-outs of publishes read in one turn
-  are gathered (es.gather) into one message per subscriber, sent when the turn ends or before
-  any other request is handled. While a block-mode subscriber's queue is full,
-  the current publish waits (at most that subscriber's max_stall); requests read meanwhile wait in
-  a bounded backlog, except STATS, which is read-only and answered at once. When the backlog is
-  full the loop stops reading, so ZeroMQ's own high-water marks push back on publishers.
+- The shell decides nothing about events: it hands each request to the flow (es.flow), in the
+  order read, and carries out the actions it gets back (replies, sends, sockets to open or close,
+  writes to storage). It reads no requests while the flow's backlog is full, so ZeroMQ's own
+  high-water marks push back on the clients; during a stall it waits for the ACKs that end it.
 - Each turn of the loop handles a bounded number of messages, so a flood from one client cannot
   keep the loop from noticing a stop request.
 """
@@ -22,9 +20,7 @@ import resource
 import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Literal
 
 import zmq
@@ -44,11 +40,11 @@ from clients.security import (
     server_keys,
     warn_if_exposed,
 )
-from clients.wire import MAX_HEADER_BYTES, peek_command
-from es.actions import Action, Batch, Close, Fanout, Open, Persist, PersistRetained, Reply
+from clients.wire import MAX_HEADER_BYTES
+from es.actions import Action, Close, Open, Persist, PersistRetained, Reply, Send
 from es.broker import Broker
 from es.config import ServerConfig
-from es.gather import Gather
+from es.flow import Flow
 from es.registration import Registration
 from es.storage import Storage, open_storage
 
@@ -70,23 +66,31 @@ _ZAP_DOMAIN = "es"
 
 # Messages handled per turn before the loop polls again (and so notices a stop request).
 _TURN = 512
-# Requests held while a publish is stalled; past either bound the loop stops reading the socket
-# (and ZeroMQ's high-water marks push back on the clients).
-_BACKLOG = 256
-_BACKLOG_BYTES = 32 << 20
+# Messages read from one delivery connection per look: only ACKs come back that way, and each
+# says all the ones before it did (a flood from a broken inbox costs at most this much a turn).
+_ACKS_READ = 64
+
+
+def _with(base: zmq.Poller, sockets: list[zmq.Socket[bytes]]) -> zmq.Poller:
+    """A poller for what `base` polls and, for reading, `sockets` too."""
+    poller = zmq.Poller()
+    for socket, events in base.sockets:
+        poller.register(socket, events)
+    for socket in sockets:
+        poller.register(socket, zmq.POLLIN)
+    return poller
 
 
 class BindError(OSError):
     """The control socket could not bind (address in use, or not an address of this host)."""
 
 
-@dataclass
-class _Stall:
-    """A fan-out waiting for full block-mode subscribers; deadline per waiting sid."""
-
-    fanout: Fanout
-    delivered: set[str] = field(default_factory=set)  # who got their batch
-    waiting: dict[str, tuple[Batch, float]] = field(default_factory=dict)
+def _send_hwm(queue: int) -> int:
+    """The delivery socket's limit, in messages: never reached by a subscriber that acknowledges
+    only what it consumed (its queue holds at most `queue` events, so at most as many messages,
+    plus one loss notice), with room for ZeroMQ counting reads in batches of half the limit. It
+    stops one that acknowledges what it never read from growing the server's memory."""
+    return 0 if queue == 0 else 2 * queue + 128
 
 
 def _size_for(ctx: zmq.Context[zmq.Socket[bytes]], subscribers: int) -> None:
@@ -97,11 +101,6 @@ def _size_for(ctx: zmq.Context[zmq.Socket[bytes]], subscribers: int) -> None:
     if hard == resource.RLIM_INFINITY or soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _size(peer: bytes, frames: list[bytes]) -> int:
-    """The bytes a request holds in the backlog."""
-    return len(peer) + sum(len(f) for f in frames)
 
 
 def _bind_endpoint(host: str, port: int) -> str:
@@ -139,12 +138,10 @@ class EventServer(Daemon):
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
         self._monitors: dict[str, zmq.Socket[bytes]] = {}
         self._next_housekeeping = 0.0
-        self._stall: _Stall | None = None
-        self._backlog: deque[tuple[bytes, list[bytes]]] = deque()
-        self._backlog_bytes = 0
-        self._gather = Gather()
-        self._held: deque[Fanout] = deque()  # gathered fan-outs waiting for a stall to end
+        self._readers = zmq.Poller()  # the control socket and the waker
+        self._sleepers = zmq.Poller()  # the waker alone, while the backlog is full
         self.broker = Broker(config, now=clock())
+        self.flow = Flow(self.broker)
 
     def serve(self) -> int:
         """Bind, announce readiness, serve until stopped; return the process exit code."""
@@ -189,7 +186,9 @@ class EventServer(Daemon):
         assert self._storage is not None
         subscribers = list(self._storage.subscribers())
         retained = list(self._storage.retained())
-        for action in self.broker.restore(subscribers, retained, time.monotonic(), self._clock()):
+        mono = time.monotonic()
+        restored = self.broker.restore(subscribers, retained, mono, self._clock())
+        for action in self.flow.route(restored, mono):
             self._apply([action])  # one at a time: a socket that cannot be made stops no other
         if subscribers or retained:
             log.info(
@@ -228,6 +227,9 @@ class EventServer(Daemon):
             raise BindError(f"cannot bind {address}: {exc.strerror}") from None
         endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._handshakes = HandshakeWatch(router, "event server")
+        self._readers.register(router, zmq.POLLIN)
+        self._readers.register(self._waker, zmq.POLLIN)
+        self._sleepers.register(self._waker, zmq.POLLIN)
         secured = "CurveZMQ" if self._keys else "no security"
         log.info("event server listening on %s (%s)", endpoint, secured)
         warn_if_exposed(self.config.host, self._keys, "event server")
@@ -236,26 +238,77 @@ class EventServer(Daemon):
     # --- the loop --------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        assert self._router is not None
-        poller = zmq.Poller()
-        poller.register(self._router, zmq.POLLIN)
-        poller.register(self._waker, zmq.POLLIN)
         while not self._stop_requested:
-            self._housekeeping()
-            if self._stall is not None:
-                self._wait_stall()
+            self._turn()
+
+    def _turn(self) -> int:
+        """One turn: housekeeping, then the backlog, or a wait for requests (and, during a stall,
+        for the ACKs that end it) and up to _TURN of them. Returns the requests handled."""
+        self._housekeeping()
+        flow = self.flow
+        if flow.stalled:
+            mono = time.monotonic()
+            for sid in flow.waiting():  # fresh news of those waited for, not at the next tick
+                self._read_link(sid, mono)
+            for sid, dropped in flow.expire(mono):
+                log.warning(
+                    "subscriber %s: gave up waiting for room, %d event(s) dropped", sid, dropped
+                )
+        if flow.busy and not flow.stalled:
+            self._apply(flow.step(self._clock(), time.monotonic(), _TURN))
+            self._apply(flow.flush())
+            self._note_stall(False)
+            return 1
+        wake = self._next_housekeeping
+        due = flow.deadline()
+        if due is not None:
+            wake = min(wake, due)
+        watched = [self._dealers[sid] for sid in flow.watched() if sid in self._dealers]
+        poller = self._readers if flow.reading() else self._sleepers
+        if watched:  # ACKs on their delivery connections free room: wake for them too
+            poller = _with(poller, watched)
+        ready = poller.poll(max(0, int((wake - time.monotonic()) * 1000)) + 1)
+        self._waker.clear_if_woken(ready)
+        if watched:
+            self._read_acks(flow.watched())
+        return self._read_requests()
+
+    def _read_acks(self, sids: list[str]) -> None:
+        """Hand the flow the ACKs that came back on these subscribers' delivery connections."""
+        mono = time.monotonic()
+        for sid in sids:
+            dealer = self._dealers.get(sid)
+            if dealer is None:
                 continue
-            if self._gather or self._held:  # left from a turn that a stall cut short
-                self._flush_gather()
-                continue
-            if self._backlog:
-                self._run_backlog()
-                continue
-            ready = poller.poll(
-                max(0, int((self._next_housekeeping - time.monotonic()) * 1000)) + 1
+            for _ in range(_ACKS_READ):
+                try:
+                    frames = dealer.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self.flow.ack(sid, frames, mono)
+
+    def _read_requests(self) -> int:
+        """Hand up to _TURN waiting requests to the flow, then send what they gathered."""
+        assert self._router is not None
+        flow, handled = self.flow, 0
+        while handled < _TURN and flow.reading():
+            try:
+                message = self._router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            handled += 1
+            stalled = flow.stalled
+            self._apply(flow.request(message[0], message[1:], self._clock(), time.monotonic()))
+            self._note_stall(stalled)
+        self._apply(flow.flush())
+        return handled
+
+    def _note_stall(self, before: bool) -> None:
+        """Log a stall that has just begun (`before`: whether one was on already)."""
+        if self.flow.stalled and not before:
+            log.debug(
+                "publish waits: queue of subscriber(s) %s full", ", ".join(self.flow.waiting())
             )
-            self._waker.clear_if_woken(ready)
-            self._read_requests()
 
     def _read_link(self, sid: str, mono: float) -> None:
         """Pass on what the subscriber's socket monitor saw: its connection up, or down."""
@@ -271,15 +324,7 @@ class EventServer(Daemon):
                         log.warning("subscriber %s: handshake with its inbox failed", sid)
                     self.broker.handshake(sid, ok)
                     continue
-                self.broker.link(sid, event == zmq.EVENT_CONNECTED, mono)
-
-    def _may_block(self, sid: str, mono: float) -> bool:
-        """Block mode holds publishers back only for a subscriber that is connected now: one that
-        never connected, or lost its connection, would hold them for nothing (and a client could
-        stall everyone by subscribing with an address nobody listens on). Nor for one whose last
-        stall ran out until a batch gets through to it again."""
-        self._read_link(sid, mono)  # fresh news for this one subscriber, not at the next tick
-        return self.broker.may_wait(sid)
+                self.flow.link(sid, event == zmq.EVENT_CONNECTED, mono)
 
     def _housekeeping(self) -> None:
         """Every _HOUSEKEEPING seconds: note link changes, remove dead and stalled subscribers."""
@@ -291,81 +336,51 @@ class EventServer(Daemon):
             self._handshakes.poll()
         for sid in self._monitors:
             self._read_link(sid, mono)
-        actions = self.broker.sweep(mono, self._clock())
+        self._read_acks(list(self._dealers))  # how far each got, for depth and lag
+        actions = self.flow.sweep(self._clock(), mono)
         for action in actions:
             if isinstance(action, Close):
                 reason = self.broker.eviction(action.sid)
                 log.warning("subscriber %s removed (%s)", action.sid, reason)
         self._apply(actions)
+        self._apply(self.flow.flush())
 
-    def _read_requests(self, limit: int = _TURN) -> int:
-        """Handle up to `limit` waiting requests, then send what they gathered; stop early when
-        a fan-out stalls."""
-        assert self._router is not None
-        handled = 0
-        while handled < limit and self._stall is None:
-            try:
-                message = self._router.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            handled += 1
-            self._take_request(message[0], message[1:])
-        self._flush_gather()
-        return handled
-
-    def _take_request(self, peer: bytes, frames: list[bytes]) -> bool:
-        """Handle a request read in a turn, gathering its fan-out. Anything but a publish first
-        sends what was gathered (a PING answers only once earlier events are on their way); if
-        that stalls, the request waits at the head of the backlog and False is returned."""
-        if (self._gather or self._held) and peek_command(frames) != "PUB":
-            self._flush_gather()
-            if self._stall is not None:
-                self._keep(peer, frames, first=True)
-                return False
-        self._handle(peer, frames, gather=True)
-        return True
-
-    def _flush_gather(self) -> None:
-        """Send what was gathered (after anything held before it), unless a stall is on."""
-        if self._stall is None:
-            self._hold(self._gather.take())
-
-    def _hold(self, fanout: Fanout | None) -> None:
-        """Send `fanout` after those held before it; while a stall is on, hold it. (A full
-        gathered batch can be handed back in the middle of a request whose earlier fan-out
-        started a stall: it must not go out, nor be merged, before the stall ends.)"""
-        if fanout is not None:
-            self._held.append(fanout)
-        while self._held and self._stall is None:
-            self._fanout(self._held.popleft())
-
-    def _handle(self, peer: bytes, frames: list[bytes], gather: bool = False) -> None:
-        try:
-            actions = self.broker.handle(peer, frames, self._clock(), time.monotonic())
-        except Exception:  # a bug in the core must not take the server down
-            log.exception("internal error handling a request")
-            actions = [self.broker.error(peer, 0, ErrorCode.INTERNAL, "internal server error")]
-        self._apply(actions, gather)
-
-    def _apply(self, actions: list[Action], gather: bool = False) -> None:
-        """Carry out actions in order; with `gather`, fan-outs join the turn's gathering."""
+    def _apply(self, actions: list[Action]) -> None:
+        """Carry out actions in order. A subscriber's sends that fail are handed back to the
+        flow (with its later sends of the same list), which counts their events as lost."""
+        refused: dict[str, list[Send]] = {}
         for action in actions:
             match action:
+                case Send(sid):
+                    if sid in refused:
+                        refused[sid].append(action)
+                    elif not self._send(action):
+                        refused[sid] = [action]
                 case Reply(peer, frames):
                     self._reply(peer, frames)
-                case Open(sid, endpoint, hwm, peer, rid, key):
-                    if not self._open(sid, endpoint, hwm, key):
+                case Open(sid, endpoint, queue, peer, rid, key):
+                    if not self._open(sid, endpoint, queue, key):
+                        self.flow.abandon(sid)
                         message = f"cannot connect to {endpoint}"
                         self._apply([self.broker.error(peer, rid, ErrorCode.BAD_ENDPOINT, message)])
-                        return  # this error replaces the rest of the request's actions
+                        break  # this error replaces the rest of the request's actions
                 case Close(sid):
                     self._close(sid)
                 case Persist() | PersistRetained():
                     self._persist(action)
-                case Fanout() if gather:
-                    self._hold(self._gather.add(action))
-                case Fanout():
-                    self._fanout(action)
+        for sends in refused.values():
+            self.flow.refused(sends)
+
+    def _send(self, send: Send) -> bool:
+        dealer = self._dealers.get(send.sid)
+        if dealer is None:
+            return False
+        try:
+            dealer.send_multipart(send.frames, zmq.NOBLOCK)
+        except zmq.Again:  # only a client that acknowledges what it never read gets here
+            log.warning("subscriber %s: its delivery socket is full; events dropped", send.sid)
+            return False
+        return True
 
     def _persist(self, action: Persist | PersistRetained) -> None:
         """Write to storage now, before the reply that follows in the same list of actions."""
@@ -390,10 +405,10 @@ class EventServer(Daemon):
         except zmq.Again:  # the client does not read its replies; ROUTER drops, as it should
             log.debug("reply to an unresponsive client dropped")
 
-    def _open(self, sid: str, endpoint: str, hwm: int, key: str | None) -> bool:
+    def _open(self, sid: str, endpoint: str, queue: int, key: str | None) -> bool:
         assert self._ctx is not None
         dealer = self._ctx.socket(zmq.DEALER)
-        dealer.setsockopt(zmq.SNDHWM, hwm)
+        dealer.setsockopt(zmq.SNDHWM, _send_hwm(queue))
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.IPV6, 1)
         # With security the inbox must prove the key the subscriber gave (or, with a passphrase,
@@ -404,7 +419,6 @@ class EventServer(Daemon):
             dealer.connect(endpoint)
         except zmq.ZMQError as exc:
             dealer.close()
-            self.broker.abandon(sid)
             log.warning("cannot connect to subscriber %s at %s: %s", sid, endpoint, exc)
             return False
         self._dealers[sid] = dealer
@@ -419,118 +433,6 @@ class EventServer(Daemon):
             dealer.close(linger=0)
         if monitor is not None:
             monitor.close(linger=0)
-        if self._stall is not None:
-            self._stall.waiting.pop(sid, None)
-
-    # --- fan-out and stalls ----------------------------------------------------------------------
-
-    def _fanout(self, fanout: Fanout) -> None:
-        stall = _Stall(fanout)
-        now = time.monotonic()
-        # Meta-events can come while a publish is stalled (from housekeeping); they never wait,
-        # and one for a subscriber the stalled publish waits on is dropped, so that it cannot
-        # overtake that subscriber's earlier event.
-        waiting = self._stall.waiting if self._stall is not None else {}
-        for batch in fanout.batches:
-            if batch.sid not in self._dealers:  # cannot happen while core and shell agree
-                log.error("no socket for subscriber %s: batch skipped", batch.sid)
-                continue
-            if batch.sid in waiting:
-                self.broker.dropped(batch.sid, batch.count, now)
-            elif self._send(batch):
-                stall.delivered.add(batch.sid)
-            elif batch.block and batch.max_stall > 0 and self._may_block(batch.sid, now):
-                log.debug("publish waits: queue of subscriber %s is full", batch.sid)
-                stall.waiting[batch.sid] = (batch, now + batch.max_stall)
-                self.broker.stalled(batch.sid, now)
-            else:
-                self.broker.dropped(batch.sid, batch.count, now)
-        if stall.waiting:  # only ever for a publish: nothing else is read during a stall
-            self._stall = stall
-        else:
-            self._finish(stall)
-
-    def _send(self, batch: Batch) -> bool:
-        dealer = self._dealers.get(batch.sid)
-        if dealer is None:
-            return False
-        try:
-            dealer.send_multipart(batch.frames(), zmq.NOBLOCK)
-        except zmq.Again:
-            return False
-        self.broker.delivered(batch.sid, batch.count, batch.last_seq)
-        return True
-
-    def _finish(self, stall: _Stall) -> None:
-        if self._stall is stall:
-            self._stall = None
-        for confirm in stall.fanout.confirms:
-            receivers = len(confirm.sids & stall.delivered)
-            self._apply([self.broker.confirmation(confirm, receivers)])
-
-    def _wait_stall(self) -> None:
-        """One wait for the stalled subscribers' queues to have room, or for their deadlines."""
-        stall = self._stall
-        assert stall is not None
-        if not stall.waiting:  # every waiting subscriber was removed meanwhile
-            self._finish(stall)
-            return
-        poller = zmq.Poller()
-        poller.register(self._waker, zmq.POLLIN)
-        if self._backlog_has_room():
-            poller.register(self._router, zmq.POLLIN)
-        for sid in stall.waiting:
-            poller.register(self._dealers[sid], zmq.POLLOUT)
-        deadline = min(self._next_housekeeping, *(d for _, d in stall.waiting.values()))
-        ready = poller.poll(max(0, int((deadline - time.monotonic()) * 1000) + 1))
-        self._waker.clear_if_woken(ready)
-        now = time.monotonic()
-        for sid, (batch, due) in list(stall.waiting.items()):
-            if self._send(batch):
-                stall.delivered.add(sid)
-                del stall.waiting[sid]
-            elif now >= due:
-                log.warning(
-                    "subscriber %s stalled over %.1f s: event dropped", sid, batch.max_stall
-                )
-                self.broker.stall_expired(sid, batch.count, now)
-                del stall.waiting[sid]
-        self._read_into_backlog()
-        if not stall.waiting:
-            self._finish(stall)
-
-    def _keep(self, peer: bytes, frames: list[bytes], first: bool = False) -> None:
-        """Put a request in the backlog: at its end, or `first` (one that must go next)."""
-        if first:
-            self._backlog.appendleft((peer, frames))
-        else:
-            self._backlog.append((peer, frames))
-        self._backlog_bytes += _size(peer, frames)
-
-    def _backlog_has_room(self) -> bool:
-        return len(self._backlog) < _BACKLOG and self._backlog_bytes < _BACKLOG_BYTES
-
-    def _read_into_backlog(self) -> None:
-        assert self._router is not None
-        while self._backlog_has_room():
-            try:
-                message = self._router.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if self.broker.answers_at_once(message[1:]):
-                self._handle(message[0], message[1:])
-            else:
-                self._keep(message[0], message[1:])
-
-    def _run_backlog(self) -> None:
-        handled = 0
-        while self._backlog and self._stall is None and handled < _TURN:
-            peer, frames = self._backlog.popleft()
-            self._backlog_bytes -= _size(peer, frames)
-            if not self._take_request(peer, frames):
-                break
-            handled += 1
-        self._flush_gather()
 
     # --- shutdown --------------------------------------------------------------------------------
 
@@ -541,13 +443,7 @@ class EventServer(Daemon):
             "draining (up to %.1f s); interrupt again to stop at once", self.config.drain_timeout
         )
         while time.monotonic() < deadline and not self._force:
-            if self._stall is not None:
-                self._wait_stall()
-            elif self._backlog:
-                self._run_backlog()
-            elif self._gather or self._held:
-                self._flush_gather()
-            elif not self._read_requests():
+            if not self._turn() and not self.flow.busy:
                 break
         if self._force:
             return ExitCode.FORCED

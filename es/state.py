@@ -7,36 +7,37 @@ from dataclasses import dataclass
 
 from clients.wire import MAX_INT
 from es.health import Health
+from es.lane import Lane
 
 __all__ = ["SubscriberState", "new_stream"]
 
 
 @dataclass
 class SubscriberState:
-    """What the broker knows of one subscriber: its queue, stream, counters and health."""
+    """What the broker knows of one subscriber: its policy, its lane (stream and queue), health."""
 
     sid: str
     endpoint: str
-    stream: int
+    lane: Lane  # its stream and queue: numbering, what is queued, sent, dropped, acknowledged
     policy: str
-    queue: int
     max_stall: float
     since: float
     health: Health
-    next_seq: int = 1
-    lost_pending: int = 0
-    last_sent_seq: int = 0
-    acked: int = 0
-    sent: int = 0
-    dropped: int = 0
     stalls: int = 0
     key: str | None = None
     name: str | None = None  # a service name, announced when it arrives and goes
     resumed: bool = False  # restored from storage: its next event says events were lost
     acked_at: float = 0.0  # monotonic time of the last ACK that moved `acked` forward
-    # A block-mode stall ran out: publishers no longer wait for it until its queue has room
-    # again (a dead-slow subscriber costs them one max_stall, not one per publish).
-    stalled_out: bool = False
+
+    @property
+    def stream(self) -> int:
+        """Its current delivery stream (SPEC 7.3)."""
+        return self.lane.stream
+
+    @property
+    def queue(self) -> int:
+        """Its queue size in events (0: unbounded)."""
+        return self.lane.window
 
 
 def new_stream() -> int:

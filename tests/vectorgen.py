@@ -19,6 +19,7 @@ from clients.wire import (
     Heartbeat,
     ListSubjects,
     ListSubscribers,
+    Loss,
     NumSub,
     Ok,
     Options,
@@ -33,44 +34,57 @@ from clients.wire import (
     ns,
 )
 from clients.wire.messages import Reply, Request
-from tests.vectorgen_bad import INVALID, REFUSED, _hex
-from tests.vectorgen_ns import DISCOVERY, NS_INVALID, NS_REFUSED, NS_VALID, ns_to_json
+from tests.vectorgen_bad import INVALID, REFUSED, UNANSWERED, _hex
+from tests.vectorgen_ns import (
+    DISCOVERY,
+    NS_INVALID,
+    NS_REFUSED,
+    NS_REPLIES,
+    NS_VALID,
+    ns_to_json,
+)
 
-Message = Request | Reply | Delivery
+Message = Request | Reply | Delivery | Loss
 
 SID = "5f0c1e2d3b4a69788796a5b4c3d2e1f0"
-ENDPOINT = "tcp://127.0.0.1:40123"
+ENDPOINT = "tcp://127.0.0.1:40123"  # where nothing listens: a server answers, then gives up on it
+# Each SUB and SUBMATCH vector has a subscriber of its own, so that replaying them in order to one
+# server does not make one subscriber of all (whose queue size could then not change, 3.1).
+SID_QUEUE = "5f0c1e2d3b4a69788796a5b4c3d2e1f1"
+SID_KEY = "5f0c1e2d3b4a69788796a5b4c3d2e1f2"
+SID_NAMED = "5f0c1e2d3b4a69788796a5b4c3d2e1f3"
+SID_PATTERN = "5f0c1e2d3b4a69788796a5b4c3d2e1f4"
 
 VALID: list[tuple[str, str, Message]] = [
     ("subscribe one subject", "request", Subscribe(1, SID, ENDPOINT, ("StockQuotes",))),
     (
         "subscribe with queue options",
         "request",
-        Subscribe(2, SID, ENDPOINT, ("a", "b"), Options("drop", 100, 2.5)),
+        Subscribe(2, SID_QUEUE, ENDPOINT, ("a", "b"), Options("drop", 100, 2.5)),
     ),
     (
         "subscribe with the inbox's CurveZMQ key",
         "request",
         Subscribe(
-            20, SID, ENDPOINT, ("a",), Options(key="rT$ar-O.qIf35kRJudYDmw<)^E}ruzJ(a%Aa1mo}")
+            20, SID_KEY, ENDPOINT, ("a",), Options(key="rT$ar-O.qIf35kRJudYDmw<)^E}ruzJ(a%Aa1mo}")
         ),
     ),
     (
         "subscribe as a named service",
         "request",
-        Subscribe(21, SID, ENDPOINT, ("boiler.control",), Options(name="boiler-controller")),
+        Subscribe(21, SID_NAMED, ENDPOINT, ("boiler.control",), Options(name="boiler-controller")),
     ),
     (
         "subscribe to a pattern",
         "request",
-        SubscribeMatch(3, SID, ENDPOINT, (r"^STOCKQUOTE\.S.*$",), Options(policy="block")),
+        SubscribeMatch(3, SID_PATTERN, ENDPOINT, (r"^STOCKQUOTE\.S.*$",), Options(policy="block")),
     ),
     ("unsubscribe", "request", Unsubscribe(4, SID, ("StockQuotes", r"^STOCKQUOTE\.S.*$"))),
     ("subjects published on", "request", ListSubjects(30)),
     ("subjects published on, matching a pattern", "request", ListSubjects(31, r"^stock\.")),
     ("subscribers per subject", "request", NumSub(32, ("StockQuotes", "stock.sun"))),
     ("every subscriber in detail", "request", ListSubscribers(33)),
-    ("one subscriber in detail", "request", ListSubscribers(34, SID)),
+    ("one subscriber in detail", "request", ListSubscribers(34, SID_PATTERN)),
     (
         "publish one msgpack message to two subjects, unconfirmed",
         "request",
@@ -86,10 +100,15 @@ VALID: list[tuple[str, str, Message]] = [
         Publish(6, True, (PubItem(("a",), 0, b"raw bytes"), PubItem(("b",), 1, b"\xc0"))),
     ),
     ("ping", "request", Ping(7)),
+    ("ping with request id 0, answered like any other", "request", Ping(0)),
     ("stats", "request", Stats(8)),
     ("acknowledge", "request", Ack(0, SID, 42)),
     ("heartbeat", "request", Heartbeat(9, SID)),
-    ("ok to subscribe", "reply", Ok(1, {"count": 1, "stream": 4503599627370497, "heartbeat": 3.0})),
+    (
+        "ok to subscribe",
+        "reply",
+        Ok(1, {"count": 1, "stream": 4503599627370497, "heartbeat": 3.0, "queue": 1000}),
+    ),
     ("ok to a heartbeat of a known subscriber", "reply", Ok(9, {"known": True})),
     (
         "ok to a heartbeat of an evicted subscriber",
@@ -157,6 +176,7 @@ VALID: list[tuple[str, str, Message]] = [
             inline=True,
         ),
     ),
+    ("a loss notice: seq 6 to 10 were dropped", "delivery", Loss(SID, 77, 5, 10)),
     (
         "publish retained events: one until replaced, one for 60 s, one clearing",
         "request",
@@ -171,6 +191,32 @@ VALID: list[tuple[str, str, Message]] = [
         ),
     ),
 ]
+
+# What a new event server with the default settings answers to each valid request vector, when
+# they are sent to it in the order of the file, each on a connection of its own (SPEC 10): "OK",
+# the code of the ERR it sends, or None for no reply at all. The conformance test checks it.
+REPLIES: dict[str, str | None] = {
+    "subscribe one subject": "OK",
+    "subscribe with queue options": "OK",
+    "subscribe with the inbox's CurveZMQ key": "OK",  # without security the key is not used
+    "subscribe as a named service": "OK",
+    "subscribe to a pattern": "OK",
+    "unsubscribe": "OK",  # the subscriber of "subscribe one subject", which it removes
+    "subjects published on": "OK",
+    "subjects published on, matching a pattern": "OK",
+    "subscribers per subject": "OK",
+    "every subscriber in detail": "OK",
+    "one subscriber in detail": "OK",  # the subscriber of "subscribe to a pattern"
+    "publish one msgpack message to two subjects, unconfirmed": None,  # answered only on error
+    "publish a batch of two events, confirmed": "OK",
+    "ping": "OK",
+    "ping with request id 0, answered like any other": "OK",
+    "stats": "OK",
+    "acknowledge": None,  # ACK is never answered
+    "heartbeat": "OK",  # known: false, since "unsubscribe" removed it
+    "publish a batch with the payloads inside the header": None,
+    "publish retained events: one until replaced, one for 60 s, one clearing": "OK",
+}
 
 
 def to_json(message: Message) -> dict[str, Any]:
@@ -242,6 +288,8 @@ def to_json(message: Message) -> dict[str, Any]:
                 ],
                 **({"inline": True} if inline else {}),
             }
+        case Loss(sid, stream, lost, seq):
+            return {"type": "LOST", "sid": sid, "stream": stream, "lost": lost, "seq": seq}
     raise TypeError(type(message).__name__)
 
 
@@ -302,6 +350,8 @@ def from_json(data: dict[str, Any]) -> Message:
         return Ok(data["rid"], data["body"])
     if kind == "ERR":
         return Err(data["rid"], data["code"], data["message"])
+    if kind == "LOST":
+        return Loss(data["sid"], data["stream"], data["lost"], data["seq"])
     events = tuple(
         EventItem(
             e["seq"],
@@ -324,11 +374,19 @@ def document() -> dict[str, Any]:
             "kind": kind,
             "frames": [f.hex() for f in encode(msg)],
             "message": to_json(msg),
+            **(reply_json(_expected(REPLIES, name)) if kind == "request" else {}),
         }
         for name, kind, msg in VALID
     ]
     invalid = [
-        {"name": name, "kind": kind, "frames": frames, "error": code, "rid": rid}
+        {
+            "name": name,
+            "kind": kind,
+            "frames": frames,
+            "error": code,
+            "rid": rid,
+            **(refusal_json(name) if kind == "request" else {}),
+        }
         for name, kind, frames, code, rid in INVALID
     ]
     valid += [
@@ -337,6 +395,7 @@ def document() -> dict[str, Any]:
             "kind": "ns-request",
             "frames": [f.hex() for f in ns.encode_ns(msg)],
             "message": ns_to_json(msg),
+            **reply_json(_expected(NS_REPLIES, name)),
         }
         for name, msg in NS_VALID
     ]
@@ -345,7 +404,14 @@ def document() -> dict[str, Any]:
         for name, kind, data, message in DISCOVERY
     ]
     invalid += [
-        {"name": name, "kind": "ns-request", "frames": frames, "error": code, "rid": rid}
+        {
+            "name": name,
+            "kind": "ns-request",
+            "frames": frames,
+            "error": code,
+            "rid": rid,
+            **refusal_json(name),
+        }
         for name, frames, code, rid in NS_INVALID
     ]
     invalid += [
@@ -365,30 +431,67 @@ def document() -> dict[str, Any]:
         },
     ]
     refused = [
-        {"name": name, "kind": "request", "frames": frames, "error": code, "rid": rid}
-        for name, frames, code, rid in REFUSED
+        {
+            "name": name,
+            "kind": kind,
+            "frames": frames,
+            "error": code,
+            "rid": rid,
+            **refusal_json(name),
+        }
+        for kind, table in (("request", REFUSED), ("ns-request", NS_REFUSED))
+        for name, frames, code, rid in table
     ]
-    refused += [
-        {"name": name, "kind": "ns-request", "frames": frames, "error": code, "rid": rid}
-        for name, frames, code, rid in NS_REFUSED
-    ]
+    _check_tables(valid)
     return {
         "protocol": 1,
         "about": (
-            "Test vectors for SPEC.md. 'frames' are the ZeroMQ message parts in hex, without "
-            "routing-id frames. A valid vector must decode to 'message' and 'message' must encode "
-            "to 'frames' (map keys may come in another order in other encoders: compare decoded). "
-            "An invalid vector must be refused with 'error' by the decoder; a server answers it "
-            "with that code and request id 'rid'. A refused vector decodes, but a new server "
-            "with the default settings must answer it with 'error' and 'rid'. Kinds: request "
-            "and ns-request (server side), reply and delivery (client side), where and here "
-            "(discovery datagrams, one frame each)."
+            "Test vectors for SPEC.md (section 10). 'frames' are the ZeroMQ message parts in hex, "
+            "without routing-id frames. A valid vector must decode to 'message' and 'message' must "
+            "encode to 'frames' (map keys may come in another order in other encoders: compare "
+            "decoded); valid means well-formed, not accepted. An invalid vector must be refused "
+            "with 'error' by the decoder; a server answers it with that code and request id "
+            "'rid'. A refused vector decodes, but a new server with the default settings must "
+            "answer it with 'error' and 'rid'. 'reply', on every request vector, is what a new "
+            "server with the default settings answers when the vectors are sent to it in the "
+            "order of this file, each on a new connection: 'OK', 'ERR' (with the code in "
+            "'error'), or null for no reply at all. Kinds: request and ns-request (server side), "
+            "reply and delivery (client side), where and here (discovery datagrams, one frame "
+            "each)."
         ),
         "valid": valid,
         "invalid": invalid,
         "refused": refused,
         "keys": key_vectors(),
     }
+
+
+def reply_json(expected: str | None) -> dict[str, Any]:
+    """The `reply` of a valid request vector (and its `error`, when it is refused)."""
+    if expected is None or expected == "OK":
+        return {"reply": expected}
+    return {"reply": "ERR", "error": expected}
+
+
+def refusal_json(name: str) -> dict[str, Any]:
+    """The `reply` of an invalid or refused request vector: its ERR, unless it is never
+    answered (an ACK, SPEC 3)."""
+    return {"reply": None if name in UNANSWERED else "ERR"}
+
+
+def _expected(table: dict[str, str | None], name: str) -> str | None:
+    if name not in table:
+        raise KeyError(f"no expected reply for the request vector {name!r}")
+    return table[name]
+
+
+def _check_tables(valid: list[dict[str, Any]]) -> None:
+    """Every name in the reply tables is a vector's: a renamed vector must not leave a stale row."""
+    names = {v["name"] for v in valid}
+    stale = (set(REPLIES) | set(NS_REPLIES)) - names
+    stale |= UNANSWERED - {name for name, *_ in INVALID} - {name for name, *_ in REFUSED}
+    if stale:
+        raise KeyError(f"reply tables name no vector: {sorted(stale)}")
 
 
 PASSPHRASES = ("correct horse battery staple", "Pyro's -i passphrase: ünïcode too")

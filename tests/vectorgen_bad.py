@@ -143,6 +143,71 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
         13,
     ),
     ("ACK with a string seq", "request", [_hex(1, "ACK", 0, SID, "42")], "BAD_REQUEST", 0),
+    (
+        "SUB with an empty sid",
+        "request",
+        [_hex(1, "SUB", 29, "", ENDPOINT, ["a"], {})],
+        "BAD_REQUEST",
+        29,
+    ),
+    (
+        "SUBMATCH with an empty sid",
+        "request",
+        [_hex(1, "SUBMATCH", 37, "", ENDPOINT, ["a"], {})],
+        "BAD_REQUEST",
+        37,
+    ),
+    ("UNSUB with an empty sid", "request", [_hex(1, "UNSUB", 38, "", ["a"])], "BAD_REQUEST", 38),
+    ("ACK with an empty sid", "request", [_hex(1, "ACK", 0, "", 42)], "BAD_REQUEST", 0),
+    ("HEARTBEAT with an empty sid", "request", [_hex(1, "HEARTBEAT", 39, "")], "BAD_REQUEST", 39),
+    (
+        "SUBSCRIBERS of an empty sid",
+        "request",
+        [_hex(1, "SUBSCRIBERS", 40, {"sid": ""})],
+        "BAD_REQUEST",
+        40,
+    ),
+    ("PUB of no items", "request", [_hex(1, "PUB", 44, True, [])], "BAD_REQUEST", 44),
+    (
+        "retained event with ttl 0",
+        "request",
+        [_hex(1, "PUB", 43, False, [[["a"], 1, {"retain": True, "ttl": 0}]]), "c0"],
+        "BAD_REQUEST",
+        43,
+    ),
+    (
+        "retained event with an infinite ttl",
+        "request",
+        [
+            msgpack.packb(
+                [1, "PUB", 45, False, [[["a"], 1, {"retain": True, "ttl": float("inf")}]]]
+            ).hex(),
+            "c0",
+        ],
+        "BAD_REQUEST",
+        45,
+    ),
+    (
+        "SUB negative max_stall",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"max_stall": -1})],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUB max_stall that is NaN",
+        "request",
+        [msgpack.packb([1, "SUB", 12, SID, ENDPOINT, ["a"], {"max_stall": float("nan")}]).hex()],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUB with a key of 40 Z85 characters that are not 32 bytes",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"key": "#" * 40})],
+        "BAD_REQUEST",
+        12,
+    ),
     ("reply of unknown kind", "reply", [_hex(1, "MAYBE", 1, {})], "UNKNOWN_COMMAND", 0),
     (
         "OK body with a bin value",
@@ -202,6 +267,22 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
         "BAD_REQUEST",
         0,
     ),
+    ("LOST of no events", "delivery", [_hex(1, "LOST", SID, 1, 0, 10)], "BAD_REQUEST", 0),
+    (
+        "LOST of more events than were numbered",
+        "delivery",
+        [_hex(1, "LOST", SID, 1, 11, 10)],
+        "BAD_REQUEST",
+        0,
+    ),
+    (
+        "LOST with a payload frame",
+        "delivery",
+        [_hex(1, "LOST", SID, 1, 1, 1), "c0"],
+        "BAD_REQUEST",
+        0,
+    ),
+    ("LOST without its seq", "delivery", [_hex(1, "LOST", SID, 1, 1)], "BAD_REQUEST", 0),
     (
         "PUB inline payloads that are not an array",
         "request",
@@ -210,6 +291,10 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
         51,
     ),
 ]
+
+# Request vectors above that get no reply at all: a request whose command is ACK is never
+# answered, not even when it is malformed (SPEC 3).
+UNANSWERED = frozenset({"ACK with a string seq", "ACK with an empty sid"})
 
 
 # Frames that decode, but that a server with the default limits must refuse:
@@ -265,12 +350,23 @@ REFUSED: list[tuple[str, list[str], str, int]] = [
         27,
     ),
     (
+        "queue over the server's largest",
+        [_hex(1, "SUB", 34, SID, ENDPOINT, ["a"], {"queue": 100_001})],
+        "BAD_POLICY",
+        34,
+    ),
+    (
+        "sid over 128 bytes",
+        [_hex(1, "SUB", 35, "s" * 129, ENDPOINT, ["a"], {})],
+        "BAD_REQUEST",
+        35,
+    ),
+    (
         "max_stall over the server's limit",
         [_hex(1, "SUB", 28, SID, ENDPOINT, ["a"], {"max_stall": 3600})],
         "BAD_POLICY",
         28,
     ),
-    ("empty sid", [_hex(1, "SUB", 29, "", ENDPOINT, ["a"], {})], "BAD_REQUEST", 29),
     (
         "publish to 101 subjects",
         [_hex(1, "PUB", 30, True, [[[f"s{i}" for i in range(101)], 1]]), "c0"],

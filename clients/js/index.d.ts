@@ -91,6 +91,8 @@ export class Subscriber extends EventEmitter implements AsyncIterable<Event> {
   readonly recoveries: number;
   readonly subjects: Set<string>;
   readonly patterns: Set<string>;
+  /** Events the server reported lost for this subscriber (or seen missing in seq), in all. */
+  readonly lost: number;
   subscribe(subjects: string | string[]): Promise<number>;
   subscribeMatch(patterns: string | string[]): Promise<number>;
   unsubscribe(names: string | string[]): Promise<number>;
@@ -99,8 +101,11 @@ export class Subscriber extends EventEmitter implements AsyncIterable<Event> {
   [Symbol.asyncIterator](): AsyncIterator<Event>;
   close(): Promise<void>;
   on(event: "event", listener: (event: Event) => void): this;
-  /** Before an event that follows lost ones: `lost` is their number, or null when unknown (a recovery). */
-  on(event: "gap", listener: (lost: number | null, event: Event) => void): this;
+  /**
+   * Before an event that follows lost ones: `lost` is their number, or null when unknown (a recovery).
+   * With a null event: the server told of `lost` events dropped that no event followed (a LOST notice).
+   */
+  on(event: "gap", listener: (lost: number | null, event: Event | null) => void): this;
   on(event: "status", listener: (status: Status) => void): this;
   on(event: "error", listener: (error: Error) => void): this;
 }

@@ -15,6 +15,7 @@ from clients.wire.codec import (
     decode_request,
     encode,
     encode_delivery,
+    encode_loss,
     peek_command,
 )
 from clients.wire.messages import (
@@ -26,8 +27,10 @@ from clients.wire.messages import (
     EventItem,
     Format,
     Heartbeat,
+    InboxMessage,
     ListSubjects,
     ListSubscribers,
+    Loss,
     NumSub,
     Ok,
     Options,
@@ -57,8 +60,10 @@ __all__ = [
     "EventItem",
     "Format",
     "Heartbeat",
+    "InboxMessage",
     "ListSubjects",
     "ListSubscribers",
+    "Loss",
     "NumSub",
     "Ok",
     "Options",
@@ -76,5 +81,6 @@ __all__ = [
     "decode_request",
     "encode",
     "encode_delivery",
+    "encode_loss",
     "peek_command",
 ]

@@ -26,8 +26,10 @@ from clients.wire.messages import (
     Err,
     EventItem,
     Heartbeat,
+    InboxMessage,
     ListSubjects,
     ListSubscribers,
+    Loss,
     NumSub,
     Ok,
     Options,
@@ -54,6 +56,7 @@ __all__ = [
     "decode_request",
     "encode",
     "encode_delivery",
+    "encode_loss",
     "peek_command",
 ]
 
@@ -79,9 +82,11 @@ MAX_DEPTH = 32
 POLICIES = ("block", "drop")
 
 _OPTION_KEYS = frozenset({"policy", "queue", "max_stall", "key", "name"})
-_Z85 = frozenset(
+_Z85_DIGITS = (  # ZeroMQ RFC 32: the digit each character stands for is its place here
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
 )
+_Z85 = frozenset(_Z85_DIGITS)
+_UINT32 = 2**32 - 1  # the most five Z85 characters may stand for: they encode four bytes
 
 Reader = Callable[[Any, str], Any]
 
@@ -103,9 +108,24 @@ def _uint(value: Any, name: str) -> int:
     return int(value)
 
 
+def _positive(value: Any, name: str) -> int:
+    number = _uint(value, name)
+    if number == 0:
+        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be at least 1")
+    return number
+
+
 def _text(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a string")
+    return value
+
+
+def _sid(value: Any, name: str) -> str:
+    """A subscriber id: a string of at least one character (its maximum length is the
+    server's limit, not the codec's)."""
+    if not isinstance(value, str) or not value:
+        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a non-empty string")
     return value
 
 
@@ -126,6 +146,14 @@ def _seconds(value: Any, name: str) -> float:
     if not ok:
         raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a finite number of seconds >= 0")
     return float(value)
+
+
+def _lifetime(value: Any, name: str) -> float:
+    """Seconds something is kept: a finite number above 0 (0 would keep it for no time)."""
+    seconds = _seconds(value, name)
+    if seconds == 0:
+        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a finite number of seconds > 0")
+    return seconds
 
 
 def _options(value: Any, name: str) -> Options:
@@ -150,9 +178,22 @@ def _options(value: Any, name: str) -> Options:
 
 
 def _curve_key(value: Any) -> str:
-    if not isinstance(value, str) or len(value) != 40 or not _Z85.issuperset(value):
-        raise _fail(ErrorCode.BAD_REQUEST, "key must be a CurveZMQ public key: 40 Z85 characters")
-    return value
+    """A CurveZMQ public key in Z85: 40 characters of its alphabet, in groups of five that each
+    stand for four bytes (at most 2**32-1). Anything else would make ZeroMQ refuse the key
+    when the server sets it on the subscriber's delivery socket."""
+    ok = isinstance(value, str) and len(value) == 40 and _Z85.issuperset(value)
+    if not ok or any(_z85_group(value[i : i + 5]) > _UINT32 for i in range(0, 40, 5)):
+        raise _fail(
+            ErrorCode.BAD_REQUEST, "key must be a CurveZMQ public key: 40 Z85 characters (32 bytes)"
+        )
+    return str(value)
+
+
+def _z85_group(chars: str) -> int:
+    number = 0
+    for char in chars:
+        number = number * 85 + _Z85_DIGITS.index(char)
+    return number
 
 
 def _plain(value: Any, name: str, depth: int = 0) -> Any:
@@ -229,7 +270,10 @@ def peek_command(frames: Sequence[bytes]) -> str | None:
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=MAX_HEADER_BYTES)
     unpacker.feed(frames[0])
     try:
-        if unpacker.read_array_header() < 2 or unpacker.unpack() != VERSION:
+        if unpacker.read_array_header() < 2:
+            return None
+        version = unpacker.unpack()
+        if not _is_int(version) or version != VERSION:  # not true, nor 1.0: as _header
             return None
         command = unpacker.unpack()
     except (ValueError, msgpack.OutOfData, TypeError):
@@ -251,7 +295,7 @@ def options_reader(allowed: dict[str, Reader]) -> Reader:
     return read
 
 
-_item_options = options_reader({"retain": _flag, "ttl": _seconds})
+_item_options = options_reader({"retain": _flag, "ttl": _lifetime})
 
 
 # --- requests ------------------------------------------------------------------------------------
@@ -259,17 +303,17 @@ _item_options = options_reader({"retain": _flag, "ttl": _seconds})
 _REQUESTS: dict[str, tuple[Callable[..., Any], tuple[tuple[str, Reader], ...]]] = {
     "SUB": (
         Subscribe,
-        (("sid", _text), ("endpoint", _text), ("subjects", _texts), ("options", _options)),
+        (("sid", _sid), ("endpoint", _text), ("subjects", _texts), ("options", _options)),
     ),
     "SUBMATCH": (
         SubscribeMatch,
-        (("sid", _text), ("endpoint", _text), ("patterns", _texts), ("options", _options)),
+        (("sid", _sid), ("endpoint", _text), ("patterns", _texts), ("options", _options)),
     ),
-    "UNSUB": (Unsubscribe, (("sid", _text), ("subjects", _texts))),
+    "UNSUB": (Unsubscribe, (("sid", _sid), ("subjects", _texts))),
     "PING": (Ping, ()),
     "STATS": (Stats, ()),
-    "ACK": (Ack, (("sid", _text), ("seq", _uint))),
-    "HEARTBEAT": (Heartbeat, (("sid", _text),)),
+    "ACK": (Ack, (("sid", _sid), ("seq", _uint))),
+    "HEARTBEAT": (Heartbeat, (("sid", _sid),)),
     "SUBJECTS": (
         lambda rid, options: ListSubjects(rid, options.get("pattern")),
         (("options", options_reader({"pattern": _text})),),
@@ -277,7 +321,7 @@ _REQUESTS: dict[str, tuple[Callable[..., Any], tuple[tuple[str, Reader], ...]]] 
     "NUMSUB": (NumSub, (("subjects", _texts),)),
     "SUBSCRIBERS": (
         lambda rid, options: ListSubscribers(rid, options.get("sid")),
-        (("options", options_reader({"sid": _text})),),
+        (("options", options_reader({"sid": _sid})),),
     ),
 }
 
@@ -353,6 +397,8 @@ def _decode_publish(header: list[Any], frames: Sequence[bytes]) -> Publish:
     inline = len(header) == _INLINE_AT["PUB"] + 1
     fields = (("rid", _uint), ("confirm", _flag), ("items", _list))
     rid, confirm, items = _read(header[:5] if inline else header, fields, 2)
+    if not items:
+        raise _fail(ErrorCode.BAD_REQUEST, "a PUB carries at least one item")
     payloads = _payloads(header, frames, "PUB", len(items))
     decoded = []
     for item, payload in zip(items, payloads, strict=True):
@@ -404,9 +450,18 @@ def decode_reply(frames: Sequence[bytes]) -> Reply:
 # --- event delivery ------------------------------------------------------------------------------
 
 
-def decode_delivery(frames: Sequence[bytes]) -> Delivery:
-    """Decode an event batch as the subscriber's ROUTER sees it, without the routing-id frame."""
+def decode_delivery(frames: Sequence[bytes]) -> InboxMessage:
+    """Decode what a subscriber's ROUTER receives, without the routing-id frame: an event batch
+    (EV) or a loss notice (LOST)."""
     header = _header(frames)
+    if header[1] == "LOST":
+        if len(frames) != 1:
+            raise _fail(ErrorCode.BAD_REQUEST, "a loss notice is a single header frame")
+        fields = (("sid", _text), ("stream", _uint), ("lost", _positive), ("seq", _uint))
+        sid, stream, lost, seq = _read(header, fields, 2)
+        if lost > seq:
+            raise _fail(ErrorCode.BAD_REQUEST, "a loss notice cannot lose more events than seq")
+        return Loss(sid, stream, lost, seq)
     if header[1] != "EV":
         raise _fail(ErrorCode.UNKNOWN_COMMAND, f"unknown delivery {header[1][:40]!r}")
     inline = len(header) == _INLINE_AT["EV"] + 1
@@ -517,7 +572,12 @@ def encode_delivery(
     return [_pack([VERSION, "EV", sid, stream, lost, metas]), *payloads]
 
 
-def encode(message: Request | Reply | Delivery) -> list[bytes]:
+def encode_loss(sid: str, stream: int, lost: int, seq: int) -> list[bytes]:
+    """The frame of a LOST notice: `lost` events up to and including `seq` were dropped."""
+    return [_pack([VERSION, "LOST", sid, stream, lost, seq])]
+
+
+def encode(message: Request | Reply | InboxMessage) -> list[bytes]:
     """The frames for any message, ready for send_multipart."""
     match message:
         case Subscribe(rid, sid, endpoint, subjects, options):
@@ -560,4 +620,6 @@ def encode(message: Request | Reply | Delivery) -> list[bytes]:
             metas_ev = [_event_meta(e) for e in events]
             payloads = [e.payload for e in events]
             return encode_delivery(sid, stream, lost, metas_ev, payloads, inline)
+        case Loss(sid, stream, lost, seq):
+            return encode_loss(sid, stream, lost, seq)
     raise LocalProtocolError(ErrorCode.BAD_REQUEST, f"not a message: {type(message).__name__}")

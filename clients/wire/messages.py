@@ -22,6 +22,8 @@ __all__ = [
     "EventItem",
     "Format",
     "Heartbeat",
+    "InboxMessage",
+    "Loss",
     "Ok",
     "Options",
     "Ping",
@@ -234,3 +236,18 @@ class Delivery:
     events: tuple[EventItem, ...]
     inline: bool = False
     """Payloads inside the header instead of one frame each (SPEC 5): the same batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """A loss notice (SPEC 5.1): the `lost` events of `stream` up to and including `seq` were
+    dropped for this subscriber, and no delivery followed them to say so."""
+
+    sid: str
+    stream: int
+    lost: int
+    seq: int
+
+
+InboxMessage = Delivery | Loss
+"""What a subscriber's inbox receives: events, or a loss notice."""

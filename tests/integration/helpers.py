@@ -99,11 +99,49 @@ def warm_up(pub: Publisher, subject: str, *subs: Subscriber) -> None:
         assert event is not None and event.msg == "warm-up"
 
 
+class Telling(Subscriber):
+    """A subscriber that keeps, in order, the events next() gave and the losses the server told
+    in LOST notices (as numbers), so that a test can check every loss is told once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeline: list[Event | int] = []
+
+    def gap(self, lost: int | None, event: Event | None) -> None:
+        if event is None and lost is not None:
+            self.timeline.append(lost)
+
+    def next(self, timeout: float | None = None) -> Event | None:
+        event = super().next(timeout)
+        if event is not None:
+            self.timeline.append(event)
+        return event
+
+
+def assert_losses_are_told(timeline: Sequence[Event | int], previous: int = 1) -> None:
+    """Every gap in seq is told once: by `lost` on the event after it, or by LOST notices before
+    that event; numbers only grow. `previous` is the seq received before the timeline."""
+    told = 0
+    for item in timeline:
+        if isinstance(item, int):
+            told += item
+            continue
+        assert item.seq - previous - 1 == item.lost + told, (previous, item.seq, item.lost, told)
+        previous, told = item.seq, 0
+    indices = [e.msg[0] for e in timeline if isinstance(e, Event) and isinstance(e.msg, list)]
+    assert indices == sorted(indices)
+
+
+def lost_in(timeline: Sequence[Event | int]) -> int:
+    """Every loss told in a timeline: `lost` on events and LOST notices."""
+    return sum(item if isinstance(item, int) else item.lost for item in timeline)
+
+
 @dataclass
 class SlowAndFast:
     """A subscriber that will not read (queue of one), a fast one, a publisher, their subject."""
 
-    slow: Subscriber
+    slow: Telling
     fast: Subscriber
     pub: Publisher
     subject: str
@@ -120,7 +158,7 @@ def slow_and_fast(
     options given are added to the slow one's queue of 1 and the fast one's of 100,000."""
     subject = f"load.{uuid.uuid4().hex[:8]}"
     with (
-        Subscriber(es.endpoint, **{"queue_size": 1, **(slow or {})}) as slow_sub,
+        Telling(es.endpoint, **{"queue_size": 1, **(slow or {})}) as slow_sub,
         Subscriber(es.endpoint, **{"queue_size": 100_000, **(fast or {})}) as fast_sub,
         Publisher(es.endpoint, **(pub or {})) as publisher,
     ):

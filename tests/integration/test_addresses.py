@@ -49,4 +49,6 @@ def test_subscriber_behind_nat_advertises_another_host(es: Daemon) -> None:
 def test_a_subscriber_that_cannot_bind_leaves_no_socket_open(es: Daemon) -> None:
     """The leak check of every test (conftest) fails this one if a socket is left behind."""
     with pytest.raises(zmq.ZMQError):
-        Subscriber(es.endpoint, host="127.0.0.1", publish_host=None, queue_size=-5)
+        Subscriber(es.endpoint, host="256.0.0.1")  # not an address: bind() fails
+    with pytest.raises(ValueError, match="queue_size"):
+        Subscriber(es.endpoint, queue_size=-5)

@@ -49,8 +49,10 @@ def assert_alive(sock: zmq.Socket[bytes]) -> None:
     assert isinstance(ask(sock, encode(Ping(424242))), Ok)
 
 
+# Those answered with an ERR; the malformed ACKs get no reply at all (test_conformance.py).
 requests = [v for v in VECTORS["invalid"] if v["kind"] == "request" and v["frames"]]
 requests += [v for v in VECTORS["refused"] if v["kind"] == "request"]
+requests = [v for v in requests if v["reply"] == "ERR"]
 
 
 @pytest.mark.parametrize("vector", requests, ids=lambda v: v["name"])

@@ -201,6 +201,35 @@ def test_python_publisher_to_js_subscriber(
     assert all(e["lost"] == 0 for e in events)
 
 
+def test_a_drop_mode_js_subscriber_is_told_every_loss_once(
+    start_es: Start, js_subscriber: Callable[..., JsSubscriber]
+) -> None:
+    """A queue of ten and a burst far larger: the JS client acknowledges on its inbox, reads the
+    LOST notice at the end of the burst, and what it got plus what it was told is everything."""
+    es = start_es()
+    topic, count = subject(), 3000
+    args = ["--es", es.endpoint, "--policy", "drop", "--queue", "10", "--count", str(count)]
+    sub = js_subscriber(*args, topic)
+    with Publisher(es.endpoint) as pub:
+        for i in range(count):
+            pub.publish(topic, i)
+    lines: list[dict[str, Any]] = []
+    while sum(line.get("gap", 0) + line.get("lost", 0) + ("seq" in line) for line in lines) < count:
+        lines.append(sub.line())
+    expected, told = 1, 0
+    for line in lines:  # each loss told once: on the event after it, or by a notice before it
+        if "gap" in line:
+            told += line["gap"]
+            continue
+        assert line["seq"] - expected == line["lost"] + told, (line, expected, told)
+        expected, told = line["seq"] + 1, 0
+    assert [line["msg"] for line in lines if "seq" in line] == sorted(
+        line["msg"] for line in lines if "seq" in line
+    )
+    dropped = es.stats()["server"]["dropped"]  # it alone was subscribed (it may have left)
+    assert dropped == sum(line.get("gap", 0) + line.get("lost", 0) for line in lines)
+
+
 def test_js_to_js_through_the_name_server(
     start_es: Start, start_ns: Start, js_subscriber: Callable[..., JsSubscriber]
 ) -> None:

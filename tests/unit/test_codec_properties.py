@@ -30,6 +30,7 @@ from clients.wire import (
 
 uints = st.integers(min_value=0, max_value=2**53 - 1)
 texts = st.text(max_size=20)
+sids = st.text(min_size=1, max_size=20)  # an empty sid is malformed (SPEC 3)
 subjects = st.lists(texts, max_size=4).map(tuple)
 options = st.builds(
     Options,
@@ -39,20 +40,20 @@ options = st.builds(
 )
 payloads = st.binary(max_size=64)
 requests = st.one_of(
-    st.builds(Subscribe, uints, texts, texts, subjects, options),
-    st.builds(SubscribeMatch, uints, texts, texts, subjects, options),
-    st.builds(Unsubscribe, uints, texts, subjects),
+    st.builds(Subscribe, uints, sids, texts, subjects, options),
+    st.builds(SubscribeMatch, uints, sids, texts, subjects, options),
+    st.builds(Unsubscribe, uints, sids, subjects),
     st.builds(
         Publish,
         uints,
         st.booleans(),
-        st.lists(st.builds(PubItem, subjects, st.integers(0, 127), payloads), max_size=4).map(
-            tuple
-        ),
+        st.lists(
+            st.builds(PubItem, subjects, st.integers(0, 127), payloads), min_size=1, max_size=4
+        ).map(tuple),
     ),
     st.builds(Ping, uints),
-    st.builds(Ack, uints, texts, uints),
-    st.builds(Heartbeat, uints, texts),
+    st.builds(Ack, uints, sids, uints),
+    st.builds(Heartbeat, uints, sids),
 )
 events = st.builds(
     EventItem,

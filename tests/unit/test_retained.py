@@ -12,7 +12,6 @@ from clients.wire import (
     Publish,
     Subscribe,
     SubscribeMatch,
-    decode_delivery,
     encode,
 )
 from es.actions import Fanout
@@ -70,9 +69,11 @@ def retained_events(actions: list[Any]) -> list[tuple[str, bytes, float, int]]:
         if isinstance(action, Fanout) and not action.confirms:  # not a (confirmed) publish
             for batch in action.batches:
                 assert not batch.block
-                for e in decode_delivery(batch.frames()).events:
-                    assert e.retained
-                    found.append((e.subject, e.payload, e.time, e.seq))
+                for (seq, subject, time, _, flags), payload in zip(
+                    batch.metas, batch.payloads, strict=True
+                ):
+                    assert flags == {"retained": True}
+                    found.append((subject, payload, time, seq))
     return found
 
 
@@ -88,6 +89,23 @@ def test_a_new_subscription_gets_the_retained_events_it_matches_first() -> None:
     assert [e[0] for e in retained_events(matched)] == ["status.boiler", "status.pump"]  # once each
     again = broker.handle(PEER, encode(Subscribe(4, "s1", EP, ("status.pump",), Options())), 5.0)
     assert retained_events(again) == []  # not a new subscription
+
+
+def test_a_retained_event_reaches_a_subscriber_once_however_many_subscriptions_match() -> None:
+    broker = make()
+    publish(broker, "STATUS.BOILER", b"\xa2ok", 1.0, retain=True)
+    exact = broker.handle(PEER, encode(Subscribe(2, "s1", EP, ("status.boiler",), Options())), 2.0)
+    assert [e[3] for e in retained_events(exact)] == [1]
+    pattern = broker.handle(
+        PEER, encode(SubscribeMatch(3, "s1", EP, (r"status\.",), Options())), 3.0
+    )
+    assert retained_events(pattern) == []  # its subject subscription got it already
+    broker.handle(PEER, encode(SubscribeMatch(4, "s2", EP, (r"status\.",), Options())), 4.0)
+    other = broker.handle(PEER, encode(SubscribeMatch(5, "s2", EP, (r"^STATUS",), Options())), 5.0)
+    assert retained_events(other) == []  # nor a second pattern that matches it
+    broker.handle(PEER, encode(SubscribeMatch(6, "s3", EP, (r"^pump",), Options())), 6.0)
+    new = broker.handle(PEER, encode(SubscribeMatch(7, "s3", EP, (r"^status",), Options())), 7.0)
+    assert [e[0] for e in retained_events(new)] == ["STATUS.BOILER"]  # new to it: sent
 
 
 def test_clearing_and_lifetimes_in_the_broker() -> None:

@@ -13,7 +13,15 @@ import zmq
 from zmq.utils import z85
 
 from clients.errors import RemoteProtocolError
-from clients.wire import Err, decode_delivery, decode_reply, decode_request, encode
+from clients.wire import (
+    Err,
+    Ok,
+    decode_delivery,
+    decode_reply,
+    decode_request,
+    encode,
+    peek_command,
+)
 from clients.wire.ns import (
     decode_here,
     decode_ns_request,
@@ -89,6 +97,7 @@ def test_every_message_kind_has_a_vector() -> None:
         "OK",
         "ERR",
         "EV",
+        "LOST",
     } | {
         "WHERE",
         "HERE",
@@ -130,6 +139,50 @@ def test_refused_vector_decodes_and_the_broker_answers_its_code_and_rid(
     assert (reply.code, reply.rid) == (vector["error"], vector["rid"])
 
 
+REQUEST_KINDS = ("request", "ns-request")
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [
+        v
+        for section in ("invalid", "refused")
+        for v in VECTORS[section]
+        if v["kind"] in REQUEST_KINDS
+    ],
+    ids=lambda v: v["name"],
+)
+def test_a_refused_request_vector_is_answered_with_its_error_unless_it_is_an_ack(
+    vector: dict[str, Any],
+) -> None:
+    """SPEC 3: every malformed or refused request gets an ERR, except an ACK, which never gets
+    any reply."""
+    ack = vector["kind"] == "request" and peek_command(_frames(vector)) == "ACK"
+    assert vector["reply"] == (None if ack else "ERR")
+
+
+@pytest.mark.parametrize(
+    "vector", [v for v in VECTORS["invalid"] if v["kind"] == "request"], ids=lambda v: v["name"]
+)
+def test_the_broker_answers_an_invalid_vector_as_its_reply_says(vector: dict[str, Any]) -> None:
+    actions = Broker(ServerConfig(), now=0.0).handle(b"peer", _frames(vector), 1.0)
+    if vector["reply"] is None:
+        assert actions == []
+        return
+    assert len(actions) == 1 and isinstance(actions[0], Reply)
+    reply = decode_reply(actions[0].frames)
+    assert isinstance(reply, Err)
+    assert (reply.code, reply.rid) == (vector["error"], vector["rid"])
+
+
+@pytest.mark.parametrize(
+    "vector", [v for v in VECTORS["valid"] if v["kind"] in REQUEST_KINDS], ids=lambda v: v["name"]
+)
+def test_a_valid_request_vector_says_what_a_new_server_answers(vector: dict[str, Any]) -> None:
+    assert vector["reply"] in ("OK", "ERR", None)
+    assert ("error" in vector) == (vector["reply"] == "ERR")
+
+
 def fresh_name_service() -> NameService:
     return build_service(Registry(MemoryStorage()), "tcp://127.0.0.1:9090", 0.0)
 
@@ -145,6 +198,17 @@ def test_refused_ns_vector_decodes_and_a_new_name_server_answers_its_code(
     reply = decode_reply(fresh_name_service().handle(frames, 1.0))
     assert isinstance(reply, Err)
     assert (reply.code, reply.rid) == (vector["error"], vector["rid"])
+
+
+def test_a_new_name_service_answers_the_valid_vectors_in_order_as_they_say() -> None:
+    service = fresh_name_service()
+    for vector in [v for v in VECTORS["valid"] if v["kind"] == "ns-request"]:
+        reply = decode_reply(service.handle(_frames(vector), 1.0))
+        assert reply.rid == vector["message"]["rid"], vector["name"]
+        if vector["reply"] == "OK":
+            assert isinstance(reply, Ok), (vector["name"], reply)
+        else:
+            assert isinstance(reply, Err) and reply.code == vector["error"], vector["name"]
 
 
 @pytest.mark.parametrize(

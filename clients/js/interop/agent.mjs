@@ -2,8 +2,10 @@
 // test_polyglot.py). Messages travel as JSON lines, with bytes as {"$bytes": "hex"}.
 //
 //   node agent.mjs sub [--es URI] [--ident X] [--match P]... [--count N] [--emitter] [--fast]
-//                      [--leave-after-first] SUBJECT...
-//       prints {"ready": ENDPOINT} once subscribed, then one line per event; exits after N.
+//                      [--leave-after-first] [--policy P] [--queue N] SUBJECT...
+//       prints {"ready": ENDPOINT} once subscribed, then one line per event; exits after N
+//       events, or once N events were received or told lost (events' `lost` and notices).
+//       Losses the server tells with no event after them print {"gap": lost} lines.
 //       --emitter: events through sub.on("event") and sub.on("gap") (a {"gap": lost} line each)
 //       instead of the async iterator; --fast: heartbeats every 0.3 s, server gone after 1.5 s;
 //       --leave-after-first: unsubscribe everything after the first event ({"left": count})
@@ -45,6 +47,8 @@ function parse(argv) {
     else if (arg === "--emitter") options.emitter = true;
     else if (arg === "--fast") options.fast = true;
     else if (arg === "--leave-after-first") options.leave = true;
+    else if (arg === "--policy") options.policy = argv[++i];
+    else if (arg === "--queue") options.queueSize = Number(argv[++i]);
     else options.rest.push(arg);
   }
   return options;
@@ -54,15 +58,28 @@ const print = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
 async function subscribe(o) {
   const timing = o.fast ? { heartbeat: 0.3, liveness: 1.5 } : {};
-  const sub = await Subscriber.connect({ esUri: o.esUri, ident: o.ident, ...timing });
+  const queue = { policy: o.policy, queueSize: o.queueSize };
+  const sub = await Subscriber.connect({ esUri: o.esUri, ident: o.ident, ...timing, ...queue });
   try {
     if (o.rest.length) await sub.subscribe(o.rest);
     if (o.match.length) await sub.subscribeMatch(o.match);
     print({ ready: sub.endpoint, esUri: sub.esUri });
     const count = o.count ?? Infinity;
     let received = 0;
+    let told = 0; // losses printed: on events' lines and as gap lines
+    const done = () => received + told >= count;
+    let finish = () => {};
+    if (!o.emitter) {
+      sub.on("gap", (lost, event) => {
+        if (event !== null) return; // told on the event's line
+        told += lost;
+        print({ gap: lost });
+        if (done()) finish();
+      });
+    }
     const show = async (event) => {
       received += 1;
+      told += event.lost;
       const { subject, seq, lost, resumed, retained } = event;
       print({ subject, msg: toJson(event.msg), seq, lost, resumed, retained });
       if (o.leave && received === 1) print({ left: await sub.unsubscribe([...o.rest, ...o.match]) });
@@ -74,10 +91,14 @@ async function subscribe(o) {
       });
       return;
     }
-    for await (const event of sub) {
-      await show(event);
-      if (received >= count) break;
-    }
+    const iterate = async () => {
+      for await (const event of sub) {
+        await show(event);
+        if (received >= count || done()) break;
+      }
+    };
+    // A notice can be the last thing that comes: it ends the wait as an event would.
+    await Promise.race([iterate(), new Promise((resolve) => (finish = resolve))]);
   } finally {
     await sub.close();
   }

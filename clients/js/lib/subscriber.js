@@ -2,9 +2,14 @@
 // connects to and delivers on; it checks each batch's stream and sequence numbers, and reports gaps.
 //
 // Two ways to consume, as Node users expect: `sub.on("event", handler)` (with "gap" before an event
-// that follows lost ones), or `for await (const event of sub)` / `await sub.next(timeout)`. Without
-// an "event" listener, events wait in a queue; when the queue is full the inbox stops reading, so
-// the server's queue fills and its policy (block or drop) applies, as for the Python client.
+// that follows lost ones, and "gap" with a null event when the server tells of losses no event
+// followed), or `for await (const event of sub)` / `await sub.next(timeout)`. Without an "event"
+// listener, events wait in a queue; when the queue is full the inbox stops reading.
+//
+// Acknowledgements free room in this subscriber's queue on the server (SPEC 3.7): it sends at most
+// a queue's worth of events not acknowledged. They go back on the inbox to the delivery connection
+// the events came from, every half queue (at most every ACK_EVERY events), at least every
+// ACK_SECONDS while events are consumed, and ACK_DRY seconds after the last event consumed.
 
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
@@ -18,8 +23,13 @@ import { HEARTBEAT, LIVENESS, subjectList } from "./publisher.js";
 import { asServer, chooseKeys, releaseServer } from "./security.js";
 import { decodeDelivery, encodeRequest } from "./wire.js";
 
-const ACK_EVERY = 64;
+const ACK_EVERY = 256;
 const ACK_SECONDS = 1;
+const ACK_DRY = 0.05;
+const DEFAULT_QUEUE = 1000;
+
+/** Events between acknowledgements for a queue of `queue` events (0: unbounded). */
+const ackEvery = (queue) => (queue === 0 ? ACK_EVERY : Math.max(1, Math.min(ACK_EVERY, Math.floor((queue + 1) / 2))));
 
 /** One event as a subscriber receives it. `msg` decodes the payload on first use. */
 export class Event {
@@ -32,6 +42,13 @@ export class Event {
   get msg() {
     if (!("_msg" in this)) this._msg = decodePayload(this.payload, this.format);
     return this._msg;
+  }
+}
+
+// A loss the server told with no event after it, waiting in the queue behind earlier events.
+class Notice {
+  constructor(lost) {
+    this.lost = lost;
   }
 }
 
@@ -93,15 +110,20 @@ export class Subscriber extends EventEmitter {
     this.subjects = new Set();
     this.patterns = new Set();
     this.badDeliveries = 0;
+    this.lost = 0; // events the server reported lost (or seen missing in seq), in all
     this._queue = [];
     this._waiters = [];
     this._room = null; // resolves when a full queue has room again
-    this._limit = queueSize || 1000;
+    this._limit = queueSize || DEFAULT_QUEUE;
+    this._ackEvery = ackEvery(queueSize ?? DEFAULT_QUEUE);
     this._expected = new Map(); // stream -> next seq
     this._resumed = false;
     this._lastSeq = 0;
     this._unacked = 0;
     this._ackedAt = Date.now();
+    this._server = null; // the routing id of the delivery connection: where ACKs go back to
+    this._sending = false; // zeromq.js allows one send at a time on a socket
+    this._dryTimer = null;
     this._closed = false;
     this._domain = `es-inbox-${this.sid}`;
     this._keeper = new Keeper({
@@ -121,7 +143,7 @@ export class Subscriber extends EventEmitter {
   async _start({ host, publishHost }) {
     await this._keeper.start();
     const bindHost = host || (await localAddressFor(this._keeper.endpoint));
-    this._inbox = new zmq.Router({ linger: 0, receiveHighWaterMark: this._limit, ipv6: bindHost.includes(":") });
+    this._inbox = new zmq.Router({ linger: 0, receiveHighWaterMark: this._limit + 16, ipv6: bindHost.includes(":") });
     asServer(this._inbox, this.keys, this._domain); // only the event server's key may deliver
     await this._inbox.bind(`tcp://${literal(bindHost)}:0`);
     const port = this._inbox.lastEndpoint.slice(this._inbox.lastEndpoint.lastIndexOf(":") + 1);
@@ -143,6 +165,11 @@ export class Subscriber extends EventEmitter {
 
   // --- subscriptions ---------------------------------------------------------------------------------
 
+  _learn(body) {
+    if (Number.isInteger(body.queue) && body.queue >= 0) this._ackEvery = ackEvery(body.queue);
+    return body;
+  }
+
   /** Subscribe to one subject or several (exact, any case); resolves to the subscription count. */
   async subscribe(subjects) {
     const list = subjectList(subjects);
@@ -156,6 +183,7 @@ export class Subscriber extends EventEmitter {
         options: this.options,
       })),
     );
+    this._learn(body);
     list.forEach((s) => this.subjects.add(s));
     return body.count;
   }
@@ -173,6 +201,7 @@ export class Subscriber extends EventEmitter {
         options: this.options,
       })),
     );
+    this._learn(body);
     list.forEach((p) => this.patterns.add(p));
     return body.count;
   }
@@ -218,7 +247,7 @@ export class Subscriber extends EventEmitter {
   // --- receiving -----------------------------------------------------------------------------------
 
   async _readInbox() {
-    for await (const [, ...frames] of this._inbox) {
+    for await (const [server, ...frames] of this._inbox) {
       let delivery;
       try {
         delivery = decodeDelivery(frames);
@@ -230,12 +259,30 @@ export class Subscriber extends EventEmitter {
         this.badDeliveries += 1;
         continue;
       }
+      this._server = server;
+      if (delivery.type === "LOST") {
+        this._notice(delivery);
+        continue;
+      }
       for (const event of this._eventsOf(delivery)) {
         if (this.listenerCount("event")) this._dispatch(event);
         else this._enqueue(event);
       }
       if (this._room) await this._room;
     }
+  }
+
+  // The server dropped events and no event followed them: say so now.
+  _notice(loss) {
+    const expected = this._expected.get(loss.stream) ?? 1;
+    const lost = Math.max(loss.lost, loss.seq - expected + 1);
+    this._expected.set(loss.stream, Math.max(expected, loss.seq + 1));
+    this.lost += lost;
+    // In its place among the events. Told now to an "event" listener (it got every event
+    // already) or to a reader waiting in next() (it has taken every event); else it waits in the
+    // queue behind the events not read yet, or the one handed to a reader still busy with it.
+    if (this.listenerCount("event") || this._waiters.length) this.emit("gap", lost, null);
+    else this._queue.push(new Notice(lost));
   }
 
   _eventsOf(delivery) {
@@ -245,6 +292,7 @@ export class Subscriber extends EventEmitter {
     this._expected.set(delivery.stream, delivery.events.at(-1).seq + 1);
     const events = delivery.events.map((e) => new Event(e, delivery.stream));
     events[0].lost = Math.max(delivery.lost, gap);
+    this.lost += events[0].lost;
     if (this._resumed) {
       this._resumed = false;
       events[0].resumed = true;
@@ -279,22 +327,41 @@ export class Subscriber extends EventEmitter {
   _consumed(event) {
     this._lastSeq = event.seq;
     this._unacked += 1;
-    const due = this._unacked >= ACK_EVERY || Date.now() - this._ackedAt >= ACK_SECONDS * 1000;
-    if (this._unacked === 1 || due) {
-      const seq = this._lastSeq;
-      this._unacked = 0;
-      this._ackedAt = Date.now();
-      this._keeper.control?.send(() => ({ type: "ACK", rid: 0, sid: this.sid, seq })).catch(() => {}); // ACKs only feed statistics and stall detection
+    if (this._unacked >= this._ackEvery || Date.now() - this._ackedAt >= ACK_SECONDS * 1000) this._ack();
+    else if (!this._dryTimer) this._dryTimer = setTimeout(() => this._ack(), ACK_DRY * 1000);
+  }
+
+  // Tell the server how far we got, on the delivery connection (one send at a time).
+  _ack() {
+    clearTimeout(this._dryTimer);
+    this._dryTimer = null;
+    if (!this._unacked || !this._server || this._closed) return;
+    if (this._sending) {
+      this._dryTimer = setTimeout(() => this._ack(), ACK_DRY * 1000);
+      return;
     }
+    const seq = this._lastSeq;
+    this._unacked = 0;
+    this._ackedAt = Date.now();
+    this._sending = true;
+    const frames = encodeRequest({ type: "ACK", rid: 0, sid: this.sid, seq });
+    this._inbox
+      .send([this._server, ...frames])
+      .catch(() => {}) // a closed inbox, or no room towards the server: the next ACK says it all
+      .finally(() => (this._sending = false));
   }
 
   /** The next event, or null after `timeout` seconds (or once closed). */
   next(timeout) {
-    if (this._queue.length) {
+    while (this._queue.length) {
       const event = this._queue.shift();
       if (this._room && this._queue.length < this._limit / 2) {
         this._room = null;
         this._wake();
+      }
+      if (event instanceof Notice) {
+        this.emit("gap", event.lost, null);
+        continue;
       }
       this._consumed(event);
       return Promise.resolve(event);
@@ -332,6 +399,7 @@ export class Subscriber extends EventEmitter {
         if (!(err instanceof EsError)) throw err;
       }
     }
+    clearTimeout(this._dryTimer);
     this._keeper.close();
     this._inbox?.close();
     releaseServer(this._domain);

@@ -131,9 +131,13 @@ export function decodeReply(frames) {
   throw fail(ErrorCode.UNKNOWN_COMMAND, `unknown reply ${String(h[1]).slice(0, 40)}`);
 }
 
-/** An event batch as a subscriber's ROUTER receives it (without the routing-id frame). */
+/**
+ * What a subscriber's ROUTER receives (without the routing-id frame): an event batch
+ * {type: "EV", sid, stream, lost, events} or a loss notice {type: "LOST", sid, stream, lost, seq}.
+ */
 export function decodeDelivery(frames) {
   const h = header(frames);
+  if (h[1] === "LOST") return decodeLoss(h, frames);
   if (h[1] !== "EV") throw fail(ErrorCode.UNKNOWN_COMMAND, `unknown delivery ${String(h[1]).slice(0, 40)}`);
   const inline = h.length === 7;
   if (!inline) fields(h, 6);
@@ -162,6 +166,19 @@ export function decodeDelivery(frames) {
     return event;
   });
   return inline ? { type: "EV", sid, stream, lost, events, inline } : { type: "EV", sid, stream, lost, events };
+}
+
+// A loss notice (SPEC section 5.1): `lost` events up to and including `seq` were dropped.
+function decodeLoss(h, frames) {
+  if (frames.length !== 1) throw fail(ErrorCode.BAD_REQUEST, "a loss notice is a single header frame");
+  fields(h, 6);
+  const sid = text(h[2], "sid");
+  const stream = uint(h[3], "stream");
+  const lost = uint(h[4], "lost");
+  const seq = uint(h[5], "seq");
+  if (lost === 0) throw fail(ErrorCode.BAD_REQUEST, "lost must be at least 1");
+  if (lost > seq) throw fail(ErrorCode.BAD_REQUEST, "a loss notice cannot lose more events than seq");
+  return { type: "LOST", sid, stream, lost, seq };
 }
 
 // Payloads inside the header (small ones, SPEC section 5): an array of bin, and no more frames.

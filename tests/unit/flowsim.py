@@ -1,0 +1,160 @@
+"""A model of the event server's shell and of subscribers that read what it sends, for driving
+the pure flow (es.flow) in tests: no sockets, a fake clock.
+
+The model checks every message a subscriber reads the way the spec tells a client to: events
+consecutive in seq, `lost` equal to the gap before them, a LOST notice covering exactly the gap.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from clients.wire import (
+    Ack,
+    Delivery,
+    Options,
+    PubItem,
+    Publish,
+    Subscribe,
+    decode_delivery,
+    encode,
+)
+from es.actions import Action, Reply, Send
+from es.broker import Broker
+from es.config import Limits, ServerConfig
+from es.flow import Flow
+
+EP = "tcp://127.0.0.1:5000"
+PEER = b"publisher"
+
+
+@dataclass
+class Reader:
+    """A subscriber: what reached its inbox, what it read, what it was told it lost."""
+
+    sid: str
+    subject: str
+    inbox: deque[list[bytes]] = field(default_factory=deque)
+    expected: int = 1  # next seq it expects
+    received: int = 0
+    lost: int = 0
+    consumed_to: int = 0  # last seq read
+    published: int = 0  # events published to its subject since it subscribed (the model's count)
+
+    def read(self, messages: int) -> None:
+        """Read up to `messages` messages, checking each as a client must."""
+        while messages > 0 and self.inbox:
+            messages -= 1
+            message = decode_delivery(self.inbox.popleft())
+            assert message.sid == self.sid
+            if isinstance(message, Delivery):
+                seqs = [e.seq for e in message.events]
+                assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+                assert message.lost == seqs[0] - self.expected, (message.lost, seqs, self.expected)
+                self.expected = seqs[-1] + 1
+                self.received += len(seqs)
+                self.consumed_to = seqs[-1]
+            else:
+                assert message.lost == message.seq - self.expected + 1, (message, self.expected)
+                self.expected = message.seq + 1
+            self.lost += message.lost
+
+    def in_inbox(self) -> tuple[int, int]:
+        """(events, told losses) waiting in the inbox, unread."""
+        events = lost = 0
+        for frames in self.inbox:
+            message = decode_delivery(frames)
+            lost += message.lost
+            events += len(message.events) if isinstance(message, Delivery) else 0
+        return events, lost
+
+
+class Server:
+    """The shell's part, by the book: hand requests to the flow, carry out what it returns."""
+
+    def __init__(self, max_events: int = 256, max_bytes: int = 1 << 20, **config: Any) -> None:
+        self.broker = Broker(ServerConfig(limits=Limits(max_queue_size=0), **config), now=0.0)
+        self.flow = Flow(self.broker, max_events=max_events, max_bytes=max_bytes)
+        self.mono = 0.0
+        self.readers: dict[str, Reader] = {}
+        self.replies: list[Reply] = []
+        self.refusing: set[str] = set()  # sids whose next send fails (a full delivery socket)
+
+    def request(self, frames: list[bytes], peer: bytes = PEER) -> None:
+        self.apply(self.flow.request(peer, frames, self.mono, self.mono))
+        self.turn_end()
+
+    def turn_end(self) -> None:
+        self.apply(self.flow.flush())
+        while self.flow.busy and not self.flow.stalled:
+            self.apply(self.flow.step(self.mono, self.mono, 64))
+            self.apply(self.flow.flush())
+
+    def apply(self, actions: list[Action]) -> None:
+        refused: dict[str, list[Send]] = {}
+        for action in actions:
+            if isinstance(action, Send):
+                if action.sid in refused:
+                    refused[action.sid].append(action)
+                elif action.sid in self.refusing:
+                    self.refusing.discard(action.sid)
+                    refused[action.sid] = [action]
+                else:
+                    self.readers[action.sid].inbox.append(action.frames)
+            elif isinstance(action, Reply):
+                self.replies.append(action)
+        for sends in refused.values():
+            self.flow.refused(sends)
+
+    def subscribe(self, sid: str, subject: str, options: Options) -> Reader:
+        self.readers[sid] = reader = Reader(sid, subject)
+        self.request(encode(Subscribe(1, sid, EP, (subject,), options)), peer=sid.encode())
+        self.broker.link(sid, True, self.mono)
+        return reader
+
+    def publish(
+        self, subject: str, sizes: list[int], gather: bool = False, confirm: int | None = None
+    ) -> None:
+        """Publish events of these payload sizes; `confirm`: a confirmed publish with this rid."""
+        items = tuple(PubItem((subject,), 0, b"x" * size) for size in sizes)
+        request = Publish(confirm or 9, confirm is not None, items)
+        self.apply(self.flow.request(PEER, encode(request), self.mono, self.mono))
+        if not gather:
+            self.turn_end()
+        for reader in self.readers.values():
+            if reader.subject == subject:
+                reader.published += len(sizes)
+
+    def read(self, sid: str, messages: int, ack: bool = True) -> None:
+        reader = self.readers[sid]
+        reader.read(messages)
+        if ack and reader.consumed_to:
+            ack_frames = encode(Ack(0, sid, reader.consumed_to))
+            self.request(ack_frames, peer=sid.encode())
+
+    def tick(self, seconds: float) -> None:
+        self.mono += seconds
+        self.flow.expire(self.mono)
+        self.turn_end()
+
+    def check(self, sid: str) -> None:
+        """Every event published to `sid` is, exactly once: read, told lost, unread in its inbox,
+        in its queue on the server, waiting for room, or dropped and not told yet."""
+        reader = self.readers[sid]
+        state = self.broker.subscriber(sid)
+        assert state is not None
+        lane = state.lane
+        numbered = lane.next_seq - 1  # publishes in the backlog are not numbered yet
+        assert numbered == reader.published or (self.flow.busy and numbered < reader.published)
+        events, told = reader.in_inbox()
+        waiting = 0 if lane.waiting is None else lane.waiting.count
+        untold = lane.dropped - lane.reported
+        assert untold >= 0
+        accounted = reader.received + reader.lost + events + told
+        assert accounted + lane.pending_events + waiting + untold == numbered
+        assert lane.sent == reader.received + events
+        assert lane.in_flight == lane.sent - lane.consumed
+        if lane.window:
+            assert lane.pending_events + lane.in_flight <= lane.window
