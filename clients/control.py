@@ -10,6 +10,8 @@ Invariants:
   holding the lock until its own timeout.
 - A reply for another request id is never mistaken for ours: stale OKs are dropped, and an ERR for
   a request nobody waits for (an unconfirmed publish) is kept in `errors` for the owner to report.
+- A request sent with `mark` is answered later, when it suits the owner (`answered`,
+  `wait_answered`): its reply, whenever it is read, is remembered until then.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class Control:
         self._sock.connect(endpoint)
         self._closed = False
         self._closing = threading.Event()  # set without the lock, so that waits can see it
+        self._marked: set[int] = set()  # rids of marked requests not answered yet
+        self._answered: set[int] = set()  # rids of marked requests answered, not yet asked about
 
     def next_rid(self) -> int:
         """A fresh request id, never 0 (0 means: no reply wanted)."""
@@ -103,12 +107,54 @@ class Control:
                     raise error_from_reply(reply.code, reply.message)
                 return reply.body
 
-    def send(self, build: Callable[[int], Any]) -> None:
-        """Send a request that gets no reply unless it fails (its error lands in `errors`)."""
+    def send(self, build: Callable[[int], Any], mark: bool = False) -> int:
+        """Send a request without waiting for a reply; its error, if any, lands in `errors`.
+        With `mark`, its reply is remembered for `answered` and `wait_answered`. Returns the rid.
+        """
         deadline = time.monotonic() + self.timeout
         with self._lock:
             self._check_open()
-            self._send(self._encode(build(self.next_rid())), deadline)
+            rid = self.next_rid()
+            self._send(self._encode(build(rid)), deadline)
+            if mark:
+                self._marked.add(rid)
+            return rid
+
+    def answered(self, rid: int) -> bool:
+        """Whether the marked request `rid` was answered (reading what has arrived, unwaited)."""
+        with self._lock:
+            while not self._closed and rid not in self._answered and self._sock.poll(0):
+                self._receive()
+            return self._take_answer(rid)
+
+    def wait_answered(
+        self, rid: int, timeout: float | None = None, give_up: Callable[[], bool] | None = None
+    ) -> bool:
+        """Wait until the marked request `rid` is answered (OK or ERR; an ERR is kept in
+        `errors`): True. False as soon as `give_up()` says the answer will never come (looked at
+        between slices of the wait); RequestTimeout after `timeout` seconds."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        with self._lock:
+            self._check_open()
+            while rid not in self._answered:
+                if give_up is not None and give_up():
+                    self._marked.discard(rid)
+                    return False
+                slice_end = min(deadline, time.monotonic() + _SLICE_MS / 1000)
+                if self._wait(zmq.POLLIN, slice_end):
+                    self._receive()
+                elif time.monotonic() >= deadline:
+                    raise RequestTimeout(
+                        f"the event server at {self.endpoint} has not handled this publisher's "
+                        "events in time (held back by a full block-mode subscriber, or down)"
+                    )
+            return self._take_answer(rid)
+
+    def _take_answer(self, rid: int) -> bool:
+        if rid in self._answered:
+            self._answered.discard(rid)
+            return True
+        return False
 
     def send_quiet(self, build: Callable[[int], Any]) -> bool:
         """Send without waiting for room (acknowledgements): False if the queue is full."""
@@ -200,6 +246,9 @@ class Control:
             reply = decode_reply(frames)
         except RemoteProtocolError:
             return None  # not a reply this version understands: skip it, never crash on it
+        if reply.rid in self._marked:
+            self._marked.discard(reply.rid)
+            self._answered.add(reply.rid)
         if isinstance(reply, Err) and reply.rid != waiting:
             self._keep(error_from_reply(reply.code, reply.message))
         return reply

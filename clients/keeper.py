@@ -111,6 +111,9 @@ class Keeper:
         self.control = Control(self._context, self.endpoint, timeout, keys=keys)
         self._pulse = Control(self._context, self.endpoint, timeout, keys=keys)
         self.recoveries = 0
+        # Times the server was found gone and then found again: what was sent before may never
+        # be answered (Publisher: its marks).
+        self.reconnections = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -180,6 +183,7 @@ class Keeper:
                 self._stop.wait(self._backoff.next())
                 continue
             self._switch(endpoint, pulse)
+            self.reconnections += 1
             if not intact:
                 self._recover(self.control)
             self._set(Status.CONNECTED)

@@ -9,19 +9,31 @@ Invariants:
 - `flush()` returns only once the server has handled everything published before it (it is a
   PING, and the server handles one connection's requests in order); it raises the first error
   the server reported for an unconfirmed publish.
+- A publisher runs at most AHEAD events ahead of what the server has handled: every MARK_EVERY
+  events, one of the outbox's PUBs asks for an answer, and sending waits for the oldest answer
+  when more than AHEAD events went out after it. So a block-mode subscriber that reads slowly
+  holds publishers back by that much, not by every buffer on the way, and a flush never waits
+  behind more than that.
+- A publisher the program never closed is flushed when the process exits (atexit), for at most
+  EXIT_WAIT seconds; what may not have arrived then is logged with its count.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import uuid
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any
 
 import zmq
 
 from clients.control import Control
-from clients.errors import ErrorCode, TooLarge
+from clients.errors import ConnectionClosed, ErrorCode, EsError, TooLarge
 from clients.keeper import Keeper, KeptClient, Status
 from clients.naming import resolve_es_uri
 from clients.outbox import LINGER, Outbox
@@ -29,7 +41,9 @@ from clients.payload import encode_payload, format_for
 from clients.security import Keys, choose
 from clients.wire import INLINE_BYTES, Heartbeat, Ping, PubItem, Publish
 
-__all__ = ["Publisher", "Subjects"]
+__all__ = ["AHEAD", "EXIT_WAIT", "MARK_EVERY", "Publisher", "Subjects"]
+
+log = logging.getLogger("clients.publisher")
 
 Subjects = str | Sequence[str]
 
@@ -45,6 +59,26 @@ _COLLECT_EVERY = 64
 # answer: a dead server is noticed within LIVENESS seconds (the issue asks for at most 10).
 HEARTBEAT = 2.0
 LIVENESS = 6.0
+
+MARK_EVERY = 1000
+"""Events between PUBs that ask the server for an answer (confirm), so a publisher knows how far
+the server got without a round trip of its own: a few per second at full speed."""
+
+AHEAD = 4000
+"""Most events a publisher sends beyond the last one the server answered for; then it waits.
+Tens of milliseconds of traffic for a fast server: never the limit while the server keeps up."""
+
+EXIT_WAIT = 5.0
+"""Longest a process's exit waits for an unclosed publisher's events to reach the server."""
+
+_open: weakref.WeakSet[Publisher] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """A program that ends without closing its publishers still sends what they published."""
+    for publisher in list(_open):
+        publisher._close_at_exit()
 
 
 def _alive(control: Control, probe_id: str, timeout: float) -> bool:
@@ -108,8 +142,14 @@ class Publisher(KeptClient):
         self._keeper.start()
         self._outbox = Outbox(self._send_batch, linger)
         self._since_collect = 0
-        self._unflushed = False
+        self._unflushed = 0  # events published since the last flush
         self._limits: dict[str, Any] | None = None
+        self._sent = 0  # events the outbox sent
+        self._answered = 0  # events sent up to the newest answered mark
+        # control, rid, events sent, the keeper's reconnections: unanswered PUBs that asked
+        self._marks: deque[tuple[Control, int, int, int]] = deque()
+        self._closed = False
+        _open.add(self)
 
     def publish(
         self,
@@ -151,6 +191,8 @@ class Publisher(KeptClient):
             )
             for subjects, message in events
         )
+        if not items:  # a PUB of no items is malformed (SPEC 3.4), and there is nothing to send
+            return 0 if confirm else None
         return self._send_items(items, confirm, timeout)
 
     def clear_retained(
@@ -171,7 +213,7 @@ class Publisher(KeptClient):
             )
             return int(body.get("receivers", 0))
         self._outbox.put(items)
-        self._unflushed = True
+        self._unflushed += len(items)
         self._since_collect += 1
         if self._since_collect >= _COLLECT_EVERY:
             self._since_collect = 0
@@ -179,9 +221,45 @@ class Publisher(KeptClient):
         return None
 
     def _send_batch(self, items: tuple[PubItem, ...], size: int) -> None:
-        """The outbox's sender: `size` is the payload bytes it already counted."""
+        """The outbox's sender: `size` is the payload bytes it already counted. Every
+        MARK_EVERY events it asks for an answer; it waits while AHEAD events are unanswered."""
         inline = size <= INLINE_BYTES  # small payloads inside the header (SPEC 3.4)
-        self._keeper.call(lambda c: c.send(lambda rid: Publish(rid, False, items, inline)))
+        mark = self._sent + len(items) - self._newest_mark() >= MARK_EVERY
+
+        def send(control: Control) -> tuple[Control, int]:
+            return control, control.send(lambda rid: Publish(rid, mark, items, inline), mark)
+
+        control, rid = self._keeper.call(send)
+        self._sent += len(items)
+        if mark:
+            self._marks.append((control, rid, self._sent, self._keeper.reconnections))
+        self._hold_back()
+
+    def _newest_mark(self) -> int:
+        return self._marks[-1][2] if self._marks else self._answered
+
+    def _reconnected(self, since: int) -> bool:
+        """Whether the keeper found the server gone and again since its `since`th time."""
+        return self._keeper.reconnections != since
+
+    def _hold_back(self) -> None:
+        """Wait for the oldest answers while more than AHEAD events went out after the last one
+        answered; drop answered marks. A mark sent before the keeper found the server gone (and
+        again) will never be answered: it is dropped, as what it was sent with is lost."""
+        marks, keeper = self._marks, self._keeper
+        while marks:
+            control, rid, sent, epoch = marks[0]
+            if control is keeper.control and epoch == keeper.reconnections:
+                if self._sent - self._answered > AHEAD:
+                    try:
+                        control.wait_answered(rid, give_up=partial(self._reconnected, epoch))
+                    except ConnectionClosed:
+                        if control is keeper.control:
+                            raise  # this publisher is closing
+                elif not control.answered(rid):
+                    return
+            marks.popleft()
+            self._answered = sent
 
     def _check_size(self, items: tuple[PubItem, ...], timeout: float | None) -> None:
         """Refuse here what the server would refuse by dropping the connection (a frame over its
@@ -202,7 +280,7 @@ class Publisher(KeptClient):
         reported for them (its notes say how many more there were), and forget them all."""
         self._outbox.drain()
         self._keeper.call(lambda c: c.request(Ping, timeout))
-        self._unflushed = False
+        self._unflushed = 0
         error = self._control.take_error()
         if error is not None:
             raise error
@@ -223,8 +301,30 @@ class Publisher(KeptClient):
             if self._unflushed or self._control.errors:
                 self.flush(timeout)
         finally:
-            self._outbox.close()
-            self._keeper.close()
+            self._release()
+
+    def _release(self) -> None:
+        self._closed = True
+        _open.discard(self)
+        self._outbox.close()
+        self._keeper.close()
+
+    def _close_at_exit(self) -> None:
+        """The process is ending and the program did not close this publisher: send what it
+        published, waiting at most EXIT_WAIT seconds in all, and say what may be lost."""
+        if self._closed:
+            return
+        pending = self._unflushed
+        self._control.timeout = min(self._control.timeout, EXIT_WAIT)  # every wait from here
+        try:
+            self.close(EXIT_WAIT)
+        except EsError as exc:
+            log.warning(
+                "%d event(s) published may not have reached the event server "
+                "(the process ended without closing its publisher): %s",
+                pending,
+                exc,
+            )
 
     def __enter__(self) -> Publisher:
         return self
@@ -235,5 +335,4 @@ class Publisher(KeptClient):
         if kind is None:
             self.close()
         else:
-            self._outbox.close()
-            self._keeper.close()
+            self._release()

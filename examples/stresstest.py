@@ -4,7 +4,8 @@ Each process runs publisher threads, each publishing numbered events on a subjec
 (`stress.<process>.<thread>`) as fast as it can for the given time, then an end event with its
 count; and subscriber threads on the pattern `^stress\\.`, which check that from every publisher
 they received every number, once, in order. Block mode (the default) loses nothing, however
-slow a subscriber is.
+slow a subscriber is: the slowest sets the pace. It exits with status 1 unless every subscriber
+got every event.
 
     .venv/bin/python examples/stresstest.py
     .venv/bin/python examples/stresstest.py --processes 3 --publishers 4 --subscribers 4 \
@@ -24,20 +25,25 @@ import time
 from typing import Any
 
 from clients import Publisher, Subscriber
+from clients.errors import EsError
 
 PATTERN = r"^stress\."
 MAX_EVENTS = 1_000_000  # per publisher thread: the time limit normally comes first
 WAIT = 60.0  # longest a subscriber waits for the next event
 
 
-def publisher(subject: str, seconds: float, counts: dict[str, int]) -> None:
-    with Publisher() as pub:
-        deadline = time.monotonic() + seconds
-        sent = 0
-        while sent < MAX_EVENTS and time.monotonic() < deadline:
-            pub.publish(subject, sent)
-            sent += 1
-        pub.publish(subject, {"end": sent})
+def publisher(subject: str, seconds: float, counts: dict[str, int], errors: list[str]) -> None:
+    try:
+        with Publisher() as pub:
+            deadline = time.monotonic() + seconds
+            sent = 0
+            while sent < MAX_EVENTS and time.monotonic() < deadline:
+                pub.publish(subject, sent)
+                sent += 1
+            pub.publish(subject, {"end": sent})
+    except EsError as exc:  # reported, and the run fails
+        errors.append(f"publisher {subject}: {exc}")
+        return
     counts[subject] = sent
 
 
@@ -67,9 +73,10 @@ def worker(index: int, publishers: int, subscribers: int, everyone: int, seconds
     sys.stdin.readline()  # go
     results: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
+    errors: list[str] = []
     threads = [threading.Thread(target=subscriber, args=(s, everyone, results)) for s in subs]
     threads += [
-        threading.Thread(target=publisher, args=(f"stress.{index}.{t}", seconds, counts))
+        threading.Thread(target=publisher, args=(f"stress.{index}.{t}", seconds, counts, errors))
         for t in range(publishers)
     ]
     for thread in threads:
@@ -78,7 +85,8 @@ def worker(index: int, publishers: int, subscribers: int, everyone: int, seconds
         thread.join()
     for sub in subs:
         sub.close()
-    print(json.dumps({"published": sum(counts.values()), "subscribers": results}), flush=True)
+    report = {"published": sum(counts.values()), "subscribers": results, "errors": errors}
+    print(json.dumps(report), flush=True)
 
 
 def main() -> None:
@@ -113,8 +121,13 @@ def main() -> None:
     received = sum(s["received"] for s in subs)
     print(f"{everyone} publishers published {published} events in {args.seconds:g} s")
     print(f"{len(subs)} subscribers received {received} events ({len(subs)} x {published})")
-    every = all(s["ok"] for s in subs) and received == len(subs) * published
+    for error in (e for r in reports for e in r["errors"]):
+        print(error)
+    failed = any(r["errors"] for r in reports) or any(proc.returncode for proc in procs)
+    every = all(s["ok"] for s in subs) and received == len(subs) * published and not failed
     print(f"every subscriber received every event, in order: {every}")
+    if not every:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

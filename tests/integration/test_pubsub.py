@@ -370,3 +370,10 @@ def test_an_abort_while_nothing_waits_ends_the_next_wait_only(
     assert subscriber.next(WAIT) is None  # the abort is used up here, at once
     event = subscriber.next(WAIT)  # and the event is still there
     assert event is not None and event.msg == "kept"
+
+
+def test_publishing_no_events_sends_nothing(publisher: Publisher) -> None:
+    """A PUB of no items is malformed (SPEC 3.4): the client sends none, so no error comes back."""
+    assert publisher.publish_many([], confirm=True) == 0
+    assert publisher.publish_many([]) is None
+    publisher.flush()  # raises any error the server reported

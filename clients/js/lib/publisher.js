@@ -91,6 +91,7 @@ export class Publisher extends EventEmitter {
       retain,
       ttl,
     }));
+    if (items.length === 0) return confirm ? 0 : null; // a PUB of no items is malformed (SPEC 3.4)
     if (confirm) {
       const body = await this._keeper.call((c) =>
         c.request((rid) => ({ type: "PUB", rid, confirm: true, items }), timeout),
