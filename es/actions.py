@@ -1,4 +1,8 @@
-"""What the broker core asks its ZeroMQ shell to do: plain values, no sockets."""
+"""What the broker core asks for: plain values, no sockets.
+
+Fanout and Progress go from the broker to the flow (es.flow), which turns them into the lanes'
+Sends; the shell (es.server) carries out Reply, Open, Close, Persist, PersistRetained and Send.
+"""
 
 from __future__ import annotations
 
@@ -115,8 +119,8 @@ class Confirm:
 
 @dataclass(frozen=True, slots=True)
 class Fanout:
-    """Deliver `batches`; then answer each confirmed publish among them (Broker.confirmation)
-    with how many of its subscribers got their batch."""
+    """Offer `batches` to their subscribers' queues; then answer each confirmed publish among
+    them (Broker.confirmation) with how many of its subscribers took at least one event."""
 
     batches: list[Batch]
     confirms: tuple[Confirm, ...] = ()

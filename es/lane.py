@@ -213,16 +213,16 @@ class Lane:
             assert part is not None
             head = part
             self._pending.appendleft(rest)
-        metas, payloads, size = list(head.metas), list(head.payloads), head.size
+        metas, payloads, size = head.metas, head.payloads, head.size
+        own = False  # a batch's lists may be shared with other lanes: copy before extending
         while self._pending:
             after = self._pending[0]
-            consecutive = after.first == int(metas[-1][0]) + 1
-            room_events = max_events - len(metas)
-            if not consecutive or room_events <= 0 or size + after.size > max_bytes:
-                break
-            if after.count > room_events:
+            fits = len(metas) + after.count <= max_events and size + after.size <= max_bytes
+            if not fits or after.first != int(metas[-1][0]) + 1:
                 break
             self._pending.popleft()
+            if not own:
+                metas, payloads, own = list(metas), list(payloads), True
             metas += after.metas
             payloads += after.payloads
             size += after.size

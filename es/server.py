@@ -71,16 +71,6 @@ _TURN = 512
 _ACKS_READ = 64
 
 
-def _with(base: zmq.Poller, sockets: list[zmq.Socket[bytes]]) -> zmq.Poller:
-    """A poller for what `base` polls and, for reading, `sockets` too."""
-    poller = zmq.Poller()
-    for socket, events in base.sockets:
-        poller.register(socket, events)
-    for socket in sockets:
-        poller.register(socket, zmq.POLLIN)
-    return poller
-
-
 class BindError(OSError):
     """The control socket could not bind (address in use, or not an address of this host)."""
 
@@ -138,8 +128,11 @@ class EventServer(Daemon):
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
         self._monitors: dict[str, zmq.Socket[bytes]] = {}
         self._next_housekeeping = 0.0
-        self._readers = zmq.Poller()  # the control socket and the waker
-        self._sleepers = zmq.Poller()  # the waker alone, while the backlog is full
+        # Both pollers wait for the waker and for ACKs on the watched delivery sockets; readers
+        # for requests too (sleepers serve while the backlog is full).
+        self._readers = zmq.Poller()
+        self._sleepers = zmq.Poller()
+        self._watching: dict[zmq.Socket[bytes], str] = {}  # watched delivery sockets -> sids
         self.broker = Broker(config, now=clock())
         self.flow = Flow(self.broker)
 
@@ -263,15 +256,27 @@ class EventServer(Daemon):
         due = flow.deadline()
         if due is not None:
             wake = min(wake, due)
-        watched = [self._dealers[sid] for sid in flow.watched() if sid in self._dealers]
+        self._watch(flow.watched())
         poller = self._readers if flow.reading() else self._sleepers
-        if watched:  # ACKs on their delivery connections free room: wake for them too
-            poller = _with(poller, watched)
         ready = poller.poll(max(0, int((wake - time.monotonic()) * 1000)) + 1)
         self._waker.clear_if_woken(ready)
-        if watched:
-            self._read_acks(flow.watched())
+        acks = [self._watching[socket] for socket, _ in ready if socket in self._watching]
+        if acks:
+            self._read_acks(acks)
         return self._read_requests()
+
+    def _watch(self, sids: list[str]) -> None:
+        """Poll the delivery sockets of `sids` for ACKs (their queues need them), and no others."""
+        wanted = {self._dealers[sid]: sid for sid in sids if sid in self._dealers}
+        if wanted.keys() == self._watching.keys():
+            return
+        for socket in self._watching.keys() - wanted.keys():
+            self._readers.unregister(socket)
+            self._sleepers.unregister(socket)
+        for socket in wanted.keys() - self._watching.keys():
+            self._readers.register(socket, zmq.POLLIN)
+            self._sleepers.register(socket, zmq.POLLIN)
+        self._watching = wanted
 
     def _read_acks(self, sids: list[str]) -> None:
         """Hand the flow the ACKs that came back on these subscribers' delivery connections."""
@@ -428,6 +433,9 @@ class EventServer(Daemon):
     def _close(self, sid: str) -> None:
         dealer = self._dealers.pop(sid, None)
         monitor = self._monitors.pop(sid, None)
+        if dealer is not None and self._watching.pop(dealer, None) is not None:
+            self._readers.unregister(dealer)
+            self._sleepers.unregister(dealer)
         if dealer is not None:
             dealer.disable_monitor()
             dealer.close(linger=0)
