@@ -156,17 +156,6 @@ class Control:
             return True
         return False
 
-    def send_quiet(self, build: Callable[[int], Any]) -> bool:
-        """Send without waiting for room (acknowledgements): False if the queue is full."""
-        with self._lock:
-            if self._closed:
-                return False
-            try:
-                self._sock.send_multipart(self._encode(build(0)), zmq.NOBLOCK)
-            except zmq.Again:
-                return False
-            return True
-
     def collect(self) -> None:
         """Read replies that arrived unasked for, keeping their errors."""
         with self._lock:

@@ -63,10 +63,12 @@ def main() -> None:
 
     # Deliveries (section 5): [routing id, header, one payload per event], or, for small
     # payloads, [routing id, header] with the payloads inside the header, after the events.
+    # A LOST notice (5.1) tells of dropped events no event followed; none come here.
     received = 0
     expected: dict[int, int] = {}  # stream -> next seq
+    server_id = b""  # the routing id of the server's delivery connection: ACKs go back there
     while received < 3 and inbox.poll(TIMEOUT_MS):
-        _, header_frame, *frames = inbox.recv_multipart()
+        server_id, header_frame, *frames = inbox.recv_multipart()
         header = msgpack.unpackb(header_frame, raw=False)
         if header[:2] != [VERSION, "EV"] or header[2] != sid:
             continue  # not for us: ignore it (section 5)
@@ -80,8 +82,10 @@ def main() -> None:
             message = msgpack.unpackb(payload, raw=False) if fmt == 1 else payload
             print(f"{subject:<14} {message!r:<22} seq {seq} at {when:.3f}")
             received += 1
+    # What was consumed makes room in this subscriber's queue on the server (section 3.7): the
+    # ACK goes back on the inbox, to the delivery connection, every half queue and when dry.
     last = max(expected.values(), default=1) - 1
-    control.send(pack([VERSION, "ACK", 0, sid, last]))  # consumption, for the server's stats
+    inbox.send_multipart([server_id, pack([VERSION, "ACK", 0, sid, last])])
     control.send(pack([VERSION, "UNSUB", 3, sid, ["raw.quotes", "^RAW\\.NEWS\\..*$"]]))
     print(f"received {received} events; subscriptions left: {reply(control, 3)['count']}")
     for sock in (inbox, control, publisher):
