@@ -40,6 +40,8 @@ class Reader:
     expected: int = 1  # next seq it expects
     received: int = 0
     lost: int = 0
+    notices: int = 0  # LOST messages read
+    batches: int = 0  # EV messages read
     consumed_to: int = 0  # last seq read
     published: int = 0  # events published to its subject since it subscribed (the model's count)
 
@@ -55,10 +57,12 @@ class Reader:
                 assert message.lost == seqs[0] - self.expected, (message.lost, seqs, self.expected)
                 self.expected = seqs[-1] + 1
                 self.received += len(seqs)
+                self.batches += 1
                 self.consumed_to = seqs[-1]
             else:
                 assert message.lost == message.seq - self.expected + 1, (message, self.expected)
                 self.expected = message.seq + 1
+                self.notices += 1
             self.lost += message.lost
 
     def in_inbox(self) -> tuple[int, int]:

@@ -78,3 +78,5 @@ def test_every_event_is_accounted_for_and_every_loss_told_once(
     totals = server.broker.totals
     assert totals.dropped == sum(server.readers[s].lost for s in sids)
     assert totals.delivered == sum(server.readers[s].received for s in sids)
+    assert totals.notices == sum(server.readers[s].notices for s in sids)
+    assert totals.messages == sum(server.readers[s].batches for s in sids)
