@@ -10,8 +10,8 @@ Invariants:
   holding the lock until its own timeout.
 - A reply for another request id is never mistaken for ours: stale OKs are dropped, and an ERR for
   a request nobody waits for (an unconfirmed publish) is kept in `errors` for the owner to report.
-- A request sent with `mark` is answered later, when it suits the owner (`answered`,
-  `wait_answered`): its reply, whenever it is read, is remembered until then.
+- A request sent with `mark` is answered later, when it suits the owner (`wait_answered`): its
+  reply, whenever it is read, is remembered until then (or until `forget`).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class Control:
 
     def send(self, build: Callable[[int], Any], mark: bool = False) -> int:
         """Send a request without waiting for a reply; its error, if any, lands in `errors`.
-        With `mark`, its reply is remembered for `answered` and `wait_answered`. Returns the rid.
+        With `mark`, its reply is remembered for `wait_answered`. Returns the rid.
         """
         deadline = time.monotonic() + self.timeout
         with self._lock:
@@ -120,12 +120,11 @@ class Control:
                 self._marked.add(rid)
             return rid
 
-    def answered(self, rid: int) -> bool:
-        """Whether the marked request `rid` was answered (reading what has arrived, unwaited)."""
+    def forget(self, rid: int) -> None:
+        """The owner no longer cares whether the marked request `rid` is answered."""
         with self._lock:
-            while not self._closed and rid not in self._answered and self._sock.poll(0):
-                self._receive()
-            return self._take_answer(rid)
+            self._marked.discard(rid)
+            self._answered.discard(rid)
 
     def wait_answered(
         self, rid: int, timeout: float | None = None, give_up: Callable[[], bool] | None = None
@@ -148,13 +147,8 @@ class Control:
                         f"the event server at {self.endpoint} has not handled this publisher's "
                         "events in time (held back by a full block-mode subscriber, or down)"
                     )
-            return self._take_answer(rid)
-
-    def _take_answer(self, rid: int) -> bool:
-        if rid in self._answered:
             self._answered.discard(rid)
             return True
-        return False
 
     def collect(self) -> None:
         """Read replies that arrived unasked for, keeping their errors."""

@@ -244,21 +244,20 @@ class Publisher(KeptClient):
 
     def _hold_back(self) -> None:
         """Wait for the oldest answers while more than AHEAD events went out after the last one
-        answered; drop answered marks. A mark sent before the keeper found the server gone (and
-        again) will never be answered: it is dropped, as what it was sent with is lost."""
+        answered (so at most AHEAD / MARK_EVERY + 1 marks are ever kept). A mark sent before the
+        keeper found the server gone (and again) will never be answered: it is dropped, as what
+        it was sent with is lost."""
         marks, keeper = self._marks, self._keeper
-        while marks:
-            control, rid, sent, epoch = marks[0]
+        while marks and self._sent - self._answered > AHEAD:
+            control, rid, sent, epoch = marks.popleft()
             if control is keeper.control and epoch == keeper.reconnections:
-                if self._sent - self._answered > AHEAD:
-                    try:
-                        control.wait_answered(rid, give_up=partial(self._reconnected, epoch))
-                    except ConnectionClosed:
-                        if control is keeper.control:
-                            raise  # this publisher is closing
-                elif not control.answered(rid):
-                    return
-            marks.popleft()
+                try:  # at once when the answer is already here, as it is while the server keeps up
+                    control.wait_answered(rid, give_up=partial(self._reconnected, epoch))
+                except ConnectionClosed:
+                    if control is keeper.control:
+                        raise  # this publisher is closing
+            else:
+                control.forget(rid)
             self._answered = sent
 
     def _check_size(self, items: tuple[PubItem, ...], timeout: float | None) -> None:

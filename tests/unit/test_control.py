@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import msgpack
 import pytest
 import zmq
 
@@ -92,3 +93,29 @@ def test_a_send_with_no_room_times_out() -> None:
             fill()
     finally:
         ctl.close()
+
+
+def test_a_marked_request_is_answered_whenever_its_reply_is_read_and_waits_can_give_up() -> None:
+    """Marks (Publisher's run-ahead bound): a reply read while waiting for another is kept for
+    its mark; a wait gives up as soon as `give_up` says the answer will never come."""
+    ctx = zmq.Context.instance()
+    server = ctx.socket(zmq.ROUTER)
+    server.bind("tcp://127.0.0.1:0")
+    ctl = Control(ctx, server.getsockopt_string(zmq.LAST_ENDPOINT), LONG)
+    try:
+        first = ctl.send(Ping, mark=True)
+        second = ctl.send(Ping, mark=True)
+        for _ in range(2):
+            assert server.poll(int(DEADLINE * 1000))
+            peer, frame = server.recv_multipart()
+            rid = msgpack.unpackb(frame)[2]
+            server.send_multipart([peer, msgpack.packb([1, "OK", rid, {}])])
+        assert ctl.wait_answered(second, timeout=DEADLINE)  # reads the first's reply on the way
+        assert ctl.wait_answered(first, timeout=DEADLINE)  # kept for it
+        third = ctl.send(Ping, mark=True)  # never answered
+        started = time.monotonic()
+        assert not ctl.wait_answered(third, timeout=LONG, give_up=lambda: True)
+        assert time.monotonic() - started < DEADLINE
+    finally:
+        ctl.close()
+        server.close(linger=0)
