@@ -18,6 +18,8 @@ from typing import Any
 import msgpack
 
 from clients.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from clients.wire import fields
+from clients.wire.fields import POLICIES
 from clients.wire.messages import (
     MAX_INT,
     VERSION,
@@ -76,145 +78,6 @@ PUB_BYTES_ACCEPTED = 256 << 10
 """Every server accepts a PUB of this many items and payload bytes (its limits cannot be set
 lower), so a client may gather that much into one PUB without asking the server first."""
 
-MAX_DEPTH = 32
-"""Deepest nesting accepted in a reply body: far below Python's recursion limit."""
-
-POLICIES = ("block", "drop")
-
-_OPTION_KEYS = frozenset({"policy", "queue", "max_stall", "key", "name"})
-_Z85_DIGITS = (  # ZeroMQ RFC 32: the digit each character stands for is its place here
-    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
-)
-_Z85 = frozenset(_Z85_DIGITS)
-_UINT32 = 2**32 - 1  # the most five Z85 characters may stand for: they encode four bytes
-
-Reader = Callable[[Any, str], Any]
-
-
-def _fail(code: ErrorCode, message: str, rid: int = 0) -> RemoteProtocolError:
-    return RemoteProtocolError(code, message, rid)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-# --- field readers: each takes a decoded value and the field's name, returns it checked -------
-
-
-def _uint(value: Any, name: str) -> int:
-    if not _is_int(value) or not 0 <= value <= MAX_INT:
-        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be an integer from 0 to 2**53-1")
-    return int(value)
-
-
-def _positive(value: Any, name: str) -> int:
-    number = _uint(value, name)
-    if number == 0:
-        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be at least 1")
-    return number
-
-
-def _text(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a string")
-    return value
-
-
-def _sid(value: Any, name: str) -> str:
-    """A subscriber id: a string of at least one character (its maximum length is the
-    server's limit, not the codec's)."""
-    if not isinstance(value, str) or not value:
-        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a non-empty string")
-    return value
-
-
-def _texts(value: Any, name: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be an array of strings")
-    return tuple(value)
-
-
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be true or false")
-    return value
-
-
-def _seconds(value: Any, name: str) -> float:
-    ok = (_is_int(value) or isinstance(value, float)) and math.isfinite(value) and value >= 0
-    if not ok:
-        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a finite number of seconds >= 0")
-    return float(value)
-
-
-def _lifetime(value: Any, name: str) -> float:
-    """Seconds something is kept: a finite number above 0 (0 would keep it for no time)."""
-    seconds = _seconds(value, name)
-    if seconds == 0:
-        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a finite number of seconds > 0")
-    return seconds
-
-
-def _options(value: Any, name: str) -> Options:
-    if not isinstance(value, dict):
-        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a map")
-    unknown = sorted(str(k) for k in value if k not in _OPTION_KEYS)
-    if unknown:
-        raise _fail(ErrorCode.BAD_REQUEST, f"unknown option {unknown[0]!r} in {name}")
-    policy = value.get("policy")
-    if policy is not None and policy not in POLICIES:
-        raise _fail(ErrorCode.BAD_POLICY, "policy must be 'block' or 'drop'")
-    queue = value.get("queue")
-    max_stall = value.get("max_stall")
-    key = value.get("key")
-    return Options(
-        policy=policy,
-        queue=None if queue is None else _uint(queue, "queue"),
-        max_stall=None if max_stall is None else _seconds(max_stall, "max_stall"),
-        key=None if key is None else _curve_key(key),
-        name=None if value.get("name") is None else _text(value["name"], "name"),
-    )
-
-
-def _curve_key(value: Any) -> str:
-    """A CurveZMQ public key in Z85: 40 characters of its alphabet, in groups of five that each
-    stand for four bytes (at most 2**32-1). Anything else would make ZeroMQ refuse the key
-    when the server sets it on the subscriber's delivery socket."""
-    ok = isinstance(value, str) and len(value) == 40 and _Z85.issuperset(value)
-    if not ok or any(_z85_group(value[i : i + 5]) > _UINT32 for i in range(0, 40, 5)):
-        raise _fail(
-            ErrorCode.BAD_REQUEST, "key must be a CurveZMQ public key: 40 Z85 characters (32 bytes)"
-        )
-    return str(value)
-
-
-def _z85_group(chars: str) -> int:
-    number = 0
-    for char in chars:
-        number = number * 85 + _Z85_DIGITS.index(char)
-    return number
-
-
-def _plain(value: Any, name: str, depth: int = 0) -> Any:
-    """Accept only core msgpack types, nested at most MAX_DEPTH deep."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if depth >= MAX_DEPTH:
-        raise _fail(ErrorCode.BAD_REQUEST, f"{name} is nested deeper than {MAX_DEPTH}")
-    if isinstance(value, list):
-        return [_plain(v, name, depth + 1) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v, name, depth + 1) for k, v in value.items()}
-    raise _fail(ErrorCode.BAD_REQUEST, f"{name} holds a value that is not a core msgpack type")
-
-
-def _body(value: Any, name: str) -> dict[str, Any]:
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a map with string keys")
-    result: dict[str, Any] = _plain(value, name)
-    return result
-
 
 # --- header ------------------------------------------------------------------------------------
 
@@ -222,30 +85,34 @@ def _body(value: Any, name: str) -> dict[str, Any]:
 def _header(frames: Sequence[bytes]) -> list[Any]:
     """Unpack and check the header frame: an array that starts [version, command]."""
     if not frames:
-        raise _fail(ErrorCode.BAD_REQUEST, "a message needs at least a header frame")
+        raise fields.fail(ErrorCode.BAD_REQUEST, "a message needs at least a header frame")
     if len(frames) > MAX_FRAMES:
-        raise _fail(ErrorCode.TOO_LARGE, f"more than {MAX_FRAMES} frames")
+        raise fields.fail(ErrorCode.TOO_LARGE, f"more than {MAX_FRAMES} frames")
     if len(frames[0]) > MAX_HEADER_BYTES:
-        raise _fail(ErrorCode.TOO_LARGE, f"header frame over {MAX_HEADER_BYTES} bytes")
+        raise fields.fail(ErrorCode.TOO_LARGE, f"header frame over {MAX_HEADER_BYTES} bytes")
     try:
         header = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
     except ValueError as exc:  # every msgpack unpack error, UnicodeDecodeError included
-        raise _fail(ErrorCode.BAD_REQUEST, f"header is not valid msgpack ({exc})") from None
+        raise fields.fail(ErrorCode.BAD_REQUEST, f"header is not valid msgpack ({exc})") from None
     if not isinstance(header, list) or len(header) < 2:
-        raise _fail(ErrorCode.BAD_REQUEST, "header must be an array [version, command, ...]")
-    rid = header[2] if len(header) > 2 and _is_int(header[2]) and 0 <= header[2] <= MAX_INT else 0
-    if not _is_int(header[0]) or header[0] != VERSION:
-        raise _fail(ErrorCode.BAD_VERSION, f"protocol version {VERSION} is the only one", rid)
+        raise fields.fail(ErrorCode.BAD_REQUEST, "header must be an array [version, command, ...]")
+    rid = (
+        header[2]
+        if len(header) > 2 and fields.is_int(header[2]) and 0 <= header[2] <= MAX_INT
+        else 0
+    )
+    if not fields.is_int(header[0]) or header[0] != VERSION:
+        raise fields.fail(ErrorCode.BAD_VERSION, f"protocol version {VERSION} is the only one", rid)
     if not isinstance(header[1], str):
-        raise _fail(ErrorCode.BAD_REQUEST, "command must be a string", rid)
+        raise fields.fail(ErrorCode.BAD_REQUEST, "command must be a string", rid)
     return header
 
 
-def _read(header: list[Any], readers: Sequence[tuple[str, Reader]], start: int) -> list[Any]:
+def _read(header: list[Any], readers: Sequence[tuple[str, fields.Reader]], start: int) -> list[Any]:
     """Check the header has exactly the fields after `start`, and read each one."""
     want = start + len(readers)
     if len(header) != want:
-        raise _fail(
+        raise fields.fail(
             ErrorCode.BAD_REQUEST, f"{header[1]} header has {len(header)} elements, not {want}"
         )
     return [read(header[start + i], name) for i, (name, read) in enumerate(readers)]
@@ -273,7 +140,7 @@ def peek_command(frames: Sequence[bytes]) -> str | None:
         if unpacker.read_array_header() < 2:
             return None
         version = unpacker.unpack()
-        if not _is_int(version) or version != VERSION:  # not true, nor 1.0: as _header
+        if not fields.is_int(version) or version != VERSION:  # not true, nor 1.0: as _header
             return None
         command = unpacker.unpack()
     except (ValueError, msgpack.OutOfData, TypeError):
@@ -281,47 +148,43 @@ def peek_command(frames: Sequence[bytes]) -> str | None:
     return command if isinstance(command, str) else None
 
 
-def options_reader(allowed: dict[str, Reader]) -> Reader:
-    """A reader for a map of optional settings: unknown keys refused, each value checked."""
-
-    def read(value: Any, name: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be a map")
-        unknown = sorted(str(k) for k in value if k not in allowed)
-        if unknown:
-            raise _fail(ErrorCode.BAD_REQUEST, f"unknown option {unknown[0]!r} in {name}")
-        return {k: allowed[k](v, k) for k, v in value.items()}
-
-    return read
-
-
-_item_options = options_reader({"retain": _flag, "ttl": _lifetime})
+_item_options = fields.options_reader({"retain": fields.flag, "ttl": fields.lifetime})
 
 
 # --- requests ------------------------------------------------------------------------------------
 
-_REQUESTS: dict[str, tuple[Callable[..., Any], tuple[tuple[str, Reader], ...]]] = {
+_REQUESTS: dict[str, tuple[Callable[..., Any], tuple[tuple[str, fields.Reader], ...]]] = {
     "SUB": (
         Subscribe,
-        (("sid", _sid), ("endpoint", _text), ("subjects", _texts), ("options", _options)),
+        (
+            ("sid", fields.sid),
+            ("endpoint", fields.text),
+            ("subjects", fields.texts),
+            ("options", fields.queue_options),
+        ),
     ),
     "SUBMATCH": (
         SubscribeMatch,
-        (("sid", _sid), ("endpoint", _text), ("patterns", _texts), ("options", _options)),
+        (
+            ("sid", fields.sid),
+            ("endpoint", fields.text),
+            ("patterns", fields.texts),
+            ("options", fields.queue_options),
+        ),
     ),
-    "UNSUB": (Unsubscribe, (("sid", _sid), ("subjects", _texts))),
+    "UNSUB": (Unsubscribe, (("sid", fields.sid), ("subjects", fields.texts))),
     "PING": (Ping, ()),
     "STATS": (Stats, ()),
-    "ACK": (Ack, (("sid", _sid), ("seq", _uint))),
-    "HEARTBEAT": (Heartbeat, (("sid", _sid),)),
+    "ACK": (Ack, (("sid", fields.sid), ("seq", fields.uint))),
+    "HEARTBEAT": (Heartbeat, (("sid", fields.sid),)),
     "SUBJECTS": (
         lambda rid, options: ListSubjects(rid, options.get("pattern")),
-        (("options", options_reader({"pattern": _text})),),
+        (("options", fields.options_reader({"pattern": fields.text})),),
     ),
-    "NUMSUB": (NumSub, (("subjects", _texts),)),
+    "NUMSUB": (NumSub, (("subjects", fields.texts),)),
     "SUBSCRIBERS": (
         lambda rid, options: ListSubscribers(rid, options.get("sid")),
-        (("options", options_reader({"sid": _sid})),),
+        (("options", fields.options_reader({"sid": fields.sid})),),
     ),
 }
 
@@ -336,7 +199,7 @@ def decode_request(frames: Sequence[bytes]) -> Request:
     return request
 
 
-Table = dict[str, tuple[Callable[..., Any], tuple[tuple[str, Reader], ...]]]
+Table = dict[str, tuple[Callable[..., Any], tuple[tuple[str, fields.Reader], ...]]]
 
 
 def decode_command(header: list[Any], frames: Sequence[bytes], table: Table) -> Any:
@@ -345,11 +208,11 @@ def decode_command(header: list[Any], frames: Sequence[bytes], table: Table) -> 
     def read() -> Any:
         command = header[1]
         if command not in table:
-            raise _fail(ErrorCode.UNKNOWN_COMMAND, f"unknown command {command[:40]!r}")
+            raise fields.fail(ErrorCode.UNKNOWN_COMMAND, f"unknown command {command[:40]!r}")
         if len(frames) != 1:
-            raise _fail(ErrorCode.BAD_REQUEST, f"{command} takes only a header frame")
+            raise fields.fail(ErrorCode.BAD_REQUEST, f"{command} takes only a header frame")
         cls, readers = table[command]
-        return cls(*_read(header, (("rid", _uint), *readers), 2))
+        return cls(*_read(header, (("rid", fields.uint), *readers), 2))
 
     return _with_rid(header, read)
 
@@ -359,7 +222,7 @@ def _with_rid(header: list[Any], read: Callable[[], Any]) -> Any:
     try:
         return read()
     except RemoteProtocolError as exc:
-        rid = header[2] if len(header) > 2 and _is_int(header[2]) else 0
+        rid = header[2] if len(header) > 2 and fields.is_int(header[2]) else 0
         exc.rid = rid if 0 <= rid <= MAX_INT else 0
         raise
 
@@ -373,16 +236,18 @@ def _payloads(
     if len(header) == _INLINE_AT[kind] + 1:
         inline = header[_INLINE_AT[kind]]
         if len(frames) != 1:
-            raise _fail(ErrorCode.BAD_REQUEST, f"{kind} with inline payloads takes only a header")
+            raise fields.fail(
+                ErrorCode.BAD_REQUEST, f"{kind} with inline payloads takes only a header"
+            )
         if not isinstance(inline, list) or (checked and not all(type(p) is bytes for p in inline)):
-            raise _fail(ErrorCode.BAD_REQUEST, _NOT_BIN)
+            raise fields.fail(ErrorCode.BAD_REQUEST, _NOT_BIN)
         if len(inline) != count:
-            raise _fail(
+            raise fields.fail(
                 ErrorCode.BAD_REQUEST, f"{kind} lists {count} items but {len(inline)} inline"
             )
         return inline
     if count != len(frames) - 1:
-        raise _fail(
+        raise fields.fail(
             ErrorCode.BAD_REQUEST, f"{kind} lists {count} items but carries {len(frames) - 1}"
         )
     return frames[1:]
@@ -395,17 +260,19 @@ _INLINE_AT = {"PUB": 5, "EV": 6}
 
 def _decode_publish(header: list[Any], frames: Sequence[bytes]) -> Publish:
     inline = len(header) == _INLINE_AT["PUB"] + 1
-    fields = (("rid", _uint), ("confirm", _flag), ("items", _list))
-    rid, confirm, items = _read(header[:5] if inline else header, fields, 2)
+    readers = (("rid", fields.uint), ("confirm", fields.flag), ("items", fields.array))
+    rid, confirm, items = _read(header[:5] if inline else header, readers, 2)
     if not items:
-        raise _fail(ErrorCode.BAD_REQUEST, "a PUB carries at least one item")
+        raise fields.fail(ErrorCode.BAD_REQUEST, "a PUB carries at least one item")
     payloads = _payloads(header, frames, "PUB", len(items))
     decoded = []
     for item, payload in zip(items, payloads, strict=True):
         if not isinstance(item, list) or len(item) not in (2, 3):
-            raise _fail(ErrorCode.BAD_REQUEST, "each PUB item must be [subjects, format, options?]")
-        subjects = _texts(item[0], "item subjects")
-        fmt = _fmt(item[1])
+            raise fields.fail(
+                ErrorCode.BAD_REQUEST, "each PUB item must be [subjects, format, options?]"
+            )
+        subjects = fields.texts(item[0], "item subjects")
+        fmt = fields.payload_format(item[1])
         if len(item) == 2:  # the common case, kept short: this runs for every event
             decoded.append(PubItem(subjects, fmt, bytes(payload)))
             continue
@@ -413,21 +280,9 @@ def _decode_publish(header: list[Any], frames: Sequence[bytes]) -> Publish:
         retain = bool(options.get("retain", False))
         ttl = options.get("ttl")
         if ttl is not None and not retain:
-            raise _fail(ErrorCode.BAD_REQUEST, "ttl is for retained events only")
+            raise fields.fail(ErrorCode.BAD_REQUEST, "ttl is for retained events only")
         decoded.append(PubItem(subjects, fmt, bytes(payload), retain, ttl))
     return Publish(rid, confirm, tuple(decoded), inline)
-
-
-def _list(value: Any, name: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise _fail(ErrorCode.BAD_REQUEST, f"{name} must be an array")
-    return value
-
-
-def _fmt(value: Any) -> int:
-    if not _is_int(value) or not 0 <= value <= 127:
-        raise _fail(ErrorCode.BAD_REQUEST, "format must be an integer from 0 to 127")
-    return int(value)
 
 
 # --- replies -------------------------------------------------------------------------------------
@@ -437,14 +292,16 @@ def decode_reply(frames: Sequence[bytes]) -> Reply:
     """Decode a reply as the client's DEALER sees it."""
     header = _header(frames)
     if len(frames) != 1:
-        raise _fail(ErrorCode.BAD_REQUEST, "a reply is a single header frame")
+        raise fields.fail(ErrorCode.BAD_REQUEST, "a reply is a single header frame")
     if header[1] == "OK":
-        rid, body = _read(header, (("rid", _uint), ("body", _body)), 2)
+        rid, body = _read(header, (("rid", fields.uint), ("body", fields.body)), 2)
         return Ok(rid, body)
     if header[1] == "ERR":
-        rid, code, message = _read(header, (("rid", _uint), ("code", _text), ("message", _text)), 2)
+        rid, code, message = _read(
+            header, (("rid", fields.uint), ("code", fields.text), ("message", fields.text)), 2
+        )
         return Err(rid, code, message)
-    raise _fail(ErrorCode.UNKNOWN_COMMAND, f"unknown reply {header[1][:40]!r}")
+    raise fields.fail(ErrorCode.UNKNOWN_COMMAND, f"unknown reply {header[1][:40]!r}")
 
 
 # --- event delivery ------------------------------------------------------------------------------
@@ -456,18 +313,30 @@ def decode_delivery(frames: Sequence[bytes]) -> InboxMessage:
     header = _header(frames)
     if header[1] == "LOST":
         if len(frames) != 1:
-            raise _fail(ErrorCode.BAD_REQUEST, "a loss notice is a single header frame")
-        fields = (("sid", _text), ("stream", _uint), ("lost", _positive), ("seq", _uint))
-        sid, stream, lost, seq = _read(header, fields, 2)
+            raise fields.fail(ErrorCode.BAD_REQUEST, "a loss notice is a single header frame")
+        readers = (
+            ("sid", fields.text),
+            ("stream", fields.uint),
+            ("lost", fields.positive),
+            ("seq", fields.uint),
+        )
+        sid, stream, lost, seq = _read(header, readers, 2)
         if lost > seq:
-            raise _fail(ErrorCode.BAD_REQUEST, "a loss notice cannot lose more events than seq")
+            raise fields.fail(
+                ErrorCode.BAD_REQUEST, "a loss notice cannot lose more events than seq"
+            )
         return Loss(sid, stream, lost, seq)
     if header[1] != "EV":
-        raise _fail(ErrorCode.UNKNOWN_COMMAND, f"unknown delivery {header[1][:40]!r}")
+        raise fields.fail(ErrorCode.UNKNOWN_COMMAND, f"unknown delivery {header[1][:40]!r}")
     inline = len(header) == _INLINE_AT["EV"] + 1
     sid, stream, lost, events = _read(
         header[:6] if inline else header,
-        (("sid", _text), ("stream", _uint), ("lost", _uint), ("events", _list)),
+        (
+            ("sid", fields.text),
+            ("stream", fields.uint),
+            ("lost", fields.uint),
+            ("events", fields.array),
+        ),
         2,
     )
     payloads = _payloads(header, frames, "EV", len(events), checked=False)
@@ -495,27 +364,21 @@ def decode_delivery(frames: Sequence[bytes]) -> InboxMessage:
 def _event_item(meta: Any, payload: Any) -> EventItem:
     """One EV event, every field checked (and converted where the spec allows)."""
     if not isinstance(meta, list) or len(meta) not in (4, 5):
-        raise _fail(
+        raise fields.fail(
             ErrorCode.BAD_REQUEST, "each EV event must be [seq, subject, time, format, flags?]"
         )
     if not isinstance(payload, bytes):
-        raise _fail(ErrorCode.BAD_REQUEST, _NOT_BIN)
-    flags = _body(meta[4], "event flags") if len(meta) == 5 else {}
+        raise fields.fail(ErrorCode.BAD_REQUEST, _NOT_BIN)
+    flags = fields.body(meta[4], "event flags") if len(meta) == 5 else {}
     return EventItem(
-        _uint(meta[0], "seq"),
-        _text(meta[1], "subject"),
-        _time(meta[2]),
-        _fmt(meta[3]),
+        fields.uint(meta[0], "seq"),
+        fields.text(meta[1], "subject"),
+        fields.timestamp(meta[2]),
+        fields.payload_format(meta[3]),
         bytes(payload),
         flags.get("retained") is True,
         flags.get("resumed") is True,
     )
-
-
-def _time(value: Any) -> float:
-    if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
-        raise _fail(ErrorCode.BAD_REQUEST, "time must be a finite number")
-    return float(value)
 
 
 # --- encoding ------------------------------------------------------------------------------------

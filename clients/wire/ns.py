@@ -11,18 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from clients.errors import ErrorCode
-from clients.wire.codec import (
-    Table,
-    _fail,
-    _flag,
-    _header,
-    _pack,
-    _seconds,
-    _text,
-    _uint,
-    decode_command,
-    options_reader,
-)
+from clients.wire.codec import Table, _header, _pack, decode_command
+from clients.wire.fields import fail, flag, options_reader, seconds, text, uint
 from clients.wire.messages import VERSION, Ping
 
 __all__ = [
@@ -152,9 +142,9 @@ NsRequest = (
     | GetMeta
 )
 
-_register_options = options_reader({"replace": _flag, "lease": _seconds, "meta": _text})
-_remove_options = options_reader({"token": _text})
-_list_options = options_reader({"group": _text, "prefix": _text, "regex": _text})
+_register_options = options_reader({"replace": flag, "lease": seconds, "meta": text})
+_remove_options = options_reader({"token": text})
+_list_options = options_reader({"group": text, "prefix": text, "regex": text})
 
 
 def _register(rid: int, name: str, uri: str, options: dict[str, Any]) -> Register:
@@ -167,22 +157,22 @@ def _remove(rid: int, name: str, options: dict[str, Any]) -> Remove:
 
 def _list(rid: int, options: dict[str, Any]) -> ListNames:
     if len(options) > 1:
-        raise _fail(ErrorCode.BAD_REQUEST, "LIST takes one of group, prefix or regex")
+        raise fail(ErrorCode.BAD_REQUEST, "LIST takes one of group, prefix or regex")
     return ListNames(rid, **options)
 
 
 _NS_REQUESTS: Table = {
     "PING": (Ping, ()),
-    "REGISTER": (_register, (("name", _text), ("uri", _text), ("options", _register_options))),
-    "RENEW": (Renew, (("name", _text), ("token", _text))),
-    "LOOKUP": (Lookup, (("name", _text),)),
-    "REMOVE": (_remove, (("name", _text), ("options", _remove_options))),
+    "REGISTER": (_register, (("name", text), ("uri", text), ("options", _register_options))),
+    "RENEW": (Renew, (("name", text), ("token", text))),
+    "LOOKUP": (Lookup, (("name", text),)),
+    "REMOVE": (_remove, (("name", text), ("options", _remove_options))),
     "LIST": (_list, (("selector", _list_options),)),
     "LISTALL": (ListAll, ()),
-    "MKGROUP": (CreateGroup, (("group", _text),)),
-    "RMGROUP": (DeleteGroup, (("group", _text),)),
-    "SETMETA": (SetMeta, (("name", _text), ("meta", _text))),
-    "GETMETA": (GetMeta, (("name", _text),)),
+    "MKGROUP": (CreateGroup, (("group", text),)),
+    "RMGROUP": (DeleteGroup, (("group", text),)),
+    "SETMETA": (SetMeta, (("name", text), ("meta", text))),
+    "GETMETA": (GetMeta, (("name", text),)),
 }
 
 
@@ -246,19 +236,19 @@ def encode_here(nonce: int, endpoint: str) -> bytes:
 
 def _datagram(data: bytes, command: str, size: int) -> list[Any]:
     if len(data) > MAX_DATAGRAM:
-        raise _fail(ErrorCode.TOO_LARGE, f"datagram over {MAX_DATAGRAM} bytes")
+        raise fail(ErrorCode.TOO_LARGE, f"datagram over {MAX_DATAGRAM} bytes")
     header = _header([data])
     if header[1] != command or len(header) != size:
-        raise _fail(ErrorCode.BAD_REQUEST, f"not a {command} datagram")
+        raise fail(ErrorCode.BAD_REQUEST, f"not a {command} datagram")
     return header
 
 
 def decode_where(data: bytes) -> int:
     """The nonce of a WHERE datagram (a client asking where the name server is)."""
-    return _uint(_datagram(data, "WHERE", 3)[2], "nonce")
+    return uint(_datagram(data, "WHERE", 3)[2], "nonce")
 
 
 def decode_here(data: bytes) -> tuple[int, str]:
     """The nonce and endpoint of a HERE datagram (the name server's answer)."""
     header = _datagram(data, "HERE", 4)
-    return _uint(header[2], "nonce"), _text(header[3], "endpoint")
+    return uint(header[2], "nonce"), text(header[3], "endpoint")
