@@ -44,6 +44,7 @@ from clients.keeper import Keeper, KeptClient, Status
 from clients.naming import resolve_es_uri
 from clients.publisher import HEARTBEAT, LIVENESS, Subjects, subject_tuple
 from clients.security import Keys, as_server, choose, release
+from clients.streams import Streams
 from clients.waker import Waker
 from clients.wire import (
     Ack,
@@ -79,8 +80,6 @@ _READ_TURN = 64
 _DEFAULT_QUEUE = 1000
 # Events handed to the pool of handler threads and not yet handled, per worker.
 _PENDING_PER_WORKER = 4
-# Streams whose next sequence number is remembered (old ones after re-subscribing).
-_STREAMS_KEPT = 8
 # Longest single wait in poll(): a Ctrl-C that lands just before a wait begins is only noticed
 # when the wait returns (Python runs signal handlers between calls), so waits are cut in slices.
 _SIGNAL_SLICE = 0.5
@@ -194,7 +193,7 @@ class Subscriber(KeptClient):
         self._subjects: set[str] = set()
         self._patterns: set[str] = set()
         self._ready: deque[Event] = deque()
-        self._expected: dict[int, int] = {}
+        self._streams = Streams()
         self._last_seq = 0
         self._acked_at = time.monotonic()
         self._unacked = 0
@@ -465,9 +464,7 @@ class Subscriber(KeptClient):
 
     def _notice(self, loss: Loss) -> None:
         """The server dropped events and no event followed them: say so now."""
-        expected = self._expected.pop(loss.stream, 1)
-        lost = max(loss.lost, loss.seq - expected + 1)
-        self._expected[loss.stream] = max(expected, loss.seq + 1)
+        lost = self._streams.notice(loss.stream, loss.seq, loss.lost)
         self.lost += lost
         try:
             self.gap(lost, None)
@@ -475,12 +472,8 @@ class Subscriber(KeptClient):
             log.exception("gap() failed")
 
     def _events(self, delivery: Delivery) -> list[Event]:
-        expected = self._expected.pop(delivery.stream, 1)
-        first = delivery.events[0].seq
-        lost = max(delivery.lost, first - expected)
-        self._expected[delivery.stream] = delivery.events[-1].seq + 1
-        while len(self._expected) > _STREAMS_KEPT:
-            del self._expected[next(iter(self._expected))]
+        first, last = delivery.events[0].seq, delivery.events[-1].seq
+        lost = self._streams.batch(delivery.stream, first, last, delivery.lost)
         stream, pickle = delivery.stream, self.allow_pickle
         events = [
             Event(e.subject, e.time, e.seq, e.payload, e.fmt, stream=stream, allow_pickle=pickle)
