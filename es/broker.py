@@ -98,6 +98,9 @@ class Broker(Publishing):
             "max_subject_bytes": lim.max_subject_bytes,
         }
         self._rate = RateLimiter(lim.max_request_rate)
+        # Subscribers allowed: max_subscribers, or fewer when the shell finds the process cannot
+        # hold that many (es.capacity).
+        self.room = lim.max_subscribers
         self._wall = now  # the wall clock at the last request: the time of meta-events
         self._publishers: OrderedDict[bytes, None] = OrderedDict()
         self._subjects: OrderedDict[str, list[Any]] = OrderedDict()  # folded -> [as sent, n, last]
@@ -447,6 +450,8 @@ class Broker(Publishing):
         actions: list[Action] = []
         limits = self.config.limits
         for record in subscribers:
+            if len(self._subscribers) >= self.room:
+                break  # kept in storage for a server with more room
             try:
                 patterns = [
                     (p, compile_pattern(p, limits.max_pattern_bytes)) for p in record.patterns
@@ -501,8 +506,8 @@ class Broker(Publishing):
         self, sid: str, current: SubscriberState | None, subjects: list[str], patterns: list[str]
     ) -> None:
         lim = self.config.limits
-        if current is None and len(self._subscribers) >= lim.max_subscribers:
-            raise refuse(ErrorCode.LIMIT_EXCEEDED, f"server has {lim.max_subscribers} subscribers")
+        if current is None and len(self._subscribers) >= self.room:
+            raise refuse(ErrorCode.LIMIT_EXCEEDED, f"server has {self.room} subscribers")
         have = self.index.subscriptions(sid)
         new = {fold(s) for s in subjects} - have.subjects
         new_patterns = set(patterns) - have.patterns

@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import resource
 import sqlite3
@@ -43,6 +44,7 @@ from clients.security import (
 from clients.wire import MAX_HEADER_BYTES
 from es.actions import Action, Close, Open, Persist, PersistRetained, Reply, Send
 from es.broker import Broker
+from es.capacity import Capacity, plan, wanted_descriptors
 from es.config import ServerConfig
 from es.flow import Flow
 from es.registration import Registration
@@ -71,6 +73,14 @@ _TURN = 512
 _ACKS_READ = 64
 
 
+# Errors of socket creation that mean the process ran out of something, not a bad endpoint.
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+_OPEN_FAILED = {
+    ErrorCode.LIMIT_EXCEEDED: "the server is out of descriptors for subscribers",
+    ErrorCode.BAD_ENDPOINT: "cannot connect to {endpoint}",
+}
+
+
 class BindError(OSError):
     """The control socket could not bind (address in use, or not an address of this host)."""
 
@@ -83,14 +93,20 @@ def _send_hwm(queue: int) -> int:
     return 0 if queue == 0 else 2 * queue + 128
 
 
-def _size_for(ctx: zmq.Context[zmq.Socket[bytes]], subscribers: int) -> None:
-    """Room for a DEALER and a monitor per subscriber: libzmq's default is 1023 sockets, and
-    each socket holds file descriptors, so the soft descriptor limit is raised to the hard one."""
-    ctx.set(zmq.MAX_SOCKETS, min(ctx.get(zmq.SOCKET_LIMIT), 2 * subscribers + 64))
+def _size_for(ctx: zmq.Context[zmq.Socket[bytes]], subscribers: int) -> Capacity:
+    """Raise the soft descriptor limit as far as `subscribers` need (and the hard limit allows),
+    size ZeroMQ's socket table from what that allows, and say what it allows."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
+    wanted = wanted_descriptors(subscribers)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
         with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    descriptors = wanted if soft == resource.RLIM_INFINITY else soft
+    capacity = plan(subscribers, descriptors, ctx.get(zmq.SOCKET_LIMIT))
+    ctx.set(zmq.MAX_SOCKETS, capacity.sockets)
+    return capacity
 
 
 def _bind_endpoint(host: str, port: int) -> str:
@@ -149,7 +165,10 @@ class EventServer(Daemon):
             log.error("cannot open storage %s: %s", self.config.storage, exc)
             return self._failed_to_start(ExitCode.USAGE)
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        _size_for(ctx, self.config.limits.max_subscribers)
+        wanted = self.config.limits.max_subscribers
+        capacity = _size_for(ctx, wanted)
+        (log.warning if capacity.bound_by else log.info)("%s", capacity.describe(wanted))
+        self.broker.room = capacity.subscribers
         self._ctx = ctx
         try:
             self._router, endpoint = self._bind(ctx)
@@ -364,10 +383,11 @@ class EventServer(Daemon):
                 case Reply(peer, frames):
                     self._reply(peer, frames)
                 case Open(sid, endpoint, queue, peer, rid, key):
-                    if not self._open(sid, endpoint, queue, key):
+                    code = self._open(sid, endpoint, queue, key)
+                    if code is not None:
                         self.flow.abandon(sid)
-                        message = f"cannot connect to {endpoint}"
-                        self._apply([self.broker.error(peer, rid, ErrorCode.BAD_ENDPOINT, message)])
+                        message = _OPEN_FAILED[code].format(endpoint=endpoint)
+                        self._apply([self.broker.error(peer, rid, code, message)])
                         break  # this error replaces the rest of the request's actions
                 case Close(sid):
                     self._close(sid)
@@ -410,25 +430,33 @@ class EventServer(Daemon):
         except zmq.Again:  # the client does not read its replies; ROUTER drops, as it should
             log.debug("reply to an unresponsive client dropped")
 
-    def _open(self, sid: str, endpoint: str, queue: int, key: str | None) -> bool:
+    def _open(self, sid: str, endpoint: str, queue: int, key: str | None) -> ErrorCode | None:
+        """Open `sid`'s delivery socket and its monitor; None, or the error code that says why
+        not (LIMIT_EXCEEDED when the process is out of descriptors or sockets)."""
         assert self._ctx is not None
-        dealer = self._ctx.socket(zmq.DEALER)
-        dealer.setsockopt(zmq.SNDHWM, _send_hwm(queue))
-        dealer.setsockopt(zmq.LINGER, 0)
-        dealer.setsockopt(zmq.IPV6, 1)
-        # With security the inbox must prove the key the subscriber gave (or, with a passphrase,
-        # the shared one), and it accepts only this server's key: nobody else can deliver to it.
-        as_client(dealer, self._keys, None if key is None else key.encode())
+        dealer: zmq.Socket[bytes] | None = None
+        monitor: zmq.Socket[bytes] | None = None
         try:
+            dealer = self._ctx.socket(zmq.DEALER)
+            dealer.setsockopt(zmq.SNDHWM, _send_hwm(queue))
+            dealer.setsockopt(zmq.LINGER, 0)
+            dealer.setsockopt(zmq.IPV6, 1)
+            # With security the inbox must prove the key the subscriber gave (or, with a
+            # passphrase, the shared one), and it accepts only this server's key: nobody else
+            # can deliver to it.
+            as_client(dealer, self._keys, None if key is None else key.encode())
             monitor = dealer.get_monitor_socket(_LINK_EVENTS)
             dealer.connect(endpoint)
-        except zmq.ZMQError as exc:
-            dealer.close()
+        except (zmq.ZMQError, ValueError) as exc:
+            for socket in (monitor, dealer):
+                if socket is not None:
+                    socket.close(linger=0)
             log.warning("cannot connect to subscriber %s at %s: %s", sid, endpoint, exc)
-            return False
+            exhausted = isinstance(exc, zmq.ZMQError) and exc.errno in _EXHAUSTED
+            return ErrorCode.LIMIT_EXCEEDED if exhausted else ErrorCode.BAD_ENDPOINT
         self._dealers[sid] = dealer
         self._monitors[sid] = monitor
-        return True
+        return None
 
     def _close(self, sid: str) -> None:
         dealer = self._dealers.pop(sid, None)
