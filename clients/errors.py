@@ -38,6 +38,7 @@ __all__ = [
     "RequestError",
     "RequestTimeout",
     "ServerError",
+    "StorageFailed",
     "TooLarge",
     "error_from_reply",
 ]
@@ -62,6 +63,7 @@ class ErrorCode(StrEnum):
     NOT_OWNER = "NOT_OWNER"
     NOT_EMPTY = "NOT_EMPTY"
     AUTH_FAILED = "AUTH_FAILED"
+    STORAGE_FAILED = "STORAGE_FAILED"
 
 
 class EsError(Exception):
@@ -128,6 +130,12 @@ class LimitExceeded(RequestError):
 
 class ServerError(RequestError):
     """The server failed while handling a valid request (a bug: please report it)."""
+
+
+class StorageFailed(RequestError):
+    """The server could not write what the request changed to its storage (disk full or
+    read-only, a damaged file), so it did nothing: the request had no effect. Retry once the
+    server's operator has fixed the storage."""
 
 
 class NamingError(RequestError):
@@ -197,6 +205,7 @@ EXCEPTION_FOR_CODE: dict[str, type[RequestError]] = {
     ErrorCode.NOT_OWNER: NotOwner,
     ErrorCode.NOT_EMPTY: NotEmpty,
     ErrorCode.AUTH_FAILED: AuthFailed,
+    ErrorCode.STORAGE_FAILED: StorageFailed,
 }
 
 

@@ -1,15 +1,13 @@
 """What the broker core asks for: plain values, no sockets.
 
 Fanout and Progress go from the broker to the flow (es.flow), which turns them into the lanes'
-Sends; the shell (es.server) carries out Reply, Open, Close, Persist, PersistRetained and Send.
+Sends; the shell (es.server) carries out Reply, Open, Close and Send.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from es.storage import StoredEvent, StoredSubscriber
 
 __all__ = [
     "Action",
@@ -18,8 +16,6 @@ __all__ = [
     "Confirm",
     "Fanout",
     "Open",
-    "Persist",
-    "PersistRetained",
     "Progress",
     "Reply",
     "Send",
@@ -127,22 +123,6 @@ class Fanout:
 
 
 @dataclass(frozen=True, slots=True)
-class Persist:
-    """Write a subscriber's record to storage (None: delete it) before the actions after it."""
-
-    sid: str
-    record: StoredSubscriber | None
-
-
-@dataclass(frozen=True, slots=True)
-class PersistRetained:
-    """Write a retained event to storage under `key` (None: delete it)."""
-
-    key: str
-    event: StoredEvent | None
-
-
-@dataclass(frozen=True, slots=True)
 class Send:
     """Send `frames` (an EV of `count` events, or a LOST notice when `count` is 0) on the
     delivery socket of `sid`. `lost` is the loss it reports; `before` the last seq the subscriber
@@ -162,4 +142,4 @@ class Progress:
     sid: str
 
 
-Action = Reply | Open | Close | Fanout | Persist | PersistRetained | Send | Progress
+Action = Reply | Open | Close | Fanout | Send | Progress

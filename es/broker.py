@@ -52,8 +52,6 @@ from es.actions import (
     Confirm,
     Fanout,
     Open,
-    Persist,
-    PersistRetained,
     Progress,
     Reply,
 )
@@ -66,7 +64,7 @@ from es.publishing import Publishing
 from es.ratelimit import RateLimiter
 from es.retained import Retained, RetainedStore
 from es.state import SubscriberState, new_stream
-from es.storage import StoredEvent, StoredSubscriber
+from es.storage import MemoryStorage, Storage, StoredEvent, StoredSubscriber
 
 __all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "SubscriberState"]
 
@@ -80,9 +78,15 @@ class Broker(Publishing):
     """The event server's core: requests in, actions for the shell out (see the module)."""
 
     def __init__(
-        self, config: ServerConfig, now: float, new_stream: Callable[[], int] = new_stream
+        self,
+        config: ServerConfig,
+        now: float,
+        new_stream: Callable[[], int] = new_stream,
+        store: Storage | None = None,
     ) -> None:
         self.config = config
+        self.store: Storage = store if store is not None else MemoryStorage()
+        self.storage_errors = 0
         self.index = SubscriptionIndex(config.cache_size)
         self._subscribers: dict[str, SubscriberState] = {}
         self._evicted: OrderedDict[str, str] = OrderedDict()  # sid -> reason, to tell its client
@@ -157,6 +161,7 @@ class Broker(Publishing):
         """The shell could not open a socket for `sid`: forget the subscriber entirely."""
         self._subscribers.pop(sid, None)
         self.index.drop(sid)
+        self._write_quietly(self.store.delete_subscriber, sid)
 
     def answers_at_once(self, frames: list[bytes]) -> bool:
         """Whether a request may jump ahead of a stalled publish: STATS and the introspection
@@ -226,11 +231,14 @@ class Broker(Publishing):
         actions: list[Action] = []
         cfg = self.config
         self._rate.prune(mono)
-        actions += [PersistRetained(key, None) for key in self._retained.expire(mono)]
+        expired = self._retained.expire(mono)
+        if expired:
+            self._write_quietly(self.store.write_retained, [(key, None) for key in expired])
         for sid, state in list(self._subscribers.items()):
             reason = verdict(state.health, mono, cfg.liveness, cfg.evict_stalled)
             if reason is not None:
-                actions += [self._evict(sid, reason), Persist(sid, None)]
+                self._write_quietly(self.store.delete_subscriber, sid)
+                actions.append(self._evict(sid, reason))
                 actions += self._departed(sid, state.name, reason)
         return actions
 
@@ -331,6 +339,19 @@ class Broker(Publishing):
         actions: list[Action] = []
         key = options.key if options.key is not None else (current.key if current else None)
         name = self._service_name(options.name, current)
+        have = self.index.subscriptions(sid)
+        record = StoredSubscriber(
+            sid,
+            endpoint,
+            policy,
+            queue,
+            max_stall,
+            key,
+            name,
+            tuple(sorted(have.subjects | {fold(s) for s in subjects or []})),
+            tuple(sorted(have.patterns | {p for p, _ in patterns or []})),
+        )
+        self._write(self.store.put_subscriber, record)  # before anything changes
         arrived = current is None
         news: dict[str, Any] | None = None  # for $es.subscriber.joined, if it is new
         if current is None or current.endpoint != endpoint or current.key != key:
@@ -376,7 +397,6 @@ class Broker(Publishing):
             "heartbeat": self.heartbeat_interval,
             "queue": current.queue,
         }
-        actions.append(Persist(sid, self._record(current)))
         actions.append(Reply(peer, encode(Ok(rid, body))))
         actions += self._retained_for(sid, fresh)
         if news is not None:
@@ -408,12 +428,18 @@ class Broker(Publishing):
         state = self._subscribers.get(sid)
         if state is not None:
             state.health.heard(self._mono)
+        if state is not None:  # written before anything changes
+            have = self.index.subscriptions(sid)
+            subjects = have.subjects - {fold(n) for n in names}
+            patterns = have.patterns - set(names)
+            if subjects or patterns:
+                self._write(self.store.put_subscriber, self._record(state, subjects, patterns))
+            else:
+                self._write(self.store.delete_subscriber, sid)
         count = self.index.remove(sid, names)
         gone = count == 0 and self._subscribers.pop(sid, None) is not None
         if gone:
-            actions += [Close(sid), Persist(sid, None)]
-        elif state is not None:
-            actions.append(Persist(sid, self._record(state)))
+            actions.append(Close(sid))
         actions.append(Reply(peer, encode(Ok(rid, {"count": count}))))
         if state is not None:
             removed = {"sid": sid, "names": names, "count": count}
@@ -422,8 +448,10 @@ class Broker(Publishing):
             actions += self._departed(sid, state.name, "unsubscribed")
         return actions
 
-    def _record(self, state: SubscriberState) -> StoredSubscriber:
-        subs = self.index.subscriptions(state.sid)
+    def _record(
+        self, state: SubscriberState, subjects: set[str], patterns: set[str]
+    ) -> StoredSubscriber:
+        """What storage keeps of `state` with these (folded) subjects and patterns."""
         return StoredSubscriber(
             state.sid,
             state.endpoint,
@@ -432,8 +460,8 @@ class Broker(Publishing):
             state.max_stall,
             state.key,
             state.name,
-            tuple(sorted(subs.subjects)),
-            tuple(sorted(subs.patterns)),
+            tuple(sorted(subjects)),
+            tuple(sorted(patterns)),
         )
 
     def restore(
@@ -478,17 +506,20 @@ class Broker(Publishing):
                 self.index.add_patterns(record.sid, patterns)
             if not record.subjects and not patterns:
                 del self._subscribers[record.sid]
-                actions.append(Persist(record.sid, None))
+                self._write_quietly(self.store.delete_subscriber, record.sid)
                 continue
             actions.append(Open(record.sid, record.endpoint, record.queue, b"", 0, record.key))
+        expired: list[tuple[str, StoredEvent | None]] = []
         for event in retained:
             if event.expires is not None and event.expires <= now:
-                actions.append(PersistRetained(fold(event.subject), None))
+                expired.append((fold(event.subject), None))
                 continue
             expires = None if event.expires is None else mono + (event.expires - now)
             self._retained.put(
                 Retained(event.subject, event.fmt, event.payload, event.time, expires)
             )
+        if expired:
+            self._write_quietly(self.store.write_retained, expired)
         return actions
 
     def _service_name(self, asked: str | None, current: SubscriberState | None) -> str | None:

@@ -36,6 +36,7 @@ class Introspection:
     _subscribers: dict[str, SubscriberState]
     _subjects: OrderedDict[str, list[Any]]  # folded subject -> [as first sent, events, last]
     _retained: RetainedStore
+    storage_errors: int
     _mono: float
     _started: float
     published: int
@@ -75,6 +76,7 @@ class Introspection:
                 "rate_limited": self.rate_limited,
                 "retained": len(self._retained),
                 "retained_bytes": self._retained.bytes,
+                "storage_errors": self.storage_errors,
                 "cache": {
                     "entries": self.index.cache_len,
                     "hits": self.index.cache_hits,

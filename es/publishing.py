@@ -7,24 +7,30 @@ subscribers; usually there is one, which every subscriber's batch then shares.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any
+from typing import Any, TypeVar
 
 from clients.errors import ErrorCode
 from clients.patterns import fold
 from clients.payload import encode_payload
 from clients.wire import Format, PubItem, Publish
 from es import meta
-from es.actions import Action, Batch, Confirm, Fanout, PersistRetained
+from es.actions import Action, Batch, Confirm, Fanout
 from es.checks import check_subject, refuse
 from es.introspection import Introspection
 from es.retained import Retained
 from es.state import SubscriberState
-from es.storage import StoredEvent
+from es.storage import Storage, StorageError, StoredEvent
 
 __all__ = ["Publishing", "Run"]
+
+log = logging.getLogger("es.broker")
+
+_T = TypeVar("_T")
 
 # Connections remembered as having published (for $es.publisher.seen), the first seen forgotten
 # first.
@@ -76,6 +82,28 @@ class Publishing(Introspection):
 
     _publishers: OrderedDict[bytes, None]
     _wall: float
+    store: Storage
+    storage_errors: int
+
+    def _write(self, write: Callable[[_T], None], arg: _T) -> None:
+        """A write a request depends on: if it fails, the request fails with STORAGE_FAILED
+        before anything changed in memory (callers write first)."""
+        try:
+            write(arg)
+        except StorageError as exc:
+            self.storage_errors += 1
+            log.error("%s", exc)
+            raise refuse(ErrorCode.STORAGE_FAILED, f"not stored: {exc}") from None
+
+    def _write_quietly(self, write: Callable[[_T], None], arg: _T) -> None:
+        """A write no request waits on (a removal, an expiry): a failure is logged and counted;
+        what storage keeps may then be stale, and a restart may bring back what was removed
+        (it is removed again the same way)."""
+        try:
+            write(arg)
+        except StorageError as exc:
+            self.storage_errors += 1
+            log.error("%s", exc)
 
     def _publish(self, peer: bytes, request: Publish, now: float) -> list[Action]:
         limits = self.config.limits
@@ -114,6 +142,8 @@ class Publishing(Introspection):
                 f"retained events would exceed {self._retained.max_count} or "
                 f"{self._retained.max_bytes} bytes",
             )
+        if retaining:  # stored before anything changes: a failed write fails the publish
+            self._write(self.store.write_retained, self._stored(retaining, now))
         self.published += 1
         runs = self._runs(request.items, now)
         wanted = {sid: _joined(runs, sid) for sid in _everyone(runs)}
@@ -121,7 +151,7 @@ class Publishing(Introspection):
         confirms = (Confirm(peer, request.rid, frozenset(wanted)),) if request.confirm else ()
         fanout = Fanout(batches, confirms)
         if retaining:
-            return [*self._retain(retaining, now), fanout, *self._seen(peer)]
+            self._retain(retaining, now)
         return [fanout, *self._seen(peer)]
 
     def _runs(self, items: tuple[PubItem, ...], now: float) -> list[Run]:
@@ -143,17 +173,23 @@ class Publishing(Introspection):
                     )
         return runs
 
-    def _retain(self, items: list[PubItem], now: float) -> list[Action]:
-        """Keep (or clear) retained events, and ask for them to be written."""
-        writes: list[Action] = []
+    def _retain(self, items: list[PubItem], now: float) -> None:
+        """Keep (or clear) retained events in memory."""
         for item in items:
             expires = None if item.ttl is None else self._mono + item.ttl
-            wall = None if item.ttl is None else now + item.ttl
             for subject in item.subjects:
                 self._retained.put(Retained(subject, item.fmt, item.payload, now, expires))
+
+    @staticmethod
+    def _stored(items: list[PubItem], now: float) -> list[tuple[str, StoredEvent | None]]:
+        """What storage keeps for retained items published at `now` (None: forget the key)."""
+        changes: list[tuple[str, StoredEvent | None]] = []
+        for item in items:
+            wall = None if item.ttl is None else now + item.ttl
+            for subject in item.subjects:
                 stored = StoredEvent(subject, item.fmt, item.payload, now, wall)
-                writes.append(PersistRetained(fold(subject), stored if item.payload else None))
-        return writes
+                changes.append((fold(subject), stored if item.payload else None))
+        return changes
 
     def _seen(self, peer: bytes) -> list[Action]:
         """$es.publisher.seen for a connection's first publish."""

@@ -18,7 +18,6 @@ import contextlib
 import errno
 import logging
 import resource
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -42,13 +41,13 @@ from clients.security import (
     warn_if_exposed,
 )
 from clients.wire import MAX_HEADER_BYTES
-from es.actions import Action, Close, Open, Persist, PersistRetained, Reply, Send
+from es.actions import Action, Close, Open, Reply, Send
 from es.broker import Broker
 from es.capacity import Capacity, plan, wanted_descriptors
 from es.config import ServerConfig
 from es.flow import Flow
 from es.registration import Registration
-from es.storage import Storage, open_storage
+from es.storage import Storage, StorageError, StoredEvent, StoredSubscriber, open_storage
 
 __all__ = ["BindError", "EventServer", "ExitCode"]
 
@@ -161,9 +160,13 @@ class EventServer(Daemon):
             return self._failed_to_start(ExitCode.USAGE)
         try:
             self._storage = open_storage(self.config.storage)
-        except (ValueError, sqlite3.Error) as exc:
-            log.error("cannot open storage %s: %s", self.config.storage, exc)
+            kept = list(self._storage.subscribers()), list(self._storage.retained())
+        except (ValueError, StorageError) as exc:
+            log.error("cannot use storage %s: %s", self.config.storage, exc)
+            if self._storage is not None:
+                self._storage.close()
             return self._failed_to_start(ExitCode.USAGE)
+        self.broker.store = self._storage
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         wanted = self.config.limits.max_subscribers
         capacity = _size_for(ctx, wanted)
@@ -183,7 +186,7 @@ class EventServer(Daemon):
             self._close_all()
             return self._failed_to_start(ExitCode.NAMING)
         try:
-            self._restore()
+            self._restore(*kept)
             self._announce(endpoint)
             self._loop()
             if registration:  # gone from the name server first: no new clients for a dying server
@@ -193,11 +196,8 @@ class EventServer(Daemon):
             self._close_all()
         return self.exit_code
 
-    def _restore(self) -> None:
+    def _restore(self, subscribers: list[StoredSubscriber], retained: list[StoredEvent]) -> None:
         """Take back the subscribers and retained events storage kept, and reconnect to them."""
-        assert self._storage is not None
-        subscribers = list(self._storage.subscribers())
-        retained = list(self._storage.retained())
         mono = time.monotonic()
         restored = self.broker.restore(subscribers, retained, mono, self._clock())
         for action in self.flow.route(restored, mono):
@@ -391,8 +391,6 @@ class EventServer(Daemon):
                         break  # this error replaces the rest of the request's actions
                 case Close(sid):
                     self._close(sid)
-                case Persist() | PersistRetained():
-                    self._persist(action)
         for sends in refused.values():
             self.flow.refused(sends)
 
@@ -406,22 +404,6 @@ class EventServer(Daemon):
             log.warning("subscriber %s: its delivery socket is full; events dropped", send.sid)
             return False
         return True
-
-    def _persist(self, action: Persist | PersistRetained) -> None:
-        """Write to storage now, before the reply that follows in the same list of actions."""
-        assert self._storage is not None
-        try:
-            match action:
-                case Persist(sid, None):
-                    self._storage.delete_subscriber(sid)
-                case Persist(_, record) if record is not None:
-                    self._storage.put_subscriber(record)
-                case PersistRetained(key, None):
-                    self._storage.delete_retained(key)
-                case PersistRetained(key, event) if event is not None:
-                    self._storage.put_retained(key, event)
-        except sqlite3.Error as exc:  # the server goes on; what it keeps may be stale
-            log.error("cannot write to storage %s: %s", self.config.storage, exc)
 
     def _reply(self, peer: bytes, frames: list[bytes]) -> None:
         assert self._router is not None

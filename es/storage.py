@@ -6,8 +6,10 @@ the request that made it is answered, so a server that is killed and started aga
 subscribers and retained events, and delivers to them without any action by the clients.
 
 Invariants:
-- Storages hold data and nothing else: no rules, no clock. The broker decides what to keep; the
-  shell writes it (the broker asks with Persist actions, and stays free of I/O).
+- Storages hold data and nothing else: no rules, no clock. The broker decides what to keep and
+  writes it, through the Storage protocol, *before* it changes anything in memory: a write that
+  fails fails the request (STORAGE_FAILED) and leaves the server as it was.
+- A file that is not ours, or that sqlite finds damaged, is refused at open, untouched.
 - Retained events are stored with a wall-clock expiry: a monotonic time means nothing to the
   next process.
 """
@@ -16,17 +18,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from clients.lifecycle import storage_path
+from clients.lifecycle import StorageError, check_storage_file, storage_path
 
 __all__ = [
     "MemoryStorage",
     "SqliteStorage",
     "Storage",
+    "StorageError",
     "StoredEvent",
     "StoredSubscriber",
     "open_storage",
@@ -60,7 +63,8 @@ class StoredEvent:
 
 
 class Storage(Protocol):
-    """Where the event server keeps subscribers and retained events across restarts."""
+    """Where the event server keeps subscribers and retained events across restarts. Every
+    method raises StorageError, and nothing else, when the storage fails."""
 
     def subscribers(self) -> Iterable[StoredSubscriber]:
         """Every subscriber kept."""
@@ -78,12 +82,9 @@ class Storage(Protocol):
         """Every retained event kept."""
         ...
 
-    def put_retained(self, key: str, event: StoredEvent) -> None:
-        """Keep `event` as the retained event of the folded subject `key`."""
-        ...
-
-    def delete_retained(self, key: str) -> None:
-        """Forget the retained event of `key`."""
+    def write_retained(self, changes: Sequence[tuple[str, StoredEvent | None]]) -> None:
+        """Keep each event as the retained event of its folded subject key (None: forget that
+        key's), all of them or, if that fails, none."""
         ...
 
     def close(self) -> None:
@@ -106,16 +107,27 @@ class MemoryStorage:
     def retained(self) -> Iterable[StoredEvent]:
         return ()
 
-    def put_retained(self, key: str, event: StoredEvent) -> None:
-        pass
-
-    def delete_retained(self, key: str) -> None:
+    def write_retained(self, changes: Sequence[tuple[str, StoredEvent | None]]) -> None:
         pass
 
     def close(self) -> None:
         pass
 
 
+_TABLES = {
+    "subscribers": [
+        "sid",
+        "endpoint",
+        "policy",
+        "queue",
+        "max_stall",
+        "key",
+        "name",
+        "subjects",
+        "patterns",
+    ],
+    "retained": ["key", "subject", "fmt", "payload", "time", "expires"],
+}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscribers (
     sid TEXT PRIMARY KEY,
@@ -144,67 +156,100 @@ class SqliteStorage:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")  # a killed process loses no commit
-        self._db.executescript(_SCHEMA)
+        check_storage_file(self.path, _TABLES)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")  # a killed process loses no commit
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open {self.path}: {exc}") from None
+
+    def _failed(self, exc: sqlite3.Error) -> StorageError:
+        return StorageError(f"cannot write to {self.path}: {exc}")
 
     def subscribers(self) -> Iterable[StoredSubscriber]:
-        rows = self._db.execute(
-            "SELECT sid, endpoint, policy, queue, max_stall, key, name, subjects, patterns "
-            "FROM subscribers ORDER BY rowid"
-        )
-        return [
-            StoredSubscriber(
-                sid,
-                endpoint,
-                policy,
-                queue,
-                stall,
-                key,
-                name,
-                tuple(json.loads(subjects)),
-                tuple(json.loads(patterns)),
-            )
-            for sid, endpoint, policy, queue, stall, key, name, subjects, patterns in rows
-        ]
+        try:
+            rows = self._db.execute(
+                "SELECT sid, endpoint, policy, queue, max_stall, key, name, subjects, patterns "
+                "FROM subscribers ORDER BY rowid"
+            ).fetchall()
+            return [
+                StoredSubscriber(
+                    sid,
+                    endpoint,
+                    policy,
+                    queue,
+                    stall,
+                    key,
+                    name,
+                    tuple(json.loads(subjects)),
+                    tuple(json.loads(patterns)),
+                )
+                for sid, endpoint, policy, queue, stall, key, name, subjects, patterns in rows
+            ]
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            raise StorageError(f"cannot read the subscribers of {self.path}: {exc}") from None
 
     def put_subscriber(self, record: StoredSubscriber) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO subscribers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.sid,
-                record.endpoint,
-                record.policy,
-                record.queue,
-                record.max_stall,
-                record.key,
-                record.name,
-                json.dumps(list(record.subjects)),
-                json.dumps(list(record.patterns)),
-            ),
-        )
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO subscribers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.sid,
+                    record.endpoint,
+                    record.policy,
+                    record.queue,
+                    record.max_stall,
+                    record.key,
+                    record.name,
+                    json.dumps(list(record.subjects)),
+                    json.dumps(list(record.patterns)),
+                ),
+            )
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
 
     def delete_subscriber(self, sid: str) -> None:
-        self._db.execute("DELETE FROM subscribers WHERE sid = ?", (sid,))
+        try:
+            self._db.execute("DELETE FROM subscribers WHERE sid = ?", (sid,))
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
 
     def retained(self) -> Iterable[StoredEvent]:
-        rows = self._db.execute("SELECT subject, fmt, payload, time, expires FROM retained")
-        return [StoredEvent(s, f, bytes(p), t, e) for s, f, p, t, e in rows]
+        try:
+            rows = self._db.execute(
+                "SELECT subject, fmt, payload, time, expires FROM retained"
+            ).fetchall()
+            return [StoredEvent(s, f, bytes(p), t, e) for s, f, p, t, e in rows]
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            raise StorageError(f"cannot read the retained events of {self.path}: {exc}") from None
 
-    def put_retained(self, key: str, event: StoredEvent) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO retained VALUES (?, ?, ?, ?, ?, ?)",
-            (key, event.subject, event.fmt, event.payload, event.time, event.expires),
-        )
-
-    def delete_retained(self, key: str) -> None:
-        self._db.execute("DELETE FROM retained WHERE key = ?", (key,))
+    def write_retained(self, changes: Sequence[tuple[str, StoredEvent | None]]) -> None:
+        try:
+            self._db.execute("BEGIN")
+            try:
+                for key, event in changes:
+                    if event is None:
+                        self._db.execute("DELETE FROM retained WHERE key = ?", (key,))
+                        continue
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO retained VALUES (?, ?, ?, ?, ?, ?)",
+                        (key, event.subject, event.fmt, event.payload, event.time, event.expires),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
 
     def close(self) -> None:
         self._db.close()
 
 
 def open_storage(spec: str) -> Storage:
-    """`memory`, or `sqlite:PATH` (ValueError for anything else)."""
+    """`memory`, or `sqlite:PATH` (ValueError for anything else; StorageError for a file that
+    cannot be used)."""
     path = storage_path(spec)
     return MemoryStorage() if path is None else SqliteStorage(path)

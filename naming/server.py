@@ -15,7 +15,6 @@ import ipaddress
 import logging
 import os
 import socket
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ import zmq
 
 from clients.address import local_address_for
 from clients.errors import RemoteProtocolError
-from clients.lifecycle import Daemon, ExitCode
+from clients.lifecycle import Daemon, ExitCode, StorageError
 from clients.naming import uri_file_path
 from clients.security import HandshakeWatch, as_server, release, server_keys, warn_if_exposed
 from clients.wire import MAX_HEADER_BYTES
@@ -65,8 +64,8 @@ class NameServerDaemon(Daemon):
         """Bind, answer requests and discovery until stopped; return the exit code."""
         try:
             storage = open_storage(self.config.storage)
-        except (ValueError, sqlite3.Error) as exc:
-            log.error("cannot open storage %s: %s", self.config.storage, exc)
+        except (ValueError, StorageError) as exc:
+            log.error("cannot use storage %s: %s", self.config.storage, exc)
             return self._failed_to_start(ExitCode.USAGE)
         try:
             keys = server_keys(self.config.ident, self.config.keys_dir)
@@ -91,8 +90,12 @@ class NameServerDaemon(Daemon):
         warn_if_exposed(self.config.host, keys, "name server")
         self._handshakes = handshakes = HandshakeWatch(router, "name server")
         udp = self._open_discovery(endpoint)
+        failed = False
         try:
             self._run(router, udp, storage, endpoint)
+        except StorageError as exc:  # at start: the name server could not register itself
+            log.error("%s", exc)
+            failed = True
         finally:
             handshakes.close()
             router.close(linger=0)
@@ -104,7 +107,11 @@ class NameServerDaemon(Daemon):
             self._remove_uri_file(endpoint)
             self._release()
             log.info("name server stopped")
-        self.exit_code = ExitCode.FORCED if self.forced else ExitCode.OK
+        if failed:
+            self._ready.set()
+            self.exit_code = ExitCode.ERROR
+        else:
+            self.exit_code = ExitCode.FORCED if self.forced else ExitCode.OK
         return self.exit_code
 
     def _run(
@@ -136,8 +143,11 @@ class NameServerDaemon(Daemon):
                 self._answer_discovery(udp, endpoint)
             if time.monotonic() >= next_sweep:
                 handshakes.poll()
-                for name in registry.expire(self._clock()):
-                    log.info("lease of %s expired", name)
+                try:
+                    for name in registry.expire(self._clock()):
+                        log.info("lease of %s expired", name)
+                except StorageError as exc:  # tried again at the next sweep
+                    log.error("%s", exc)
                 next_sweep = time.monotonic() + cfg.sweep_interval
 
     def _bind(self, router: zmq.Socket[bytes]) -> str:

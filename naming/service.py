@@ -1,7 +1,8 @@
 """The name server's core: request frames in, reply frames out. No sockets; time is an argument.
 
 Invariants:
-- `handle` never raises for anything a client sends: every refusal is an ERR reply with a code.
+- `handle` never raises for anything a client sends: every refusal is an ERR reply with a code,
+  and a storage that fails (a full disk) is STORAGE_FAILED.
 - Listings are cut (and marked truncated) before they could outgrow a reply's header frame.
 """
 
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from clients.errors import RemoteProtocolError, RequestError
+from clients.errors import ErrorCode, RemoteProtocolError, RequestError
+from clients.lifecycle import StorageError
 from clients.names import NAME_SERVER
 from clients.wire import Err, Ok, Ping, encode
 from clients.wire.ns import (
@@ -52,6 +54,8 @@ class NameService:
             return encode(Ok(request.rid, self._dispatch(request, now)))
         except RequestError as exc:
             return encode(Err(request.rid, exc.code, exc.message))
+        except StorageError as exc:  # written before anything changed: the request had no effect
+            return encode(Err(request.rid, ErrorCode.STORAGE_FAILED, f"not stored: {exc}"))
 
     def _dispatch(self, request: NsRequest, now: float) -> dict[str, Any]:
         reg = self.registry

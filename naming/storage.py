@@ -12,9 +12,9 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from clients.lifecycle import storage_path
+from clients.lifecycle import StorageError, check_storage_file, storage_path
 
 __all__ = ["Entry", "MemoryStorage", "SqliteStorage", "Storage", "open_storage"]
 
@@ -115,48 +115,64 @@ CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY);
 """
 
 
+_TABLES = {
+    "entries": ["name", "uri", "meta", "lease", "expires", "token"],
+    "groups": ["name"],
+}
+
+
 class SqliteStorage:
-    """Names kept in a sqlite file, so they survive a restart."""
+    """Names kept in a sqlite file, so they survive a restart. Every sqlite failure (a full
+    disk, a damaged file) is raised as StorageError; a foreign or damaged file is refused at
+    open, untouched."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._db = sqlite3.connect(
-            self.path, isolation_level=None
-        )  # autocommit: each write durable
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        check_storage_file(self.path, _TABLES)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)  # autocommit: durable
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open {self.path}: {exc}") from None
+
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        """One statement's rows; StorageError if sqlite fails."""
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"storage {self.path} failed: {exc}") from None
 
     def get(self, name: str) -> Entry | None:
-        row = self._db.execute(
+        rows = self._run(
             "SELECT name, uri, meta, lease, expires, token FROM entries WHERE name = ?", (name,)
-        ).fetchone()
-        return None if row is None else Entry(*row)
+        )
+        return Entry(*rows[0]) if rows else None
 
     def put(self, entry: Entry) -> None:
-        self._db.execute(
+        self._run(
             "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
             (entry.name, entry.uri, entry.meta, entry.lease, entry.expires, entry.token),
         )
 
     def delete(self, name: str) -> None:
-        self._db.execute("DELETE FROM entries WHERE name = ?", (name,))
+        self._run("DELETE FROM entries WHERE name = ?", (name,))
 
     def entries(self) -> Iterable[Entry]:
-        rows = self._db.execute("SELECT name, uri, meta, lease, expires, token FROM entries")
-        return [Entry(*row) for row in rows.fetchall()]
+        rows = self._run("SELECT name, uri, meta, lease, expires, token FROM entries")
+        return [Entry(*row) for row in rows]
 
     def has_group(self, group: str) -> bool:
-        found = self._db.execute("SELECT 1 FROM groups WHERE name = ?", (group,)).fetchone()
-        return found is not None
+        return bool(self._run("SELECT 1 FROM groups WHERE name = ?", (group,)))
 
     def add_group(self, group: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO groups VALUES (?)", (group,))
+        self._run("INSERT OR IGNORE INTO groups VALUES (?)", (group,))
 
     def delete_group(self, group: str) -> None:
-        self._db.execute("DELETE FROM groups WHERE name = ?", (group,))
+        self._run("DELETE FROM groups WHERE name = ?", (group,))
 
     def groups(self) -> Iterable[str]:
-        return [row[0] for row in self._db.execute("SELECT name FROM groups").fetchall()]
+        return [row[0] for row in self._run("SELECT name FROM groups")]
 
     def close(self) -> None:
         self._db.close()

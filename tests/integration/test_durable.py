@@ -4,15 +4,18 @@ gap, keeps retained events, and forgets subscribers whose clients are gone."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from clients import Publisher, Subscriber
 from clients.keeper import Status
-from tests.integration.conftest import Daemon, wait_until
-from tests.integration.helpers import WAIT, publishing, reading
+from tests.integration.conftest import Daemon, es_command, ns_command, wait_until
+from tests.integration.helpers import WAIT, publishing, reading, run
 
 Start = Callable[..., Daemon]
 FAST = {"heartbeat": 0.3, "liveness": 1.5}
@@ -72,3 +75,23 @@ def test_a_restored_subscriber_whose_client_is_gone_is_forgotten(
     third = start_es("--storage", storage)  # and it is gone from storage too
     assert third.stats()["subscribers"] == []
     assert "restored" not in third.log()
+
+
+@pytest.mark.parametrize("command", [es_command, ns_command], ids=["es", "ns"])
+def test_a_daemon_refuses_a_foreign_storage_file_and_leaves_it_untouched(
+    tmp_path: Path, command: Callable[..., list[str]]
+) -> None:
+    # Before, a foreign file was switched to WAL mode, the daemon said "listening", then died
+    # with a traceback.
+    path = tmp_path / "theirs.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    done = run([*command("serve", "-n", "127.0.0.1", "-p", "0"), "--storage", f"sqlite:{path}"])
+    assert done.returncode == 2, done.stderr
+    assert "not this daemon's storage (it holds tables invoices)" in done.stderr
+    assert "Traceback" not in done.stderr and "listening" not in done.stderr
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.db"]

@@ -31,20 +31,24 @@ from clients.wire import (
     encode,
     encode_delivery,
 )
-from es.actions import Batch, Close, Fanout, Open, Persist, Progress, Reply
+from es.actions import Batch, Close, Fanout, Open, Progress, Reply
 from es.broker import Broker
 from es.config import Limits, ServerConfig
 from es.flow import Flow
+from tests.unit.storefake import KeptStorage
 
 EP = "tcp://127.0.0.1:5000"
 PEER = b"peer"
 
 
-def make(**settings: Any) -> Broker:
+def make(store: KeptStorage | None = None, **settings: Any) -> Broker:
     limits = settings.pop("limits", Limits())
     streams = itertools.count(100)
     return Broker(
-        ServerConfig(limits=limits, **settings), now=0.0, new_stream=lambda: next(streams)
+        ServerConfig(limits=limits, **settings),
+        now=0.0,
+        new_stream=lambda: next(streams),
+        store=store,
     )
 
 
@@ -164,11 +168,13 @@ def test_queue_size_cannot_change_while_subscribed() -> None:
 
 
 def test_changed_endpoint_reopens_the_socket_with_a_new_stream() -> None:
-    broker = make()
+    store = KeptStorage()
+    broker = make(store)
     sub(broker, "s1", "a")
     actions = broker.handle(PEER, encode(Subscribe(2, "s1", "tcp://127.0.0.1:6000", ("a",))), 1.0)
-    assert [type(a) for a in actions] == [Close, Open, Persist, Reply]  # written, then answered
+    assert [type(a) for a in actions] == [Close, Open, Reply]
     assert ok(actions)["stream"] == 101
+    assert store.subscriber_records["s1"].endpoint == "tcp://127.0.0.1:6000"  # written too
 
 
 @pytest.mark.parametrize(
@@ -336,7 +342,7 @@ def test_a_silent_subscriber_is_evicted_and_told_why_at_its_next_heartbeat() -> 
     broker.link("s1", True, 100.0)
     broker.handle(PEER, encode(Heartbeat(2, "s1")), 1.0, mono=108.0)
     assert broker.sweep(117.0) == []  # heard 9 s ago
-    assert broker.sweep(118.5) == [Close("s1"), Persist("s1", None)]
+    assert broker.sweep(118.5) == [Close("s1")]
     assert broker.subscriber("s1") is None and broker.index.subject_count == 0
     reply = ok(broker.handle(PEER, encode(Heartbeat(3, "s1")), 1.0, mono=119.0))
     assert reply == {"known": False, "evicted": "silent"}
@@ -351,8 +357,8 @@ def test_an_unreachable_or_disconnected_subscriber_is_evicted() -> None:
     for mono in (4.0, 8.0):  # both keep sending heartbeats
         for sid in ("never", "gone"):
             broker.handle(PEER, encode(Heartbeat(2, sid)), 1.0, mono=mono)
-    assert broker.sweep(10.5) == [Close("never"), Persist("never", None)]
-    assert broker.sweep(15.5) == [Close("gone"), Persist("gone", None)]
+    assert broker.sweep(10.5) == [Close("never")]
+    assert broker.sweep(15.5) == [Close("gone")]
 
 
 def test_a_subscriber_full_for_too_long_is_evicted_but_consuming_resets_the_clock() -> None:
@@ -366,7 +372,7 @@ def test_a_subscriber_full_for_too_long_is_evicted_but_consuming_resets_the_cloc
     broker.handle(PEER, encode(Ack(0, "s1", 1)), 1.0, mono=15.0)  # it consumed: room again
     broker.full("s1", 20.0)
     assert broker.sweep(45.0) == []
-    assert broker.sweep(50.5) == [Close("s1"), Persist("s1", None)]
+    assert broker.sweep(50.5) == [Close("s1")]
     assert ok(broker.handle(PEER, encode(Heartbeat(2, "s1")), 1.0))["evicted"] == "stalled"
 
 

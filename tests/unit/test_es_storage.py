@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from es.storage import MemoryStorage, StoredEvent, StoredSubscriber, open_storage
+from es.storage import MemoryStorage, StorageError, StoredEvent, StoredSubscriber, open_storage
 
 RECORD = StoredSubscriber(
     "s1", "tcp://127.0.0.1:5000", "drop", 10, 1.5, None, "boiler", ("a", "b"), ("^c",)
@@ -20,9 +21,13 @@ def test_sqlite_keeps_subscribers_and_retained_events(tmp_path: Path) -> None:
     store.put_subscriber(StoredSubscriber("s2", "tcp://127.0.0.1:5001", "block", 1000, 5.0))
     store.put_subscriber(RECORD)  # written again: replaced, not doubled
     store.delete_subscriber("s2")
-    store.put_retained("status", StoredEvent("Status", 1, b"\xa2ok", 10.0, None))
-    store.put_retained("gone", StoredEvent("gone", 1, b"\x01", 10.0, 99.0))
-    store.delete_retained("gone")
+    store.write_retained(
+        [
+            ("status", StoredEvent("Status", 1, b"\xa2ok", 10.0, None)),
+            ("gone", StoredEvent("gone", 1, b"\x01", 10.0, 99.0)),
+        ]
+    )
+    store.write_retained([("gone", None)])
     store.close()
     again = open_storage(f"sqlite:{path}")
     assert list(again.subscribers()) == [RECORD]
@@ -36,3 +41,50 @@ def test_memory_keeps_nothing_and_bad_specs_are_refused() -> None:
     assert list(store.subscribers()) == [] and list(store.retained()) == []
     with pytest.raises(ValueError, match="sqlite:PATH"):
         open_storage("redis://x")
+
+
+def test_a_foreign_sqlite_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "theirs.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT)")
+    db.execute("INSERT INTO accounts VALUES (1, 'alice')")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(StorageError, match="not this daemon's storage"):
+        open_storage(f"sqlite:{path}")
+    assert path.read_bytes() == before  # not switched to WAL, nothing added
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.db"]
+
+
+def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"shopping list\n" * 500)
+    with pytest.raises(StorageError, match="not a readable sqlite file"):
+        open_storage(f"sqlite:{path}")
+    assert path.read_bytes() == b"shopping list\n" * 500
+
+
+def test_a_damaged_storage_is_refused_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "es.db"
+    store = open_storage(f"sqlite:{path}")
+    for n in range(300):  # enough rows for pages in the middle of the file
+        store.put_subscriber(StoredSubscriber(f"s{n}", "tcp://127.0.0.1:5000", "drop", 10, 1.0))
+    store.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 6 * page
+    data[3 * page : 4 * page] = b"\xff" * page  # a middle page overwritten
+    path.write_bytes(bytes(data))
+    with pytest.raises(StorageError, match=r"damaged|not a readable"):
+        open_storage(f"sqlite:{path}")
+
+
+def test_every_sqlite_failure_is_a_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "es.db"
+    store = open_storage(f"sqlite:{path}")
+    store.close()  # any later use fails inside sqlite
+    with pytest.raises(StorageError):
+        store.put_subscriber(RECORD)
+    with pytest.raises(StorageError):
+        store.write_retained([("k", StoredEvent("k", 1, b"x", 1.0, None))])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from clients.lifecycle import StorageError
 from clients.wire import Err, Ok, Ping, decode_reply
 from clients.wire.ns import ListAll, ListNames, Lookup, NsRequest, Register, Renew, encode_ns
 from naming.registry import Registry
 from naming.service import build_service
-from naming.storage import MemoryStorage
+from naming.storage import Entry, MemoryStorage
 
 URI = "tcp://127.0.0.1:7766"
 
@@ -52,3 +53,28 @@ def test_listings() -> None:
     everything = ok(ListAll(10))
     assert {":", ":Pyro", ":Default"} <= set(everything["groups"])
     assert everything["truncated"] is False
+
+
+class FullDisk(MemoryStorage):
+    """Memory storage whose writes fail while `full`, as sqlite's do on a full disk."""
+
+    full = False
+
+    def put(self, entry: Entry) -> None:
+        if self.full:
+            raise StorageError("storage ns.db failed: database or disk is full")
+        super().put(entry)
+
+
+def test_a_write_that_fails_is_storage_failed_and_changes_nothing() -> None:
+    storage = FullDisk()
+    service = build_service(Registry(storage), "tcp://127.0.0.1:9090", 0.0)
+    storage.full = True
+    reply = decode_reply(service.handle(encode_ns(Register(1, ":Default.x", URI)), 1.0))
+    assert isinstance(reply, Err) and reply.code == "STORAGE_FAILED"
+    missing = decode_reply(service.handle(encode_ns(Lookup(2, ":Default.x")), 1.0))
+    assert isinstance(missing, Err) and missing.code == "NOT_FOUND"
+    storage.full = False
+    assert isinstance(
+        decode_reply(service.handle(encode_ns(Register(3, ":Default.x", URI)), 1.0)), Ok
+    )

@@ -19,6 +19,7 @@ export const ErrorCode = Object.freeze({
   NOT_OWNER: "NOT_OWNER",
   NOT_EMPTY: "NOT_EMPTY",
   AUTH_FAILED: "AUTH_FAILED",
+  STORAGE_FAILED: "STORAGE_FAILED",
 });
 
 /** Root of every error this library throws on purpose. */
@@ -64,6 +65,10 @@ export class NotEmpty extends NamingError {}
 /** The CurveZMQ handshake failed: a wrong or missing passphrase or key on one side. */
 export class AuthFailed extends RequestError {}
 
+/** The server could not write the change to its storage (disk full, a damaged file): the request
+ * had no effect. */
+export class StorageFailed extends RequestError {}
+
 /** No reply within the timeout. */
 export class RequestTimeout extends EsError {}
 /** This program closed the client. */
@@ -88,6 +93,7 @@ export const ERROR_FOR_CODE = Object.freeze({
   NOT_OWNER: NotOwner,
   NOT_EMPTY: NotEmpty,
   AUTH_FAILED: AuthFailed,
+  STORAGE_FAILED: StorageFailed,
 });
 
 /** The error for an ERR reply; a code this version does not know is a plain RequestError. */
