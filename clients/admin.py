@@ -60,9 +60,10 @@ def numsub(
 
 def subscribers(
     es_uri: str | None = None,
-    sid: str | None = None,
+    id: str | None = None,
     timeout: float = 5.0,
     keys: Keys | None = None,
 ) -> dict[str, Any]:
-    """Every subscriber (or one) with subscriptions, queue, drops, stall and lag."""
-    return _ask(es_uri, lambda rid: ListSubscribers(rid, sid), timeout, keys)
+    """Every subscriber (or those whose public id starts with `id`) with subscriptions, queue,
+    drops, stall and lag."""
+    return _ask(es_uri, lambda rid: ListSubscribers(rid, id), timeout, keys)

@@ -105,6 +105,8 @@ class Keeper:
         self._on_status = on_status
         self._backoff = backoff or Backoff()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop() and gone(): the thread looks at once
+        self._told_gone = False
         self._swap = threading.Lock()
         self.status = Status.CONNECTING
         self.endpoint = resolve()
@@ -123,6 +125,7 @@ class Keeper:
     def stop(self) -> None:
         """Stop the heartbeat thread (waiting for it) and report CLOSED."""
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(self._timeout + self.interval + 1)
         self._set(Status.CLOSED)
@@ -140,9 +143,26 @@ class Keeper:
             except Exception:  # the program's callback must not kill the keeper
                 log.exception("on_status callback failed")
 
+    def gone(self) -> None:
+        """The server said it is stopping (a BYE on the subscriber's inbox): look for a server
+        now, without waiting for heartbeats to go unanswered. Safe from any thread."""
+        self._told_gone = True
+        self._wake.set()
+
     def _run(self) -> None:
         last_ok = time.monotonic()
-        while not self._stop.wait(self.interval):
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if self._told_gone:
+                self._told_gone = False
+                log.warning("event server at %s is stopping", self.endpoint)
+                self._set(Status.DOWN)
+                self._reconnect()
+                last_ok = time.monotonic()
+                continue
             try:
                 intact = self._probe(self._pulse)
             except EsError as exc:

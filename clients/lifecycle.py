@@ -15,7 +15,7 @@ import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from clients.waker import Waker
@@ -141,12 +141,15 @@ class StorageError(Exception):
     is damaged or is not one of ours. The message says which, for an operator."""
 
 
-def check_storage_file(path: Path, tables: dict[str, list[str]]) -> None:
+def check_storage_file(
+    path: Path, tables: dict[str, list[str]], older: Iterable[dict[str, list[str]]] = ()
+) -> dict[str, list[str]]:
     """Refuse, with StorageError and without changing a byte of it, a file that is not a
-    daemon's storage (its tables are not `tables`, by name and columns in order) or that sqlite
-    finds damaged. A missing or empty file is fine: the daemon makes it its storage."""
+    daemon's storage (its tables are neither `tables` nor one of the `older` layouts, by name
+    and columns in order) or that sqlite finds damaged. A missing or empty file is fine: the
+    daemon makes it its storage. Returns the tables found (empty for a new file)."""
     if not path.exists() or path.stat().st_size == 0:
-        return
+        return {}
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
@@ -161,11 +164,12 @@ def check_storage_file(path: Path, tables: dict[str, list[str]]) -> None:
         raise StorageError(f"{path} is not a readable sqlite file: {exc}") from None
     finally:
         db.close()
-    if found and found != tables:
+    if found and found != tables and found not in list(older):
         names = ", ".join(sorted(found))
         raise StorageError(f"{path} is not this daemon's storage (it holds tables {names})")
     if problems != ["ok"]:
         raise StorageError(f"{path} is damaged: {'; '.join(map(str, problems[:3]))}")
+    return found
 
 
 def _quoted(identifier: str) -> str:

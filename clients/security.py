@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import zmq
 import zmq.auth
@@ -151,8 +151,22 @@ def server_keys(ident: str | None, keys_dir: str | Path | None) -> Keys | None:
     return Keys.for_server(keys_dir) if keys_dir else None
 
 
+_EXPOSED = {
+    "event server": (
+        "anyone who can reach it can publish and subscribe, read every event, and act for any "
+        "subscriber whose id it learns; anyone who can reach a subscriber's inbox can forge or "
+        "replay events into it"
+    ),
+    "name server": (
+        "anyone who can reach it can register, replace or remove names, and so point clients "
+        "at a server of their choosing"
+    ),
+}
+
+
 def warn_if_exposed(host: str, keys: Keys | None, what: str) -> None:
-    """Say so when a daemon without security listens where other hosts can reach it."""
+    """Say so when a daemon (`what`: "event server" or "name server") without security listens
+    where other hosts can reach it, and what that lets them do."""
     if keys is not None or host == "localhost":
         return
     try:
@@ -161,10 +175,10 @@ def warn_if_exposed(host: str, keys: Keys | None, what: str) -> None:
     except ValueError:
         pass
     log.warning(
-        "%s listens on %s without security: anyone who can reach it can publish, subscribe and "
-        "read every event; give -i PASSPHRASE or --keys DIR",
+        "%s listens on %s without security: %s; give -i PASSPHRASE or --keys DIR",
         what,
         host,
+        _EXPOSED[what],
     )
 
 
@@ -284,16 +298,28 @@ for _event in HANDSHAKES:
     HANDSHAKE_EVENTS |= _event
 
 
+_PROTOCOL_FAILURES = {
+    int(zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC): "wrong key (another passphrase or server key)",
+    int(zmq.PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE): "wrong key (another passphrase or server key)",
+    int(zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH): "security on one side only",
+}
+
+
+def handshake_failure(event: int, value: int) -> str:
+    """What a failed handshake a socket monitor reported (`event`, and its `value`: a protocol
+    error code or an errno) most likely was, in words for the log."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        return _PROTOCOL_FAILURES.get(value, "not a ZeroMQ handshake (garbage or another protocol)")
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return "key not allowed"
+    return "broken off (the peer went away or was too slow)"
+
+
 class HandshakeWatch:
     """Logs the handshakes a bound socket failed: a peer with the wrong server key, or without
     security at all. (Keys refused by the allow-list are logged by the authenticator, with the
     key.) Counted, and logged at most once a second, so a flood cannot flood the log. Call
     `poll()` from the socket's own thread now and then."""
-
-    _KINDS: ClassVar[dict[int, str]] = {
-        int(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL): "wrong key",
-        int(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL): "security on one side only",
-    }
 
     def __init__(self, sock: zmq.Socket[Any], what: str) -> None:
         self._sock = sock
@@ -306,8 +332,8 @@ class HandshakeWatch:
     def poll(self) -> None:
         """Count failed handshakes seen since the last call; log them at most once a second."""
         while self._monitor.poll(0):
-            event = recv_monitor_message(self._monitor)["event"]
-            kind = self._KINDS.get(int(event), "failed")
+            message = recv_monitor_message(self._monitor)
+            kind = handshake_failure(int(message["event"]), int(message["value"]))
             self._counts[kind] = self._counts.get(kind, 0) + 1
         now = time.monotonic()
         if self._counts and now - self._logged_at >= 1.0:

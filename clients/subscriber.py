@@ -48,6 +48,7 @@ from clients.streams import Streams
 from clients.waker import Waker
 from clients.wire import (
     Ack,
+    Bye,
     Delivery,
     Heartbeat,
     Loss,
@@ -56,6 +57,7 @@ from clients.wire import (
     SubscribeMatch,
     Unsubscribe,
     encode,
+    public_id,
 )
 from clients.wire import decode_delivery as _decode
 
@@ -131,6 +133,8 @@ class Subscriber(KeptClient):
         if queue_size is not None and queue_size < 0:
             raise ValueError("queue_size must be 0 (unbounded) or more")
         self.sid = uuid.uuid4().hex
+        """This subscriber's secret: whoever knows it can act for it (SPEC 7.1). Never shown by
+        the server; tools list subscribers by `id`."""
         inbox_key = None if keys is None else keys.public.decode()
         self.options = Options(policy, queue_size, max_stall, inbox_key, name)
         spec = es_uri or esURI
@@ -213,29 +217,47 @@ class Subscriber(KeptClient):
         """The keeper's heartbeat: False when the server no longer knows our subscriptions."""
         body = control.request(lambda rid: Heartbeat(rid, self.sid), self._keeper.interval)
         subjects, patterns = self.subscriptions
-        if body.get("known") or not (subjects or patterns):
+        if not (subjects or patterns):
             return True
+        if body.get("known"):
+            if body.get("endpoint") in (None, self.endpoint):
+                return True
+            # Someone subscribed with our sid to another inbox: take our registration back.
+            log.warning("the event server's registration of this subscriber was replaced")
+            return False
         log.warning("the event server lost our subscriptions (%s)", body.get("evicted", "restart"))
         return False
+
+    @property
+    def id(self) -> str:
+        """The public id the server lists this subscriber by (`es subscribers`, meta-events)."""
+        return public_id(self.sid)
 
     def _replay(self, control: Control) -> None:
         """Subscribe again to everything in our own record, after a restart or an eviction."""
         subjects, patterns = self.subscriptions
         if subjects:
             names = tuple(subjects)
-            control.request(
-                lambda rid: Subscribe(rid, self.sid, self.endpoint, names, self.options)
+            self._note(
+                control.request(
+                    lambda rid: Subscribe(rid, self.sid, self.endpoint, names, self.options)
+                )
             )
         if patterns:
             names = tuple(patterns)
-            control.request(
-                lambda rid: SubscribeMatch(rid, self.sid, self.endpoint, names, self.options)
+            self._note(
+                control.request(
+                    lambda rid: SubscribeMatch(rid, self.sid, self.endpoint, names, self.options)
+                )
             )
         self._resumed = True
         log.info("subscriptions restored: %d subjects, %d patterns", len(subjects), len(patterns))
 
     def _request(self, build: Callable[[int], Any]) -> dict[str, Any]:
-        body = self._keeper.call(lambda control: control.request(build))
+        return self._note(self._keeper.call(lambda control: control.request(build)))
+
+    def _note(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Take what a SUB, SUBMATCH or UNSUB reply tells: heartbeat interval, queue size."""
         interval = body.get("heartbeat")
         if isinstance(interval, int | float) and 0 < interval < self._keeper.interval:
             self._keeper.interval = float(interval)  # the server wants to hear from us this often
@@ -456,7 +478,9 @@ class Subscriber(KeptClient):
         if delivery.sid != self.sid:
             self.bad_deliveries += 1
             return False
-        if isinstance(delivery, Loss):
+        if isinstance(delivery, Bye):
+            self._keeper.gone()  # find the server again now, not after its silence
+        elif isinstance(delivery, Loss):
             self._notice(delivery)
         elif delivery.events:
             self._ready.extend(self._events(delivery))

@@ -26,6 +26,7 @@ from clients.errors import (
 from clients.patterns import Pattern, compile_pattern, fold
 from clients.wire import (
     Ack,
+    Bye,
     Err,
     Heartbeat,
     ListSubjects,
@@ -43,6 +44,7 @@ from clients.wire import (
     decode_request,
     encode,
     peek_command,
+    public_id,
 )
 from es import __version__, meta
 from es.actions import (
@@ -86,6 +88,7 @@ class Broker(Publishing):
     ) -> None:
         self.config = config
         self.store: Storage = store if store is not None else MemoryStorage()
+        self._caller: str | None = None  # the client key of the request being handled
         self.storage_errors = 0
         self.index = SubscriptionIndex(config.cache_size)
         self._subscribers: dict[str, SubscriberState] = {}
@@ -118,14 +121,21 @@ class Broker(Publishing):
     # --- entry points used by the shell ----------------------------------------------------------
 
     def handle(
-        self, peer: bytes, frames: list[bytes], now: float, mono: float | None = None
+        self,
+        peer: bytes,
+        frames: list[bytes],
+        now: float,
+        mono: float | None = None,
+        owner: str | None = None,
     ) -> list[Action]:
         """Everything to do for one request from control peer `peer`.
 
-        `now` is the wall clock (event times); `mono` a monotonic clock (liveness; default now).
+        `now` is the wall clock (event times); `mono` a monotonic clock (liveness; default now);
+        `owner` the client key the peer proved (with key files; SPEC 7.1), or None.
         """
         self._mono = now if mono is None else mono
         self._wall = now
+        self._caller = owner
         try:
             request = decode_request(frames)
         except RemoteProtocolError as exc:
@@ -244,10 +254,16 @@ class Broker(Publishing):
 
     def _departed(self, sid: str, name: str | None, reason: str) -> list[Action]:
         """The meta-events for a subscriber that is gone, and for its service if it named one."""
-        actions = self._meta(meta.SUBSCRIBER_LEFT, meta.left(sid, reason))
+        shown = public_id(sid)
+        actions = self._meta(meta.SUBSCRIBER_LEFT, meta.left(shown, reason))
         if name is not None:
-            actions += self._meta(meta.SERVICE_GONE, {"name": name, "sid": sid, "reason": reason})
+            actions += self._meta(meta.SERVICE_GONE, {"name": name, "id": shown, "reason": reason})
         return actions
+
+    def goodbyes(self) -> list[tuple[str, list[bytes]]]:
+        """A BYE for every subscriber, to send after its last events when the server stops
+        gracefully (SPEC 5.2): it looks for a server again at once."""
+        return [(sid, encode(Bye(sid, state.stream))) for sid, state in self._subscribers.items()]
 
     def eviction(self, sid: str) -> str | None:
         """Why `sid` was removed, while that is still remembered."""
@@ -282,13 +298,13 @@ class Broker(Publishing):
             case Unsubscribe(rid, sid, names):
                 return self._unsubscribe(peer, rid, sid, list(names))
             case Ack(_, sid, seq):
-                return self._ack(sid, seq)
+                return self._ack(sid, seq) if self._owned(sid) else []
             case ListSubjects(rid, pattern):
                 return [Reply(peer, encode(Ok(rid, self._subjects_seen(pattern))))]
             case NumSub(rid, subjects):
                 return [Reply(peer, encode(Ok(rid, self._numsub(subjects))))]
-            case ListSubscribers(rid, sid):
-                return [Reply(peer, encode(Ok(rid, self._list_subscribers(sid))))]
+            case ListSubscribers(rid, prefix):
+                return [Reply(peer, encode(Ok(rid, self._list_subscribers(prefix))))]
             case Heartbeat(rid, sid):
                 return [Reply(peer, encode(Ok(rid, self._heartbeat(sid))))]
             case Ping(rid):
@@ -309,11 +325,23 @@ class Broker(Publishing):
         state.health.consumed(self._mono)
         return [Progress(sid)]
 
+    def _owned(self, sid: str) -> bool:
+        """Whether the caller may act for `sid`: it is unknown, or was made without a client
+        key, or by a connection with the caller's key (SPEC 7.1)."""
+        state = self._subscribers.get(sid)
+        return state is None or state.owner is None or state.owner == self._caller
+
+    def _check_owner(self, sid: str) -> None:
+        if not self._owned(sid):
+            raise refuse(ErrorCode.NOT_OWNER, "this subscriber id belongs to another client key")
+
     def _heartbeat(self, sid: str) -> dict[str, Any]:
         state = self._subscribers.get(sid)
+        if state is not None and not self._owned(sid):
+            return {"known": False}  # it is not the caller's: nothing to tell
         if state is not None:
             state.health.heard(self._mono)
-            return {"known": True}
+            return {"known": True, "endpoint": state.endpoint}
         reason = self._evicted.pop(sid, None)
         return {"known": False} if reason is None else {"known": False, "evicted": reason}
 
@@ -332,6 +360,7 @@ class Broker(Publishing):
             raise refuse(ErrorCode.BAD_SUBJECT, "no subjects given")
         check_sid(sid, self.config.limits)
         check_endpoint(endpoint, self.config.limits)
+        self._check_owner(sid)
         current = self._subscribers.get(sid)
         now_policy = (current.policy, current.queue, current.max_stall) if current else None
         policy, queue, max_stall = queue_policy(options, now_policy, self.config)
@@ -350,6 +379,7 @@ class Broker(Publishing):
             name,
             tuple(sorted(have.subjects | {fold(s) for s in subjects or []})),
             tuple(sorted(have.patterns | {p for p, _ in patterns or []})),
+            current.owner if current else self._caller,
         )
         self._write(self.store.put_subscriber, record)  # before anything changes
         arrived = current is None
@@ -366,11 +396,12 @@ class Broker(Publishing):
                 since=now,
                 health=Health(last_heard=self._mono, link_since=self._mono),
                 acked_at=self._mono,
+                owner=record.owner,
             )
             current.key, current.name = key, name
             self._subscribers[sid] = current
             actions.append(Open(sid, endpoint, queue, peer, rid, key))
-            news = meta.joined(sid, endpoint, policy, queue, name)
+            news = meta.joined(current.id, endpoint, policy, queue, name)
         current.policy, current.max_stall = policy, max_stall
         current.health.heard(self._mono)
         self._evicted.pop(sid, None)
@@ -387,10 +418,10 @@ class Broker(Publishing):
         fresh = [r for r in found if r is not None and sid not in self.index.recipients(r.subject)]
         if subjects:
             count = self.index.add_subjects(sid, subjects)
-            added = {"sid": sid, "subjects": subjects}
+            added = {"id": current.id, "subjects": subjects}
         else:
             count = self.index.add_patterns(sid, patterns or [])
-            added = {"sid": sid, "patterns": [p for p, _ in patterns or []]}
+            added = {"id": current.id, "patterns": [p for p, _ in patterns or []]}
         body = {
             "count": count,
             "stream": current.stream,
@@ -402,7 +433,7 @@ class Broker(Publishing):
         if news is not None:
             actions += self._meta(meta.SUBSCRIBER_JOINED, news)
         if arrived and name is not None:
-            actions += self._meta(meta.SERVICE_AVAILABLE, {"name": name, "sid": sid})
+            actions += self._meta(meta.SERVICE_AVAILABLE, {"name": name, "id": current.id})
         actions += self._meta(meta.SUBSCRIPTION_ADDED, added)
         return actions
 
@@ -424,6 +455,7 @@ class Broker(Publishing):
         return [Fanout([batch])]
 
     def _unsubscribe(self, peer: bytes, rid: int, sid: str, names: list[str]) -> list[Action]:
+        self._check_owner(sid)
         actions: list[Action] = []
         state = self._subscribers.get(sid)
         if state is not None:
@@ -442,7 +474,7 @@ class Broker(Publishing):
             actions.append(Close(sid))
         actions.append(Reply(peer, encode(Ok(rid, {"count": count}))))
         if state is not None:
-            removed = {"sid": sid, "names": names, "count": count}
+            removed = {"id": state.id, "names": names, "count": count}
             actions += self._meta(meta.SUBSCRIPTION_REMOVED, removed)
         if gone and state is not None:
             actions += self._departed(sid, state.name, "unsubscribed")
@@ -462,6 +494,7 @@ class Broker(Publishing):
             state.name,
             tuple(sorted(subjects)),
             tuple(sorted(patterns)),
+            state.owner,
         )
 
     def restore(
@@ -498,6 +531,7 @@ class Broker(Publishing):
                 key=record.key,
                 name=record.name,
                 resumed=True,
+                owner=record.owner,
             )
             self._subscribers[record.sid] = state
             if record.subjects:

@@ -426,13 +426,13 @@ def stats(
 
 def _subscriber_table(body: dict[str, Any]) -> None:
     typer.echo(
-        f"{'SID':<12} {'POLICY':<6} {'QUEUE':>6} {'DEPTH':>6} {'SENT':>8} {'DROPPED':>8} "
+        f"{'ID':<16} {'POLICY':<6} {'QUEUE':>6} {'DEPTH':>6} {'SENT':>8} {'DROPPED':>8} "
         f"{'STALLS':>6} {'BEHIND':>7} {'STALLED':>7}  SUBSCRIPTIONS"
     )
     for s in body["subscribers"]:
         names = ", ".join([*s["subjects"], *(f"/{p}/" for p in s["patterns"])])
         typer.echo(
-            f"{s['sid'][:12]:<12} {s['policy']:<6} {s['queue']:>6} {s['depth']:>6} {s['sent']:>8} "
+            f"{s['id']:<16} {s['policy']:<6} {s['queue']:>6} {s['depth']:>6} {s['sent']:>8} "
             f"{s['dropped']:>8} {s['stalls']:>6} {s['behind']:>6.1f}s {s['stalled_for']:>6.1f}s"
             f"  {names}"
         )
@@ -482,7 +482,10 @@ def numsub(
 @app.command()
 def subscribers(
     es: EsUri = None,
-    sid: Annotated[str | None, typer.Option("--sid", help="Only this subscriber.")] = None,
+    prefix: Annotated[
+        str | None,
+        typer.Option("--id", help="Only the subscriber whose id (as listed) starts with this."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw reply as JSON.")] = False,
     timeout: Timeout = 5.0,
     ident: Ident = None,
@@ -490,11 +493,20 @@ def subscribers(
     server_key: ServerKeyFile = None,
 ) -> None:
     """Subscribers with their subscriptions, queue depth, drops, time stalled and lag."""
-    body = _ask(ident, key, server_key, lambda keys: admin.subscribers(es, sid, timeout, keys))
+    if prefix is not None:
+        prefix = prefix.lower()
+        if not 0 < len(prefix) <= 16 or prefix.strip("0123456789abcdef"):
+            raise typer.BadParameter("an id is 1 to 16 hex digits", param_hint="--id")
+    body = _ask(ident, key, server_key, lambda keys: admin.subscribers(es, prefix, timeout, keys))
     if as_json:
         typer.echo(json.dumps(body, indent=2))
-        return
-    _subscriber_table(body)
+    else:
+        _subscriber_table(body)
+    found = len(body["subscribers"])
+    if prefix is not None and found != 1:  # like git: a prefix must name one
+        what = "no subscriber has" if found == 0 else f"{found} subscribers have"
+        typer.echo(f"es subscribers: {what} an id starting {prefix!r}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -60,7 +60,7 @@ class Flow:
         self._owed: deque[_Owed] = deque()
         self._dirty: dict[str, Lane] = {}  # lanes with something to send or to tell
         self._watch: dict[str, Lane] = {}  # lanes whose ACKs the shell reads as soon as they come
-        self._backlog: deque[tuple[bytes, list[bytes]]] = deque()
+        self._backlog: deque[tuple[bytes, list[bytes], str | None]] = deque()
         self._backlog_bytes = 0
 
     # --- what the shell asks -------------------------------------------------------------------
@@ -94,35 +94,47 @@ class Flow:
 
     # --- requests ------------------------------------------------------------------------------
 
-    def request(self, peer: bytes, frames: list[bytes], wall: float, mono: float) -> list[Action]:
-        """A request read from the control socket: handled now, or kept in the backlog."""
+    def request(
+        self,
+        peer: bytes,
+        frames: list[bytes],
+        wall: float,
+        mono: float,
+        owner: str | None = None,
+    ) -> list[Action]:
+        """A request read from the control socket (from a connection that proved client key
+        `owner`, if any): handled now, or kept in the backlog."""
         if self._stall or self._backlog:
             if self.broker.answers_at_once(frames):
-                return self._handle(peer, frames, wall, mono)
-            self._backlog.append((peer, frames))
+                return self._handle(peer, frames, wall, mono, owner)
+            self._backlog.append((peer, frames, owner))
             self._backlog_bytes += _size(peer, frames)
             return []
-        return self._turn(peer, frames, wall, mono)
+        return self._turn(peer, frames, wall, mono, owner)
 
     def step(self, wall: float, mono: float, limit: int) -> list[Action]:
         """Handle up to `limit` requests from the backlog, while no stall is on."""
         actions: list[Action] = []
         while self._backlog and not self._stall and limit > 0:
             limit -= 1
-            peer, frames = self._backlog.popleft()
+            peer, frames, owner = self._backlog.popleft()
             self._backlog_bytes -= _size(peer, frames)
-            actions += self._turn(peer, frames, wall, mono)
+            actions += self._turn(peer, frames, wall, mono, owner)
         return actions
 
-    def _turn(self, peer: bytes, frames: list[bytes], wall: float, mono: float) -> list[Action]:
+    def _turn(
+        self, peer: bytes, frames: list[bytes], wall: float, mono: float, owner: str | None
+    ) -> list[Action]:
         """A request in its turn: anything but a publish first sends what was gathered."""
         if (self._dirty or self._owed) and peek_command(frames) != "PUB":
-            return self.flush() + self._handle(peer, frames, wall, mono)
-        return self._handle(peer, frames, wall, mono)
+            return self.flush() + self._handle(peer, frames, wall, mono, owner)
+        return self._handle(peer, frames, wall, mono, owner)
 
-    def _handle(self, peer: bytes, frames: list[bytes], wall: float, mono: float) -> list[Action]:
+    def _handle(
+        self, peer: bytes, frames: list[bytes], wall: float, mono: float, owner: str | None
+    ) -> list[Action]:
         try:
-            actions = self.broker.handle(peer, frames, wall, mono)
+            actions = self.broker.handle(peer, frames, wall, mono, owner)
         except Exception:  # a bug in the core must not take the server down
             log.exception("internal error handling a request")
             actions = [self.broker.error(peer, 0, ErrorCode.INTERNAL, "internal server error")]

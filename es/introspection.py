@@ -7,6 +7,7 @@ subjects published on, for SUBJECTS).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from clients.errors import ErrorCode
@@ -112,21 +113,19 @@ class Introspection:
         limits = self.config.limits
         return {"counts": [len(self.index.recipients(check_subject(s, limits))) for s in subjects]}
 
-    def _list_subscribers(self, sid: str | None) -> dict[str, Any]:
-        """SUBSCRIBERS: every subscriber (or one) in detail, cut to fit one reply."""
-        if sid is not None:
-            state = self._subscribers.get(sid)
-            return {
-                "subscribers": [self._subscriber_stats(state)] if state else [],
-                "truncated": False,
-            }
-        listed = self._listing()
-        return {"subscribers": listed, "truncated": len(listed) < len(self._subscribers)}
+    def _list_subscribers(self, prefix: str | None) -> dict[str, Any]:
+        """SUBSCRIBERS: every subscriber (or those whose public id starts with `prefix`) in
+        detail, cut to fit one reply."""
+        chosen = [
+            s for s in self._subscribers.values() if prefix is None or s.id.startswith(prefix)
+        ]
+        listed = self._listing(chosen)
+        return {"subscribers": listed, "truncated": len(listed) < len(chosen)}
 
-    def _listing(self) -> list[dict[str, Any]]:
+    def _listing(self, states: Iterable[SubscriberState] | None = None) -> list[dict[str, Any]]:
         listed: list[dict[str, Any]] = []
         budget = _STATS_BUDGET
-        for state in self._subscribers.values():
+        for state in self._subscribers.values() if states is None else states:
             entry = self._subscriber_stats(state)
             budget -= sum(len(s) + 2 for s in entry["subjects"] + entry["patterns"]) + 300
             if budget < 0:
@@ -140,7 +139,7 @@ class Introspection:
         depth = lane.depth
         full_since = state.health.full_since
         return {
-            "sid": state.sid,
+            "id": state.id,
             "name": state.name,
             "endpoint": state.endpoint,
             "stream": state.stream,

@@ -24,17 +24,17 @@ RESERVED_PREFIX = "$es."
 """Subjects starting with this (in any case) are the server's: clients cannot publish on them."""
 
 SUBSCRIBER_JOINED = "$es.subscriber.joined"
-"""A new subscriber: {sid, endpoint, policy, queue}."""
+"""A new subscriber: {id, endpoint, policy, queue}."""
 SUBSCRIBER_LEFT = "$es.subscriber.left"
-"""A subscriber is gone: {sid, reason}, reason "unsubscribed" or an eviction reason (7.6)."""
+"""A subscriber is gone: {id, reason}, reason "unsubscribed" or an eviction reason (7.6)."""
 SUBSCRIPTION_ADDED = "$es.subscription.added"
-"""{sid, subjects} or {sid, patterns}: what one SUB or SUBMATCH asked for."""
+"""{id, subjects} or {id, patterns}: what one SUB or SUBMATCH asked for."""
 SUBSCRIPTION_REMOVED = "$es.subscription.removed"
-"""{sid, names, count}: what one UNSUB asked to remove, and the subscriptions left."""
+"""{id, names, count}: what one UNSUB asked to remove, and the subscriptions left."""
 SERVICE_AVAILABLE = "$es.service.available"
-"""A subscriber that named itself arrived: {name, sid}."""
+"""A subscriber that named itself arrived: {name, id}."""
 SERVICE_GONE = "$es.service.gone"
-"""A named subscriber is gone, however it went: {name, sid, reason}."""
+"""A named subscriber is gone, however it went: {name, id, reason}."""
 PUBLISHER_SEEN = "$es.publisher.seen"
 """The first publish from a connection: {peer}, the connection's id in hex."""
 
@@ -45,14 +45,14 @@ def is_reserved(subject: str) -> bool:
     return subject[:1] == "$" and subject[: len(RESERVED_PREFIX)].lower() == RESERVED_PREFIX
 
 
-def joined(sid: str, endpoint: str, policy: str, queue: int, name: str | None) -> dict[str, Any]:
-    """The body of `$es.subscriber.joined`."""
-    body: dict[str, Any] = {"sid": sid, "endpoint": endpoint, "policy": policy, "queue": queue}
+def joined(id: str, endpoint: str, policy: str, queue: int, name: str | None) -> dict[str, Any]:
+    """The body of `$es.subscriber.joined` (`id`: the public id, never the sid)."""
+    body: dict[str, Any] = {"id": id, "endpoint": endpoint, "policy": policy, "queue": queue}
     if name is not None:
         body["name"] = name
     return body
 
 
-def left(sid: str, reason: str) -> dict[str, Any]:
-    """The body of `$es.subscriber.left`."""
-    return {"sid": sid, "reason": reason}
+def left(id: str, reason: str) -> dict[str, Any]:
+    """The body of `$es.subscriber.left` (`id`: the public id)."""
+    return {"id": id, "reason": reason}

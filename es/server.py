@@ -317,15 +317,28 @@ class EventServer(Daemon):
         flow, handled = self.flow, 0
         while handled < _TURN and flow.reading():
             try:
-                message = self._router.recv_multipart(zmq.NOBLOCK)
+                peer, frames, owner = self._receive()
             except zmq.Again:
                 break
             handled += 1
             stalled = flow.stalled
-            self._apply(flow.request(message[0], message[1:], self._clock(), time.monotonic()))
+            self._apply(flow.request(peer, frames, self._clock(), time.monotonic(), owner))
             self._note_stall(stalled)
         self._apply(flow.flush())
         return handled
+
+    def _receive(self) -> tuple[bytes, list[bytes], str | None]:
+        """The next request (zmq.Again if there is none): its peer, frames, and, with security,
+        the client key its connection proved (what ZAP made its User-Id), which owns the
+        subscribers it makes (SPEC 7.1)."""
+        assert self._router is not None
+        if self._keys is None:
+            message = self._router.recv_multipart(zmq.NOBLOCK)
+            return message[0], message[1:], None
+        first = self._router.recv(zmq.NOBLOCK, copy=False)
+        frames = self._router.recv_multipart(zmq.NOBLOCK) if first.more else []
+        owner = first.get("User-Id")
+        return first.bytes, frames, owner if isinstance(owner, str) and owner else None
 
     def _note_stall(self, before: bool) -> None:
         """Log a stall that has just begun (`before`: whether one was on already)."""
@@ -477,7 +490,9 @@ class EventServer(Daemon):
         if self._handshakes is not None:
             self._handshakes.close()
         if self._router is not None:
-            self._router.close(linger=0)
+            self._router.close(linger=0)  # before the goodbyes: no client finds this one again
+        if not self._force:
+            self._say_goodbye()
         for monitor in self._monitors.values():
             monitor.close(linger=0)
         self._monitors.clear()
@@ -490,6 +505,14 @@ class EventServer(Daemon):
         self._terminate(ctx)
         self._release()
         log.info("event server stopped")
+
+    def _say_goodbye(self) -> None:
+        """Queue a BYE behind each subscriber's last events (they leave within the linger)."""
+        for sid, frames in self.broker.goodbyes():
+            dealer = self._dealers.get(sid)
+            if dealer is not None:
+                with contextlib.suppress(zmq.ZMQError):
+                    dealer.send_multipart(frames, zmq.NOBLOCK)
 
     def _terminate(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         """ctx.term() waits for lingering events (bounded by drain_timeout). It runs in a helper

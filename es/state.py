@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from clients.wire import MAX_INT
+from clients.wire import MAX_INT, public_id
 from es.health import Health
 from es.lane import Lane
 
@@ -28,6 +28,13 @@ class SubscriberState:
     name: str | None = None  # a service name, announced when it arrives and goes
     resumed: bool = False  # restored from storage: its next event says events were lost
     acked_at: float = 0.0  # monotonic time of the last ACK that moved `acked` forward
+    # The client key (Z85) of the connection that made it, with key files; None otherwise. Only
+    # a connection with the same key may change it (SPEC 7.1).
+    owner: str | None = None
+    id: str = field(init=False)  # what it is shown as: the sid is its secret
+
+    def __post_init__(self) -> None:
+        self.id = public_id(self.sid)
 
     @property
     def stream(self) -> int:

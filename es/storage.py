@@ -21,7 +21,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from clients.lifecycle import StorageError, check_storage_file, storage_path
 
@@ -49,6 +49,7 @@ class StoredSubscriber:
     name: str | None = None
     subjects: tuple[str, ...] = field(default=())
     patterns: tuple[str, ...] = field(default=())
+    owner: str | None = None  # the client key that made it (SPEC 7.1), with key files
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +126,12 @@ _TABLES = {
         "name",
         "subjects",
         "patterns",
+        "owner",
     ],
     "retained": ["key", "subject", "fmt", "payload", "time", "expires"],
 }
+# The tables of earlier versions, brought up to date at open.
+_BEFORE_OWNER = {**_TABLES, "subscribers": _TABLES["subscribers"][:-1]}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscribers (
     sid TEXT PRIMARY KEY,
@@ -138,7 +142,8 @@ CREATE TABLE IF NOT EXISTS subscribers (
     key TEXT,
     name TEXT,
     subjects TEXT NOT NULL,
-    patterns TEXT NOT NULL
+    patterns TEXT NOT NULL,
+    owner TEXT
 );
 CREATE TABLE IF NOT EXISTS retained (
     key TEXT PRIMARY KEY,
@@ -151,15 +156,24 @@ CREATE TABLE IF NOT EXISTS retained (
 """
 
 
+def _subscriber(*row: Any) -> StoredSubscriber:
+    """A subscribers row (columns as in _TABLES) as a record; the two lists are JSON."""
+    sid, endpoint, policy, queue, stall, key, name, subjects, patterns, owner = row
+    subs, pats = tuple(json.loads(subjects)), tuple(json.loads(patterns))
+    return StoredSubscriber(sid, endpoint, policy, queue, stall, key, name, subs, pats, owner)
+
+
 class SqliteStorage:
     """One sqlite file; every write is committed before the call returns."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        check_storage_file(self.path, _TABLES)
+        found = check_storage_file(self.path, _TABLES, (_BEFORE_OWNER,))
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")  # a killed process loses no commit
+            if found == _BEFORE_OWNER:
+                self._db.execute("ALTER TABLE subscribers ADD COLUMN owner TEXT")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open {self.path}: {exc}") from None
@@ -170,30 +184,17 @@ class SqliteStorage:
     def subscribers(self) -> Iterable[StoredSubscriber]:
         try:
             rows = self._db.execute(
-                "SELECT sid, endpoint, policy, queue, max_stall, key, name, subjects, patterns "
-                "FROM subscribers ORDER BY rowid"
+                "SELECT sid, endpoint, policy, queue, max_stall, key, name, subjects, patterns, "
+                "owner FROM subscribers ORDER BY rowid"
             ).fetchall()
-            return [
-                StoredSubscriber(
-                    sid,
-                    endpoint,
-                    policy,
-                    queue,
-                    stall,
-                    key,
-                    name,
-                    tuple(json.loads(subjects)),
-                    tuple(json.loads(patterns)),
-                )
-                for sid, endpoint, policy, queue, stall, key, name, subjects, patterns in rows
-            ]
+            return [_subscriber(*row) for row in rows]
         except (sqlite3.Error, ValueError, TypeError) as exc:
             raise StorageError(f"cannot read the subscribers of {self.path}: {exc}") from None
 
     def put_subscriber(self, record: StoredSubscriber) -> None:
         try:
             self._db.execute(
-                "INSERT OR REPLACE INTO subscribers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO subscribers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.sid,
                     record.endpoint,
@@ -204,6 +205,7 @@ class SqliteStorage:
                     record.name,
                     json.dumps(list(record.subjects)),
                     json.dumps(list(record.patterns)),
+                    record.owner,
                 ),
             )
         except sqlite3.Error as exc:

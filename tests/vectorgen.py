@@ -13,6 +13,7 @@ from typing import Any
 
 from clients.wire import (
     Ack,
+    Bye,
     Delivery,
     Err,
     EventItem,
@@ -44,7 +45,7 @@ from tests.vectorgen_ns import (
     ns_to_json,
 )
 
-Message = Request | Reply | Delivery | Loss
+Message = Request | Reply | Delivery | Loss | Bye
 
 SID = "5f0c1e2d3b4a69788796a5b4c3d2e1f0"
 ENDPOINT = "tcp://127.0.0.1:40123"  # where nothing listens: a server answers, then gives up on it
@@ -84,7 +85,7 @@ VALID: list[tuple[str, str, Message]] = [
     ("subjects published on, matching a pattern", "request", ListSubjects(31, r"^stock\.")),
     ("subscribers per subject", "request", NumSub(32, ("StockQuotes", "stock.sun"))),
     ("every subscriber in detail", "request", ListSubscribers(33)),
-    ("one subscriber in detail", "request", ListSubscribers(34, SID_PATTERN)),
+    ("the subscribers whose public id starts 5f0c", "request", ListSubscribers(34, "5f0c")),
     (
         "publish one msgpack message to two subjects, unconfirmed",
         "request",
@@ -177,6 +178,7 @@ VALID: list[tuple[str, str, Message]] = [
         ),
     ),
     ("a loss notice: seq 6 to 10 were dropped", "delivery", Loss(SID, 77, 5, 10)),
+    ("the server is stopping", "delivery", Bye(SID, 77)),
     (
         "publish retained events: one until replaced, one for 60 s, one clearing",
         "request",
@@ -206,7 +208,7 @@ REPLIES: dict[str, str | None] = {
     "subjects published on, matching a pattern": "OK",
     "subscribers per subject": "OK",
     "every subscriber in detail": "OK",
-    "one subscriber in detail": "OK",  # the subscriber of "subscribe to a pattern"
+    "the subscribers whose public id starts 5f0c": "OK",
     "publish one msgpack message to two subjects, unconfirmed": None,  # answered only on error
     "publish a batch of two events, confirmed": "OK",
     "ping": "OK",
@@ -262,8 +264,8 @@ def to_json(message: Message) -> dict[str, Any]:
             return {"type": "SUBJECTS", "rid": rid, **({"pattern": pattern} if pattern else {})}
         case NumSub(rid, subjects):
             return {"type": "NUMSUB", "rid": rid, "subjects": list(subjects)}
-        case ListSubscribers(rid, sid):
-            return {"type": "SUBSCRIBERS", "rid": rid, **({"sid": sid} if sid else {})}
+        case ListSubscribers(rid, prefix):
+            return {"type": "SUBSCRIBERS", "rid": rid, **({"id": prefix} if prefix else {})}
         case Ok(rid, body):
             return {"type": "OK", "rid": rid, "body": body}
         case Err(rid, code, text):
@@ -290,6 +292,8 @@ def to_json(message: Message) -> dict[str, Any]:
             }
         case Loss(sid, stream, lost, seq):
             return {"type": "LOST", "sid": sid, "stream": stream, "lost": lost, "seq": seq}
+        case Bye(sid, stream):
+            return {"type": "BYE", "sid": sid, "stream": stream}
     raise TypeError(type(message).__name__)
 
 
@@ -345,13 +349,15 @@ def from_json(data: dict[str, Any]) -> Message:
     if kind == "NUMSUB":
         return NumSub(data["rid"], tuple(data["subjects"]))
     if kind == "SUBSCRIBERS":
-        return ListSubscribers(data["rid"], data.get("sid"))
+        return ListSubscribers(data["rid"], data.get("id"))
     if kind == "OK":
         return Ok(data["rid"], data["body"])
     if kind == "ERR":
         return Err(data["rid"], data["code"], data["message"])
     if kind == "LOST":
         return Loss(data["sid"], data["stream"], data["lost"], data["seq"])
+    if kind == "BYE":
+        return Bye(data["sid"], data["stream"])
     events = tuple(
         EventItem(
             e["seq"],

@@ -161,11 +161,18 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
     ("ACK with an empty sid", "request", [_hex(1, "ACK", 0, "", 42)], "BAD_REQUEST", 0),
     ("HEARTBEAT with an empty sid", "request", [_hex(1, "HEARTBEAT", 39, "")], "BAD_REQUEST", 39),
     (
-        "SUBSCRIBERS of an empty sid",
+        "SUBSCRIBERS of an empty id",
         "request",
-        [_hex(1, "SUBSCRIBERS", 40, {"sid": ""})],
+        [_hex(1, "SUBSCRIBERS", 40, {"id": ""})],
         "BAD_REQUEST",
         40,
+    ),
+    (
+        "SUBSCRIBERS of an id that is not lower-case hex",
+        "request",
+        [_hex(1, "SUBSCRIBERS", 47, {"id": "5F0C"})],
+        "BAD_REQUEST",
+        47,
     ),
     ("PUB of no items", "request", [_hex(1, "PUB", 44, True, [])], "BAD_REQUEST", 44),
     (
@@ -283,6 +290,8 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
         0,
     ),
     ("LOST without its seq", "delivery", [_hex(1, "LOST", SID, 1, 1)], "BAD_REQUEST", 0),
+    ("BYE without its stream", "delivery", [_hex(1, "BYE", SID)], "BAD_REQUEST", 0),
+    ("BYE with a payload frame", "delivery", [_hex(1, "BYE", SID, 1), "c0"], "BAD_REQUEST", 0),
     (
         "PUB inline payloads that are not an array",
         "request",

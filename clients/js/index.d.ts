@@ -85,6 +85,8 @@ export interface SubscriberOptions extends ClientOptions {
 export class Subscriber extends EventEmitter implements AsyncIterable<Event> {
   static connect(options?: SubscriberOptions): Promise<Subscriber>;
   readonly sid: string;
+  /** The public id the server lists this subscriber by (the sid is its secret). */
+  readonly id: string;
   readonly endpoint: string;
   readonly esUri: string;
   readonly status: Status;

@@ -20,8 +20,10 @@ from clients.wire.codec import (
 )
 from clients.wire.messages import (
     MAX_INT,
+    PUBLIC_ID_DIGITS,
     VERSION,
     Ack,
+    Bye,
     Delivery,
     Err,
     EventItem,
@@ -43,6 +45,7 @@ from clients.wire.messages import (
     Subscribe,
     SubscribeMatch,
     Unsubscribe,
+    public_id,
 )
 
 __all__ = [
@@ -51,10 +54,12 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "MAX_INT",
     "POLICIES",
+    "PUBLIC_ID_DIGITS",
     "PUB_BYTES_ACCEPTED",
     "PUB_ITEMS_ACCEPTED",
     "VERSION",
     "Ack",
+    "Bye",
     "Delivery",
     "Err",
     "EventItem",
@@ -83,4 +88,5 @@ __all__ = [
     "encode_delivery",
     "encode_loss",
     "peek_command",
+    "public_id",
 ]

@@ -24,6 +24,7 @@ from clients.wire.messages import (
     MAX_INT,
     VERSION,
     Ack,
+    Bye,
     Delivery,
     Err,
     EventItem,
@@ -183,8 +184,8 @@ _REQUESTS: dict[str, tuple[Callable[..., Any], tuple[tuple[str, fields.Reader], 
     ),
     "NUMSUB": (NumSub, (("subjects", fields.texts),)),
     "SUBSCRIBERS": (
-        lambda rid, options: ListSubscribers(rid, options.get("sid")),
-        (("options", fields.options_reader({"sid": fields.sid})),),
+        lambda rid, options: ListSubscribers(rid, options.get("id")),
+        (("options", fields.options_reader({"id": fields.public_id})),),
     ),
 }
 
@@ -309,8 +310,13 @@ def decode_reply(frames: Sequence[bytes]) -> Reply:
 
 def decode_delivery(frames: Sequence[bytes]) -> InboxMessage:
     """Decode what a subscriber's ROUTER receives, without the routing-id frame: an event batch
-    (EV) or a loss notice (LOST)."""
+    (EV), a loss notice (LOST) or a goodbye (BYE)."""
     header = _header(frames)
+    if header[1] == "BYE":
+        if len(frames) != 1:
+            raise fields.fail(ErrorCode.BAD_REQUEST, "a goodbye is a single header frame")
+        sid, stream = _read(header, (("sid", fields.text), ("stream", fields.uint)), 2)
+        return Bye(sid, stream)
     if header[1] == "LOST":
         if len(frames) != 1:
             raise fields.fail(ErrorCode.BAD_REQUEST, "a loss notice is a single header frame")
@@ -473,8 +479,8 @@ def encode(message: Request | Reply | InboxMessage) -> list[bytes]:
             ]
         case NumSub(rid, subjects):
             return [_pack([VERSION, "NUMSUB", rid, list(subjects)])]
-        case ListSubscribers(rid, sid):
-            return [_pack([VERSION, "SUBSCRIBERS", rid, {} if sid is None else {"sid": sid}])]
+        case ListSubscribers(rid, prefix):
+            return [_pack([VERSION, "SUBSCRIBERS", rid, {} if prefix is None else {"id": prefix}])]
         case Ok(rid, body):
             return [_pack([VERSION, "OK", rid, body])]
         case Err(rid, code, text):
@@ -485,4 +491,6 @@ def encode(message: Request | Reply | InboxMessage) -> list[bytes]:
             return encode_delivery(sid, stream, lost, metas_ev, payloads, inline)
         case Loss(sid, stream, lost, seq):
             return encode_loss(sid, stream, lost, seq)
+        case Bye(sid, stream):
+            return [_pack([VERSION, "BYE", sid, stream])]
     raise LocalProtocolError(ErrorCode.BAD_REQUEST, f"not a message: {type(message).__name__}")

@@ -29,6 +29,7 @@ __all__ = [
     "payload_format",
     "plain",
     "positive",
+    "public_id",
     "queue_options",
     "seconds",
     "sid",
@@ -93,6 +94,17 @@ def sid(value: Any, name: str) -> str:
     server's limit, not the codec's)."""
     if not isinstance(value, str) or not value:
         raise fail(ErrorCode.BAD_REQUEST, f"{name} must be a non-empty string")
+    return value
+
+
+def public_id(value: Any, name: str) -> str:
+    """A subscriber's public id (SPEC 7.1), or the start of one: 1 to 16 lower-case hex digits."""
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= 16
+        or value.strip("0123456789abcdef") != ""
+    ):
+        raise fail(ErrorCode.BAD_REQUEST, f"{name} must be 1 to 16 lower-case hex digits")
     return value
 
 

@@ -9,14 +9,17 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 __all__ = [
     "MAX_INT",
+    "PUBLIC_ID_DIGITS",
     "VERSION",
     "Ack",
+    "Bye",
     "Delivery",
     "Err",
     "EventItem",
@@ -35,7 +38,18 @@ __all__ = [
     "Subscribe",
     "SubscribeMatch",
     "Unsubscribe",
+    "public_id",
 ]
+
+PUBLIC_ID_DIGITS = 16
+
+
+def public_id(sid: str) -> str:
+    """The name a subscriber is shown by (SPEC 7.1): the first 16 hex digits of the SHA-256 of
+    its sid. The sid itself is the subscriber's secret and is never shown."""
+    digest = hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()
+    return digest[:PUBLIC_ID_DIGITS]
+
 
 VERSION = 1
 """The protocol version every message starts with."""
@@ -169,10 +183,11 @@ class NumSub:
 
 @dataclass(frozen=True, slots=True)
 class ListSubscribers:
-    """Every subscriber (or one `sid`) with its subscriptions, queue, drops, stall and lag."""
+    """Every subscriber (or those whose public id starts with `id`) with its subscriptions,
+    queue, drops, stall and lag."""
 
     rid: int
-    sid: str | None = None
+    id: str | None = None
 
 
 Request = (
@@ -249,5 +264,15 @@ class Loss:
     seq: int
 
 
-InboxMessage = Delivery | Loss
-"""What a subscriber's inbox receives: events, or a loss notice."""
+@dataclass(frozen=True, slots=True)
+class Bye:
+    """The server is stopping (SPEC 5.2): nothing more will come on `stream`. The subscriber
+    should look the server up again and subscribe there, without waiting for its heartbeats to
+    go unanswered."""
+
+    sid: str
+    stream: int
+
+
+InboxMessage = Delivery | Loss | Bye
+"""What a subscriber's inbox receives: events, a loss notice, or a goodbye."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from clients import Event, Publisher, Subscriber
 from clients.errors import EsError
+from clients.wire import public_id
 from tests.integration.conftest import Daemon, es_command, read_line
 
 WAIT = 60.0
@@ -68,7 +69,7 @@ def rss_bytes(pid: int) -> int:
 
 
 def subscriber_stats(es: Daemon, sid: str) -> dict[str, int]:
-    entry: dict[str, int] = next(s for s in es.stats()["subscribers"] if s["sid"] == sid)
+    entry: dict[str, int] = next(s for s in es.stats()["subscribers"] if s["id"] == public_id(sid))
     return entry
 
 

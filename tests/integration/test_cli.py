@@ -113,9 +113,10 @@ def test_stats_and_ping(es: Daemon) -> None:
     assert (
         table.returncode == 0
         and "cli.stats.subject" in table.stdout
-        and sub.sid[:12] in table.stdout
+        and sub.id in table.stdout
+        and sub.sid not in table.stdout + raw.stdout  # the sid is its secret
     )
-    assert any(s["sid"] == sub.sid for s in json.loads(raw.stdout)["subscribers"])
+    assert any(s["id"] == sub.id for s in json.loads(raw.stdout)["subscribers"])
     ping = es_cli("ping", "--es", es.endpoint)
     assert ping.returncode == 0 and ping.stdout.startswith("es ")
 
@@ -201,10 +202,12 @@ def test_introspection_commands(es: Daemon) -> None:
                 pub.publish(topic.upper(), "x")
         seen = es_cli("subjects", "--es", es.endpoint, "--match", r"^cli\.intro\.")
         counted = es_cli("numsub", topic, "cli.intro.other", "nobody.here", "--es", es.endpoint)
-        one = es_cli("subscribers", "--es", es.endpoint, "--sid", exact.sid, "--json")
+        one = es_cli("subscribers", "--es", es.endpoint, "--id", exact.id[:7], "--json")
+        none = es_cli("subscribers", "--es", es.endpoint, "--id", "f" * 16)
     assert seen.returncode == 0 and seen.stdout.split()[0] == "3"
     assert topic.upper() in seen.stdout
     assert [line.split()[0] for line in counted.stdout.splitlines()] == ["2", "1", "0"]
     (entry,) = json.loads(one.stdout)["subscribers"]
-    assert entry["sid"] == exact.sid and entry["subjects"] == [topic]
+    assert one.returncode == 0 and entry["id"] == exact.id and entry["subjects"] == [topic]
+    assert none.returncode == 1 and "no subscriber has an id starting" in none.stderr
     assert {"behind", "stalled_for", "depth", "dropped"} <= set(entry)

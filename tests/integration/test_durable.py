@@ -48,7 +48,7 @@ def test_subscribers_come_back_with_the_server_without_subscribing_again(
         wait_until(lambda: sub.status is Status.CONNECTED, WAIT, "the keeper to see the server")
         stats = second.stats()
         (entry,) = stats["subscribers"]  # once, not twice
-        assert entry["sid"] == sub.sid and entry["name"] == "durable"
+        assert entry["id"] == sub.id and entry["name"] == "durable"
         assert entry["subjects"] == [topic.lower()] and entry["patterns"] == [rf"^{topic}\.more$"]
         assert stats["server"]["retained"] == 1
     events = list(got)
@@ -66,10 +66,10 @@ def test_a_restored_subscriber_whose_client_is_gone_is_forgotten(
     first = start_es("--storage", storage)
     with Subscriber(first.endpoint) as sub:
         sub.subscribe("anything")
-        gone_sid = sub.sid
+        gone = sub.id
         first.kill()  # the client closes while the server is dead: it cannot unsubscribe
     second = start_es("--storage", storage, "-p", str(first.port), "--liveness", "2")
-    assert [s["sid"] for s in second.stats()["subscribers"]] == [gone_sid]
+    assert [s["id"] for s in second.stats()["subscribers"]] == [gone]
     assert "restored 1 subscriber(s)" in second.log()
     wait_until(lambda: not second.stats()["subscribers"], WAIT, "the dead one to be removed")
     third = start_es("--storage", storage)  # and it is gone from storage too

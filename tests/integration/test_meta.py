@@ -44,12 +44,12 @@ def test_coming_and_going_is_announced_on_reserved_subjects(start_es: Start) -> 
     assert seen == [
         (
             "$es.subscriber.joined",
-            {"sid": sub.sid, "endpoint": sub.endpoint, "policy": "block", "queue": 1000},
+            {"id": sub.id, "endpoint": sub.endpoint, "policy": "block", "queue": 1000},
         ),
-        ("$es.subscription.added", {"sid": sub.sid, "subjects": [topic]}),
+        ("$es.subscription.added", {"id": sub.id, "subjects": [topic]}),
         ("$es.publisher.seen", {}),
-        ("$es.subscription.removed", {"sid": sub.sid, "names": [topic], "count": 0}),
-        ("$es.subscriber.left", {"sid": sub.sid, "reason": "unsubscribed"}),
+        ("$es.subscription.removed", {"id": sub.id, "names": [topic], "count": 0}),
+        ("$es.subscriber.left", {"id": sub.id, "reason": "unsubscribed"}),
     ]
     assert isinstance(peer, str) and peer
 

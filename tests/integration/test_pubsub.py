@@ -353,7 +353,7 @@ def test_stats_show_subscriptions_and_queue_depth(
     subscriber.next(0.05)  # the inbox runs dry: the subscriber acknowledges
 
     def mine() -> dict[str, object] | None:
-        entries = [s for s in es.stats()["subscribers"] if s["sid"] == subscriber.sid]
+        entries = [s for s in es.stats()["subscribers"] if s["id"] == subscriber.id]
         return entries[0] if entries and entries[0]["acked"] == 3 else None
 
     entry = wait_until(mine, WAIT, "the acknowledgement")

@@ -12,6 +12,7 @@ import pytest
 
 from clients import Publisher, RequestTimeout, Subscriber, admin
 from clients.keeper import Status
+from clients.wire import public_id
 from tests.integration.conftest import Daemon, wait_until
 from tests.integration.helpers import (
     BIG,
@@ -193,7 +194,7 @@ def stalled(es: Daemon, sid: str) -> bool:
         body = admin.stats(es.endpoint, timeout=3.0)
     except RequestTimeout:
         return True
-    return any(s["sid"] == sid and s["stalls"] > 0 for s in body["subscribers"])
+    return any(s["id"] == public_id(sid) and s["stalls"] > 0 for s in body["subscribers"])
 
 
 def held_by_a_stall(es: Daemon, count: int) -> tuple[list[Status], list[object], list[object]]:
@@ -293,3 +294,29 @@ def test_graceful_shutdown_delivers_what_is_queued(start_es: Start) -> None:
                 received.append(event.msg)
             assert es.proc.wait(WAIT) == 0
     assert received == list(range(20))
+
+
+def test_a_graceful_stop_says_goodbye_and_subscribers_move_on_at_once(
+    start_es: Start, start_ns: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before, subscribers noticed a stopped server only when their heartbeats went unanswered
+    # (about 7 s at the defaults). With heartbeats this slow, only the BYE can explain it.
+    ns = start_ns()
+    first = start_es("--ns", ns.endpoint, naming=True)
+    monkeypatch.setenv("NS_ADDRESS", ns.endpoint)
+    slow = {"heartbeat": 30.0, "liveness": 300.0}
+    statuses: list[Status] = []
+    topic = subject()
+    with Subscriber(on_status=statuses.append, **slow) as sub:
+        sub.subscribe(topic)
+        with reading(sub) as got:  # as a program does: the BYE comes in among the events
+            assert first.stop() == 0
+            wait_until(lambda: Status.DOWN in statuses, WAIT, "the subscriber to see the BYE")
+            second = start_es("--ns", ns.endpoint, naming=True)  # another free port
+            wait_until(lambda: sub.es_uri == second.endpoint, WAIT, "the subscriber to move")
+            wait_until(lambda: sub.recoveries == 1, WAIT, "it to subscribe there")
+            with Publisher(second.endpoint) as pub:
+                assert pub.publish(topic, "on the new server", confirm=True) == 1
+            wait_until(lambda: got, WAIT, "the event from the new server")
+        assert [e.msg for e in got] == ["on the new server"]
+    assert statuses[-1] is Status.CLOSED

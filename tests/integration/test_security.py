@@ -18,8 +18,18 @@ from zmq.utils.monitor import recv_monitor_message
 from clients import Publisher, Subscriber, admin
 from clients.errors import AuthFailed, BadPattern, LimitExceeded, TooLarge
 from clients.naming import NameServer
-from clients.security import Keys
-from clients.wire import Heartbeat, Options, Subscribe, decode_reply, encode
+from clients.security import Keys, as_client
+from clients.wire import (
+    Err,
+    Heartbeat,
+    Ok,
+    Options,
+    Subscribe,
+    SubscribeMatch,
+    Unsubscribe,
+    decode_reply,
+    encode,
+)
 from clients.wire.codec import encode_delivery
 from tests.integration.conftest import Daemon, es_command, ns_command, wait_until
 from tests.integration.helpers import WAIT, relay, run
@@ -351,3 +361,82 @@ def flushed(pub: Publisher) -> bool:
     except LimitExceeded:
         return False
     return True
+
+
+def test_a_subscriber_id_belongs_to_the_client_key_that_made_it(
+    start_es: Start, key_dir: Path
+) -> None:
+    # Before, bob could SUB with alice's sid (read from SUBSCRIBERS) and an inbox of his own,
+    # and get the events meant for her while her heartbeat still said known: true.
+    es = start_es("--keys", str(key_dir))
+    alice, bob = client(key_dir, "alice"), client(key_dir, "bob")
+    topic = subject()
+    inbox = zmq.Context.instance().socket(zmq.ROUTER)
+    thief = zmq.Context.instance().socket(zmq.DEALER)
+    try:
+        inbox.bind("tcp://127.0.0.1:*")
+        theirs = inbox.getsockopt_string(zmq.LAST_ENDPOINT)
+        as_client(thief, bob)
+        thief.setsockopt(zmq.RCVTIMEO, int(WAIT * 1000))
+        thief.setsockopt(zmq.LINGER, 0)
+        thief.connect(es.endpoint)
+        with Subscriber(es.endpoint, keys=alice) as sub, Publisher(es.endpoint, keys=bob) as pub:
+            sub.subscribe(topic)
+            key = Options(key=bob.public.decode())
+            for request in (
+                Subscribe(1, sub.sid, theirs, (topic,), key),
+                SubscribeMatch(2, sub.sid, theirs, (".*",), key),
+                Unsubscribe(3, sub.sid, (topic,)),
+            ):
+                thief.send_multipart(encode(request))
+                refused = decode_reply(thief.recv_multipart())
+                assert isinstance(refused, Err) and refused.code == "NOT_OWNER", refused
+            thief.send_multipart(encode(Heartbeat(4, sub.sid)))
+            assert decode_reply(thief.recv_multipart()) == Ok(4, {"known": False})
+            for n in range(20):
+                pub.publish(topic, n)
+            pub.flush(WAIT)
+            got = [sub.next(WAIT) for _ in range(20)]
+            assert [e.msg for e in got if e is not None] == list(range(20))
+            assert sub.recoveries == 0  # it never lost its registration
+    finally:
+        thief.close(linger=0)
+        inbox.close(linger=0)
+
+
+def test_a_subscriber_takes_back_a_registration_someone_replaced(es_default: Daemon) -> None:
+    # Without keys the sid is the only credential: one who learns it (by watching the network)
+    # can point the subscription elsewhere. The owner sees another inbox in its next heartbeat
+    # reply (at the default heartbeat) and subscribes again to its own.
+    topic = subject()
+    thief = zmq.Context.instance().socket(zmq.DEALER)
+    thief.setsockopt(zmq.RCVTIMEO, int(WAIT * 1000))
+    thief.setsockopt(zmq.LINGER, 0)
+    try:
+        thief.connect(es_default.endpoint)
+        with Subscriber(es_default.endpoint) as sub, Publisher(es_default.endpoint) as pub:
+            sub.subscribe(topic)
+            thief.send_multipart(encode(Subscribe(1, sub.sid, "tcp://127.0.0.1:9", (topic,))))
+            assert isinstance(decode_reply(thief.recv_multipart()), Ok)
+            wait_until(lambda: sub.recoveries == 1, WAIT, "the subscriber to take it back")
+            (entry,) = admin.subscribers(es_default.endpoint, sub.id, timeout=WAIT)["subscribers"]
+            assert entry["endpoint"] == sub.endpoint
+            assert pub.publish(topic, "mine again", confirm=True) == 1
+            event = sub.next(WAIT)
+            assert event is not None and event.msg == "mine again"
+    finally:
+        thief.close(linger=0)
+
+
+@pytest.fixture
+def es_default(start_es: Start) -> Daemon:
+    return start_es()
+
+
+def test_the_server_log_names_a_wrong_passphrase_as_a_wrong_key(start_es: Start) -> None:
+    # Before, a wrong passphrase was logged as "security on one side only".
+    es = start_es("-i", SECRET)
+    with Publisher(es.endpoint, ident="not the passphrase") as pub, pytest.raises(AuthFailed):
+        pub.ping(timeout=WAIT)
+    wait_until(lambda: "wrong key (another passphrase" in es.log(), WAIT, "the refusal logged")
+    assert "security on one side only" not in es.log()

@@ -30,6 +30,7 @@ from clients.wire import (
     decode_reply,
     encode,
     encode_delivery,
+    public_id,
 )
 from es.actions import Batch, Close, Fanout, Open, Progress, Reply
 from es.broker import Broker
@@ -38,6 +39,7 @@ from es.flow import Flow
 from tests.unit.storefake import KeptStorage
 
 EP = "tcp://127.0.0.1:5000"
+S1 = public_id("s1")  # what the server shows of sid "s1"
 PEER = b"peer"
 
 
@@ -332,7 +334,8 @@ def test_stats_is_recognised_as_read_only() -> None:
 def test_heartbeat_says_whether_the_subscriber_is_known() -> None:
     broker = make()
     sub(broker, "s1", "a")
-    assert ok(broker.handle(PEER, encode(Heartbeat(7, "s1")), 1.0, mono=5.0)) == {"known": True}
+    known = ok(broker.handle(PEER, encode(Heartbeat(7, "s1")), 1.0, mono=5.0))
+    assert known == {"known": True, "endpoint": EP}
     assert ok(broker.handle(PEER, encode(Heartbeat(8, "never")), 1.0)) == {"known": False}
 
 
@@ -447,21 +450,21 @@ def test_subscribers_and_subscriptions_coming_and_going_are_announced() -> None:
     watcher(broker)
     joined = sub(broker, "s1", "a", "b")
     assert meta_events(joined, "watch") == [
-        ("$es.subscriber.joined", {"sid": "s1", "endpoint": EP, "policy": "block", "queue": 1000}),
-        ("$es.subscription.added", {"sid": "s1", "subjects": ["a", "b"]}),
+        ("$es.subscriber.joined", {"id": S1, "endpoint": EP, "policy": "block", "queue": 1000}),
+        ("$es.subscription.added", {"id": S1, "subjects": ["a", "b"]}),
     ]
     again = sub(broker, "s1", "c")
     assert meta_events(again, "watch") == [
-        ("$es.subscription.added", {"sid": "s1", "subjects": ["c"]})
+        ("$es.subscription.added", {"id": S1, "subjects": ["c"]})
     ]
     partly = broker.handle(PEER, encode(Unsubscribe(3, "s1", ("a",))), 1.0)
     assert meta_events(partly, "watch") == [
-        ("$es.subscription.removed", {"sid": "s1", "names": ["a"], "count": 2})
+        ("$es.subscription.removed", {"id": S1, "names": ["a"], "count": 2})
     ]
     gone = broker.handle(PEER, encode(Unsubscribe(4, "s1", ("b", "c"))), 1.0)
     assert meta_events(gone, "watch") == [
-        ("$es.subscription.removed", {"sid": "s1", "names": ["b", "c"], "count": 0}),
-        ("$es.subscriber.left", {"sid": "s1", "reason": "unsubscribed"}),
+        ("$es.subscription.removed", {"id": S1, "names": ["b", "c"], "count": 0}),
+        ("$es.subscriber.left", {"id": S1, "reason": "unsubscribed"}),
     ]
 
 
@@ -477,7 +480,7 @@ def test_an_evicted_subscriber_is_announced_with_the_reason() -> None:
     actions = broker.sweep(111.0, now=5.0)
     assert Close("quiet") in actions
     assert meta_events(actions, "watch") == [
-        ("$es.subscriber.left", {"sid": "quiet", "reason": "silent"})
+        ("$es.subscriber.left", {"id": public_id("quiet"), "reason": "silent"})
     ]
 
 
@@ -539,11 +542,11 @@ def test_subscribers_in_detail_with_lag_and_stall() -> None:
     flow.route([pub(broker, "a")], 11.0)
     flow.flush()
     broker.stalled("s1", 12.0)
-    (entry,) = ok(broker.handle(PEER, encode(ListSubscribers(9, "s1")), 1.0, mono=15.0))[
+    (entry,) = ok(broker.handle(PEER, encode(ListSubscribers(9, S1[:5])), 1.0, mono=15.0))[
         "subscribers"
     ]
-    assert (entry["sid"], entry["depth"], entry["behind"], entry["stalled_for"]) == (
-        "s1",
+    assert (entry["id"], entry["depth"], entry["behind"], entry["stalled_for"]) == (
+        S1,
         1,
         5.0,  # nothing acknowledged since it subscribed at 10.0
         3.0,  # full since 12.0
@@ -553,7 +556,8 @@ def test_subscribers_in_detail_with_lag_and_stall() -> None:
         "subscribers"
     ]
     assert (caught_up["depth"], caught_up["behind"], caught_up["stalled_for"]) == (0, 0.0, 0.0)
-    assert ok(broker.handle(PEER, encode(ListSubscribers(9, "nobody")), 1.0)) == {
+    nobody = "0" if not S1.startswith("0") else "1"
+    assert ok(broker.handle(PEER, encode(ListSubscribers(9, nobody)), 1.0)) == {
         "subscribers": [],
         "truncated": False,
     }
@@ -566,9 +570,7 @@ def test_a_named_service_is_announced_when_it_comes_and_goes() -> None:
     broker.handle(PEER, encode(watch), 1.0, mono=100.0)
     named = Subscribe(2, "s1", EP, ("boiler.control",), Options(name="boiler"))
     came = broker.handle(PEER, encode(named), 1.0, mono=100.0)
-    assert meta_events(came, "watch") == [
-        ("$es.service.available", {"name": "boiler", "sid": "s1"})
-    ]
+    assert meta_events(came, "watch") == [("$es.service.available", {"name": "boiler", "id": S1})]
     renamed = Subscribe(3, "s1", EP, ("x",), Options(name="pump"))
     assert err(broker.handle(PEER, encode(renamed), 1.0, mono=100.0)) == "BAD_REQUEST"
     more = broker.handle(PEER, encode(Subscribe(4, "s1", EP, ("y",), Options())), 1.0, mono=100.0)
@@ -578,5 +580,5 @@ def test_a_named_service_is_announced_when_it_comes_and_goes() -> None:
     broker.handle(PEER, encode(Heartbeat(5, "watch")), 1.0, mono=109.0)
     gone = broker.sweep(111.0, now=2.0)  # it died without a word
     assert meta_events(gone, "watch") == [
-        ("$es.service.gone", {"name": "boiler", "sid": "s1", "reason": "silent"})
+        ("$es.service.gone", {"name": "boiler", "id": S1, "reason": "silent"})
     ]

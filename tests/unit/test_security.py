@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import zmq
 
-from clients.security import Keys, generate, keys_from, warn_if_exposed
+from clients.security import Keys, generate, handshake_failure, keys_from, warn_if_exposed
 
 
 def test_a_daemon_beyond_loopback_without_security_warns(caplog: pytest.LogCaptureFixture) -> None:
@@ -16,6 +17,10 @@ def test_a_daemon_beyond_loopback_without_security_warns(caplog: pytest.LogCaptu
     assert "without security" not in caplog.text
     warn_if_exposed("0.0.0.0", None, "event server")
     assert "event server listens on 0.0.0.0 without security" in caplog.text
+    assert "forge or replay events" in caplog.text
+    caplog.clear()
+    warn_if_exposed("0.0.0.0", None, "name server")
+    assert "register, replace or remove names" in caplog.text and "event" not in caplog.text
 
 
 def test_keys_never_show_the_secret() -> None:
@@ -52,3 +57,15 @@ def test_bad_combinations_are_refused(tmp_path: Path) -> None:
         keys_from(None, tmp_path / "missing", tmp_path / "missing")
     with pytest.raises(ValueError, match="empty"):
         Keys.from_passphrase("")
+
+
+def test_failed_handshakes_are_named_for_what_they_most_likely_were() -> None:
+    protocol = int(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+    crypto = int(zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+    assert handshake_failure(protocol, crypto).startswith("wrong key")
+    mismatch = int(zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+    assert handshake_failure(protocol, mismatch) == "security on one side only"
+    garbage = int(zmq.PROTOCOL_ERROR_ZMTP_UNEXPECTED_COMMAND)
+    assert handshake_failure(protocol, garbage).startswith("not a ZeroMQ handshake")
+    dropped = handshake_failure(int(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL), 110)
+    assert dropped.startswith("broken off") and "key" not in dropped

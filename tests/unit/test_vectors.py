@@ -98,6 +98,7 @@ def test_every_message_kind_has_a_vector() -> None:
         "ERR",
         "EV",
         "LOST",
+        "BYE",
     } | {
         "WHERE",
         "HERE",

@@ -167,9 +167,19 @@ export class Keeper extends EventEmitter {
     this._abort = new AbortController();
   }
 
-  /** Wait, unless the keeper closes first (no timer keeps the process alive after close). */
+  /** Wait, unless the keeper closes (no timer keeps the process alive after close) or is told
+   * the server is gone first. */
   _sleep(seconds) {
-    return delay(seconds * 1000, undefined, { signal: this._abort.signal }).catch(() => {});
+    this._nap = new AbortController();
+    const signal = AbortSignal.any([this._abort.signal, this._nap.signal]);
+    return delay(seconds * 1000, undefined, { signal }).catch(() => {});
+  }
+
+  /** The server said it is stopping (a BYE on the subscriber's inbox): look for a server now,
+   * without waiting for heartbeats to go unanswered. */
+  gone() {
+    this._toldGone = true;
+    this._nap?.abort();
   }
 
   async start() {
@@ -194,6 +204,13 @@ export class Keeper extends EventEmitter {
     while (!this._stopped) {
       await this._sleep(this.interval);
       if (this._stopped) return;
+      if (this._toldGone) {
+        this._toldGone = false;
+        this._set("down");
+        await this._reconnect();
+        lastOk = Date.now();
+        continue;
+      }
       let intact;
       try {
         intact = await this.probe(this._pulse);

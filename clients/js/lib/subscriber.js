@@ -21,7 +21,7 @@ import { resolveEsUri } from "./naming.js";
 import { decodePayload } from "./payload.js";
 import { HEARTBEAT, LIVENESS, subjectList } from "./publisher.js";
 import { asServer, chooseKeys, releaseServer } from "./security.js";
-import { decodeDelivery, encodeRequest } from "./wire.js";
+import { decodeDelivery, encodeRequest, publicId } from "./wire.js";
 
 const ACK_EVERY = 256;
 const ACK_SECONDS = 1;
@@ -170,6 +170,11 @@ export class Subscriber extends EventEmitter {
     return body;
   }
 
+  /** The public id the server lists this subscriber by (the sid is its secret; SPEC 7.1). */
+  get id() {
+    return publicId(this.sid);
+  }
+
   /** Subscribe to one subject or several (exact, any case); resolves to the subscription count. */
   async subscribe(subjects) {
     const list = subjectList(subjects);
@@ -221,25 +226,39 @@ export class Subscriber extends EventEmitter {
 
   async _probe(control, heartbeat) {
     const body = await control.request((rid) => ({ type: "HEARTBEAT", rid, sid: this.sid }), heartbeat);
-    return body.known || (!this.subjects.size && !this.patterns.size);
+    if (!this.subjects.size && !this.patterns.size) return true;
+    // Known with another inbox: someone subscribed with our sid elsewhere; take it back.
+    const replaced = typeof body.endpoint === "string" && body.endpoint !== this.endpoint;
+    return Boolean(body.known) && !replaced;
   }
 
   async _replay(control) {
     const options = this.options;
     if (this.subjects.size) {
       const subjects = [...this.subjects];
-      await control.request((rid) => ({ type: "SUB", rid, sid: this.sid, endpoint: this.endpoint, subjects, options }));
+      this._learn(
+        await control.request((rid) => ({
+          type: "SUB",
+          rid,
+          sid: this.sid,
+          endpoint: this.endpoint,
+          subjects,
+          options,
+        })),
+      );
     }
     if (this.patterns.size) {
       const patterns = [...this.patterns];
-      await control.request((rid) => ({
-        type: "SUBMATCH",
-        rid,
-        sid: this.sid,
-        endpoint: this.endpoint,
-        patterns,
-        options,
-      }));
+      this._learn(
+        await control.request((rid) => ({
+          type: "SUBMATCH",
+          rid,
+          sid: this.sid,
+          endpoint: this.endpoint,
+          patterns,
+          options,
+        })),
+      );
     }
     this._resumed = true;
   }
@@ -260,6 +279,10 @@ export class Subscriber extends EventEmitter {
         continue;
       }
       this._server = server;
+      if (delivery.type === "BYE") {
+        this._keeper.gone(); // find the server again now, not after its silence
+        continue;
+      }
       if (delivery.type === "LOST") {
         this._notice(delivery);
         continue;

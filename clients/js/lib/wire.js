@@ -10,6 +10,7 @@
 // so a number like 30.0 is written as the integer 30 (decoders must accept integers for times and
 // seconds).
 
+import { createHash } from "node:crypto";
 import { decode as mpDecode, encode as mpEncode, ExtData } from "@msgpack/msgpack";
 import { ErrorCode, ProtocolError } from "./errors.js";
 
@@ -133,11 +134,13 @@ export function decodeReply(frames) {
 
 /**
  * What a subscriber's ROUTER receives (without the routing-id frame): an event batch
- * {type: "EV", sid, stream, lost, events} or a loss notice {type: "LOST", sid, stream, lost, seq}.
+ * {type: "EV", sid, stream, lost, events}, a loss notice {type: "LOST", sid, stream, lost, seq}, or a
+ * goodbye {type: "BYE", sid, stream} from a server that is stopping.
  */
 export function decodeDelivery(frames) {
   const h = header(frames);
   if (h[1] === "LOST") return decodeLoss(h, frames);
+  if (h[1] === "BYE") return decodeBye(h, frames);
   if (h[1] !== "EV") throw fail(ErrorCode.UNKNOWN_COMMAND, `unknown delivery ${String(h[1]).slice(0, 40)}`);
   const inline = h.length === 7;
   if (!inline) fields(h, 6);
@@ -181,6 +184,13 @@ function decodeLoss(h, frames) {
   return { type: "LOST", sid, stream, lost, seq };
 }
 
+// The server is stopping (SPEC section 5.2): nothing more comes on this stream.
+function decodeBye(h, frames) {
+  if (frames.length !== 1) throw fail(ErrorCode.BAD_REQUEST, "a goodbye is a single header frame");
+  fields(h, 4);
+  return { type: "BYE", sid: text(h[2], "sid"), stream: uint(h[3], "stream") };
+}
+
 // Payloads inside the header (small ones, SPEC section 5): an array of bin, and no more frames.
 function inlinePayloads(value, frames, count) {
   if (frames.length !== 1) throw fail(ErrorCode.BAD_REQUEST, "EV with inline payloads takes only a header");
@@ -219,7 +229,7 @@ const ENCODERS = {
   HEARTBEAT: (m) => [m.sid],
   SUBJECTS: (m) => [m.pattern ? { pattern: m.pattern } : {}],
   NUMSUB: (m) => [m.subjects],
-  SUBSCRIBERS: (m) => [m.sid ? { sid: m.sid } : {}],
+  SUBSCRIBERS: (m) => [m.id ? { id: m.id } : {}],
 };
 
 const NS_ENCODERS = {
@@ -247,6 +257,11 @@ const NS_ENCODERS = {
 };
 
 /** The frames of a request to the event server. */
+/** A subscriber's public id (SPEC 7.1): the first 16 hex digits of the SHA-256 of its sid. */
+export function publicId(sid) {
+  return createHash("sha256").update(sid, "utf8").digest("hex").slice(0, 16);
+}
+
 export function encodeRequest(m) {
   if (m.type === "PUB") {
     const items = m.items.map((item) => {

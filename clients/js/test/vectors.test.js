@@ -9,7 +9,15 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { decode } from "@msgpack/msgpack";
 import { ProtocolError } from "../lib/errors.js";
-import { decodeDelivery, decodeHere, decodeReply, encodeNsRequest, encodeRequest, encodeWhere } from "../lib/wire.js";
+import {
+  decodeDelivery,
+  decodeHere,
+  decodeReply,
+  encodeNsRequest,
+  encodeRequest,
+  encodeWhere,
+  publicId,
+} from "../lib/wire.js";
 
 const vectors = JSON.parse(readFileSync(new URL("../../wire/vectors.json", import.meta.url), "utf8"));
 const frames = (vector) => vector.frames.map((hex) => Buffer.from(hex, "hex"));
@@ -67,4 +75,8 @@ for (const vector of vectors.invalid) {
 test("every kind a client decodes or encodes has vectors here", () => {
   const kinds = new Set(vectors.valid.map((v) => v.kind));
   for (const kind of [...Object.keys(DECODERS), ...Object.keys(ENCODERS)]) assert.ok(kinds.has(kind), kind);
+});
+
+test("a subscriber's public id is the start of the SHA-256 of its sid (SPEC 7.1)", () => {
+  assert.equal(publicId("5f0c1e2d3b4a69788796a5b4c3d2e1f4"), "d94c18ae3ea6e52c");
 });
