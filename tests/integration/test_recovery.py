@@ -132,6 +132,24 @@ def test_clients_follow_the_event_server_to_another_port_through_the_name_server
     assert Status.DOWN in statuses and statuses[-1] is Status.CLOSED
 
 
+@pytest.mark.parametrize("where", ["its port", "another port"])
+def test_at_the_defaults_clients_follow_a_killed_server(
+    start_es: Start, start_ns: Start, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    # The siblings of the two tests above with the settings users get: the README quotes them.
+    ns = start_ns()
+    first = start_es("--ns", ns.endpoint, naming=True)
+    monkeypatch.setenv("NS_ADDRESS", ns.endpoint)
+    with Subscriber() as sub, Publisher(timeout=2 * WAIT) as pub:
+
+        def restart(dead: Daemon) -> Daemon:
+            port = ("-p", str(dead.port)) if where == "its port" else ()
+            return start_es("--ns", ns.endpoint, *port, naming=True)
+
+        back = survive(restart, first, sub, pub)
+    assert back < WAIT
+
+
 def test_clients_and_the_event_server_ride_out_a_name_server_restart(
     start_es: Start, start_ns: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
