@@ -578,9 +578,12 @@ def bench(
         typer.Option("--es", help="Measure this event server [default: start a private one]."),
     ] = None,
     only: Annotated[
-        str,
-        typer.Option(help="Workloads, comma-separated: throughput, latency, matching, many, slow."),
-    ] = "throughput,latency,matching,many,slow",
+        str | None,
+        typer.Option(
+            help="Workloads, comma-separated: throughput, latency, matching, many, slow, "
+            "hostile [default: all; hostile only when named if --es is given]."
+        ),
+    ] = None,
     quick: Annotated[
         bool, typer.Option(help="Tiny workloads: a smoke test, not a measure.")
     ] = False,
@@ -592,16 +595,20 @@ def bench(
     ] = None,
     ident: Ident = None,
 ) -> None:
-    """Measure throughput, latency, matching, many subscribers and a slow consumer.
+    """Measure throughput, latency, matching, many subscribers, a slow consumer, and ordinary
+    clients' latency beside a hostile one.
 
     Plain pyzmq PUB/SUB on the same machine is measured beside it. Publishers and subscribers
     run on this machine; without --es, so do a private name server and event server."""
-    from es.bench import BenchError, Settings, run_bench
+    from es.bench import WORKLOADS, BenchError, Settings, run_bench
 
     if ident:
         os.environ["ES_IDENT"] = ident  # the role processes read it, and `ps` does not show it
     settings = Settings.quick() if quick else Settings()
-    names = [n.strip() for n in only.split(",") if n.strip()]
+    if only is None:  # a hostile client is sent to someone else's server only when asked for
+        names = [n for n in WORKLOADS if es is None or n != "hostile"]
+    else:
+        names = [n.strip() for n in only.split(",") if n.strip()]
     try:
         run_bench(names, settings, es, results, summary)
     except ValueError as exc:

@@ -47,6 +47,16 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "delivered_fraction",
         "cpu_server",
     ),
+    "hostile": (
+        "attack",
+        "delivered_fraction",
+        "p50_us",
+        "p90_us",
+        "p99_us",
+        "max_us",
+        "attack_requests",
+        "cpu_server",
+    ),
     "slow": (
         "mode",
         "fast_rate_each",

@@ -319,7 +319,14 @@ def ref_relay(args: dict[str, Any]) -> None:
     os._exit(0)  # the proxy thread owns the sockets and never returns: leave without them
 
 
+def _hostile(args: dict[str, Any]) -> None:
+    from es.bench.hostile import hostile
+
+    hostile(args)
+
+
 ROLES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "hostile": _hostile,
     "sub": our_sub,
     "pub": our_pub,
     "refpub": ref_pub,

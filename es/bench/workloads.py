@@ -37,6 +37,7 @@ class Settings:
     many_processes: int = 4
     many_events: int = 100
     slow_seconds: float = 5.0
+    hostile_seconds: float = 60.0
     size: int = 100
 
     @classmethod
@@ -54,6 +55,7 @@ class Settings:
             many_processes=2,
             many_events=20,
             slow_seconds=1.0,
+            hostile_seconds=1.0,
         )
 
 
@@ -305,6 +307,39 @@ def slow(target: Target, settings: Settings, progress: Callable[[str], None]) ->
     return rows
 
 
+def hostile(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
+    """An ordinary publisher (paced at 1,000 events/s) and subscriber, their latency measured as
+    in `latency`, without and then with a hostile client beside them (es.bench.hostile) that
+    sends the most expensive requests it can for as long."""
+    rows: list[Row] = []
+    rate, seconds = 1000, settings.hostile_seconds
+    pub_args = {
+        "count": int(rate * seconds),
+        "rate": rate,
+        "seconds": seconds + 5,
+        "size": settings.size,
+        "latency": True,
+    }
+    for attack in ("off", "on"):
+        progress(f"hostile client {attack}: {seconds:g} s")
+        attackers = [("hostile", {"es": target.endpoint, "seconds": seconds})]
+        with (
+            roles(_our_sub(target, subjects=["bench.data"], latency=True)) as subs,
+            roles(*(attackers if attack == "on" else [])) as started,
+            roles(_our_pub(target, **pub_args)) as (pub,),
+        ):
+            for role in started:
+                role.say("go")
+            row = _run(target, pub, subs, float(pub_args["seconds"]))
+            done = [role.line(seconds + 120) for role in started]
+        row["attack"] = attack
+        if done:
+            row["attack_requests"] = sum(done[0]["sent"].values())
+            row["attack_answers"] = done[0]["codes"]
+        rows.append({"workload": "hostile", "impl": "ours", **row})
+    return rows
+
+
 def _sample(target: Target, samples: list[int], done: threading.Event) -> None:
     while not done.is_set():
         rss = target.rss()
@@ -320,4 +355,5 @@ WORKLOADS: dict[str, Callable[[Target, Settings, Callable[[str], None]], list[Ro
     "matching": matching,
     "many": many,
     "slow": slow,
+    "hostile": hostile,
 }

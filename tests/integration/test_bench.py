@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.integration.conftest import es_command
 from tests.integration.helpers import run
 
-WORKLOADS = {"throughput", "latency", "matching", "many", "slow"}
+WORKLOADS = {"throughput", "latency", "matching", "many", "slow", "hostile"}
 
 
 def test_a_quick_run_measures_every_workload_and_appends_its_results(tmp_path: Path) -> None:
@@ -30,7 +30,10 @@ def test_a_quick_run_measures_every_workload_and_appends_its_results(tmp_path: P
         ("throughput", "reference"),
         ("latency", "reference"),
     }
-    assert all(r["p99_us"] > 0 for r in rows if r["workload"] == "latency")
+    assert all(r["p99_us"] > 0 for r in rows if r["workload"] in ("latency", "hostile"))
+    attacked = [r for r in rows if r["workload"] == "hostile" and r["attack"] == "on"]
+    assert attacked and attacked[0]["attack_requests"] > 0
+    assert all(r["delivered_fraction"] == 1.0 for r in rows if r["workload"] == "hostile")
     text = summary.read_text()
     assert text.startswith("# kept\n")  # appended, never rewritten
     assert all(f"**{name}**" in text for name in WORKLOADS)
