@@ -302,3 +302,21 @@ def test_retained_events_across_languages(
     js = js_subscriber("--es", es.endpoint, f"{topic}.py")
     (got,) = js.events(1)
     assert (got["msg"], got["retained"]) == ("from python", True)
+
+
+def test_a_js_subscriber_moves_on_when_the_server_says_goodbye(
+    start_es: Start, js_subscriber: Callable[..., JsSubscriber]
+) -> None:
+    """A graceful stop sends BYE: with heartbeats far too slow to notice, the JS subscriber is
+    down at once, and back with the server restarted on its port."""
+    first = start_es()
+    topic = subject()
+    sub = js_subscriber("--es", first.endpoint, "--emitter", "--slow", "--status", topic)
+    assert first.stop() == 0
+    assert sub.line() == {"status": "down"}
+    again = start_es("-p", str(first.port))
+    assert sub.line() == {"status": "connected"}
+    with Publisher(again.endpoint) as pub:
+        wait_until(lambda: pub.publish(topic, "after", confirm=True) == 1, WAIT, "resubscription")
+    assert sub.line() == {"gap": None}
+    assert sub.line()["msg"] == "after"

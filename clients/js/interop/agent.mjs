@@ -8,7 +8,9 @@
 //       Losses the server tells with no event after them print {"gap": lost} lines.
 //       --emitter: events through sub.on("event") and sub.on("gap") (a {"gap": lost} line each)
 //       instead of the async iterator; --fast: heartbeats every 0.3 s, server gone after 1.5 s;
-//       --leave-after-first: unsubscribe everything after the first event ({"left": count})
+//       --slow: heartbeats every 30 s, gone after 300 s; --status: a {"status": S} line each
+//       time the link changes; --leave-after-first: unsubscribe everything after the first
+//       event ({"left": count})
 //   node agent.mjs pub [--es URI] [--ident X] [--confirm] [--retain] SUBJECTS JSON...
 //       SUBJECTS comma-separated; publishes each JSON value, in order; prints {"receivers": [...]}
 //
@@ -46,6 +48,8 @@ function parse(argv) {
     else if (arg === "--retain") options.retain = true;
     else if (arg === "--emitter") options.emitter = true;
     else if (arg === "--fast") options.fast = true;
+    else if (arg === "--slow") options.slow = true;
+    else if (arg === "--status") options.status = true;
     else if (arg === "--leave-after-first") options.leave = true;
     else if (arg === "--policy") options.policy = argv[++i];
     else if (arg === "--queue") options.queueSize = Number(argv[++i]);
@@ -57,9 +61,10 @@ function parse(argv) {
 const print = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
 async function subscribe(o) {
-  const timing = o.fast ? { heartbeat: 0.3, liveness: 1.5 } : {};
+  const timing = o.fast ? { heartbeat: 0.3, liveness: 1.5 } : o.slow ? { heartbeat: 30, liveness: 300 } : {};
   const queue = { policy: o.policy, queueSize: o.queueSize };
   const sub = await Subscriber.connect({ esUri: o.esUri, ident: o.ident, ...timing, ...queue });
+  if (o.status) sub.on("status", (status) => print({ status }));
   try {
     if (o.rest.length) await sub.subscribe(o.rest);
     if (o.match.length) await sub.subscribeMatch(o.match);
