@@ -26,6 +26,7 @@ from clients.errors import (
 from clients.patterns import Pattern, compile_pattern, fold
 from clients.wire import (
     Ack,
+    Counts,
     Err,
     Heartbeat,
     ListSubjects,
@@ -98,6 +99,10 @@ class Broker(Publishing):
             "max_subject_bytes": lim.max_subject_bytes,
         }
         self._rate = RateLimiter(lim.max_request_rate)
+        # Arrays longer than these are refused before their elements are decoded (SPEC 9).
+        self._counts = Counts(
+            lim.max_items_per_publish, lim.max_subscriptions, lim.max_subjects_per_item
+        )
         self._wall = now  # the wall clock at the last request: the time of meta-events
         self._publishers: OrderedDict[bytes, None] = OrderedDict()
         self._subjects: OrderedDict[str, list[Any]] = OrderedDict()  # folded -> [as sent, n, last]
@@ -120,7 +125,7 @@ class Broker(Publishing):
         self._mono = now if mono is None else mono
         self._wall = now
         try:
-            request = decode_request(frames)
+            request = decode_request(frames, self._counts)
         except RemoteProtocolError as exc:
             self._rate.allow(peer, self._mono)  # garbage costs its sender too
             if peek_command(frames) == "ACK":

@@ -18,6 +18,7 @@ from clients.wire.codec import (
     encode_loss,
     peek_command,
 )
+from clients.wire.counts import Counts
 from clients.wire.messages import (
     MAX_INT,
     VERSION,
@@ -55,6 +56,7 @@ __all__ = [
     "PUB_ITEMS_ACCEPTED",
     "VERSION",
     "Ack",
+    "Counts",
     "Delivery",
     "Err",
     "EventItem",
