@@ -44,6 +44,7 @@ from clients.wire import (
     decode_request,
     encode,
     peek_command,
+    peek_rid,
 )
 from es import __version__, meta
 from es.actions import (
@@ -64,7 +65,7 @@ from es.health import Health, verdict
 from es.index import SubscriptionIndex
 from es.lane import Lane, Totals
 from es.publishing import Publishing
-from es.ratelimit import RateLimiter
+from es.ratelimit import RateLimiter, bill, compiling
 from es.retained import Retained, RetainedStore
 from es.state import SubscriberState, new_stream
 from es.storage import StoredEvent, StoredSubscriber
@@ -99,10 +100,8 @@ class Broker(Publishing):
             "max_subject_bytes": lim.max_subject_bytes,
         }
         self._rate = RateLimiter(lim.max_request_rate)
-        # Arrays longer than these are refused before their elements are decoded (SPEC 9).
-        self._counts = Counts(
-            lim.max_items_per_publish, lim.max_subscriptions, lim.max_subjects_per_item
-        )
+        per_item = lim.max_subjects_per_item  # arrays over these are refused unread (SPEC 9)
+        self._counts = Counts(lim.max_items_per_publish, lim.max_subscriptions, per_item)
         self._wall = now  # the wall clock at the last request: the time of meta-events
         self._publishers: OrderedDict[bytes, None] = OrderedDict()
         self._subjects: OrderedDict[str, list[Any]] = OrderedDict()  # folded -> [as sent, n, last]
@@ -124,23 +123,28 @@ class Broker(Publishing):
         """
         self._mono = now if mono is None else mono
         self._wall = now
+        if not self._rate.allow(peer, self._mono):  # refused unread: it costs what a PING does
+            self.rate_limited += 1
+            if peek_command(frames) == "ACK":
+                return []  # ACK is never answered, not even to refuse it
+            rate = self.config.limits.max_request_rate
+            message = f"over {rate:g} requests a second (units of work, SPEC 9)"
+            return [self.error(peer, peek_rid(frames), ErrorCode.LIMIT_EXCEEDED, message)]
         try:
             request = decode_request(frames, self._counts)
         except RemoteProtocolError as exc:
-            self._rate.allow(peer, self._mono)  # garbage costs its sender too
+            self._rate.charge(peer, bill(frames, None) - 1, self._mono)  # garbage costs too
             if peek_command(frames) == "ACK":
                 return []  # ACK is never answered, not even when malformed (SPEC 3)
             return [self.error(peer, exc.rid, exc.code, exc.message)]
-        if not self._rate.allow(peer, self._mono):
-            self.rate_limited += 1
-            if isinstance(request, Ack):
-                return []  # ACK is never answered, not even to refuse it
-            message = f"over {self.config.limits.max_request_rate:g} requests a second"
-            return [self.error(peer, request.rid, ErrorCode.LIMIT_EXCEEDED, message)]
         try:
-            return self._dispatch(peer, request, now)
+            actions = self._dispatch(peer, request, now)
         except RequestError as exc:
-            return [self.error(peer, request.rid, exc.code, exc.message)]
+            actions = [self.error(peer, request.rid, exc.code, exc.message)]
+        compiled, seen = self.index.take_compiled(), len(self._subjects)
+        cost = bill(frames, request, compiled, seen, len(self._subscribers))
+        self._rate.charge(peer, cost - 1, self._mono)
+        return actions
 
     def error(self, peer: bytes, rid: int, code: str, message: str) -> Reply:
         """An ERR reply to `peer` for request `rid`."""
@@ -270,8 +274,9 @@ class Broker(Publishing):
                 names = [check_subject(s, self.config.limits) for s in subjects]
                 return self._subscribe(peer, rid, sid, endpoint, options, now, subjects=names)
             case SubscribeMatch(rid, sid, endpoint, patterns, options):
+                room = self._rate.headroom(peer, self._mono)  # at most a burst of debt (SPEC 9)
                 limit = self.config.limits.max_pattern_bytes
-                compiled = [(p, compile_pattern(p, limit)) for p in patterns]
+                compiled = self.index.compile(patterns, limit, lambda c: compiling(c) <= room)
                 return self._subscribe(peer, rid, sid, endpoint, options, now, patterns=compiled)
             case Unsubscribe(rid, sid, names):
                 return self._unsubscribe(peer, rid, sid, list(names))

@@ -19,12 +19,17 @@ Invariants:
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from clients.patterns import Pattern, PatternSet, compile_set, fold
-from es.patternsets import Build, PatternSets
+from clients.errors import BadPattern, ErrorCode, LimitExceeded
+from clients.patterns import Pattern, PatternSet, compile_pattern, compile_set, fold
+from es.patternsets import Build, Compiled, PatternSets
 
-__all__ = ["SubscriptionIndex", "Subscriptions"]
+__all__ = ["Afford", "SubscriptionIndex", "Subscriptions"]
+
+Afford = Callable[[Compiled], bool]
+"""Whether a request may go on compiling, having compiled so much."""
 
 
 @dataclass
@@ -50,6 +55,7 @@ class SubscriptionIndex:
         self._cache_size = cache_size
         self.cache_hits = 0
         self.cache_misses = 0
+        self._compiled = Compiled()
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -73,6 +79,37 @@ class SubscriptionIndex:
     def pattern(self, text: str) -> Pattern | None:
         """The compiled form of `text`, if someone subscribed to it."""
         return self._sets.get(text)
+
+    def compile(
+        self, texts: Iterable[str], max_bytes: int, afford: Afford | None = None
+    ) -> list[tuple[str, Pattern]]:
+        """Each pattern compiled, or BadPattern for the first RE2 refuses. A pattern held already
+        is not compiled again, nor one given twice. What this compiles is counted, for a bill;
+        once `afford` says the count is too dear, LimitExceeded (nothing was added)."""
+        known: dict[str, Pattern] = {}
+        pairs = []
+        for text in texts:
+            compiled = known.get(text) or self._sets.get(text)
+            if compiled is None:
+                try:
+                    compiled = compile_pattern(text, max_bytes)
+                except BadPattern:
+                    self._compiled.refused += 1
+                    raise
+                self._compiled.patterns += 1
+                self._compiled.instructions += compiled.programsize
+                if afford is not None and not afford(self._compiled):
+                    raise LimitExceeded(
+                        ErrorCode.LIMIT_EXCEEDED, "compiling these patterns costs over the budget"
+                    )
+            known[text] = compiled
+            pairs.append((text, compiled))
+        return pairs
+
+    def take_compiled(self) -> Compiled:
+        """What `compile` compiled since this was last asked."""
+        done, self._compiled = self._compiled, Compiled()
+        return done
 
     @property
     def sets(self) -> PatternSets:

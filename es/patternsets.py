@@ -28,13 +28,23 @@ from dataclasses import dataclass
 
 from clients.patterns import Pattern, PatternSet, compile_set
 
-__all__ = ["CAP", "PatternSets"]
+__all__ = ["CAP", "Compiled", "PatternSets"]
 
 CAP = 1 << 16
 """Heaviest set built, in RE2 instructions: building one takes about 25 ms (0.4 us an instruction
 measured), and 10,000 simple patterns (about 21 instructions each) fit in four."""
 
 Build = Callable[[list[str]], PatternSet | None]
+
+
+@dataclass
+class Compiled:
+    """Compiling done for a request: patterns compiled, their RE2 instructions in all, and the
+    patterns RE2 refused (finding that out may take as long as RE2's memory budget allows)."""
+
+    patterns: int = 0
+    instructions: int = 0
+    refused: int = 0
 
 
 def weight(pattern: Pattern) -> int:

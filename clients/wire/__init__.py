@@ -18,7 +18,7 @@ from clients.wire.codec import (
     encode_loss,
     peek_command,
 )
-from clients.wire.counts import Counts
+from clients.wire.counts import Counts, peek_rid
 from clients.wire.messages import (
     MAX_INT,
     VERSION,
@@ -85,4 +85,5 @@ __all__ = [
     "encode_delivery",
     "encode_loss",
     "peek_command",
+    "peek_rid",
 ]

@@ -19,7 +19,7 @@ import msgpack
 
 from clients.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from clients.wire import fields
-from clients.wire.counts import Counts, check_counts
+from clients.wire.counts import Counts, check_counts, collector_paused
 from clients.wire.fields import POLICIES
 from clients.wire.messages import (
     MAX_INT,
@@ -196,13 +196,14 @@ _REQUESTS: dict[str, tuple[Callable[..., Any], tuple[tuple[str, fields.Reader], 
 def decode_request(frames: Sequence[bytes], counts: Counts | None = None) -> Request:
     """Decode a request as the event server's ROUTER sees it, without the routing-id frame. With
     a server's `counts`, an array over them is refused before its elements are read (SPEC 9)."""
-    header = _header(frames, counts)
-    if header[1] == "PUB":
+    with collector_paused():
+        header = _header(frames, counts)
+        if header[1] != "PUB":
+            request: Request = decode_command(header, frames, _REQUESTS)
+            return request
         per_item = None if counts is None else counts.subjects_per_item
         publish: Publish = _with_rid(header, lambda: _decode_publish(header, frames, per_item))
-        return publish
-    request: Request = decode_command(header, frames, _REQUESTS)
-    return request
+    return publish
 
 
 Table = dict[str, tuple[Callable[..., Any], tuple[tuple[str, fields.Reader], ...]]]
