@@ -2,16 +2,18 @@
 
 A request costs 1 unit, plus shares for the work it makes (`bill`): its events, frames and header
 bytes, the subjects, patterns or names it lists, the patterns compiled for it, the entries a
-listing scans. The shares follow what each takes, measured on the CI machine (2 cores) with a
-unit as dear as a PING (about 15 us): so a connection's budget of units a second is a budget of
-server time, and a request that makes much work is billed for it, not counted once.
+listing scans. A unit is what a PING costs (11 to 19 us of CPU on the 2-core CI machine, quiet to
+busy), and each share is a unit over what its work was measured to cost there, so a connection's
+budget of units a second is a budget of server time (SPEC 9 derives the bound from it): a
+request that makes much work is billed for it, not counted once.
 
-The one exception is publishing: an event is billed less than it costs (a thirty-second of a unit,
-for about 2.5 us), so that a publisher in a tight loop is never refused: its events are the
-server's job.
+The one exception is publishing: an event is billed less than it costs (a thirty-second of a
+unit, for 2.5 us or more), so that a publisher in a tight loop is never refused: its events are
+the server's job.
 
 A connection is served while its bucket holds a unit; the rest of a request's bill is taken once
 it has been handled, and may leave the bucket below zero: a debt its next requests wait out.
+`headroom` says how far: one burst below zero at most.
 
 Pure: time is a monotonic reading passed in. Memory is bounded by the peers seen recently: a
 bucket that has refilled completely says nothing a new one would not, so `prune` drops it.
@@ -37,12 +39,13 @@ from es.patternsets import Compiled
 
 __all__ = ["RateLimiter", "bill", "compiling"]
 
-# Each share is a unit (a PING: ~14 us of CPU) over what its work was measured to cost.
-EVENT = 1 / 32  # an event of a PUB: ~3 us (to no subscriber); under-billed on purpose, see above
+# Each share is a unit (a PING) over what its work was measured to cost, quiet to busy.
+EVENT = 1 / 32  # an event of a PUB: 2.5-4 us (to no subscriber); under-billed on purpose, above
 FRAME = 1 / 8  # a frame after the first two: ~1.5 us to receive, before the broker sees it
 HEADER_BYTE = 1 / 16384  # decoding a header that decodes: its elements are billed besides
 FREE_BYTES = 4096  # header bytes any request may take for its 1 unit: a plain request costs 1
-GARBAGE_BYTE = 1 / 128  # a header that does not decode: 680 KB of nested arrays take ~66 ms
+GARBAGE_BYTE = 1 / 128  # a header that does not decode (680 KB of nested arrays: ~66 ms), or
+# is refused for its counts (cheap to refuse, but no client of good faith sends one)
 NAME = 1 / 12  # a subject, pattern or name a SUB, SUBMATCH, UNSUB or NUMSUB lists: ~1.2 us
 COMPILE = 2.0  # compiling a pattern not held: ~30 us
 INSTRUCTION = 1 / 32  # an instruction of its RE2 program: ~0.4 us, built into O(log n) sets

@@ -19,7 +19,7 @@ import msgpack
 
 from clients.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from clients.wire import fields
-from clients.wire.counts import Counts, check_counts, collector_paused
+from clients.wire.counts import PEEK_BYTES, Counts, check_counts, collector_paused
 from clients.wire.fields import POLICIES
 from clients.wire.messages import (
     MAX_INT,
@@ -138,8 +138,8 @@ def peek_command(frames: Sequence[bytes]) -> str | None:
     head = frames[0]
     if head[:1] in _SHORT_ARRAYS and head[1:6] == _PUB:  # the usual PUB, without an Unpacker
         return "PUB"
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=MAX_HEADER_BYTES)
-    unpacker.feed(frames[0])
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True)
+    unpacker.feed(head[:PEEK_BYTES])  # not a copy of a whole large header: a command is short
     try:
         if unpacker.read_array_header() < 2:
             return None

@@ -30,7 +30,10 @@ from clients.errors import ErrorCode, RemoteProtocolError
 from clients.wire import fields
 from clients.wire.messages import MAX_INT, VERSION
 
-__all__ = ["Counts", "check_counts", "collector_paused", "peek_rid"]
+__all__ = ["PEEK_BYTES", "Counts", "check_counts", "collector_paused", "peek_rid"]
+
+PEEK_BYTES = 256
+"""What is read of a header to peek at its command and rid: any command and rid fit in it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +109,8 @@ def peek_rid(frames: Sequence[bytes]) -> int:
     the request is refused unread (SPEC 4); 0 where it cannot be read. Never raises."""
     if not frames:
         return 0
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=len(frames[0]))
-    unpacker.feed(frames[0])
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True)
+    unpacker.feed(frames[0][:PEEK_BYTES])
     try:
         if unpacker.read_array_header() < 3:
             return 0

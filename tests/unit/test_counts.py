@@ -24,6 +24,7 @@ from clients.wire import (
     Unsubscribe,
     decode_request,
     encode,
+    peek_rid,
 )
 
 COUNTS = Counts(items=1000, subscriptions=10_000, subjects_per_item=100)
@@ -146,3 +147,11 @@ def test_with_counts_a_request_decodes_as_without_or_is_refused_for_its_count(
         bounded = exc.code
     if bounded != plain:
         assert bounded == ErrorCode.LIMIT_EXCEEDED
+
+
+def test_peek_rid_reads_the_rid_of_a_request_refused_unread() -> None:
+    assert peek_rid(encode(Unsubscribe(77, "sid", tuple(["x"] * 50_000)))) == 77
+    assert peek_rid([packed([1, "PING", 5])]) == 5
+    for frames in ([], [b""], [b"\xc1"], [packed([1, "PING"])], [packed([1, "PING", -3])]):
+        assert peek_rid(frames) == 0
+    assert peek_rid([packed([1, "PING", 2**53])]) == 0
