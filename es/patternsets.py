@@ -16,7 +16,8 @@ each an RE2 set of some of them, arranged like a binomial heap (the "logarithmic
   once the tombstones weigh as much as the live patterns (each removal pays for its own share).
 - A set RE2 cannot build (over its memory budget) is split in halves, each built on its own, and
   the cap is lowered below what failed, so it is not tried again. Only a single pattern that RE2
-  refuses as a set is tried on its own: the one-by-one path covers single patterns, never many.
+  refuses as a set is tried on its own (and never merged again): the one-by-one path covers
+  single patterns, never many.
 
 Pure: no clock and no I/O; `build` (RE2's set compiler by default) can be replaced for tests.
 """
@@ -156,7 +157,9 @@ class PatternSets:
             while True:
                 level = heavy.bit_length()
                 lighter = [
-                    s for s in self._segments if s.level <= level and heavy + s.live <= self.cap
+                    s
+                    for s in self._segments
+                    if s.level <= level and heavy + s.live <= self.cap and s.matcher is not None
                 ]
                 if not lighter:
                     break
