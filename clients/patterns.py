@@ -20,8 +20,9 @@ __all__ = ["Pattern", "PatternSet", "compile_pattern", "compile_set", "fold"]
 # RE2 compiles into a bounded program; 2 MiB admits any sane pattern and refuses exploding
 # repetitions such as (a{1000}){1000} with a clear error instead of eating memory.
 _MAX_PATTERN_MEMORY = 2 << 20
-# All of a server's patterns in one set: 10,000 simple ones take about 8 MiB. Past this bound the
-# set is not built and patterns are tried one by one (slower, never wrong).
+# One set of patterns: 10,000 simple ones take about 8 MiB, and the server builds none of more
+# than 65,536 instructions (es.patternsets), far below. Past this bound the set is not built (the
+# server then builds halves instead).
 _MAX_SET_MEMORY = 64 << 20
 
 
@@ -30,6 +31,11 @@ class Pattern(Protocol):
 
     def match(self, text: str) -> object:
         """Truthy when the pattern matches at the start of `text`."""
+        ...
+
+    @property
+    def programsize(self) -> int:
+        """RE2's size of its program: compiling it, alone or in a set, costs time in proportion."""
         ...
 
 

@@ -27,6 +27,7 @@ from clients.patterns import Pattern, compile_pattern, fold
 from clients.wire import (
     Ack,
     Bye,
+    Counts,
     Err,
     Heartbeat,
     ListSubjects,
@@ -44,6 +45,7 @@ from clients.wire import (
     decode_request,
     encode,
     peek_command,
+    peek_rid,
     public_id,
 )
 from es import __version__, meta
@@ -62,8 +64,9 @@ from es.config import ServerConfig
 from es.health import Health, verdict
 from es.index import SubscriptionIndex
 from es.lane import Lane, Totals
+from es.patternsets import PatternSets
 from es.publishing import Publishing
-from es.ratelimit import RateLimiter
+from es.ratelimit import RateLimiter, bill, compiling
 from es.retained import Retained, RetainedStore
 from es.state import SubscriberState, new_stream
 from es.storage import MemoryStorage, Storage, StoredEvent, StoredSubscriber
@@ -89,6 +92,7 @@ class Broker(Publishing):
         self.config = config
         self.store: Storage = store if store is not None else MemoryStorage()
         self._caller: str | None = None  # the client key of the request being handled
+        self._scanned = 0  # retained events the request being handled matched patterns against
         self.storage_errors = 0
         self.index = SubscriptionIndex(config.cache_size)
         self._subscribers: dict[str, SubscriberState] = {}
@@ -108,6 +112,8 @@ class Broker(Publishing):
         # Subscribers allowed: max_subscribers, or fewer when the shell finds the process cannot
         # hold that many (es.capacity).
         self.room = lim.max_subscribers
+        per_item = lim.max_subjects_per_item  # arrays over these are refused unread (SPEC 9)
+        self._counts = Counts(lim.max_items_per_publish, lim.max_subscriptions, per_item)
         self._wall = now  # the wall clock at the last request: the time of meta-events
         self._publishers: OrderedDict[bytes, None] = OrderedDict()
         self._subjects: OrderedDict[str, list[Any]] = OrderedDict()  # folded -> [as sent, n, last]
@@ -136,23 +142,29 @@ class Broker(Publishing):
         self._mono = now if mono is None else mono
         self._wall = now
         self._caller = owner
+        if not self._rate.allow(peer, self._mono):  # refused unread: it costs what a PING does
+            self.rate_limited += 1
+            if peek_command(frames) == "ACK":
+                return []  # ACK is never answered, not even to refuse it
+            rate = self.config.limits.max_request_rate
+            message = f"over {rate:g} requests a second (units of work, SPEC 9)"
+            return [self.error(peer, peek_rid(frames), ErrorCode.LIMIT_EXCEEDED, message)]
         try:
-            request = decode_request(frames)
+            request = decode_request(frames, self._counts)
         except RemoteProtocolError as exc:
-            self._rate.allow(peer, self._mono)  # garbage costs its sender too
+            self._rate.charge(peer, bill(frames, None) - 1, self._mono)  # garbage costs too
             if peek_command(frames) == "ACK":
                 return []  # ACK is never answered, not even when malformed (SPEC 3)
             return [self.error(peer, exc.rid, exc.code, exc.message)]
-        if not self._rate.allow(peer, self._mono):
-            self.rate_limited += 1
-            if isinstance(request, Ack):
-                return []  # ACK is never answered, not even to refuse it
-            message = f"over {self.config.limits.max_request_rate:g} requests a second"
-            return [self.error(peer, request.rid, ErrorCode.LIMIT_EXCEEDED, message)]
         try:
-            return self._dispatch(peer, request, now)
+            actions = self._dispatch(peer, request, now)
         except RequestError as exc:
-            return [self.error(peer, request.rid, exc.code, exc.message)]
+            actions = [self.error(peer, request.rid, exc.code, exc.message)]
+        compiled, seen = self.index.take_compiled(), len(self._subjects)
+        cost = bill(frames, request, compiled, seen, len(self._subscribers), self._scanned)
+        self._scanned = 0
+        self._rate.charge(peer, cost - 1, self._mono)
+        return actions
 
     def error(self, peer: bytes, rid: int, code: str, message: str) -> Reply:
         """An ERR reply to `peer` for request `rid`."""
@@ -292,8 +304,9 @@ class Broker(Publishing):
                 names = [check_subject(s, self.config.limits) for s in subjects]
                 return self._subscribe(peer, rid, sid, endpoint, options, now, subjects=names)
             case SubscribeMatch(rid, sid, endpoint, patterns, options):
+                room = self._rate.headroom(peer, self._mono)  # at most a burst of debt (SPEC 9)
                 limit = self.config.limits.max_pattern_bytes
-                compiled = [(p, compile_pattern(p, limit)) for p in patterns]
+                compiled = self.index.compile(patterns, limit, lambda c: compiling(c) <= room)
                 return self._subscribe(peer, rid, sid, endpoint, options, now, patterns=compiled)
             case Unsubscribe(rid, sid, names):
                 return self._unsubscribe(peer, rid, sid, list(names))
@@ -406,16 +419,14 @@ class Broker(Publishing):
         current.health.heard(self._mono)
         self._evicted.pop(sid, None)
         if subjects:
-            found = [self._retained.get(s, self._mono) for s in subjects]
-        else:
-            found = [
-                r
-                for _, compiled in patterns or []
-                for r in self._retained.matching(compiled, self._mono)
-            ]
+            kept = [self._retained.get(s, self._mono) for s in subjects]
+            found = [r for r in kept if r is not None]
+        else:  # only patterns it did not have: the others' events were sent to it before
+            new = [(p, c) for p, c in patterns or [] if p not in have.patterns]
+            found = self._retained_matching(new)
         # Retained events its subscriptions matched before this request were sent to it then:
         # each event reaches a subscriber once, however many of its subscriptions match it.
-        fresh = [r for r in found if r is not None and sid not in self.index.recipients(r.subject)]
+        fresh = [r for r in found if sid not in self.index.recipients(r.subject)]
         if subjects:
             count = self.index.add_subjects(sid, subjects)
             added = {"id": current.id, "subjects": subjects}
@@ -436,6 +447,17 @@ class Broker(Publishing):
             actions += self._meta(meta.SERVICE_AVAILABLE, {"name": name, "id": current.id})
         actions += self._meta(meta.SUBSCRIPTION_ADDED, added)
         return actions
+
+    def _retained_matching(self, patterns: list[tuple[str, Pattern]]) -> list[Retained]:
+        """The live retained events any of `patterns` matches: the patterns as RE2 sets, one
+        pass over the retained events (billed by how many, SPEC 9)."""
+        if not patterns or not len(self._retained):
+            return []
+        sets = PatternSets()
+        sets.add(patterns)
+        alive = self._retained.alive(self._mono)
+        self._scanned += len(alive) * sets.segments  # each event is matched against each set
+        return [r for r in alive if sets.match(fold(r.subject))]
 
     def _retained_for(self, sid: str, found: list[Retained]) -> list[Action]:
         """The retained events a new subscription matches, once each, oldest first; never in

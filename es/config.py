@@ -54,8 +54,9 @@ class Limits:
     # Retained events kept (one per subject), and their payloads' total size: each costs memory.
     max_retained: int = 10_000
     max_retained_bytes: int = 64 << 20
-    # Requests a second from one connection (a burst of as many is allowed), 0 = no limit. A
-    # publisher in a tight loop through the Python client stays well below; batches count once.
+    # Units of work a second from one connection (a burst of as many), 0 = no limit: a request
+    # costs 1 plus its work (es.ratelimit.bill). A publisher in a tight loop through the Python
+    # client stays well below: events are billed a thirty-second of a unit.
     max_request_rate: float = 20_000.0
     # A random 128-bit id in hex is 32 bytes; leave room for readable prefixes.
     max_sid_bytes: int = 128

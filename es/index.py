@@ -9,23 +9,27 @@ Invariants:
   subscriptions is in it once.
 - The cache maps a folded subject to its recipients; it is bounded (LRU) and every change that
   could alter an entry removes it (exact change: that subject; pattern change: everything).
-- A subject seen for the first time is matched against every pattern in one pass, with an RE2 set
-  of all of them. After a pattern change the set is stale: misses scan the patterns one by one
-  until _REBUILD_AFTER of them have paid for building it again.
+- A subject seen for the first time is matched against the patterns in a few RE2 sets
+  (es.patternsets), each in one pass. A pattern change rebuilds only a small set, or merges a
+  few of similar size: never a set of every pattern. The change pays for it, not a publish.
+- A pattern is compiled once while anyone holds it: `pattern` hands out the compiled form, so a
+  subscription to a pattern already held need not compile it again.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from clients.patterns import Pattern, PatternSet, compile_set, fold
+from clients.errors import BadPattern, ErrorCode, LimitExceeded
+from clients.patterns import Pattern, PatternSet, compile_pattern, compile_set, fold
+from es.patternsets import Build, Compiled, PatternSets
 
-__all__ = ["SubscriptionIndex", "Subscriptions"]
+__all__ = ["Afford", "SubscriptionIndex", "Subscriptions"]
 
-# Misses that scan the patterns one by one before the RE2 set is built again: building costs about
-# as much as a few scans, so a burst of pattern changes does not rebuild it for each one.
-_REBUILD_AFTER = 4
+Afford = Callable[[Compiled], bool]
+"""Whether a request may go on compiling, having compiled so much."""
 
 
 @dataclass
@@ -42,18 +46,16 @@ class Subscriptions:
 class SubscriptionIndex:
     """Who subscribed to what, and the recipients of a subject (see the module)."""
 
-    def __init__(self, cache_size: int = 10_000) -> None:
+    def __init__(self, cache_size: int = 10_000, build: Build = compile_set) -> None:
         self._exact: dict[str, set[str]] = {}
-        self._patterns: dict[str, tuple[Pattern, set[str]]] = {}
+        self._patterns: dict[str, set[str]] = {}  # pattern -> sids, as _exact
+        self._sets = PatternSets(build)  # the same patterns, compiled, for matching
         self._subs: dict[str, Subscriptions] = {}
         self._cache: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._cache_size = cache_size
-        self._set: PatternSet | None = None
-        self._set_texts: list[str] = []  # the set's patterns, by index
-        self._stale_misses = 0  # misses since the patterns changed (the set is stale if > 0)
-        self._stale = False
         self.cache_hits = 0
         self.cache_misses = 0
+        self._compiled = Compiled()
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -73,6 +75,51 @@ class SubscriptionIndex:
     def has_pattern(self, pattern: str) -> bool:
         """Whether anyone subscribed to `pattern`."""
         return pattern in self._patterns
+
+    def pattern(self, text: str) -> Pattern | None:
+        """The compiled form of `text`, if someone subscribed to it."""
+        return self._sets.get(text)
+
+    def compile(
+        self, texts: Iterable[str], max_bytes: int, afford: Afford | None = None
+    ) -> list[tuple[str, Pattern]]:
+        """Each pattern compiled, or BadPattern for the first RE2 refuses. A pattern held already
+        is not compiled again, nor one given twice. What this compiles is counted, for a bill;
+        once `afford` says the count is too dear, LimitExceeded (nothing was added)."""
+        known: dict[str, Pattern] = {}
+        pairs = []
+        for text in texts:
+            compiled = known.get(text) or self._sets.get(text)
+            if compiled is None:
+                try:
+                    compiled = compile_pattern(text, max_bytes)
+                except BadPattern:
+                    self._compiled.refused += 1
+                    raise
+                self._compiled.patterns += 1
+                self._compiled.instructions += compiled.programsize
+                if afford is not None and not afford(self._compiled):
+                    raise LimitExceeded(
+                        ErrorCode.LIMIT_EXCEEDED, "compiling these patterns costs over the budget"
+                    )
+            known[text] = compiled
+            pairs.append((text, compiled))
+        return pairs
+
+    def take_compiled(self) -> Compiled:
+        """What `compile` compiled since this was last asked."""
+        done, self._compiled = self._compiled, Compiled()
+        return done
+
+    @property
+    def sets(self) -> PatternSets:
+        """The patterns as the RE2 sets they are matched in (read it; change the index)."""
+        return self._sets
+
+    @property
+    def _set(self) -> PatternSet | None:
+        """One built RE2 set, if there is one (older tests look for it)."""
+        return self._sets.any_set()
 
     @property
     def subject_count(self) -> int:
@@ -99,33 +146,15 @@ class SubscriptionIndex:
             return cached
         self.cache_misses += 1
         found = set(self._exact.get(key, ()))
-        for text in self._matching(key):
-            found |= self._patterns[text][1]
+        if self._patterns:
+            for text in self._sets.match(key):
+                found |= self._patterns[text]
         result = frozenset(found)
         if self._cache_size:
             self._cache[key] = result
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return result
-
-    def _matching(self, key: str) -> list[str]:
-        """The patterns that match the folded subject `key`."""
-        if not self._patterns:
-            return []
-        if self._stale:
-            self._stale_misses += 1
-            if self._stale_misses <= _REBUILD_AFTER:
-                return [text for text, (c, _) in self._patterns.items() if c.match(key)]
-            self._set_texts = list(self._patterns)
-            self._set = compile_set(self._set_texts)
-            self._stale = False
-        if self._set is None:  # RE2 could not build the set: one by one
-            return [text for text, (c, _) in self._patterns.items() if c.match(key)]
-        return [self._set_texts[i] for i in self._set.Match(key) or ()]
-
-    def _patterns_changed(self) -> None:
-        self._cache.clear()
-        self._stale, self._stale_misses = True, 0
 
     # --- changing ------------------------------------------------------------------------------
 
@@ -143,14 +172,13 @@ class SubscriptionIndex:
     def add_patterns(self, sid: str, patterns: list[tuple[str, Pattern]]) -> int:
         """Subscribe `sid` to compiled patterns; return its subscription count."""
         subs = self._subs.setdefault(sid, Subscriptions())
-        for text, compiled in patterns:
+        new = [(text, compiled) for text, compiled in patterns if text not in self._patterns]
+        for text, _ in patterns:
             if text not in subs.patterns:
                 subs.patterns.add(text)
-                if text not in self._patterns:
-                    self._patterns[text] = (compiled, set())
-                    self._patterns_changed()
-                self._patterns[text][1].add(sid)
+                self._patterns.setdefault(text, set()).add(sid)
                 self._cache.clear()
+        self._sets.add(new)  # one new set for all the new ones (merged with small ones)
         return len(subs)
 
     def remove(self, sid: str, names: list[str]) -> int:
@@ -191,10 +219,10 @@ class SubscriptionIndex:
                 del index[key]
 
     def _discard_pattern(self, text: str, sid: str) -> None:
-        entry = self._patterns.get(text)
-        if entry is not None:
-            entry[1].discard(sid)
+        members = self._patterns.get(text)
+        if members is not None:
+            members.discard(sid)
             self._cache.clear()
-            if not entry[1]:
+            if not members:
                 del self._patterns[text]
-                self._patterns_changed()
+                self._sets.discard(text)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from clients.errors import ErrorCode
-from clients.patterns import compile_pattern, fold
+from clients.patterns import fold
 from es import __version__
 from es.checks import check_subject, refuse
 from es.config import ServerConfig
@@ -90,9 +90,8 @@ class Introspection:
 
     def _subjects_seen(self, pattern: str | None) -> dict[str, Any]:
         """SUBJECTS: the subjects published on, most recent first, cut to fit one reply."""
-        matcher = (
-            compile_pattern(pattern, self.config.limits.max_pattern_bytes) if pattern else None
-        )
+        limit = self.config.limits.max_pattern_bytes
+        matcher = self.index.compile([pattern], limit)[0][1] if pattern else None
         listed: list[dict[str, Any]] = []
         budget = _STATS_BUDGET
         recent = sorted(self._subjects.values(), key=lambda entry: entry[2], reverse=True)

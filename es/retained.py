@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from clients.patterns import Pattern, fold
+from clients.patterns import fold
 
 __all__ = ["Retained", "RetainedStore"]
 
@@ -70,9 +70,9 @@ class RetainedStore:
         event = self._events.get(fold(subject))
         return event if event is not None and _alive(event, mono) else None
 
-    def matching(self, pattern: Pattern, mono: float) -> list[Retained]:
-        """The live retained events whose subjects `pattern` matches."""
-        return [e for e in self._events.values() if _alive(e, mono) and pattern.match(e.subject)]
+    def alive(self, mono: float) -> list[Retained]:
+        """Every live retained event."""
+        return [e for e in self._events.values() if _alive(e, mono)]
 
     def expire(self, mono: float) -> list[str]:
         """Forget every event whose lifetime is over; their (folded) subjects."""

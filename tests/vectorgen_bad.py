@@ -395,4 +395,10 @@ REFUSED: list[tuple[str, list[str], str, int]] = [
         "LIMIT_EXCEEDED",
         33,
     ),
+    (
+        "unsubscribe 10001 names",
+        [_hex(1, "UNSUB", 36, SID, [""] * 10_001)],
+        "LIMIT_EXCEEDED",
+        36,
+    ),
 ]

@@ -18,6 +18,7 @@ from clients.wire.codec import (
     encode_loss,
     peek_command,
 )
+from clients.wire.counts import Counts, peek_rid
 from clients.wire.messages import (
     MAX_INT,
     PUBLIC_ID_DIGITS,
@@ -60,6 +61,7 @@ __all__ = [
     "VERSION",
     "Ack",
     "Bye",
+    "Counts",
     "Delivery",
     "Err",
     "EventItem",
@@ -88,5 +90,6 @@ __all__ = [
     "encode_delivery",
     "encode_loss",
     "peek_command",
+    "peek_rid",
     "public_id",
 ]

@@ -19,6 +19,7 @@ import msgpack
 
 from clients.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from clients.wire import fields
+from clients.wire.counts import PEEK_BYTES, Counts, check_counts, collector_paused
 from clients.wire.fields import POLICIES
 from clients.wire.messages import (
     MAX_INT,
@@ -83,14 +84,17 @@ lower), so a client may gather that much into one PUB without asking the server 
 # --- header ------------------------------------------------------------------------------------
 
 
-def _header(frames: Sequence[bytes]) -> list[Any]:
-    """Unpack and check the header frame: an array that starts [version, command]."""
+def _header(frames: Sequence[bytes], counts: Counts | None = None) -> list[Any]:
+    """Unpack and check the header frame: an array that starts [version, command]. With
+    `counts`, a counted array over its limit is refused before the header is unpacked."""
     if not frames:
         raise fields.fail(ErrorCode.BAD_REQUEST, "a message needs at least a header frame")
     if len(frames) > MAX_FRAMES:
         raise fields.fail(ErrorCode.TOO_LARGE, f"more than {MAX_FRAMES} frames")
     if len(frames[0]) > MAX_HEADER_BYTES:
         raise fields.fail(ErrorCode.TOO_LARGE, f"header frame over {MAX_HEADER_BYTES} bytes")
+    if counts is not None:
+        check_counts(frames, counts)
     try:
         header = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
     except ValueError as exc:  # every msgpack unpack error, UnicodeDecodeError included
@@ -135,8 +139,8 @@ def peek_command(frames: Sequence[bytes]) -> str | None:
     head = frames[0]
     if head[:1] in _SHORT_ARRAYS and head[1:6] == _PUB:  # the usual PUB, without an Unpacker
         return "PUB"
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=MAX_HEADER_BYTES)
-    unpacker.feed(frames[0])
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True)
+    unpacker.feed(head[:PEEK_BYTES])  # not a copy of a whole large header: a command is short
     try:
         if unpacker.read_array_header() < 2:
             return None
@@ -190,14 +194,17 @@ _REQUESTS: dict[str, tuple[Callable[..., Any], tuple[tuple[str, fields.Reader], 
 }
 
 
-def decode_request(frames: Sequence[bytes]) -> Request:
-    """Decode a request as the event server's ROUTER sees it, without the routing-id frame."""
-    header = _header(frames)
-    if header[1] == "PUB":
-        publish: Publish = _with_rid(header, lambda: _decode_publish(header, frames))
-        return publish
-    request: Request = decode_command(header, frames, _REQUESTS)
-    return request
+def decode_request(frames: Sequence[bytes], counts: Counts | None = None) -> Request:
+    """Decode a request as the event server's ROUTER sees it, without the routing-id frame. With
+    a server's `counts`, an array over them is refused before its elements are read (SPEC 9)."""
+    with collector_paused():
+        header = _header(frames, counts)
+        if header[1] != "PUB":
+            request: Request = decode_command(header, frames, _REQUESTS)
+            return request
+        per_item = None if counts is None else counts.subjects_per_item
+        publish: Publish = _with_rid(header, lambda: _decode_publish(header, frames, per_item))
+    return publish
 
 
 Table = dict[str, tuple[Callable[..., Any], tuple[tuple[str, fields.Reader], ...]]]
@@ -259,7 +266,7 @@ _NOT_BIN = "inline payloads must be an array of bin"
 _INLINE_AT = {"PUB": 5, "EV": 6}
 
 
-def _decode_publish(header: list[Any], frames: Sequence[bytes]) -> Publish:
+def _decode_publish(header: list[Any], frames: Sequence[bytes], per_item: int | None) -> Publish:
     inline = len(header) == _INLINE_AT["PUB"] + 1
     readers = (("rid", fields.uint), ("confirm", fields.flag), ("items", fields.array))
     rid, confirm, items = _read(header[:5] if inline else header, readers, 2)
@@ -272,6 +279,8 @@ def _decode_publish(header: list[Any], frames: Sequence[bytes]) -> Publish:
             raise fields.fail(
                 ErrorCode.BAD_REQUEST, "each PUB item must be [subjects, format, options?]"
             )
+        if per_item is not None and type(item[0]) is list and len(item[0]) > per_item:
+            raise fields.fail(ErrorCode.LIMIT_EXCEEDED, f"more than {per_item} subjects in an item")
         subjects = fields.texts(item[0], "item subjects")
         fmt = fields.payload_format(item[1])
         if len(item) == 2:  # the common case, kept short: this runs for every event

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 
-from clients.patterns import compile_pattern
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clients.patterns import PatternSet, compile_pattern, compile_set
 from es.index import SubscriptionIndex
 
 
@@ -140,3 +143,90 @@ def test_ten_thousand_patterns_fit_in_one_set() -> None:
         assert index.recipients(f"bench.fresh.{i}") == frozenset()
     assert index._set is not None
     assert index.recipients("BENCH.P9999.x") == {"s1"}
+
+
+# --- pattern changes are incremental -------------------------------------------------------------
+
+POOL = [
+    r"stock\.a",
+    r"^stock\..*$",
+    r"(news|stock)\.b",
+    r"\w+\.c\d*",
+    r"STOCK\.A",
+    "news",
+    r"x\.\w{2}",
+    r"[a-c]+\.",
+]
+SUBJECTS = ["stock.a", "STOCK.b", "news.b", "news.c7", "x.ab", "abc.", "Stock.A.1", "x.a", "q.c"]
+SIDS = ["s1", "s2", "s3"]
+COMPILED = {text: compile_pattern(text, 1024) for text in POOL}
+
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(["patterns", "subjects", "remove", "drop"]),
+        st.sampled_from(SIDS),
+        st.lists(st.sampled_from([*POOL, "stock.a", "x.ab"]), min_size=1, max_size=4),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps, st.sampled_from([0, 3, 100]))
+def test_recipients_equal_a_brute_force_match_over_every_live_subscription(
+    changes: list[tuple[str, str, list[str]]], cache_size: int
+) -> None:
+    index = SubscriptionIndex(cache_size=cache_size)
+    held: dict[str, tuple[set[str], set[str]]] = {}  # sid -> (folded subjects, patterns)
+    for kind, sid, names in changes:
+        subjects, patterns = held.setdefault(sid, (set(), set()))
+        if kind == "patterns":
+            ok = [n for n in names if n in COMPILED]
+            index.add_patterns(sid, [(n, COMPILED[n]) for n in ok])
+            patterns |= set(ok)
+        elif kind == "subjects":
+            index.add_subjects(sid, names)
+            subjects |= {n.lower() for n in names}
+        elif kind == "remove":
+            index.remove(sid, names)
+            subjects -= {n.lower() for n in names}
+            patterns -= set(names)
+        else:
+            index.drop(sid)
+            held[sid] = (set(), set())
+        for subject in SUBJECTS:
+            key = subject.lower()
+            expected = {
+                s
+                for s, (exact, pats) in held.items()
+                if key in exact or any(COMPILED[p].match(key) for p in pats)
+            }
+            assert index.recipients(subject) == expected, (subject, changes)
+        assert index.pattern_count == len(set().union(*(p for _, p in held.values())))
+
+
+def test_adding_one_pattern_to_2000_does_not_rebuild_them_all() -> None:
+    built: list[int] = []
+
+    def counting(texts: list[str]) -> PatternSet | None:
+        built.append(len(texts))
+        return compile_set(texts)
+
+    index = SubscriptionIndex(build=counting)
+    index.add_patterns("s1", [pat(rf"bench\.p{i}\..*") for i in range(2000)])  # type: ignore[misc]
+    assert index.recipients("bench.p5.x") == {"s1"}
+    before = list(built)
+    index.add_patterns("s2", [pat(r"bench\.new\..*")])  # type: ignore[list-item]
+    assert index.recipients("bench.new.x") == {"s2"}
+    assert index.recipients("bench.p1999.y") == {"s1"}
+    assert built == [*before, 1]  # a set of the one new pattern, nothing else
+
+
+def test_a_pattern_already_held_is_handed_out_compiled() -> None:
+    index = SubscriptionIndex()
+    compiled = compile_pattern("shared", 1024)
+    index.add_patterns("s1", [("shared", compiled)])
+    assert index.pattern("shared") is compiled
+    assert index.pattern("other") is None
+    index.remove("s1", ["shared"])
+    assert index.pattern("shared") is None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from clients.patterns import compile_pattern
 from clients.wire import (
     Options,
     PubItem,
@@ -40,7 +39,7 @@ def test_a_lifetime_ends_it() -> None:
     store.put(Retained("b", 1, b"y", 1.0, expires=None))
     assert store.get("a", 49.9) is not None
     assert store.get("a", 50.0) is None  # gone for readers at once
-    assert [e.subject for e in store.matching(compile_pattern(".", 100), 60.0)] == ["b"]
+    assert [e.subject for e in store.alive(60.0)] == ["b"]
     assert store.expire(60.0) == ["a"] and len(store) == 1 and store.bytes == 1
 
 

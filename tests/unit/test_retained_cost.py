@@ -1,0 +1,28 @@
+"""A SUBMATCH matches only its new patterns against retained events, and is billed for it."""
+
+from __future__ import annotations
+
+from clients.wire import Ok, Options, Ping, PubItem, Publish, SubscribeMatch, decode_reply, encode
+from es.actions import Fanout, Reply
+from es.config import Limits
+from tests.unit.test_broker import EP, make
+
+
+def test_retained_events_are_matched_once_per_new_pattern_set_and_billed() -> None:
+    broker = make(limits=Limits(max_request_rate=200))
+    for k in range(2):  # 2,000 retained events, from a publisher of their own
+        items = tuple(PubItem((f"kept.{k}.{i}",), 1, b"v", retain=True) for i in range(1000))
+        broker.handle(b"publisher", encode(Publish(k + 1, False, items)), 1.0, mono=1.0)
+    watch = SubscribeMatch(3, "s1", EP, (r"^kept\.1\.99",), Options())
+    first = broker.handle(b"watcher", encode(watch), 1.0, mono=1.0)
+    sent = [b for a in first if isinstance(a, Fanout) for b in a.batches]
+    assert [len(b.metas) for b in sent] == [11]  # kept.1.99 and kept.1.990 to kept.1.999
+    # Matching 2,000 retained events cost 333 units: the next request waits out the debt.
+    (refused,) = broker.handle(b"watcher", encode(Ping(4)), 1.0, mono=1.0)
+    assert isinstance(refused, Reply)
+    assert decode_reply(refused.frames).code == "LIMIT_EXCEEDED"  # type: ignore[union-attr]
+    # Sent again once the debt is paid: nothing new, nothing matched, nothing billed past 1.
+    again = broker.handle(b"watcher", encode(watch), 1.0, mono=4.0)
+    assert not [a for a in again if isinstance(a, Fanout)]
+    (pong,) = broker.handle(b"watcher", encode(Ping(5)), 1.0, mono=4.0)
+    assert isinstance(pong, Reply) and isinstance(decode_reply(pong.frames), Ok)
