@@ -40,7 +40,7 @@ from clients.security import (
     server_keys,
     warn_if_exposed,
 )
-from clients.wire import MAX_HEADER_BYTES
+from clients.wire import MAX_HEADER_BYTES, public_id
 from es.actions import Action, Close, Open, Reply, Send
 from es.broker import Broker
 from es.capacity import Capacity, plan, wanted_descriptors
@@ -264,7 +264,9 @@ class EventServer(Daemon):
                 self._read_link(sid, mono)
             for sid, dropped in flow.expire(mono):
                 log.warning(
-                    "subscriber %s: gave up waiting for room, %d event(s) dropped", sid, dropped
+                    "subscriber %s: gave up waiting for room, %d event(s) dropped",
+                    public_id(sid),
+                    dropped,
                 )
         if flow.busy and not flow.stalled:
             self._apply(flow.step(self._clock(), time.monotonic(), _TURN))
@@ -344,7 +346,8 @@ class EventServer(Daemon):
         """Log a stall that has just begun (`before`: whether one was on already)."""
         if self.flow.stalled and not before:
             log.debug(
-                "publish waits: queue of subscriber(s) %s full", ", ".join(self.flow.waiting())
+                "publish waits: queue of subscriber(s) %s full",
+                ", ".join(map(public_id, self.flow.waiting())),
             )
 
     def _read_link(self, sid: str, mono: float) -> None:
@@ -358,7 +361,9 @@ class EventServer(Daemon):
                 if event in HANDSHAKES:
                     ok = HANDSHAKES[event]
                     if ok is not True:
-                        log.warning("subscriber %s: handshake with its inbox failed", sid)
+                        log.warning(
+                            "subscriber %s: handshake with its inbox failed", public_id(sid)
+                        )
                     self.broker.handshake(sid, ok)
                     continue
                 self.flow.link(sid, event == zmq.EVENT_CONNECTED, mono)
@@ -378,7 +383,7 @@ class EventServer(Daemon):
         for action in actions:
             if isinstance(action, Close):
                 reason = self.broker.eviction(action.sid)
-                log.warning("subscriber %s removed (%s)", action.sid, reason)
+                log.warning("subscriber %s removed (%s)", public_id(action.sid), reason)
         self._apply(actions)
         self._apply(self.flow.flush())
 
@@ -414,7 +419,9 @@ class EventServer(Daemon):
         try:
             dealer.send_multipart(send.frames, zmq.NOBLOCK)
         except zmq.Again:  # only a client that acknowledges what it never read gets here
-            log.warning("subscriber %s: its delivery socket is full; events dropped", send.sid)
+            log.warning(
+                "subscriber %s: its delivery socket is full; events dropped", public_id(send.sid)
+            )
             return False
         return True
 
@@ -446,7 +453,7 @@ class EventServer(Daemon):
             for socket in (monitor, dealer):
                 if socket is not None:
                     socket.close(linger=0)
-            log.warning("cannot connect to subscriber %s at %s: %s", sid, endpoint, exc)
+            log.warning("cannot connect to subscriber %s at %s: %s", public_id(sid), endpoint, exc)
             exhausted = isinstance(exc, zmq.ZMQError) and exc.errno in _EXHAUSTED
             return ErrorCode.LIMIT_EXCEEDED if exhausted else ErrorCode.BAD_ENDPOINT
         self._dealers[sid] = dealer

@@ -157,7 +157,7 @@ def test_a_reader_that_stops_is_evicted_at_the_default_stall_limit(es: Daemon) -
             pub.publish(topic, i)
         pub.flush(WAIT)  # waited one max_stall for it, then dropped the rest
         full = time.monotonic()
-        removed = f"subscriber {sub.sid} removed (stalled)"
+        removed = f"subscriber {sub.id} removed (stalled)"
         wait_until(lambda: removed in es.log(), 120.0, "the eviction")
         assert time.monotonic() - full > 50.0  # 60 s after it filled, give or take a sweep
         wait_until(lambda: sub.recoveries >= 1, WAIT, "the reader to be told and come back")
