@@ -66,7 +66,7 @@ from es.index import SubscriptionIndex
 from es.lane import Lane, Totals
 from es.patternsets import PatternSets
 from es.publishing import Publishing
-from es.ratelimit import RateLimiter, bill, compiling
+from es.ratelimit import STORED, RateLimiter, bill, compiling, received
 from es.retained import Retained, RetainedStore
 from es.state import SubscriberState, new_stream
 from es.storage import MemoryStorage, Storage, StoredEvent, StoredSubscriber
@@ -93,6 +93,7 @@ class Broker(Publishing):
         self.store: Storage = store if store is not None else MemoryStorage()
         self._caller: str | None = None  # the client key of the request being handled
         self._scanned = 0  # retained events the request being handled matched patterns against
+        self._written = 0  # subscriptions it wrote to storage
         self.storage_errors = 0
         self.index = SubscriptionIndex(config.cache_size)
         self._subscribers: dict[str, SubscriberState] = {}
@@ -144,6 +145,7 @@ class Broker(Publishing):
         self._caller = owner
         if not self._rate.allow(peer, self._mono):  # refused unread: it costs what a PING does
             self.rate_limited += 1
+            self._rate.charge(peer, received(frames), self._mono)  # and receiving its frames
             if peek_command(frames) == "ACK":
                 return []  # ACK is never answered, not even to refuse it
             rate = self.config.limits.max_request_rate
@@ -162,7 +164,8 @@ class Broker(Publishing):
             actions = [self.error(peer, request.rid, exc.code, exc.message)]
         compiled, seen = self.index.take_compiled(), len(self._subjects)
         cost = bill(frames, request, compiled, seen, len(self._subscribers), self._scanned)
-        self._scanned = 0
+        cost += self._written * STORED
+        self._scanned = self._written = 0
         self._rate.charge(peer, cost - 1, self._mono)
         return actions
 
@@ -382,19 +385,22 @@ class Broker(Publishing):
         key = options.key if options.key is not None else (current.key if current else None)
         name = self._service_name(options.name, current)
         have = self.index.subscriptions(sid)
-        record = StoredSubscriber(
-            sid,
-            endpoint,
-            policy,
-            queue,
-            max_stall,
-            key,
-            name,
-            tuple(sorted(have.subjects | {fold(s) for s in subjects or []})),
-            tuple(sorted(have.patterns | {p for p, _ in patterns or []})),
-            current.owner if current else self._caller,
-        )
-        self._write(self.store.put_subscriber, record)  # before anything changes
+        owner = current.owner if current else self._caller
+        if self.store.durable:  # written before anything changes
+            record = StoredSubscriber(
+                sid,
+                endpoint,
+                policy,
+                queue,
+                max_stall,
+                key,
+                name,
+                tuple(sorted(have.subjects | {fold(s) for s in subjects or []})),
+                tuple(sorted(have.patterns | {p for p, _ in patterns or []})),
+                owner,
+            )
+            self._written += len(record.subjects) + len(record.patterns)
+            self._write(self.store.put_subscriber, record)
         arrived = current is None
         news: dict[str, Any] | None = None  # for $es.subscriber.joined, if it is new
         if current is None or current.endpoint != endpoint or current.key != key:
@@ -409,7 +415,7 @@ class Broker(Publishing):
                 since=now,
                 health=Health(last_heard=self._mono, link_since=self._mono),
                 acked_at=self._mono,
-                owner=record.owner,
+                owner=owner,
             )
             current.key, current.name = key, name
             self._subscribers[sid] = current
@@ -482,10 +488,11 @@ class Broker(Publishing):
         state = self._subscribers.get(sid)
         if state is not None:
             state.health.heard(self._mono)
-        if state is not None:  # written before anything changes
+        if state is not None and self.store.durable:  # written before anything changes
             have = self.index.subscriptions(sid)
             subjects = have.subjects - {fold(n) for n in names}
             patterns = have.patterns - set(names)
+            self._written += len(subjects) + len(patterns)
             if subjects or patterns:
                 self._write(self.store.put_subscriber, self._record(state, subjects, patterns))
             else:

@@ -37,7 +37,7 @@ from clients.wire import (
 )
 from es.patternsets import Compiled
 
-__all__ = ["RateLimiter", "bill", "compiling"]
+__all__ = ["STORED", "RateLimiter", "bill", "compiling", "received"]
 
 # Each share is a unit (a PING) over what its work was measured to cost, quiet to busy.
 EVENT = 1 / 32  # an event of a PUB: 2.5-4 us (to no subscriber); under-billed on purpose, above
@@ -52,6 +52,7 @@ INSTRUCTION = 1 / 32  # an instruction of its RE2 program: ~0.4 us, built into O
 REFUSED = 1024.0  # a pattern RE2 refuses: past its 2 MiB budget, finding out takes ~10 ms
 SUBJECT_SEEN = 1 / 6  # a remembered subject SUBJECTS sorts and matches: ~2.4 us
 SUBSCRIBER = 1 / 3  # a subscriber STATS or SUBSCRIBERS describes: ~4.4 us
+STORED = 1 / 16  # a subscription written to sqlite with its subscriber's record: ~0.5 us
 RETAINED = 1 / 6  # a retained event matched against one RE2 set of a SUBMATCH's new patterns:
 # ~2.5 us (10,000 retained events against 1 to 1,000 new patterns, one to a few sets)
 
@@ -60,6 +61,12 @@ def compiling(compiled: Compiled) -> float:
     """The units of compiling patterns: each, its instructions, and each RE2 refused."""
     units = compiled.patterns * COMPILE + compiled.instructions * INSTRUCTION
     return units + compiled.refused * REFUSED
+
+
+def received(frames: Sequence[bytes]) -> float:
+    """The units of receiving a request's frames past the first two: billed even when the
+    request is refused unread, since the server had to take it off the socket all the same."""
+    return max(0, len(frames) - 2) * FRAME
 
 
 def bill(
@@ -74,7 +81,7 @@ def bill(
     it; a listing scans the `subjects_seen` (SUBJECTS) or the `subscribers` (STATS); a SUBMATCH
     matched its new patterns against `retained` events."""
     header = max(0, len(frames[0]) - FREE_BYTES) if frames else 0
-    units = 1 + max(0, len(frames) - 2) * FRAME  # the header and one payload come with the unit
+    units = 1 + received(frames)  # the header and one payload come with the unit
     units += retained * RETAINED
     if compiled is not None:
         units += compiling(compiled)

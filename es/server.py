@@ -67,6 +67,9 @@ _ZAP_DOMAIN = "es"
 
 # Messages handled per turn before the loop polls again (and so notices a stop request).
 _TURN = 512
+# Longest a turn reads requests before it sends what they gathered: what one client's requests
+# can add to the delay of another's events, past the cost of the one request being handled.
+_TURN_SECONDS = 0.005
 # Messages read from one delivery connection per look: only ACKs come back that way, and each
 # says all the ones before it did (a flood from a broken inbox costs at most this much a turn).
 _ACKS_READ = 64
@@ -314,18 +317,22 @@ class EventServer(Daemon):
                 self.flow.ack(sid, frames, mono)
 
     def _read_requests(self) -> int:
-        """Hand up to _TURN waiting requests to the flow, then send what they gathered."""
+        """Hand waiting requests to the flow, up to _TURN of them or for _TURN_SECONDS, then send
+        what they gathered."""
         assert self._router is not None
         flow, handled = self.flow, 0
-        while handled < _TURN and flow.reading():
+        mono = time.monotonic()
+        until = mono + _TURN_SECONDS
+        while handled < _TURN and flow.reading() and mono < until:
             try:
                 peer, frames, owner = self._receive()
             except zmq.Again:
                 break
             handled += 1
             stalled = flow.stalled
-            self._apply(flow.request(peer, frames, self._clock(), time.monotonic(), owner))
+            self._apply(flow.request(peer, frames, self._clock(), mono, owner))
             self._note_stall(stalled)
+            mono = time.monotonic()
         self._apply(flow.flush())
         return handled
 

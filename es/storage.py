@@ -67,6 +67,9 @@ class Storage(Protocol):
     """Where the event server keeps subscribers and retained events across restarts. Every
     method raises StorageError, and nothing else, when the storage fails."""
 
+    durable: bool
+    """Whether it keeps anything: the broker builds no records for a storage that does not."""
+
     def subscribers(self) -> Iterable[StoredSubscriber]:
         """Every subscriber kept."""
         ...
@@ -95,6 +98,8 @@ class Storage(Protocol):
 
 class MemoryStorage:
     """Keeps nothing across a restart; the broker's own state is all there is."""
+
+    durable = False
 
     def subscribers(self) -> Iterable[StoredSubscriber]:
         return ()
@@ -165,6 +170,8 @@ def _subscriber(*row: Any) -> StoredSubscriber:
 
 class SqliteStorage:
     """One sqlite file; every write is committed before the call returns."""
+
+    durable = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

@@ -37,7 +37,7 @@ def _steps(names: Sequence[str], settings: Settings) -> int:
         "matching": len(settings.patterns),
         "many": 1,
         "slow": 2,
-        "hostile": 2,
+        "hostile": 7,
     }
     return sum(per[name] for name in names)
 

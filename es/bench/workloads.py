@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from es.bench.hostile import KINDS
 from es.bench.procs import Role, cpu_of, rss_of
 
 __all__ = ["WORKLOADS", "Settings", "Target"]
@@ -37,7 +38,7 @@ class Settings:
     many_processes: int = 4
     many_events: int = 100
     slow_seconds: float = 5.0
-    hostile_seconds: float = 60.0
+    hostile_seconds: float = 30.0  # each phase: without an attacker, then each kind of attack
     size: int = 100
 
     @classmethod
@@ -309,8 +310,9 @@ def slow(target: Target, settings: Settings, progress: Callable[[str], None]) ->
 
 def hostile(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
     """An ordinary publisher (paced at 1,000 events/s) and subscriber, their latency measured as
-    in `latency`, without and then with a hostile client beside them (es.bench.hostile) that
-    sends the most expensive requests it can for as long."""
+    in `latency`, without a hostile client beside them, then with one (es.bench.hostile) sending
+    one kind of expensive request as fast as the server takes it, kind after kind, then all
+    kinds in turn."""
     rows: list[Row] = []
     rate, seconds = 1000, settings.hostile_seconds
     pub_args = {
@@ -320,12 +322,13 @@ def hostile(target: Target, settings: Settings, progress: Callable[[str], None])
         "size": settings.size,
         "latency": True,
     }
-    for attack in ("off", "on"):
+    for attack in ("off", *KINDS, "all"):
         progress(f"hostile client {attack}: {seconds:g} s")
-        attackers = [("hostile", {"es": target.endpoint, "seconds": seconds})]
+        kinds = list(KINDS) if attack == "all" else [attack]
+        attackers = [("hostile", {"es": target.endpoint, "seconds": seconds, "kinds": kinds})]
         with (
             roles(_our_sub(target, subjects=["bench.data"], latency=True)) as subs,
-            roles(*(attackers if attack == "on" else [])) as started,
+            roles(*(attackers if attack != "off" else [])) as started,
             roles(_our_pub(target, **pub_args)) as (pub,),
         ):
             for role in started:

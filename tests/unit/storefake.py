@@ -11,6 +11,8 @@ class KeptStorage:
     """es.storage.Storage in dicts; while `full` is set every write raises StorageError, as
     sqlite does on a full disk."""
 
+    durable = True
+
     def __init__(self) -> None:
         self.subscriber_records: dict[str, StoredSubscriber] = {}
         self.retained_events: dict[str, StoredEvent] = {}

@@ -1,4 +1,5 @@
-"""A SUBMATCH matches only its new patterns against retained events, and is billed for it."""
+"""Work the bill of es.ratelimit does not see in a request's fields: retained events a SUBMATCH
+matches, frames of a request refused unread."""
 
 from __future__ import annotations
 
@@ -26,3 +27,17 @@ def test_retained_events_are_matched_once_per_new_pattern_set_and_billed() -> No
     assert not [a for a in again if isinstance(a, Fanout)]
     (pong,) = broker.handle(b"watcher", encode(Ping(5)), 1.0, mono=4.0)
     assert isinstance(pong, Reply) and isinstance(decode_reply(pong.frames), Ok)
+
+
+def test_a_request_refused_unread_is_still_billed_for_the_frames_it_took_to_receive() -> None:
+    broker = make(limits=Limits(max_request_rate=10))
+    for rid in range(1, 11):  # the bucket of 10 units, spent
+        broker.handle(b"greedy", encode(Ping(rid)), 1.0, mono=1.0)
+    frames = [*encode(Ping(11)), *([b""] * 1000)]  # 1,000 frames too many: 125 units to take in
+    (refused,) = broker.handle(b"greedy", frames, 1.0, mono=1.0)
+    assert decode_reply(refused.frames).code == "LIMIT_EXCEEDED"  # type: ignore[union-attr]
+    # Ten seconds would pay for a PING; not for the frames it was sent with.
+    (still,) = broker.handle(b"greedy", encode(Ping(12)), 1.0, mono=11.0)
+    assert decode_reply(still.frames).code == "LIMIT_EXCEEDED"  # type: ignore[union-attr]
+    (pong,) = broker.handle(b"greedy", encode(Ping(13)), 1.0, mono=15.0)
+    assert isinstance(decode_reply(pong.frames), Ok)  # type: ignore[union-attr]
