@@ -75,6 +75,10 @@ __all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "Sub
 
 _AT_ONCE = frozenset({"STATS", "SUBJECTS", "NUMSUB", "SUBSCRIBERS", "HEARTBEAT", "ACK"})
 
+SWEEP_SUBSCRIPTIONS = 10_000
+"""Subscriptions one sweep removes at most (with their subscribers): removing 10,000 patterns can
+rebuild pattern sets for about 0.1 s, which everyone else waits for."""
+
 # Evicted sids remembered, so a client's next heartbeat can be told why it was removed.
 _EVICTIONS_KEPT = 1000
 
@@ -250,7 +254,9 @@ class Broker(Publishing):
 
     def sweep(self, mono: float, now: float | None = None) -> list[Action]:
         """Remove every subscriber that is dead, unreachable or stalled too long: a Close for
-        each, and the meta-events that say so (stamped `now`, the wall clock)."""
+        each, and the meta-events that say so (stamped `now`, the wall clock). Removing
+        subscriptions has a cost (pattern sets rebuilt), so one sweep removes subscribers until
+        SWEEP_SUBSCRIPTIONS of them are gone; the others go at the next sweeps."""
         if now is not None:
             self._wall = now
         actions: list[Action] = []
@@ -259,9 +265,13 @@ class Broker(Publishing):
         expired = self._retained.expire(mono)
         if expired:
             self._write_quietly(self.store.write_retained, [(key, None) for key in expired])
+        budget = SWEEP_SUBSCRIPTIONS
         for sid, state in list(self._subscribers.items()):
+            if budget <= 0:
+                break
             reason = verdict(state.health, mono, cfg.liveness, cfg.evict_stalled)
             if reason is not None:
+                budget -= max(1, self.index.count(sid))
                 self._write_quietly(self.store.delete_subscriber, sid)
                 actions.append(self._evict(sid, reason))
                 actions += self._departed(sid, state.name, reason)

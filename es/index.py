@@ -192,9 +192,9 @@ class SubscriptionIndex:
                 subs.subjects.discard(key)
                 self._discard(self._exact, key, sid)
                 self._cache.pop(key, None)
-            if name in subs.patterns:
-                subs.patterns.discard(name)
-                self._discard_pattern(name, sid)
+        gone = [name for name in names if name in subs.patterns]
+        subs.patterns.difference_update(gone)
+        self._discard_patterns(gone, sid)
         if not subs:
             del self._subs[sid]
         return len(subs)
@@ -207,8 +207,7 @@ class SubscriptionIndex:
         for key in subs.subjects:
             self._discard(self._exact, key, sid)
             self._cache.pop(key, None)
-        for text in subs.patterns:
-            self._discard_pattern(text, sid)
+        self._discard_patterns(subs.patterns, sid)
 
     @staticmethod
     def _discard(index: dict[str, set[str]], key: str, sid: str) -> None:
@@ -218,11 +217,17 @@ class SubscriptionIndex:
             if not members:
                 del index[key]
 
-    def _discard_pattern(self, text: str, sid: str) -> None:
-        members = self._patterns.get(text)
-        if members is not None:
-            members.discard(sid)
+    def _discard_patterns(self, texts: Iterable[str], sid: str) -> None:
+        """`sid` no longer has these patterns; those nobody has any more leave the sets, all
+        at once."""
+        unused: list[str] = []
+        for text in texts:
+            members = self._patterns.get(text)
+            if members is not None:
+                members.discard(sid)
+                if not members:
+                    del self._patterns[text]
+                    unused.append(text)
+        if texts:
             self._cache.clear()
-            if not members:
-                del self._patterns[text]
-                self._sets.discard(text)
+        self._sets.discard_many(unused)

@@ -131,19 +131,30 @@ class PatternSets:
 
     def discard(self, text: str) -> None:
         """Remove a pattern, if held."""
-        compiled = self._compiled.pop(text, None)
-        if compiled is None:
-            return
-        segment, index = self._where.pop(text)
-        segment.texts[index] = None
-        heavy = weight(compiled)
-        segment.live -= heavy
-        segment.dead += heavy
-        if segment.live <= 0 or segment.dead >= segment.live:
-            self._segments.remove(segment)
-            left = [t for t in segment.texts if t is not None]
-            if left:
-                self._push(left)
+        self.discard_many([text])
+
+    def discard_many(self, texts: Iterable[str]) -> None:
+        """Remove patterns, those held: every tombstone first, then each segment they leave
+        mostly dead is rebuilt once from what is left (so removing a subscriber's thousands of
+        patterns never rebuilds a segment again and again on the way)."""
+        touched: dict[int, _Segment] = {}
+        for text in texts:
+            compiled = self._compiled.pop(text, None)
+            if compiled is None:
+                continue
+            segment, index = self._where.pop(text)
+            segment.texts[index] = None
+            heavy = weight(compiled)
+            segment.live -= heavy
+            segment.dead += heavy
+            touched[id(segment)] = segment
+        left: list[str] = []
+        for segment in touched.values():
+            if segment.live <= 0 or segment.dead >= segment.live:
+                self._segments.remove(segment)
+                left += [t for t in segment.texts if t is not None]
+        if left:  # after every removal: pushing may merge segments, touched ones among them
+            self._push(left)
 
     # --- building ------------------------------------------------------------------------------
 

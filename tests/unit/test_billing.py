@@ -4,7 +4,7 @@ matches, frames of a request refused unread."""
 from __future__ import annotations
 
 from clients.wire import Ok, Options, Ping, PubItem, Publish, SubscribeMatch, decode_reply, encode
-from es.actions import Fanout, Reply
+from es.actions import Close, Fanout, Reply
 from es.config import Limits
 from tests.unit.test_broker import EP, make
 
@@ -41,3 +41,15 @@ def test_a_request_refused_unread_is_still_billed_for_the_frames_it_took_to_rece
     assert decode_reply(still.frames).code == "LIMIT_EXCEEDED"  # type: ignore[union-attr]
     (pong,) = broker.handle(b"greedy", encode(Ping(13)), 1.0, mono=15.0)
     assert isinstance(decode_reply(pong.frames), Ok)  # type: ignore[union-attr]
+
+
+def test_a_sweep_removes_a_bounded_number_of_subscriptions_the_rest_at_the_next() -> None:
+    broker = make(liveness=10, limits=Limits(max_request_rate=0))
+    for k in range(3):  # three silent subscribers of 6,000 patterns each
+        for start in range(0, 6000, 1000):
+            patterns = tuple(rf"^many\.{k}\.{i}$" for i in range(start, start + 1000))
+            broker.handle(b"p", encode(SubscribeMatch(1, f"s{k}", EP, patterns, Options())), 1.0)
+    first = [a for a in broker.sweep(100.0) if isinstance(a, Close)]
+    assert len(first) == 2  # 12,000 subscriptions: past SWEEP_SUBSCRIPTIONS after the second
+    second = [a for a in broker.sweep(100.5) if isinstance(a, Close)]
+    assert second == [Close("s2")] and broker.index.pattern_count == 0
