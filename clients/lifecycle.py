@@ -27,6 +27,7 @@ __all__ = [
     "check_storage_file",
     "setup_logging",
     "storage_path",
+    "terminate_like_interrupt",
 ]
 
 
@@ -124,6 +125,18 @@ class Daemon:
             signal.set_wakeup_fd(-1)
             self._wakeup_fd_installed = False
         self._waker.close()
+
+
+def terminate_like_interrupt() -> None:
+    """SIGTERM (what `timeout`, systemd and container runtimes send) ends a command as Ctrl-C
+    does: a KeyboardInterrupt in the main thread, so `es sub` unsubscribes on its way out.
+    Daemons install their own handlers over this one (Daemon.install_signal_handlers)."""
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupted)
 
 
 def storage_path(spec: str) -> str | None:

@@ -21,7 +21,7 @@ import typer
 from clients import admin
 from clients.cli_options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys
 from clients.errors import EsError, PayloadError
-from clients.lifecycle import setup_logging
+from clients.lifecycle import setup_logging, terminate_like_interrupt
 from es import __version__
 from es.config import ConfigError, ServerConfig, from_env
 from es.server import EventServer, ExitCode
@@ -191,12 +191,15 @@ Drain = Annotated[
 def _ask(
     ident: str | None, key: str | None, server_key: str | None, call: Callable[[Keys | None], T]
 ) -> T:
-    """One request to the event server with the keys the options name; exit 1 on its error."""
+    """One request to the event server with the keys the options name; exit 1 on its error, 2 on
+    an address that is not one (`--es foo`)."""
     keys = client_keys(ident, key, server_key, "es")
     try:
         return call(keys)
     except EsError as exc:
         raise _fail(str(exc)) from None
+    except ValueError as exc:  # the address given: the only thing here a user can get wrong
+        raise _fail(str(exc), ExitCode.USAGE) from None
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -604,6 +607,10 @@ def bench(
 
     if ident:
         os.environ["ES_IDENT"] = ident  # the role processes read it, and `ps` does not show it
+    if es is not None:  # found once, here: a bad address is a usage error, not a role's traceback
+        from clients.naming import resolve_es_uri
+
+        es = _ask(ident, None, None, lambda keys: resolve_es_uri(es, keys=keys))
     settings = Settings.quick() if quick else Settings()
     if only is None:  # a hostile client is sent to someone else's server only when asked for
         names = [n for n in WORKLOADS if es is None or n != "hostile"]
@@ -619,4 +626,5 @@ def bench(
 
 def main() -> None:
     """The `es` command."""
+    terminate_like_interrupt()
     app()

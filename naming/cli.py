@@ -15,7 +15,7 @@ import typer
 
 from clients.cli_options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys
 from clients.errors import EsError
-from clients.lifecycle import ExitCode, setup_logging
+from clients.lifecycle import ExitCode, setup_logging, terminate_like_interrupt
 from clients.naming import NameServer
 from clients.security import Keys
 from naming import __version__
@@ -286,4 +286,5 @@ def setmeta(
 
 def main() -> None:
     """The `ns` command."""
+    terminate_like_interrupt()
     app()

@@ -110,12 +110,15 @@ class Role:
 
 
 class Stack:
-    """A private name server and event server on loopback, port 0, for `make bench`."""
+    """A private name server and event server on loopback, port 0, for `make bench`. It never
+    touches the user's: no URI file is written or read (a running stack stays the one that
+    `es pub` and `ns list` find), and no default port is used."""
 
     def __init__(self, *es_args: str) -> None:
         from es.stack import start_daemon
 
         env = dict(os.environ)
+        env["NS_URI_FILE"] = ""  # '' is nowhere: the user's file stays theirs
         self.log = tempfile.NamedTemporaryFile("w+", prefix="es-bench-", suffix=".log")  # noqa: SIM115
         self._ns, ns_ready = start_daemon(
             [sys.executable, "-m", "naming", "serve", "-n", "127.0.0.1", "-p", "0"], env, self.log

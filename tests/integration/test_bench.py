@@ -7,9 +7,10 @@ It checks what the benchmark reports, not how fast anything was (speed is measur
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.integration.conftest import es_command
+from tests.integration.conftest import Daemon, es_command
 from tests.integration.helpers import run
 
 WORKLOADS = {"throughput", "latency", "matching", "many", "slow", "hostile"}
@@ -43,3 +44,17 @@ def test_a_quick_run_measures_every_workload_and_appends_its_results(tmp_path: P
 def test_an_unknown_workload_is_a_usage_error() -> None:
     done = run(es_command("bench", "--only", "speed"))
     assert done.returncode == 2 and "unknown workload 'speed'" in done.stderr
+
+
+def test_a_private_bench_stack_leaves_the_users_name_server_file_alone(
+    start_ns: Callable[..., Daemon], private_naming: Path, tmp_path: Path
+) -> None:
+    # Before, the bench's own name server overwrote the file clients find the user's name
+    # server by, and deleted it at the end.
+    ns = start_ns()
+    before = private_naming.read_text()
+    assert ns.endpoint in before
+    args = ["bench", "--quick", "--only", "many", "--results", str(tmp_path / "r.jsonl")]
+    done = run(es_command(*args))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert private_naming.read_text() == before

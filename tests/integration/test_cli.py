@@ -10,11 +10,13 @@ import sys
 import uuid
 from collections.abc import Callable
 
+import pytest
 import zmq
 
-from clients import Publisher, Subscriber
+from clients import Publisher, Subscriber, admin
 from clients.wire import Ok, Subscribe, decode_reply, encode
 from tests.integration.conftest import Daemon, es_command, read_line, spawn_es, wait_until
+from tests.integration.helpers import WAIT, run, subscriber_process
 
 RUN_TIMEOUT = 60.0
 
@@ -211,3 +213,39 @@ def test_introspection_commands(es: Daemon) -> None:
     assert one.returncode == 0 and entry["id"] == exact.id and entry["subjects"] == [topic]
     assert none.returncode == 1 and "no subscriber has an id starting" in none.stderr
     assert {"behind", "stalled_for", "depth", "dropped"} <= set(entry)
+
+
+def test_es_sub_leaves_on_sigterm_as_on_ctrl_c(es: Daemon) -> None:
+    # Before, SIGTERM (from `timeout`, systemd, a container runtime) killed it without a word:
+    # the server kept it until its liveness ran out, holding block-mode publishers back.
+    topic = f"cli.term.{uuid.uuid4().hex[:8]}"
+    with subscriber_process("--es", es.endpoint, topic) as proc:
+        assert admin.numsub([topic], es.endpoint, timeout=WAIT) == [1]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(WAIT) == 0
+        assert admin.numsub([topic], es.endpoint, timeout=WAIT) == [0]  # it unsubscribed
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ping"],
+        ["stats"],
+        ["subjects"],
+        ["numsub", "x"],
+        ["subscribers"],
+        ["pub", "x", "y"],
+        ["sub", "x"],
+        ["bench", "--quick", "--only", "many"],
+    ],
+    ids=lambda c: c[0],
+)
+@pytest.mark.parametrize("address", ["foo", "tcp://127.0.0.1", "http://127.0.0.1:1"])
+def test_every_command_says_in_one_line_that_an_address_is_not_one(
+    command: list[str], address: str
+) -> None:
+    # Before, all but pub and sub ended in a traceback.
+    done = run(es_command(*command, "--es", address))
+    assert done.returncode in (1, 2), done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("es: ") and "tcp://HOST:PORT" in done.stderr
