@@ -65,8 +65,10 @@ class Control:
         timeout: float,
         encoder: Callable[[Any], list[bytes]] = encode,
         keys: Keys | None = None,
+        server: str = "event server",
     ) -> None:
         self.endpoint = endpoint
+        self.server = server  # what the messages call it: "event server" or "name server"
         self._encode = encoder
         self.timeout = timeout
         self.errors: list[RequestError] = []
@@ -99,7 +101,7 @@ class Control:
             self._send(self._encode(build(rid)), deadline)
             while True:
                 if not self._wait(zmq.POLLIN, deadline):
-                    raise RequestTimeout(f"no reply from the event server at {self.endpoint}")
+                    raise RequestTimeout(f"no reply from the {self.server} at {self.endpoint}")
                 reply = self._receive(waiting=rid)
                 if reply is None or reply.rid != rid:
                     continue

@@ -113,7 +113,7 @@ def discover(
 
 
 def _answers(endpoint: str, timeout: float, keys: Keys | None) -> bool:
-    control = Control(zmq.Context.instance(), endpoint, timeout, encode_ns, keys)
+    control = Control(zmq.Context.instance(), endpoint, timeout, encode_ns, keys, "name server")
     try:
         return control.request(Ping).get("server") == "ns"
     except AuthFailed:
@@ -153,8 +153,9 @@ def locate_ns(
         return endpoint_found
     tried.append("broadcast discovery")
     raise NameServerNotFound(
-        f"no name server found (tried {', '.join(tried)}): start one with `ns serve`, "
-        "or give its address with --ns HOST:PORT or $NS_ADDRESS"
+        f"no name server found (tried {', '.join(tried)}): start one with `ns serve`, give "
+        "its address in $NS_ADDRESS (or --ns where a command has it), or give the event "
+        "server's own address (--es HOST:PORT, $ES_URI)"
     )
 
 
@@ -179,7 +180,12 @@ class NameServer:
         self.endpoint = locate_ns(address, keys=keys, **locate)
         self.default_group = default_group
         self._control = Control(
-            context or zmq.Context.instance(), self.endpoint, timeout, encode_ns, keys
+            context or zmq.Context.instance(),
+            self.endpoint,
+            timeout,
+            encode_ns,
+            keys,
+            "name server",
         )
 
     def _name(self, name: str) -> str:

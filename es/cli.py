@@ -421,8 +421,10 @@ def stats(
     srv = body["server"]
     typer.echo(
         f"es {srv['version']}, up {srv['uptime']:.1f} s: {srv['subscribers']} subscribers, "
-        f"{srv['subjects']} subjects, {srv['patterns']} patterns; published {srv['published']}, "
-        f"delivered {srv['delivered']}, dropped {srv['dropped']}"
+        f"{srv['subjects']} subjects, {srv['patterns']} patterns; "
+        f"{srv['events_published']} events published in {srv['publish_requests']} requests, "
+        f"{srv['events_delivered']} delivered in {srv['delivery_messages']} messages, "
+        f"{srv['events_dropped']} dropped"
     )
     _subscriber_table(body)
 
@@ -528,7 +530,11 @@ def ping(
         return answer, (time.perf_counter() - start) * 1000
 
     body, elapsed = _ask(ident, key, server_key, timed)
-    typer.echo(f"{body.get('server')} {body.get('version')} answered in {elapsed:.1f} ms")
+    server = body.get("server")
+    if server != "es":  # something answered PING, but not an event server (a name server?)
+        what = "a name server" if server == "ns" else f"a server that calls itself {server!r}"
+        raise _fail(f"{what} answered, not an event server")
+    typer.echo(f"es {body.get('version')} answered in {elapsed:.1f} ms")
 
 
 @app.command()

@@ -39,9 +39,11 @@ def test_what_the_server_reads_in_one_turn_goes_out_as_one_message_per_subscribe
             sub.sid: [sub.next(WAIT) for _ in range(count)]
             for sub, count in ((one, 200), (two, 300))
         }
-    assert after["published"] - before["published"] == 300  # each publish its own request
-    assert after["delivered"] - before["delivered"] == 500
-    assert after["batches"] - before["batches"] <= 10  # gathered: far fewer than 500 messages
+    # each publish its own request
+    assert after["publish_requests"] - before["publish_requests"] == 300
+    assert after["events_delivered"] - before["events_delivered"] == 500
+    # gathered: far fewer than 500 messages
+    assert after["delivery_messages"] - before["delivery_messages"] <= 10
     one_events, two_events = got[one.sid], got[two.sid]
     assert [e.msg for e in one_events if e] == [i for i in range(300) if i % 3]
     assert [e.msg for e in two_events if e] == list(range(300))
@@ -62,7 +64,7 @@ def test_a_burst_of_publishes_arrives_without_a_flush(start_es: Start) -> None:
             for i in range(100):  # all but the first within `linger` of a send: gathered
                 pub.publish("burst", i)
             wait_until(lambda: len(events) == 100, WAIT, "the burst, unflushed")
-            published = es.stats()["server"]["published"]
+            published = es.stats()["server"]["publish_requests"]
         assert [e.msg for e in events] == list(range(100))
         assert published < 100  # fewer requests than events
 
@@ -79,6 +81,6 @@ def test_confirmed_publishes_and_flush_keep_their_place_among_gathered_ones(
         for i in range(10, 20):
             pub.publish("order", i)
         pub.flush(WAIT)
-        assert es.stats()["server"]["delivered"] == 21  # flush returned after all went out
+        assert es.stats()["server"]["events_delivered"] == 21  # flush returned after all went out
         received = [sub.next(WAIT) for _ in range(21)]
     assert [e.msg for e in received if e] == [*range(10), "confirmed", *range(10, 20)]

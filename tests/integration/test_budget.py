@@ -55,4 +55,4 @@ def test_a_client_resending_big_requests_is_refused_while_another_is_answered(
     codes = [r.code if isinstance(r, Err) else "OK" for r in replies]
     assert codes[:resends].count(ErrorCode.LIMIT_EXCEEDED) > 0  # billed, then refused
     assert (codes[-1], replies[-1].rid) == (ErrorCode.LIMIT_EXCEEDED, 2)  # the huge PUB
-    assert es.stats()["server"]["rate_limited"] > 0
+    assert es.stats()["server"]["requests_over_budget"] > 0

@@ -116,6 +116,7 @@ def test_stats_and_ping(es: Daemon) -> None:
         table.returncode == 0
         and "cli.stats.subject" in table.stdout
         and sub.id in table.stdout
+        and " events published in " in table.stdout  # events, and the requests that carried them
         and sub.sid not in table.stdout + raw.stdout  # the sid is its secret
     )
     assert any(s["id"] == sub.id for s in json.loads(raw.stdout)["subscribers"])
@@ -249,3 +250,13 @@ def test_every_command_says_in_one_line_that_an_address_is_not_one(
     assert done.returncode in (1, 2), done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("es: ") and "tcp://HOST:PORT" in done.stderr
+
+
+def test_es_ping_at_a_name_server_says_it_is_not_an_event_server(
+    start_ns: Callable[..., Daemon],
+) -> None:
+    # Before, it printed "ns 0.1.0 answered" and exited 0.
+    ns = start_ns()
+    done = run(es_command("ping", "--es", ns.endpoint))
+    assert done.returncode == 1
+    assert done.stderr.strip() == "es: a name server answered, not an event server"

@@ -140,7 +140,7 @@ def test_a_flood_of_valid_publishes_does_not_starve_another_client(start_es: Sta
         with Subscriber(es.endpoint) as sub, Publisher(es.endpoint, timeout=WAIT) as pub:
             sub.subscribe("not.the.flood")
             assert pub.publish("not.the.flood", "warm-up", confirm=True) == 1
-            before = es.stats()["server"]["events_in"]
+            before = es.stats()["server"]["events_published"]
             ordinary = threading.Thread(
                 target=lambda: answered.append(pub.publish("not.the.flood", "me", confirm=True))
             )
@@ -150,8 +150,8 @@ def test_a_flood_of_valid_publishes_does_not_starve_another_client(start_es: Sta
                 ordinary.start()
                 wait_until(lambda: pub._control._lock.locked(), WAIT, "the request to be sent")
             ordinary.join(WAIT)
-            handled = es.stats()["server"]["events_in"] - before
-            done = lambda: es.stats()["server"]["events_in"] - before > flood_events  # noqa: E731
+            handled = es.stats()["server"]["events_published"] - before
+            done = lambda: es.stats()["server"]["events_published"] - before > flood_events  # noqa: E731
             wait_until(done, WAIT * 2, "the flood to be handled")
             events = [sub.next(WAIT) for _ in range(2)]
     finally:

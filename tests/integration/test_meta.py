@@ -86,7 +86,7 @@ def test_news_during_a_stalled_publish_does_not_end_the_stall(start_es: Start) -
         assert first is not None and first.msg == "warm-up"
         with subscriber_process("anything", "--es", es.endpoint) as victim:
             sent = 0
-            while not es.stats()["server"]["dropped"] and sent < 2000:  # fill every buffer
+            while not es.stats()["server"]["events_dropped"] and sent < 2000:  # fill every buffer
                 try:
                     pub.publish(topic, [sent, b"x" * 65536], confirm=True, timeout=0.5)
                 except RequestTimeout:

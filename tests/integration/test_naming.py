@@ -3,6 +3,7 @@ finding its way into it and clients finding the event server through it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -322,3 +323,23 @@ def test_es_up_runs_both_and_ctrl_c_stops_both(private_naming: Path, ident: str 
             proc.wait(WAIT)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_no_reply_from_a_name_server_is_called_that() -> None:
+    # Before, it said "no reply from the event server" about the name server.
+    with socket_nobody_answers() as address:
+        done = run(ns_command("ping", "--ns", address))
+    assert done.returncode == 1
+    assert f"no reply from the name server at {address}" in done.stderr
+
+
+@contextlib.contextmanager
+def socket_nobody_answers() -> Iterator[str]:
+    """A loopback port that accepts connections and never answers (a ROUTER that never reads)."""
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind("tcp://127.0.0.1:*")
+    try:
+        yield sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    finally:
+        sock.close()

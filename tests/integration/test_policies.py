@@ -98,7 +98,7 @@ def test_block_policy_loses_nothing_while_a_subscriber_stalls(
     assert [e.msg[0] for e in received] == list(range(published[0]))
     assert [e.seq for e in received] == list(range(2, published[0] + 2))
     assert sum(e.lost for e in received) == 0
-    assert es.stats()["server"]["dropped"] == 0
+    assert es.stats()["server"]["events_dropped"] == 0
 
 
 @dataclass

@@ -336,11 +336,11 @@ def test_pickle_needs_both_sides_to_opt_in(es: Daemon, subject: str) -> None:
 def test_flush_means_the_server_handled_everything(
     es: Daemon, publisher: Publisher, subject: str
 ) -> None:
-    before = es.stats()["server"]["events_in"]
+    before = es.stats()["server"]["events_published"]
     for i in range(500):
         publisher.publish(subject, i)
     publisher.flush()
-    assert es.stats()["server"]["events_in"] - before >= 500
+    assert es.stats()["server"]["events_published"] - before >= 500
 
 
 def test_stats_show_subscriptions_and_queue_depth(

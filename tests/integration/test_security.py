@@ -351,7 +351,7 @@ def test_limits_set_on_the_command_line_are_enforced_with_coded_errors(start_es:
             pub.publish("a", "fast")
         with pytest.raises(LimitExceeded, match="requests a second"):
             pub.flush(WAIT)
-        assert es.stats()["server"]["rate_limited"] > 0
+        assert es.stats()["server"]["requests_over_budget"] > 0
         wait_until(lambda: flushed(pub), WAIT, "the connection's rate to recover")
 
 

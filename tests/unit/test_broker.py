@@ -414,7 +414,7 @@ def test_requests_over_the_rate_of_one_connection_are_refused_and_others_go_on()
     assert isinstance(refused, Err) and refused.code == "LIMIT_EXCEEDED" and refused.rid == 9
     assert isinstance(reply_of(broker.handle(b"other", ping, 0.0, mono=10.0)), Ok)
     assert isinstance(reply_of(broker.handle(PEER, ping, 0.0, mono=10.5)), Ok)  # refilled
-    assert broker.stats(0.0)["server"]["rate_limited"] == 1
+    assert broker.stats(0.0)["server"]["requests_over_budget"] == 1
 
 
 def test_no_request_rate_limit_when_it_is_zero() -> None:

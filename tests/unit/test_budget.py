@@ -94,7 +94,7 @@ def test_resending_a_big_submatch_runs_out_of_budget_while_another_client_publis
         answers.append(code(broker.handle(HOSTILE, cheap, 1.0, mono=5.0 + i / 800)))
         assert confirmed(broker, 5.0 + i / 800)  # the other client is served all along
     assert answers[0] == "OK" and answers[-1] == "LIMIT_EXCEEDED"
-    assert broker.stats(1.0)["server"]["rate_limited"] == answers.count("LIMIT_EXCEEDED")
+    assert broker.stats(1.0)["server"]["requests_over_budget"] == answers.count("LIMIT_EXCEEDED")
     assert code(broker.handle(HOSTILE, cheap, 1.0, mono=7.0)) == "OK"  # paid back by the rate
 
 

@@ -26,10 +26,11 @@ export class Control {
    * @param {string} endpoint tcp://HOST:PORT
    * @param {{timeout?: number, keys?: object|null, encode: (message: object) => Buffer[]}} options
    */
-  constructor(endpoint, { timeout = 10, keys = null, encode }) {
+  constructor(endpoint, { timeout = 10, keys = null, encode, server = "event server" }) {
     this.endpoint = endpoint;
     this.timeout = timeout;
     this.encode = encode;
+    this.server = server; // what messages call it: "event server" or "name server"
     this.errors = [];
     this.closed = false;
     this.authError = null;
@@ -57,7 +58,7 @@ export class Control {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this._pending.delete(rid);
-        reject(new RequestTimeout(`no reply from the event server at ${this.endpoint}`));
+        reject(new RequestTimeout(`no reply from the ${this.server} at ${this.endpoint}`));
       }, timeout * 1000);
       this._pending.set(rid, { resolve, reject, timer });
       this._send(this.encode(build(rid))).catch((err) => this._settle(rid, err));

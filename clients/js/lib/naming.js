@@ -34,7 +34,7 @@ function uriFile() {
 }
 
 async function answers(endpoint, keys) {
-  const control = new Control(endpoint, { timeout: 1, keys, encode: encodeNsRequest });
+  const control = new Control(endpoint, { timeout: 1, keys, encode: encodeNsRequest, server: "name server" });
   try {
     const body = await control.request((rid) => ({ type: "PING", rid }));
     return body.server === "ns";
@@ -113,7 +113,7 @@ export class NameServer {
 
   constructor(endpoint, keys, timeout) {
     this.endpoint = endpoint;
-    this._control = new Control(endpoint, { timeout, keys, encode: encodeNsRequest });
+    this._control = new Control(endpoint, { timeout, keys, encode: encodeNsRequest, server: "name server" });
   }
 
   _name(name) {
