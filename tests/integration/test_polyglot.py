@@ -9,6 +9,7 @@ import json
 import os
 import queue
 import shutil
+import socket
 import subprocess
 import threading
 import uuid
@@ -320,3 +321,18 @@ def test_a_js_subscriber_moves_on_when_the_server_says_goodbye(
         wait_until(lambda: pub.publish(topic, "after", confirm=True) == 1, WAIT, "resubscription")
     assert sub.line() == {"gap": None}
     assert sub.line()["msg"] == "after"
+
+
+def test_js_publisher_connect_rejects_a_wrong_passphrase_and_an_unreachable_server(
+    start_es: Start,
+) -> None:
+    # Before, connect() resolved in both cases, and a publisher left unclosed after an
+    # AuthFailed kept Node running. Nothing is published here: connect alone must say so.
+    es = start_es("-i", SECRET)
+    answer = js_publish("--es", es.endpoint, "--ident", "wrong", "x")
+    assert answer["error"] == "AUTH_FAILED", answer
+    with socket.socket() as taken:  # a loopback port nobody listens on
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+    answer = js_publish("--es", f"tcp://127.0.0.1:{port}", "x")
+    assert answer["error"] == "RequestTimeout", answer

@@ -30,7 +30,15 @@ export class Publisher extends EventEmitter {
    */
   static async connect(options = {}) {
     const publisher = new Publisher(options);
-    await publisher._keeper.start();
+    try {
+      await publisher._keeper.start();
+      // The server is there and takes our key, or connect() says so now: AuthFailed at once,
+      // RequestTimeout after `timeout` (and nothing is left running to keep Node alive).
+      await publisher.ping();
+    } catch (err) {
+      publisher._keeper.close();
+      throw err;
+    }
     return publisher;
   }
 
