@@ -323,7 +323,13 @@ def sub(
     wait: Annotated[
         float | None, typer.Option("--wait", help="Exit after this many seconds.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help='One JSON object per event (bytes as {"$bytes": "HEX"}).'),
+    ] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Only each event's payload, as it arrived, a line each.")
+    ] = False,
     policy: Annotated[str | None, typer.Option("--policy", help="block or drop.")] = None,
     queue_size: Annotated[
         int | None,
@@ -347,7 +353,7 @@ def sub(
     class Printing(Subscriber):
         def gap(self, lost: int | None, event: Event | None) -> None:
             if event is None and lost:  # a LOST notice: no event follows to carry it
-                _print_loss(lost, as_json)
+                _print_loss(lost, as_json, raw)
 
     keys = client_keys(ident, key, server_key, "es")
     if not subjects and not match:
@@ -369,14 +375,30 @@ def sub(
         names = [*(subjects or []), *(f"/{p}/" for p in match or [])]
         typer.echo(f"es: subscribed to {', '.join(names)}", err=True)
         with contextlib.suppress(KeyboardInterrupt):
-            _print_events(subscriber, count, wait, as_json)
+            _print_events(subscriber, count, wait, "raw" if raw else "json" if as_json else "text")
 
 
-def _print_loss(lost: int, as_json: bool) -> None:
-    typer.echo(json.dumps({"lost": lost}) if as_json else f"-- {lost} event(s) lost --")
+def _print_loss(lost: int, as_json: bool, raw: bool = False) -> None:
+    """Say that events were lost: in the output's own form, or on stderr beside raw payloads."""
+    typer.echo(json.dumps({"lost": lost}) if as_json else f"-- {lost} event(s) lost --", err=raw)
 
 
-def _print_events(subscriber: Any, count: int | None, wait: float | None, as_json: bool) -> None:
+def _jsonable(value: Any) -> Any:
+    """A message as JSON can carry it: bytes as {"$bytes": "HEX"}, anything JSON lacks as its
+    text; maps, lists and plain values as they are."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$bytes": bytes(value).hex()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _print_events(subscriber: Any, count: int | None, wait: float | None, form: str) -> None:
+    """Print each event: as text, as a JSON object, or its raw payload (`form`)."""
     deadline = None if wait is None else time.monotonic() + wait
     received = 0
     while count is None or received < count:
@@ -385,19 +407,25 @@ def _print_events(subscriber: Any, count: int | None, wait: float | None, as_jso
         if event is None:
             return
         received += 1
+        if form == "raw":
+            if event.lost:
+                _print_loss(event.lost, False, raw=True)
+            sys.stdout.buffer.write(bytes(event.payload) + b"\n")
+            sys.stdout.buffer.flush()
+            continue
         try:
             msg = event.msg
         except PayloadError as exc:
             msg = f"<{exc}>"
-        if as_json:
+        if form == "json":
             line = {
                 "subject": event.subject,
-                "msg": msg,
+                "msg": _jsonable(msg),
                 "time": event.time,
                 "seq": event.seq,
                 "lost": event.lost,
             }
-            typer.echo(json.dumps(line, default=str))
+            typer.echo(json.dumps(line))
             continue
         if event.lost:
             _print_loss(event.lost, False)

@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Callable
 
+import msgpack
 import pytest
 import zmq
 
@@ -260,3 +261,27 @@ def test_es_ping_at_a_name_server_says_it_is_not_an_event_server(
     done = run(es_command("ping", "--es", ns.endpoint))
     assert done.returncode == 1
     assert done.stderr.strip() == "es: a name server answered, not an event server"
+
+
+def test_es_sub_json_is_json_and_raw_is_the_payload(es: Daemon) -> None:
+    # Before, --json printed bytes as Python's b'...' inside a string.
+    topic = f"cli.forms.{uuid.uuid4().hex[:8]}"
+    subs = [
+        subprocess.Popen(
+            es_command("sub", topic, "--es", es.endpoint, form, "--count", "2"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for form in ("--json", "--raw")
+    ]
+    for sub in subs:
+        assert sub.stderr is not None
+        ready = read_line(sub.stderr, deadline=_deadline())  # type: ignore[arg-type]
+        assert ready is not None and b"subscribed" in ready  # type: ignore[operator]
+    with Publisher(es.endpoint) as pub:
+        pub.publish(topic, {"blob": b"\x00\xff", "n": 1}, confirm=True)
+        pub.publish(topic, "plain", confirm=True)
+    (json_out, _), (raw_out, _) = (sub.communicate(timeout=RUN_TIMEOUT) for sub in subs)
+    lines = [json.loads(line) for line in json_out.splitlines()]
+    assert [line["msg"] for line in lines] == [{"blob": {"$bytes": "00ff"}, "n": 1}, "plain"]
+    assert raw_out.split(b"\n")[1] == msgpack.packb("plain")
