@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -283,30 +284,88 @@ def config(**options: Any) -> None:
 @app.command()
 def pub(
     subject: Annotated[str, typer.Argument(help="Subject to publish on.")],
-    message: Annotated[str, typer.Argument(help="The message (a string, or JSON with --json).")],
+    message: Annotated[
+        str | None,
+        typer.Argument(
+            help="The message (a string, or JSON with --json); '-' or none: one a line from stdin."
+        ),
+    ] = None,
     es: EsUri = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Parse MESSAGE as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Parse each message as JSON.")] = False,
     confirm: Annotated[bool, typer.Option("--confirm", help="Wait and print receivers.")] = False,
+    retain: Annotated[
+        bool, typer.Option("--retain", help="Keep it as the subject's latest, for new subscribers.")
+    ] = False,
+    ttl: Annotated[
+        float | None, typer.Option("--ttl", help="Seconds a retained message is kept [forever].")
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Forget the subject's retained message; no MESSAGE.")
+    ] = False,
+    count: Annotated[
+        int, typer.Option("--count", "-c", min=1, help="Publish the message this many times.")
+    ] = 1,
+    rate: Annotated[
+        float | None, typer.Option("--rate", min=0.001, help="At most this many a second.")
+    ] = None,
     timeout: Timeout = 10.0,
     ident: Ident = None,
     key: KeyFile = None,
     server_key: ServerKeyFile = None,
 ) -> None:
-    """Publish one message on a subject."""
+    """Publish a message on a subject: once, --count times (at --rate), or one a line from
+    stdin; keep it for new subscribers with --retain, or forget the kept one with --clear."""
     from clients import Publisher
 
     keys = client_keys(ident, key, server_key, "es")
-    try:
-        value: Any = json.loads(message) if as_json else message
-    except json.JSONDecodeError as exc:
-        raise _fail(f"MESSAGE is not JSON: {exc}", ExitCode.USAGE) from None
+    if clear and message is not None:
+        raise _fail("--clear takes no MESSAGE", ExitCode.USAGE)
+    if ttl is not None and not retain:
+        raise _fail("--ttl needs --retain", ExitCode.USAGE)
+    if message is None and not clear and sys.stdin.isatty():
+        raise _fail("give a MESSAGE, or pipe messages to stdin, one a line", ExitCode.USAGE)
+    start, sent = time.monotonic(), 0
     try:
         with Publisher(es, timeout=timeout, keys=keys) as publisher:
-            receivers = publisher.publish(subject, value, confirm=confirm)
+            if clear:
+                publisher.clear_retained(subject, confirm=True)
+                typer.echo(f"es: cleared the retained message of {subject}", err=True)
+                return
+            for value in _messages(message, as_json, count):
+                _pace(start, sent, rate)
+                receivers = publisher.publish(
+                    subject, value, confirm=confirm, retain=retain, ttl=ttl
+                )
+                sent += 1
+                if confirm:
+                    typer.echo(f"delivered to {receivers} subscriber(s)")
     except (EsError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    if confirm:
-        typer.echo(f"delivered to {receivers} subscriber(s)")
+    if sent > 1:
+        elapsed = time.monotonic() - start
+        typer.echo(f"es: published {sent} in {elapsed:.2f} s ({sent / elapsed:,.0f}/s)", err=True)
+
+
+def _messages(message: str | None, as_json: bool, count: int) -> Iterator[Any]:
+    """The messages to publish: MESSAGE `count` times, or each line of stdin."""
+    lines: Iterable[str]
+    if message is None or message == "-":
+        lines = (line.rstrip("\n") for line in sys.stdin)
+    else:
+        lines = itertools.repeat(message, count)
+    for n, line in enumerate(lines, start=1):
+        try:
+            yield json.loads(line) if as_json else line
+        except json.JSONDecodeError as exc:
+            raise _fail(f"message {n} is not JSON: {exc}", ExitCode.USAGE) from None
+
+
+def _pace(start: float, sent: int, rate: float | None) -> None:
+    """Wait, if need be, so that no more than `rate` messages a second leave."""
+    if rate is not None:
+        delay = start + sent / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
 
 @app.command()

@@ -285,3 +285,34 @@ def test_es_sub_json_is_json_and_raw_is_the_payload(es: Daemon) -> None:
     lines = [json.loads(line) for line in json_out.splitlines()]
     assert [line["msg"] for line in lines] == [{"blob": {"$bytes": "00ff"}, "n": 1}, "plain"]
     assert raw_out.split(b"\n")[1] == msgpack.packb("plain")
+
+
+def test_es_pub_retains_clears_reads_stdin_and_repeats(es: Daemon) -> None:
+    topic = f"cli.pub.{uuid.uuid4().hex[:8]}"
+    kept = es.stats()["server"]["retained"]
+    retained = run(
+        es_command("pub", topic, "latest", "--retain", "--ttl", "60", "--es", es.endpoint)
+    )
+    assert retained.returncode == 0, retained.stderr
+    assert es.stats()["server"]["retained"] == kept + 1
+    with Subscriber(es.endpoint) as sub:
+        sub.subscribe(topic)
+        first = sub.next(WAIT)
+        assert first is not None and (first.msg, first.retained) == ("latest", True)
+        piped = subprocess.run(
+            es_command("pub", topic, "--es", es.endpoint),
+            input="one\ntwo\nthree\n",
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+        )
+        assert piped.returncode == 0, piped.stderr
+        repeated = run(
+            es_command("pub", topic, "again", "--count", "5", "--rate", "500", "--es", es.endpoint)
+        )
+        assert repeated.returncode == 0 and "published 5 in" in repeated.stderr
+        got = [sub.next(WAIT) for _ in range(8)]
+        assert [e.msg for e in got if e is not None] == ["one", "two", "three", *["again"] * 5]
+    cleared = run(es_command("pub", topic, "--clear", "--es", es.endpoint))
+    assert cleared.returncode == 0, cleared.stderr
+    assert es.stats()["server"]["retained"] == kept
