@@ -517,6 +517,9 @@ def stats(
 
 
 def _subscriber_table(body: dict[str, Any]) -> None:
+    if not body["subscribers"]:
+        typer.echo("no subscribers", err=True)
+        return
     typer.echo(
         f"{'ID':<16} {'POLICY':<6} {'QUEUE':>6} {'DEPTH':>6} {'SENT':>8} {'DROPPED':>8} "
         f"{'STALLS':>6} {'BEHIND':>7} {'STALLED':>7}  SUBSCRIPTIONS"
@@ -549,6 +552,8 @@ def subjects(
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return
+    if not body["subjects"]:
+        typer.echo("no subject published on yet" + (" matches" if match else ""), err=True)
     for entry in body["subjects"]:
         when = time.strftime("%H:%M:%S", time.localtime(entry["last"]))
         typer.echo(f"{entry['events']:>10}  {when}  {entry['subject']}")
@@ -560,6 +565,9 @@ def subjects(
 def numsub(
     names: Annotated[list[str], typer.Argument(help="Subjects to count subscribers of.")],
     es: EsUri = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print {subject: count} as JSON.")
+    ] = False,
     timeout: Timeout = 5.0,
     ident: Ident = None,
     key: KeyFile = None,
@@ -567,6 +575,9 @@ def numsub(
 ) -> None:
     """How many subscribers an event on each subject would reach now."""
     counts = _ask(ident, key, server_key, lambda keys: admin.numsub(names, es, timeout, keys))
+    if as_json:
+        typer.echo(json.dumps(dict(zip(names, counts, strict=True)), indent=2))
+        return
     for name, count in zip(names, counts, strict=True):
         typer.echo(f"{count:>6}  {name}")
 
@@ -604,6 +615,9 @@ def subscribers(
 @app.command()
 def ping(
     es: EsUri = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the reply, with the round trip, as JSON.")
+    ] = False,
     timeout: Timeout = 5.0,
     ident: Ident = None,
     key: KeyFile = None,
@@ -621,6 +635,9 @@ def ping(
     if server != "es":  # something answered PING, but not an event server (a name server?)
         what = "a name server" if server == "ns" else f"a server that calls itself {server!r}"
         raise _fail(f"{what} answered, not an event server")
+    if as_json:
+        typer.echo(json.dumps({**body, "round_trip_ms": round(elapsed, 3)}, indent=2))
+        return
     typer.echo(f"es {body.get('version')} answered in {elapsed:.1f} ms")
 
 

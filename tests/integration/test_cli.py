@@ -316,3 +316,18 @@ def test_es_pub_retains_clears_reads_stdin_and_repeats(es: Daemon) -> None:
     cleared = run(es_command("pub", topic, "--clear", "--es", es.endpoint))
     assert cleared.returncode == 0, cleared.stderr
     assert es.stats()["server"]["retained"] == kept
+
+
+def test_query_commands_print_json_and_say_when_there_is_nothing(
+    start_es: Callable[..., Daemon],
+) -> None:
+    es = start_es()  # its own: nothing published, nobody subscribed
+    counted = run(es_command("numsub", "a.b", "c.d", "--json", "--es", es.endpoint))
+    assert json.loads(counted.stdout) == {"a.b": 0, "c.d": 0}
+    pinged = run(es_command("ping", "--json", "--es", es.endpoint))
+    answer = json.loads(pinged.stdout)
+    assert answer["server"] == "es" and answer["round_trip_ms"] > 0
+    nothing = run(es_command("subjects", "--es", es.endpoint))
+    assert nothing.returncode == 0 and "no subject published on yet" in nothing.stderr
+    nobody = run(es_command("subscribers", "--es", es.endpoint))
+    assert nobody.returncode == 0 and "no subscribers" in nobody.stderr
