@@ -27,13 +27,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 from zmq.utils.monitor import recv_monitor_message
+
+if TYPE_CHECKING:
+    from zmq.auth.thread import ThreadAuthenticator
 
 __all__ = [
     "HANDSHAKES",
@@ -246,7 +248,7 @@ class _Allowed:
 
 
 _lock = threading.Lock()
-_authenticators: dict[int, tuple[ThreadAuthenticator, set[str]]] = {}
+_authenticators: dict[int, tuple[ThreadAuthenticator, set[str]]] = {}  # only daemons make one
 
 
 def as_server(sock: zmq.Socket[Any], keys: Keys | None, domain: str) -> None:
@@ -258,6 +260,8 @@ def as_server(sock: zmq.Socket[Any], keys: Keys | None, domain: str) -> None:
     with _lock:
         entry = _authenticators.get(id(context))
         if entry is None:
+            from zmq.auth.thread import ThreadAuthenticator  # here: clients never need it
+
             auth = ThreadAuthenticator(context, log=logging.getLogger("clients.security.zap"))
             auth.start()
             entry = _authenticators[id(context)] = (auth, set())

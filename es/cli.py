@@ -22,13 +22,12 @@ import typer
 from clients import admin
 from clients.cli_options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys
 from clients.errors import EsError, PayloadError
-from clients.lifecycle import setup_logging, terminate_like_interrupt
+from clients.lifecycle import ExitCode, setup_logging, terminate_like_interrupt
 from es import __version__
-from es.config import ConfigError, ServerConfig, from_env
-from es.server import EventServer, ExitCode
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the daemon's modules load only for the commands that run it
     from clients.security import Keys
+    from es.config import ServerConfig
 
 T = TypeVar("T")
 
@@ -209,6 +208,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _config(*, no_naming: bool, ns: str | None, **settings: Any) -> ServerConfig:
+    from es.config import ConfigError, from_env
+
     """The server configuration from the options of `serve` and `config` (None = not given)."""
     try:
         return from_env(os.environ, use_naming=not no_naming, ns_address=ns, **settings)
@@ -248,6 +249,8 @@ def serve(
     options.pop("log_level")
     config = _config(**options)
     setup_logging("es", log_level)
+    from es.server import EventServer
+
     server = EventServer(config, on_ready=_announce)
     server.install_signal_handlers()
     code = server.serve()
