@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from decimal import Decimal
 
@@ -31,6 +32,10 @@ def test_core_types_round_trip() -> None:
     assert round_trip(value) == value
 
 
+class Colour(enum.Enum):
+    RED = "red"
+
+
 def test_extra_python_types_travel_in_portable_forms() -> None:
     when = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
     ident = uuid.UUID(int=7)
@@ -40,6 +45,12 @@ def test_extra_python_types_travel_in_portable_forms() -> None:
     assert round_trip(dt.date(2026, 1, 2)) == "2026-01-02"
     assert round_trip(Decimal("1.10")) == "1.10"
     assert round_trip(ident) == str(ident)
+    # What the README says arrives: a time as ISO text, an enum as its value, an aware datetime
+    # as the same instant in UTC.
+    assert round_trip(dt.time(3, 4)) == "03:04:00"
+    assert round_trip(Colour.RED) == "red"
+    east = dt.datetime(2026, 1, 1, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert round_trip(east) == when and round_trip(east).tzinfo == dt.UTC
 
 
 def test_unencodable_values_raise_type_error() -> None:
