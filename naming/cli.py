@@ -16,7 +16,7 @@ import typer
 from clients.cli_options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys
 from clients.errors import EsError
 from clients.lifecycle import ExitCode, setup_logging, terminate_like_interrupt
-from clients.naming import NameServer
+from clients.naming import NameServer, uri_file_path
 from clients.security import Keys
 from naming import __version__
 from naming.config import NsConfig, NsConfigError
@@ -118,9 +118,13 @@ def config(
     uri_file: UriFile = None,
     discovery: Discovery = None,
 ) -> None:
-    """Print the configuration `ns serve` would run with, as JSON."""
+    """Print the configuration `ns serve` would run with, as JSON (uri_file: where it would
+    write its address, as found from --uri-file, $NS_URI_FILE or the default)."""
     cfg = _config(**locals())
-    typer.echo(json.dumps(cfg.as_dict(), indent=2))
+    shown = cfg.as_dict()
+    path = uri_file_path(cfg.uri_file)
+    shown["uri_file"] = None if path is None else str(path)
+    typer.echo(json.dumps(shown, indent=2))
 
 
 def _with_ns(ns: str | None, keys: Keys | None, action: Callable[[NameServer], T]) -> T:
@@ -187,6 +191,7 @@ def listall(
     _print_listing(_with_ns(ns, client_keys(ident, key, server_key, "ns"), lambda s: s.listall()))
 
 
+@app.command("resolve", help="Print the URI registered for NAME (Pyro's word for lookup).")
 @app.command()
 def lookup(
     name: str,

@@ -343,3 +343,14 @@ def socket_nobody_answers() -> Iterator[str]:
         yield sock.getsockopt_string(zmq.LAST_ENDPOINT)
     finally:
         sock.close()
+
+
+def test_ns_resolve_is_lookup_and_ns_config_shows_the_uri_file(
+    ns: Daemon, private_naming: Path
+) -> None:
+    looked = run(ns_command("lookup", ":Pyro.NameServer", "--ns", ns.endpoint))
+    resolved = run(ns_command("resolve", ":Pyro.NameServer", "--ns", ns.endpoint))
+    assert resolved.returncode == 0 and resolved.stdout == looked.stdout
+    assert ns.endpoint in resolved.stdout
+    shown = json.loads(run(ns_command("config")).stdout)
+    assert shown["uri_file"] == str(private_naming)  # before: null unless --uri-file was given
