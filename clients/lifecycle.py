@@ -25,6 +25,7 @@ __all__ = [
     "ExitCode",
     "StorageError",
     "check_storage_file",
+    "command_logging",
     "setup_logging",
     "storage_path",
     "terminate_like_interrupt",
@@ -32,12 +33,20 @@ __all__ = [
 
 
 def setup_logging(name: str, level: str) -> None:
-    """A daemon's log: stderr, one line a record, the daemon's name on each."""
+    """A daemon's log: stderr, one line a record, the daemon's name on each (replacing what
+    `command_logging` set up for the command that started it)."""
     logging.basicConfig(
         level=level.upper(),
         stream=sys.stderr,
         format=f"%(asctime)s {name} %(levelname)s %(message)s",
+        force=True,
     )
+
+
+def command_logging(program: str) -> None:
+    """A client command's log: what the client library warns about, on stderr, prefixed with the
+    program's name like the command's own messages ("es: ..."), never bare."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format=f"{program}: %(message)s")
 
 
 class ExitCode:

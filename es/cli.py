@@ -22,7 +22,7 @@ import typer
 from clients import admin
 from clients.cli_options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys
 from clients.errors import EsError, PayloadError
-from clients.lifecycle import ExitCode, setup_logging, terminate_like_interrupt
+from clients.lifecycle import ExitCode, command_logging, setup_logging, terminate_like_interrupt
 from es import __version__
 
 if TYPE_CHECKING:  # the daemon's modules load only for the commands that run it
@@ -34,7 +34,7 @@ T = TypeVar("T")
 app = typer.Typer(
     help="The event server (es serve) and commands to publish, subscribe and inspect.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # es --install-completion: bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
 )
 
@@ -242,7 +242,10 @@ def serve(
     drain_timeout: Drain = None,
     liveness: Liveness = None,
     evict_stalled: EvictStalled = None,
-    log_level: Annotated[str, typer.Option("--log-level", envvar="ES_LOG_LEVEL")] = "INFO",
+    log_level: Annotated[
+        str,
+        typer.Option("--log-level", envvar="ES_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR."),
+    ] = "INFO",
 ) -> None:
     """Run the event server in the foreground. Prints one JSON ready line on stdout."""
     options = dict(locals())
@@ -740,4 +743,5 @@ def bench(
 def main() -> None:
     """The `es` command."""
     terminate_like_interrupt()
+    command_logging("es")
     app()

@@ -15,7 +15,7 @@ import typer
 
 from clients.cli_options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys
 from clients.errors import EsError
-from clients.lifecycle import ExitCode, setup_logging, terminate_like_interrupt
+from clients.lifecycle import ExitCode, command_logging, setup_logging, terminate_like_interrupt
 from clients.naming import NameServer, uri_file_path
 from clients.security import Keys
 from naming import __version__
@@ -25,7 +25,7 @@ from naming.server import NameServerDaemon
 app = typer.Typer(
     help="The name server (ns serve) and commands to inspect and change its names.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # ns --install-completion: bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
 )
 
@@ -84,7 +84,10 @@ def serve(
     storage: Storage = None,
     uri_file: UriFile = None,
     discovery: Discovery = None,
-    log_level: Annotated[str, typer.Option("--log-level", envvar="NS_LOG_LEVEL")] = "INFO",
+    log_level: Annotated[
+        str,
+        typer.Option("--log-level", envvar="NS_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR."),
+    ] = "INFO",
 ) -> None:
     """Run the name server in the foreground. Prints one JSON ready line on stdout."""
     options = dict(locals())
@@ -292,4 +295,5 @@ def setmeta(
 def main() -> None:
     """The `ns` command."""
     terminate_like_interrupt()
+    command_logging("ns")
     app()
