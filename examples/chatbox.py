@@ -7,8 +7,10 @@ type go to `chat.<channel>`; only the event server carries them.
     .venv/bin/python examples/chatbox.py                      # announce "lobby", then let
                                                               # alice and bob chat in it
     .venv/bin/python examples/chatbox.py announce garden      # announce a channel, and leave
-    .venv/bin/python examples/chatbox.py chat carol           # join the first channel found,
-                                                              # type lines, Ctrl-D to leave
+    .venv/bin/python examples/chatbox.py chat carol garden    # join channel garden as carol
+                                                              # (the first one announced if
+                                                              # none is named), type lines,
+                                                              # Ctrl-D to leave
 
 Run `make run` first; ES_URI picks another event server.
 """
@@ -104,13 +106,16 @@ def demo() -> None:
     print(f"{len(alice.heard) + len(bob.heard)} lines heard")
 
 
-def chat(name: str) -> None:
+def chat(name: str, channel: str | None) -> None:
     found = channels()
     if not found:
         raise SystemExit("no channel announced yet: chatbox.py announce NAME")
-    me = Chatter(name, found[0])
+    if channel is not None and channel not in found:
+        raise SystemExit(f"no channel {channel!r} announced; there are: {', '.join(found)}")
+    joined = channel or found[0]
+    me = Chatter(name, joined)
     threading.Thread(target=me.inbox.listen, daemon=True).start()
-    print(f"in {found[0]} as {name}; type lines, Ctrl-D to leave")
+    print(f"in {joined} as {name}; type lines, Ctrl-D to leave")
     try:
         for line in sys.stdin:
             me.say(line.rstrip("\n"))
@@ -123,11 +128,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("part", nargs="?", choices=["announce", "chat"])
     parser.add_argument("name", nargs="?", help="the channel to announce, or your name")
+    parser.add_argument("channel", nargs="?", help="with chat: the channel to join")
     args = parser.parse_args()
     if args.part == "announce":
         announce(args.name or "lobby")
     elif args.part == "chat":
-        chat(args.name or "guest")
+        chat(args.name or "guest", args.channel)
     else:
         demo()
 

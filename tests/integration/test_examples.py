@@ -115,3 +115,27 @@ def test_service_availability_from_arrival_to_departure(es: Daemon) -> None:
         "gone: boiler (unsubscribed)",
         "2 reports while it was available",
     ]
+
+
+def test_chatbox_joins_the_channel_asked_for(es: Daemon) -> None:
+    # Before, `chat NAME` joined the first channel found, whichever it was.
+    assert run_example("chatbox.py", es, "announce", "garden").strip() == "announced garden"
+    joined = subprocess.run(
+        [sys.executable, str(EXAMPLES / "chatbox.py"), "chat", "carol", "garden"],
+        input="hello\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ES_URI": es.endpoint},
+    )
+    assert joined.returncode == 0, joined.stderr
+    assert joined.stdout.startswith("in garden as carol")
+    nowhere = subprocess.run(
+        [sys.executable, str(EXAMPLES / "chatbox.py"), "chat", "carol", "attic"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ES_URI": es.endpoint},
+    )
+    assert nowhere.returncode == 1 and "no channel 'attic' announced" in nowhere.stderr
