@@ -29,16 +29,24 @@ NAME = "boiler"
 AVAILABLE, GONE = "$es.service.available", "$es.service.gone"
 
 
-def service(reports: int | None, interval: float) -> None:
+def service(reports: int | None, interval: float, say: bool = True) -> None:
     """Announce the service, report every `interval` seconds (`reports` times, or until
-    Ctrl-C), then leave."""
+    Ctrl-C), then leave; with `say`, print what it does."""
+    show = print if say else (lambda *args, **kwargs: None)
     with Subscriber(name=NAME) as commands, Publisher() as reporter:
         commands.subscribe(f"{NAME}.commands")  # the subscription is what announces it
+        show(
+            f"service {NAME!r} available (its subscription announced it); reporting on "
+            f"{NAME}.report every {interval:g} s",
+            flush=True,
+        )
         sent = 0
         while reports is None or sent < reports:
             sent += 1
             reporter.publish(f"{NAME}.report", {"report": sent, "temperature": 60 + sent})
+            show(f"report {sent} sent", flush=True)
             time.sleep(interval)
+        show(f"service {NAME!r} leaving", flush=True)
 
 
 def watch(monitor: Subscriber, until_gone: bool, timeout: float) -> int:
@@ -79,16 +87,17 @@ def main() -> None:
     parser.add_argument("part", nargs="?", choices=["monitor", "service"])
     parser.add_argument("--reports", type=int, help="reports before the service leaves [demo: 3]")
     parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument("--quiet", action="store_true", help="service: print nothing")
     args = parser.parse_args()
     if args.part == "service":
-        service(args.reports, args.interval)
+        service(args.reports, args.interval, say=not args.quiet)
         return
     with monitor() as sub:
         if args.part == "monitor":
             watch(sub, until_gone=False, timeout=float("inf"))
             return
         reports = str(args.reports or 3)
-        child = [sys.executable, __file__, "service", "--reports", reports]
+        child = [sys.executable, __file__, "service", "--quiet", "--reports", reports]
         proc = subprocess.Popen([*child, "--interval", str(args.interval)])
         reports = watch(sub, until_gone=True, timeout=60)
         proc.wait(60)

@@ -27,16 +27,23 @@ EXACT = "stockquote.sun"
 PATTERN = r"^STOCKQUOTE\.S.*$"
 
 
-def feed(rounds: int | None, interval: float) -> int:
-    """Publish one quote per symbol per round (forever when `rounds` is None); return how many."""
+def feed(rounds: int | None, interval: float, say: bool = False) -> int:
+    """Publish one quote per symbol per round (forever when `rounds` is None); return how many.
+    With `say`, print what it does: a line at the start, and each round's prices."""
     prices = dict(SYMBOLS)
     published = 0
     with Publisher() as publisher:
+        if say:
+            where = f"STOCKQUOTE.<SYMBOL> at {publisher.es_uri}"
+            print(f"feeding {len(prices)} symbols on {where} every {interval:g} s", flush=True)
         while rounds is None or published < rounds * len(prices):
             for symbol in prices:
                 prices[symbol] = round(max(0.01, prices[symbol] * random.gauss(1.0, 0.01)), 2)
                 publisher.publish(f"STOCKQUOTE.{symbol}", (symbol, prices[symbol]))
                 published += 1
+            if say:
+                quotes = ", ".join(f"{symbol} {price}" for symbol, price in prices.items())
+                print(f"published {published}: {quotes}", flush=True)
             time.sleep(interval)
     return published
 
@@ -107,7 +114,7 @@ def main() -> None:
     if args.part is None:
         together(args.rounds)
     elif args.part == "feed":
-        feed(None, interval=1.0)
+        feed(None, interval=1.0, say=True)
     else:
         with ticker(args.part, EXACT if args.part == "exact" else PATTERN) as sub:
             sub.listen()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ast
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from tests.integration.conftest import Daemon
+from tests.integration.conftest import Daemon, read_line
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -139,3 +141,34 @@ def test_chatbox_joins_the_channel_asked_for(es: Daemon) -> None:
         env={**os.environ, "ES_URI": es.endpoint},
     )
     assert nowhere.returncode == 1 and "no channel 'attic' announced" in nowhere.stderr
+
+
+def test_the_long_running_parts_say_what_they_do(es: Daemon) -> None:
+    # Before, `stockquotes.py feed` and `service_availability.py service` printed nothing.
+    service = run_example("service_availability.py", es, "service", "--reports", "2")
+    assert service.splitlines() == [
+        "service 'boiler' available (its subscription announced it); reporting on "
+        "boiler.report every 0.5 s",
+        "report 1 sent",
+        "report 2 sent",
+        "service 'boiler' leaving",
+    ]
+    feed = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "stockquotes.py"), "feed"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "ES_URI": es.endpoint},
+    )
+    try:
+        assert feed.stdout is not None
+        first = read_line(feed.stdout, time.monotonic() + 60)
+        assert first is not None and first.startswith("feeding 4 symbols on STOCKQUOTE.<SYMBOL>")
+        round_line = read_line(feed.stdout, time.monotonic() + 60)
+        assert round_line is not None and round_line.startswith("published 4: ")
+    finally:
+        feed.send_signal(signal.SIGINT)  # as Ctrl-C: the feed runs until stopped
+        feed.wait(60)
+        for stream in (feed.stdout, feed.stderr):
+            if stream is not None:
+                stream.close()
