@@ -193,15 +193,25 @@ def choose(ident: str | None, keys: Keys | None) -> Keys | None:
 
 def generate(directory: str | Path, clients: Iterable[str]) -> list[Path]:
     """Write a server key pair and one key pair per client name, laid out as `for_server` and
-    `for_client` read them; return the files written. Refuses to overwrite a server key."""
+    `for_client` read them; return the files written. In a directory that has its server key
+    already, add the clients' key pairs to it. Never overwrites a key."""
     root = Path(directory)
-    if (root / "server.key_secret").exists():
-        raise FileExistsError(f"{root / 'server.key_secret'} exists already")
-    (root / "clients").mkdir(parents=True, exist_ok=True)
-    written = [Path(p) for p in zmq.auth.create_certificates(str(root), "server")]
-    for name in clients:
+    names = list(clients)
+    for name in names:
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"not a usable client name: {name!r}")
+        if (root / "clients" / f"{name}.key").exists():
+            raise FileExistsError(f"{root / 'clients' / name}.key exists already")
+    written: list[Path] = []
+    if (root / "server.key_secret").exists():
+        if not names:
+            raise FileExistsError(
+                f"{root / 'server.key_secret'} exists already (name clients to add their keys)"
+            )
+    else:
+        (root / "clients").mkdir(parents=True, exist_ok=True)
+        written += [Path(p) for p in zmq.auth.create_certificates(str(root), "server")]
+    for name in names:
         written += [Path(p) for p in zmq.auth.create_certificates(str(root / "clients"), name)]
     for path in written:
         if path.name.endswith(".key_secret"):

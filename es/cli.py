@@ -657,8 +657,8 @@ def keygen(
     """Make CurveZMQ key files: the daemons' pair and one pair per client (see SPEC.md, 14.2).
 
     Run the daemons with --keys DIRECTORY; give each client its clients/NAME.key_secret and
-    server.key (--key, --server-key). Allow another client later by copying its .key file into
-    DIRECTORY/clients/.
+    server.key (--key, --server-key). Add a client later with `es keygen DIRECTORY NAME` (or
+    by copying its .key file into DIRECTORY/clients/), then restart the daemons.
     """
     from clients.security import generate
 

@@ -69,3 +69,17 @@ def test_failed_handshakes_are_named_for_what_they_most_likely_were() -> None:
     assert handshake_failure(protocol, garbage).startswith("not a ZeroMQ handshake")
     dropped = handshake_failure(int(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL), 110)
     assert dropped.startswith("broken off") and "key" not in dropped
+
+
+def test_generate_adds_clients_to_a_directory_that_has_its_server_key(tmp_path: Path) -> None:
+    # Before, a second `es keygen DIR NAME` refused: the server key existed already.
+    generate(tmp_path / "keys", ["alice"])
+    server_before = (tmp_path / "keys/server.key_secret").read_bytes()
+    added = generate(tmp_path / "keys", ["carol"])
+    assert {p.name for p in added} == {"carol.key", "carol.key_secret"}
+    assert (tmp_path / "keys/server.key_secret").read_bytes() == server_before
+    assert len(Keys.for_server(tmp_path / "keys").allowed) == 3  # server, alice and carol
+    with pytest.raises(FileExistsError, match="alice.key exists"):
+        generate(tmp_path / "keys", ["alice"])  # never overwritten
+    with pytest.raises(FileExistsError, match="name clients to add"):
+        generate(tmp_path / "keys", [])
