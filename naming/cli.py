@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -229,6 +230,21 @@ def register(
     typer.echo(
         f"registered {body['name']}" + (f" (token {body['token']})" if "token" in body else "")
     )
+
+
+@app.command()
+def renew(
+    name: str,
+    token: Annotated[str, typer.Argument(help="The token `ns register --lease` printed.")],
+    ns: NsAddress = None,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
+) -> None:
+    """Extend the lease of NAME by its lease time (only with its registration's token)."""
+    body = _with_ns(ns, client_keys(ident, key, server_key, "ns"), lambda s: s.renew(name, token))
+    left = float(body["expires"]) - time.time()
+    typer.echo(f"renewed {body.get('name', name)}: expires in {left:.0f} s")
 
 
 @app.command()

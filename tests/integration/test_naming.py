@@ -265,6 +265,11 @@ def test_ns_commands(ns: Daemon) -> None:
     assert ns_cli("register", ":Shop.Orders", "tcp://127.0.0.1:5555").returncode == 0
     leased = ns_cli("register", ":Shop.Cart", "tcp://127.0.0.1:5556", "--lease", "60")
     assert "token" in leased.stdout
+    token = leased.stdout.split("token ")[1].rstrip(")\n")
+    renewed = ns_cli("renew", ":Shop.Cart", token)
+    assert renewed.returncode == 0 and renewed.stdout.startswith("renewed :Shop.Cart: expires in")
+    stolen = ns_cli("renew", ":Shop.Cart", "0" * 32)
+    assert stolen.returncode == 1 and stolen.stderr.startswith("ns: NOT_OWNER")
     assert ns_cli("setmeta", ":Shop.Orders", "orders, new and cancelled").returncode == 0
     assert ns_cli("showmeta", ":Shop.Orders").stdout.strip() == "orders, new and cancelled"
     assert ns_cli("lookup", ":Shop.Orders").stdout.strip() == "tcp://127.0.0.1:5555"

@@ -79,7 +79,7 @@ def test_generate_adds_clients_to_a_directory_that_has_its_server_key(tmp_path: 
     assert {p.name for p in added} == {"carol.key", "carol.key_secret"}
     assert (tmp_path / "keys/server.key_secret").read_bytes() == server_before
     assert len(Keys.for_server(tmp_path / "keys").allowed) == 3  # server, alice and carol
-    with pytest.raises(FileExistsError, match="alice.key exists"):
+    with pytest.raises(FileExistsError, match=r"alice\.key exists"):
         generate(tmp_path / "keys", ["alice"])  # never overwritten
     with pytest.raises(FileExistsError, match="name clients to add"):
         generate(tmp_path / "keys", [])
