@@ -36,6 +36,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,  # es --install-completion: bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: no [brackets] eaten as markup
 )
 
 EsUri = Annotated[
@@ -289,11 +290,12 @@ def config(**options: Any) -> None:
 
 @app.command()
 def pub(
-    subject: Annotated[str, typer.Argument(help="Subject to publish on.")],
+    subject: Annotated[str, typer.Argument(metavar="SUBJECT", help="Subject to publish on.")],
     message: Annotated[
         str | None,
         typer.Argument(
-            help="The message (a string, or JSON with --json); '-' or none: one a line from stdin."
+            metavar="MESSAGE",
+            help="The message (a string, or JSON with --json); '-' or none: one a line from stdin.",
         ),
     ] = None,
     es: EsUri = None,
@@ -376,7 +378,9 @@ def _pace(start: float, sent: int, rate: float | None) -> None:
 
 @app.command()
 def sub(
-    subjects: Annotated[list[str] | None, typer.Argument(help="Subjects to subscribe to.")] = None,
+    subjects: Annotated[
+        list[str] | None, typer.Argument(metavar="SUBJECT", help="Subjects to subscribe to.")
+    ] = None,
     match: Annotated[
         list[str] | None,
         typer.Option("--match", "-m", help="A pattern to subscribe to (repeatable)."),
@@ -569,7 +573,9 @@ def subjects(
 
 @app.command()
 def numsub(
-    names: Annotated[list[str], typer.Argument(help="Subjects to count subscribers of.")],
+    names: Annotated[
+        list[str], typer.Argument(metavar="SUBJECT", help="Subjects to count subscribers of.")
+    ],
     es: EsUri = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print {subject: count} as JSON.")
@@ -649,9 +655,12 @@ def ping(
 
 @app.command()
 def keygen(
-    directory: Annotated[str, typer.Argument(help="Directory for the key files (created).")],
+    directory: Annotated[
+        str, typer.Argument(metavar="DIRECTORY", help="Directory for the key files (created).")
+    ],
     clients: Annotated[
-        list[str] | None, typer.Argument(help="Names of clients to make key pairs for.")
+        list[str] | None,
+        typer.Argument(metavar="CLIENT", help="Names of clients to make key pairs for."),
     ] = None,
 ) -> None:
     """Make CurveZMQ key files: the daemons' pair and one pair per client (see SPEC.md, 14.2).

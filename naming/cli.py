@@ -28,6 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,  # ns --install-completion: bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: no [brackets] eaten as markup
 )
 
 T = TypeVar("T")
@@ -163,7 +164,9 @@ def _print_listing(body: dict[str, Any]) -> None:
 
 @app.command("list")
 def list_(
-    group: Annotated[str | None, typer.Argument(help="Group to list [the root ':'].")] = None,
+    group: Annotated[
+        str | None, typer.Argument(metavar="GROUP", help="Group to list [the root ':'].")
+    ] = None,
     prefix: Annotated[
         str | None, typer.Option("--prefix", help="Names starting with this.")
     ] = None,
@@ -198,7 +201,9 @@ def listall(
 @app.command("resolve", help="Print the URI registered for NAME (Pyro's word for lookup).")
 @app.command()
 def lookup(
-    name: str,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="A name, absolute (:Group.Name) or in :Default.")
+    ],
     ns: NsAddress = None,
     ident: Ident = None,
     key: KeyFile = None,
@@ -210,8 +215,10 @@ def lookup(
 
 @app.command()
 def register(
-    name: str,
-    uri: str,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="A name, absolute (:Group.Name) or in :Default.")
+    ],
+    uri: Annotated[str, typer.Argument(metavar="URI", help="Where it is: tcp://HOST:PORT.")],
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing name.")] = False,
     lease: Annotated[
         float | None, typer.Option("--lease", help="Seconds until it expires unless renewed.")
@@ -234,8 +241,12 @@ def register(
 
 @app.command()
 def renew(
-    name: str,
-    token: Annotated[str, typer.Argument(help="The token `ns register --lease` printed.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="A name, absolute (:Group.Name) or in :Default.")
+    ],
+    token: Annotated[
+        str, typer.Argument(metavar="TOKEN", help="The token `ns register --lease` printed.")
+    ],
     ns: NsAddress = None,
     ident: Ident = None,
     key: KeyFile = None,
@@ -249,7 +260,9 @@ def renew(
 
 @app.command()
 def remove(
-    name: str,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="A name, absolute (:Group.Name) or in :Default.")
+    ],
     ns: NsAddress = None,
     ident: Ident = None,
     key: KeyFile = None,
@@ -261,7 +274,7 @@ def remove(
 
 @app.command()
 def creategroup(
-    group: str,
+    group: Annotated[str, typer.Argument(metavar="GROUP", help="A group, absolute (:Group).")],
     ns: NsAddress = None,
     ident: Ident = None,
     key: KeyFile = None,
@@ -273,7 +286,7 @@ def creategroup(
 
 @app.command()
 def deletegroup(
-    group: str,
+    group: Annotated[str, typer.Argument(metavar="GROUP", help="A group, absolute (:Group).")],
     ns: NsAddress = None,
     ident: Ident = None,
     key: KeyFile = None,
@@ -285,7 +298,9 @@ def deletegroup(
 
 @app.command()
 def showmeta(
-    name: str,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="A name, absolute (:Group.Name) or in :Default.")
+    ],
     ns: NsAddress = None,
     ident: Ident = None,
     key: KeyFile = None,
@@ -297,8 +312,10 @@ def showmeta(
 
 @app.command()
 def setmeta(
-    name: str,
-    meta: str,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="A name, absolute (:Group.Name) or in :Default.")
+    ],
+    meta: Annotated[str, typer.Argument(metavar="META", help="A text to attach to the name.")],
     ns: NsAddress = None,
     ident: Ident = None,
     key: KeyFile = None,
