@@ -38,6 +38,7 @@ def _steps(names: Sequence[str], settings: Settings) -> int:
         "many": 1,
         "slow": 2,
         "hostile": 7,
+        "cli": 1,
     }
     return sum(per[name] for name in names)
 
@@ -60,7 +61,8 @@ def run_bench(
     for name in names:
         if es_uri is None:  # a new server each time: one workload's memory is not the next's
             with Stack() as stack:
-                found[name] = WORKLOADS[name](Target(stack.endpoint, stack.pid), settings, say)
+                target = Target(stack.endpoint, stack.pid, stack.ns_endpoint)
+                found[name] = WORKLOADS[name](target, settings, say)
         else:
             found[name] = WORKLOADS[name](Target(es_uri), settings, say)
         print(f"\n{name}\n{table(name, found[name])}\n", flush=True)

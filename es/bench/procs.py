@@ -132,6 +132,7 @@ class Stack:
             self.log.close()
             raise
         self.endpoint = str(es_ready["endpoint"])
+        self.ns_endpoint = str(ns_ready["endpoint"])
         self.pid = self._es.pid
 
     @staticmethod

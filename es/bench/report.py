@@ -47,6 +47,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "delivered_fraction",
         "cpu_server",
     ),
+    "cli": ("impl", "command", "median_s", "min_s"),
     "hostile": (
         "attack",
         "delivered_fraction",

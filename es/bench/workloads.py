@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import math
+import statistics
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from es.bench.hostile import KINDS
-from es.bench.procs import Role, cpu_of, rss_of
+from es.bench.procs import BenchError, Role, cpu_of, rss_of
 
 __all__ = ["WORKLOADS", "Settings", "Target"]
 
@@ -39,6 +43,7 @@ class Settings:
     many_events: int = 100
     slow_seconds: float = 5.0
     hostile_seconds: float = 30.0  # each phase: without an attacker, then each kind of attack
+    cli_runs: int = 9  # runs of each command, for its median
     size: int = 100
 
     @classmethod
@@ -57,6 +62,7 @@ class Settings:
             many_events=20,
             slow_seconds=1.0,
             hostile_seconds=1.0,
+            cli_runs=2,
         )
 
 
@@ -66,6 +72,7 @@ class Target:
 
     endpoint: str
     pid: int | None = None
+    ns: str | None = None  # its name server, when the bench started one
 
     def cpu(self) -> float | None:
         """The server's CPU seconds so far, when it runs here."""
@@ -343,6 +350,34 @@ def hostile(target: Target, settings: Settings, progress: Callable[[str], None])
     return rows
 
 
+def cli(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
+    """How long the daily commands take, start to end, as a user runs them: `es pub`, `es ping`
+    and `ns list` against the server (and its name server), beside Python doing nothing and
+    Python importing pyzmq, the floor of any command written with it."""
+    progress(f"command start-up, {settings.cli_runs} runs each")
+    python = [sys.executable]
+    commands: list[tuple[str, str, list[str]]] = [
+        ("reference", "python -c pass", [*python, "-c", "pass"]),
+        ("reference", "python -c 'import zmq'", [*python, "-c", "import zmq"]),
+        ("ours", "es pub", [*python, "-m", "es", "pub", "bench.cli", "x", "--es", target.endpoint]),
+        ("ours", "es ping", [*python, "-m", "es", "ping", "--es", target.endpoint]),
+    ]
+    if target.ns is not None:
+        commands.append(("ours", "ns list", [*python, "-m", "naming", "list", "--ns", target.ns]))
+    rows: list[Row] = []
+    for impl, name, command in commands:
+        times = []
+        for _ in range(settings.cli_runs):
+            start = time.monotonic()
+            done = subprocess.run(command, capture_output=True, timeout=60, check=False)
+            times.append(time.monotonic() - start)
+            if done.returncode != 0:
+                raise BenchError(f"{name} failed: {done.stderr.decode(errors='replace')}")
+        row = {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3)}
+        rows.append({"workload": "cli", "impl": impl, "command": name, **row})
+    return rows
+
+
 def _sample(target: Target, samples: list[int], done: threading.Event) -> None:
     while not done.is_set():
         rss = target.rss()
@@ -359,4 +394,5 @@ WORKLOADS: dict[str, Callable[[Target, Settings, Callable[[str], None]], list[Ro
     "many": many,
     "slow": slow,
     "hostile": hostile,
+    "cli": cli,
 }

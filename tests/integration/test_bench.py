@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.integration.conftest import Daemon, es_command
 from tests.integration.helpers import run
 
-WORKLOADS = {"throughput", "latency", "matching", "many", "slow", "hostile"}
+WORKLOADS = {"throughput", "latency", "matching", "many", "slow", "hostile", "cli"}
 
 
 def test_a_quick_run_measures_every_workload_and_appends_its_results(tmp_path: Path) -> None:
@@ -34,6 +34,8 @@ def test_a_quick_run_measures_every_workload_and_appends_its_results(tmp_path: P
     assert all(r["p99_us"] > 0 for r in rows if r["workload"] in ("latency", "hostile"))
     attacked = [r for r in rows if r["workload"] == "hostile" and r["attack"] != "off"]
     assert len(attacked) == 6 and all(r["attack_requests"] > 0 for r in attacked)
+    commands = {r["command"] for r in rows if r["workload"] == "cli"}
+    assert commands >= {"python -c pass", "es pub", "es ping", "ns list"}
     assert all(r["delivered_fraction"] == 1.0 for r in rows if r["workload"] == "hostile")
     text = summary.read_text()
     assert text.startswith("# kept\n")  # appended, never rewritten
