@@ -16,6 +16,7 @@ Ident = Annotated[
         "-i",
         "--ident",
         envvar="ES_IDENT",
+        metavar="PASSPHRASE",
         help="Passphrase: CurveZMQ on every connection (prefer $ES_IDENT: argv is visible).",
     ),
 ]
@@ -24,16 +25,24 @@ KeysDir = Annotated[
     typer.Option(
         "--keys",
         envvar="ES_KEYS",
+        metavar="DIRECTORY",
         help="Key directory made by `es keygen`: server key pair and allowed clients.",
     ),
 ]
 KeyFile = Annotated[
     str | None,
-    typer.Option("--key", envvar="ES_KEY", help="This client's secret key file (NAME.key_secret)."),
+    typer.Option(
+        "--key",
+        envvar="ES_KEY",
+        metavar="FILE",
+        help="This client's secret key file (NAME.key_secret).",
+    ),
 ]
 ServerKeyFile = Annotated[
     str | None,
-    typer.Option("--server-key", envvar="ES_SERVER_KEY", help="The servers' public key file."),
+    typer.Option(
+        "--server-key", envvar="ES_SERVER_KEY", metavar="FILE", help="The servers' public key file."
+    ),
 ]
 
 

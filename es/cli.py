@@ -42,10 +42,16 @@ app = typer.Typer(
 EsUri = Annotated[
     str | None,
     typer.Option(
-        "--es", envvar="ES_URI", help="Event server endpoint [default: tcp://127.0.0.1:7766]"
+        "--es",
+        envvar="ES_URI",
+        metavar="URI",
+        help="The event server: tcp://HOST:PORT or PYRONAME://NAME [:Pyro.EventService, found "
+        "through the name server].",
     ),
 ]
-Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the server.")]
+Timeout = Annotated[
+    float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait for the server.")
+]
 
 # Server options, shared by `serve` and `config`. None means "not given": the configuration then
 # falls back to Pyro's PYRO_ES_* variables, then to its defaults.
@@ -80,6 +86,7 @@ NsAddress = Annotated[
     typer.Option(
         "--ns",
         envvar="NS_ADDRESS",
+        metavar="HOST:PORT",
         help="Name server HOST:PORT [found by URI file, then broadcast].",
     ),
 ]

@@ -38,6 +38,7 @@ NsAddress = Annotated[
     typer.Option(
         "--ns",
         envvar="NS_ADDRESS",
+        metavar="HOST:PORT",
         help="Name server HOST:PORT [found by URI file, then broadcast].",
     ),
 ]

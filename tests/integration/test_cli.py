@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,14 @@ import zmq
 
 from clients import Publisher, Subscriber, admin
 from clients.wire import Ok, Subscribe, decode_reply, encode
-from tests.integration.conftest import Daemon, es_command, read_line, spawn_es, wait_until
+from tests.integration.conftest import (
+    Daemon,
+    es_command,
+    ns_command,
+    read_line,
+    spawn_es,
+    wait_until,
+)
 from tests.integration.helpers import WAIT, run, subscriber_process
 
 RUN_TIMEOUT = 60.0
@@ -341,3 +349,27 @@ def test_library_warnings_in_a_command_carry_its_name() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stderr == "es: the event server lost our subscriptions\n"
+
+
+ES_COMMANDS = ["serve", "config", "pub", "sub", "stats", "subjects", "numsub", "subscribers"]
+ES_COMMANDS += ["ping", "keygen", "up", "bench"]
+NS_COMMANDS = ["serve", "config", "ping", "list", "listall", "lookup", "resolve", "register"]
+NS_COMMANDS += ["renew", "remove", "creategroup", "deletegroup", "showmeta", "setmeta"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [es_command(c, "--help") for c in ES_COMMANDS] + [ns_command(c, "--help") for c in NS_COMMANDS],
+    ids=lambda c: " ".join(c[2:4]),
+)
+def test_help_reads_well(command: list[str]) -> None:
+    # Before: <bool> after every flag, {subject} for arguments, and text in brackets eaten as
+    # markup, leaving a stray " ." behind.
+    done = run(command)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert "<bool>" not in text and not re.search(r" \.(\s|$)", text)
+    usage = text.splitlines()[0]
+    assert re.sub(r"[{\[][A-Z:.]+[}\]]", "", usage) == re.sub(r"[{\[][^}\]]*[}\]]", "", usage)
+    options = [line.split()[0] for line in text.splitlines() if line.strip().startswith("--")]
+    assert options, text
