@@ -141,9 +141,16 @@ def _with_ns(ns: str | None, keys: Keys | None, action: Callable[[NameServer], T
         raise _fail(str(exc)) from None
 
 
+AsJson = Annotated[bool, typer.Option("--json", help="Print the reply as JSON.")]
+
+
 @app.command()
 def ping(
-    ns: NsAddress = None, ident: Ident = None, key: KeyFile = None, server_key: ServerKeyFile = None
+    ns: NsAddress = None,
+    as_json: AsJson = False,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
 ) -> None:
     """Check that the name server answers."""
     body = _with_ns(
@@ -151,10 +158,18 @@ def ping(
         client_keys(ident, key, server_key, "ns"),
         lambda s: {**s.ping(), "endpoint": s.endpoint},
     )
+    if as_json:
+        typer.echo(json.dumps(body, indent=2))
+        return
     typer.echo(f"{body['server']} {body['version']} at {body['endpoint']}")
 
 
-def _print_listing(body: dict[str, Any]) -> None:
+def _print_listing(body: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(body, indent=2))
+        return
+    if not body["groups"] and not body["names"]:
+        typer.echo("nothing listed", err=True)
     for group in body["groups"]:
         typer.echo(f"{group}  (group)")
     for name, uri in sorted(body["names"].items()):
@@ -175,6 +190,7 @@ def list_(
         str | None, typer.Option("--regex", help="Names an RE2 expression matches.")
     ] = None,
     ns: NsAddress = None,
+    as_json: AsJson = False,
     ident: Ident = None,
     key: KeyFile = None,
     server_key: ServerKeyFile = None,
@@ -187,16 +203,22 @@ def list_(
             ns,
             client_keys(ident, key, server_key, "ns"),
             lambda s: s.list(group, prefix=prefix, regex=regex),
-        )
+        ),
+        as_json,
     )
 
 
 @app.command()
 def listall(
-    ns: NsAddress = None, ident: Ident = None, key: KeyFile = None, server_key: ServerKeyFile = None
+    ns: NsAddress = None,
+    as_json: AsJson = False,
+    ident: Ident = None,
+    key: KeyFile = None,
+    server_key: ServerKeyFile = None,
 ) -> None:
     """List every name and group."""
-    _print_listing(_with_ns(ns, client_keys(ident, key, server_key, "ns"), lambda s: s.listall()))
+    keys = client_keys(ident, key, server_key, "ns")
+    _print_listing(_with_ns(ns, keys, lambda s: s.listall()), as_json)
 
 
 @app.command("resolve", help="Print the URI registered for NAME (Pyro's word for lookup).")

@@ -275,6 +275,10 @@ def test_ns_commands(ns: Daemon) -> None:
     assert ns_cli("lookup", ":Shop.Orders").stdout.strip() == "tcp://127.0.0.1:5555"
     assert ":Shop.Orders  tcp://127.0.0.1:5555" in ns_cli("list", ":Shop").stdout
     assert ":Shop  (group)" in ns_cli("listall").stdout
+    listed = json.loads(ns_cli("list", ":Shop", "--json").stdout)
+    assert listed["names"][":Shop.Orders"] == "tcp://127.0.0.1:5555"
+    assert json.loads(ns_cli("ping", "--json").stdout)["server"] == "ns"
+    assert ":Shop" in json.loads(ns_cli("listall", "--json").stdout)["groups"]
     failed = ns_cli("deletegroup", ":Shop")
     assert failed.returncode == 1 and failed.stderr.strip().startswith("ns: NOT_EMPTY")
     assert ns_cli("remove", ":Shop.Orders").returncode == 0
