@@ -24,6 +24,8 @@ from es.cli_app import EsUri, Timeout, app, ask, fail
 if TYPE_CHECKING:
     from clients.security import Keys
 
+RawJson = Annotated[bool, typer.Option("--json", help="Print the raw reply as JSON.")]
+
 
 @app.command()
 def pub(
@@ -241,7 +243,7 @@ def _print_events(subscriber: Any, count: int | None, wait: float | None, form: 
 @app.command()
 def stats(
     es: EsUri = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the raw reply as JSON.")] = False,
+    as_json: RawJson = False,
     timeout: Timeout = 5.0,
     ident: Ident = None,
     key: KeyFile = None,
@@ -288,7 +290,7 @@ def subjects(
     match: Annotated[
         str | None, typer.Option("--match", "-m", help="Only subjects matching this pattern.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the raw reply as JSON.")] = False,
+    as_json: RawJson = False,
     timeout: Timeout = 5.0,
     ident: Ident = None,
     key: KeyFile = None,
@@ -338,7 +340,7 @@ def subscribers(
         str | None,
         typer.Option("--id", help="Only the subscriber whose id (as listed) starts with this."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the raw reply as JSON.")] = False,
+    as_json: RawJson = False,
     timeout: Timeout = 5.0,
     ident: Ident = None,
     key: KeyFile = None,

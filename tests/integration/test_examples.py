@@ -15,14 +15,22 @@ from tests.integration.conftest import Daemon, read_line
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
-def run_example(name: str, es: Daemon, *args: str) -> str:
-    result = subprocess.run(
+def example(
+    name: str, es: Daemon, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """An example run to its end against `es`, with `stdin` as its input."""
+    return subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
         env={**os.environ, "ES_URI": es.endpoint},
     )
+
+
+def run_example(name: str, es: Daemon, *args: str) -> str:
+    result = example(name, es, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -122,24 +130,10 @@ def test_service_availability_from_arrival_to_departure(es: Daemon) -> None:
 def test_chatbox_joins_the_channel_asked_for(es: Daemon) -> None:
     # Before, `chat NAME` joined the first channel found, whichever it was.
     assert run_example("chatbox.py", es, "announce", "garden").strip() == "announced garden"
-    joined = subprocess.run(
-        [sys.executable, str(EXAMPLES / "chatbox.py"), "chat", "carol", "garden"],
-        input="hello\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "ES_URI": es.endpoint},
-    )
+    joined = example("chatbox.py", es, "chat", "carol", "garden", stdin="hello\n")
     assert joined.returncode == 0, joined.stderr
     assert joined.stdout.startswith("in garden as carol")
-    nowhere = subprocess.run(
-        [sys.executable, str(EXAMPLES / "chatbox.py"), "chat", "carol", "attic"],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "ES_URI": es.endpoint},
-    )
+    nowhere = example("chatbox.py", es, "chat", "carol", "attic", stdin="")
     assert nowhere.returncode == 1 and "no channel 'attic' announced" in nowhere.stderr
 
 
