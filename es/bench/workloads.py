@@ -372,7 +372,7 @@ def cli(target: Target, settings: Settings, progress: Callable[[str], None]) -> 
         commands.append(("ours", "ns list", [*ns, "list", "--ns", target.ns]))
     rows: list[Row] = []
     for impl, name, command in commands:
-        times = [_run(name, command, env) for _ in range(settings.cli_runs + 1)][1:]
+        times = [_time_command(name, command, env) for _ in range(settings.cli_runs + 1)][1:]
         row = {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3)}
         rows.append({"workload": "cli", "impl": impl, "command": name, **row})
     return rows
@@ -384,7 +384,7 @@ def _script(package: str) -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", package]
 
 
-def _run(name: str, command: list[str], env: dict[str, str]) -> float:
+def _time_command(name: str, command: list[str], env: dict[str, str]) -> float:
     start = time.monotonic()
     done = subprocess.run(command, capture_output=True, timeout=60, check=False, env=env)
     took = time.monotonic() - start

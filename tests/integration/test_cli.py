@@ -363,13 +363,15 @@ NS_COMMANDS += ["renew", "remove", "creategroup", "deletegroup", "showmeta", "se
     ids=lambda c: " ".join(c[2:4]),
 )
 def test_help_reads_well(command: list[str]) -> None:
-    # Before: <bool> after every flag, {subject} for arguments, and text in brackets eaten as
-    # markup, leaving a stray " ." behind.
+    # Before: <bool> after every flag, <str>, <int> and <float> after options, {SUBJECT} for
+    # arguments, and text in brackets eaten as markup, leaving a stray " ." behind.
     done = run(command)
     assert done.returncode == 0, done.stderr
     text = done.stdout
-    assert "<bool>" not in text and not re.search(r" \.(\s|$)", text)
+    assert not re.search(r"<(bool|str|int|float)>", text), text
+    assert not re.search(r" \.(\s|$)", text), text
     usage = text.splitlines()[0]
-    assert re.sub(r"[{\[][A-Z:.]+[}\]]", "", usage) == re.sub(r"[{\[][^}\]]*[}\]]", "", usage)
+    assert "{" not in usage, usage
+    assert re.sub(r"\[[A-Z:.]+\]", "", usage) == re.sub(r"\[[^\]]*\]", "", usage)
     options = [line.split()[0] for line in text.splitlines() if line.strip().startswith("--")]
     assert options, text
