@@ -25,7 +25,8 @@ import logging
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from types import TracebackType
 from typing import Any
@@ -33,7 +34,7 @@ from typing import Any
 import zmq
 
 from clients.control import Control
-from clients.errors import ConnectionClosed, ErrorCode, EsError, TooLarge
+from clients.errors import AuthFailed, ConnectionClosed, ErrorCode, EsError, TooLarge
 from clients.keeper import Keeper, KeptClient, Status
 from clients.naming import resolve_es_uri
 from clients.outbox import LINGER, Outbox
@@ -149,6 +150,9 @@ class Publisher(KeptClient):
         # control, rid, events sent, the keeper's reconnections: unanswered PUBs that asked
         self._marks: deque[tuple[Control, int, int, int]] = deque()
         self._closed = False
+        # An AuthFailed a call raised, with nothing published since: close() does not raise it
+        # again (the program knows the server refuses this client).
+        self._told_refused = False
         _open.add(self)
 
     def publish(
@@ -193,13 +197,25 @@ class Publisher(KeptClient):
         )
         if not items:  # a PUB of no items is malformed (SPEC 3.4), and there is nothing to send
             return 0 if confirm else None
-        return self._send_items(items, confirm, timeout)
+        with self._telling():
+            return self._send_items(items, confirm, timeout)
 
     def clear_retained(
         self, subjects: Subjects, *, confirm: bool = False, timeout: float | None = None
     ) -> None:
         """Forget the retained event of these subjects (a retained, empty message)."""
-        self._send_items((PubItem(subject_tuple(subjects), 0, b"", True),), confirm, timeout)
+        with self._telling():
+            self._send_items((PubItem(subject_tuple(subjects), 0, b"", True),), confirm, timeout)
+
+    @contextmanager
+    def _telling(self) -> Iterator[None]:
+        """Around a call whose outcome the program sees: remember whether it raised AuthFailed."""
+        try:
+            yield
+        except AuthFailed:
+            self._told_refused = True
+            raise
+        self._told_refused = False  # something went out after it: close() has news to tell
 
     def _send_items(
         self, items: tuple[PubItem, ...], confirm: bool, timeout: float | None
@@ -277,6 +293,10 @@ class Publisher(KeptClient):
     def flush(self, timeout: float | None = None) -> None:
         """Wait until the server has handled every earlier publish; raise the first error it
         reported for them (its notes say how many more there were), and forget them all."""
+        with self._telling():
+            self._flush(timeout)
+
+    def _flush(self, timeout: float | None) -> None:
         self._outbox.drain()
         self._keeper.call(lambda c: c.request(Ping, timeout))
         self._unflushed = 0
@@ -286,7 +306,8 @@ class Publisher(KeptClient):
 
     def ping(self, timeout: float | None = None) -> dict[str, Any]:
         """The server's answer to PING: its name, version and clock."""
-        return self._keeper.call(lambda c: c.request(Ping, timeout))
+        with self._telling():
+            return self._keeper.call(lambda c: c.request(Ping, timeout))
 
     @property
     def errors(self) -> list[Any]:
@@ -295,10 +316,16 @@ class Publisher(KeptClient):
 
     def close(self, timeout: float | None = None) -> None:
         """Flush, then close. What was published before has reached the server. (With nothing
-        published since the last flush, there is nothing to wait for: close at once.)"""
+        published since the last flush, there is nothing to wait for: close at once.) Raises
+        what the program has not been told: an error the server reported for an unconfirmed
+        publish, or a failure to flush; not the AuthFailed a call raised already, when nothing
+        was published after it."""
         try:
             if self._unflushed or self._control.errors:
-                self.flush(timeout)
+                self._flush(timeout)
+        except AuthFailed:
+            if not self._told_refused:
+                raise
         finally:
             self._release()
 

@@ -47,6 +47,8 @@ export class Publisher extends EventEmitter {
   clearRetained(subjects: string | string[], options?: { confirm?: boolean; timeout?: number }): Promise<void>;
   flush(timeout?: number): Promise<void>;
   ping(timeout?: number): Promise<Record<string, unknown>>;
+  /** Flush, then close: throws what the program was not told yet, not an AuthFailed a call
+   * already threw with nothing published after it. */
   close(timeout?: number): Promise<void>;
   on(event: "status", listener: (status: Status) => void): this;
   on(event: "error", listener: (error: Error) => void): this;

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from clients import Publisher, Subscriber
-from tests.integration.conftest import Daemon, wait_until
-from tests.integration.helpers import WAIT
+from tests.integration.conftest import Daemon, es_command, wait_until
+from tests.integration.helpers import WAIT, run
 
 JS = Path(__file__).parents[2] / "clients" / "js"
 AGENT = JS / "interop" / "agent.mjs"
@@ -90,11 +90,15 @@ def js_publish(*args: str, extra_env: dict[str, str] | None = None) -> dict[str,
 
 
 class JsSubscriber:
-    """`node agent.mjs sub ...` as a process: ready once its subscriptions are made."""
+    """`node agent.mjs sub ...` as a process: ready once its subscriptions are made (or another
+    of the agent's commands, ready once it says so)."""
 
-    def __init__(self, *args: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, extra_env: dict[str, str] | None = None, command: str = "sub"
+    ) -> None:
         self.proc = subprocess.Popen(
-            [node(), str(AGENT), "sub", *args],
+            [node(), str(AGENT), command, *args],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -124,6 +128,13 @@ class JsSubscriber:
         parsed: dict[str, Any] = json.loads(text)
         return parsed
 
+    def say(self, line: str) -> dict[str, Any]:
+        """Send the agent one line of stdin; its answer."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.line()
+
     def events(self, count: int) -> list[dict[str, Any]]:
         return [self.line() for _ in range(count)]
 
@@ -132,7 +143,7 @@ class JsSubscriber:
             self.proc.kill()
         self.proc.wait(WAIT)
         self._reader.join(WAIT)
-        for stream in (self.proc.stdout, self.proc.stderr):
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
 
@@ -141,8 +152,10 @@ class JsSubscriber:
 def js_subscriber() -> Iterator[Callable[..., JsSubscriber]]:
     started: list[JsSubscriber] = []
 
-    def start(*args: str, extra_env: dict[str, str] | None = None) -> JsSubscriber:
-        sub = JsSubscriber(*args, extra_env=extra_env)
+    def start(
+        *args: str, extra_env: dict[str, str] | None = None, command: str = "sub"
+    ) -> JsSubscriber:
+        sub = JsSubscriber(*args, extra_env=extra_env, command=command)
         started.append(sub)
         return sub
 
@@ -336,3 +349,25 @@ def test_js_publisher_connect_rejects_a_wrong_passphrase_and_an_unreachable_serv
         port = taken.getsockname()[1]
     answer = js_publish("--es", f"tcp://127.0.0.1:{port}", "x")
     assert answer["error"] == "RequestTimeout", answer
+
+
+def test_js_close_does_not_throw_again_the_auth_failure_a_publish_threw(
+    start_es: Start, js_subscriber: Callable[..., JsSubscriber], tmp_path: Path
+) -> None:
+    """The server comes back without this client's key on its allow-list: the publish after
+    that says AuthFailed, and close() (with an earlier publish not flushed) does not say it
+    again. Before, close() threw the same AuthFailed a second time."""
+    made = run(es_command("keygen", str(tmp_path / "keys"), "alice"))
+    assert made.returncode == 0, made.stderr
+    keys = tmp_path / "keys"
+    first = start_es("--keys", str(keys))
+    files = f"{keys / 'clients' / 'alice.key_secret'},{keys / 'server.key'}"
+    agent = js_subscriber("--es", first.endpoint, "--keys", files, command="steps")
+    assert agent.ready == {"ready": first.endpoint}
+    assert agent.say('pub Poly.unflushed "before"') == {"receivers": None}
+    first.kill()
+    (keys / "clients" / "alice.key").unlink()  # revoked
+    start_es("--keys", str(keys), "-p", str(first.port))
+    refused = agent.say('confirm Poly.refused "after"')
+    assert (refused["error"], refused["at"]) == ("AUTH_FAILED", "confirm"), refused
+    assert agent.say("close") == {"closed": True}

@@ -440,3 +440,24 @@ def test_the_server_log_names_a_wrong_passphrase_as_a_wrong_key(start_es: Start)
         pub.ping(timeout=WAIT)
     wait_until(lambda: "wrong key (another passphrase" in es.log(), WAIT, "the refusal logged")
     assert "security on one side only" not in es.log()
+
+
+def test_close_does_not_raise_again_the_auth_failure_a_publish_raised(
+    start_es: Start, key_dir: Path
+) -> None:
+    """The server comes back without this client's key on its allow-list: the publish after
+    that raises AuthFailed, and close() (with an earlier publish not flushed) does not raise it
+    again. A publish that went out after the refusal is news close() must tell: see the JS
+    client's unit tests for that case. Before, close() raised the same AuthFailed twice."""
+    first = start_es("--keys", str(key_dir))
+    pub = Publisher(first.endpoint, keys=client(key_dir, "alice"))
+    try:
+        assert pub.publish("Sec.unflushed", "before") is None
+        assert pub.ping(WAIT)["server"] == "es"  # answered in order: that publish went out
+        first.kill()
+        (key_dir / "clients" / "alice.key").unlink()  # revoked
+        start_es("--keys", str(key_dir), "-p", str(first.port))
+        with pytest.raises(AuthFailed):
+            pub.publish("Sec.refused", "after", confirm=True, timeout=WAIT)
+    finally:
+        pub.close(WAIT)

@@ -13,10 +13,15 @@
 //       event ({"left": count})
 //   node agent.mjs pub [--es URI] [--ident X] [--confirm] [--retain] SUBJECTS JSON...
 //       SUBJECTS comma-separated; publishes each JSON value, in order; prints {"receivers": [...]}
+//   node agent.mjs steps [--es URI] [--ident X] [--keys SECRET_FILE,SERVER_KEY_FILE]
+//       connects a publisher, prints {"ready": esUri}, then does what each line of stdin says and
+//       prints its outcome: "pub SUBJECT JSON" and "confirm SUBJECT JSON" ({"receivers": n}),
+//       "flush" ({"flushed": true}), "close" ({"closed": true}, then it exits)
 //
 // Errors print {"error": CODE or name, "message"} and exit 1.
 
-import { Publisher, Subscriber } from "../index.js";
+import { createInterface } from "node:readline";
+import { Publisher, Subscriber, keysFromFiles } from "../index.js";
 
 const fromJson = (v) =>
   v && typeof v === "object"
@@ -42,6 +47,7 @@ function parse(argv) {
     const arg = argv[i];
     if (arg === "--es") options.esUri = argv[++i];
     else if (arg === "--ident") options.ident = argv[++i];
+    else if (arg === "--keys") options.keys = keysFromFiles(...argv[++i].split(","));
     else if (arg === "--match") options.match.push(argv[++i]);
     else if (arg === "--count") options.count = Number(argv[++i]);
     else if (arg === "--confirm") options.confirm = true;
@@ -124,9 +130,34 @@ async function publish(o) {
   }
 }
 
+async function steps(o) {
+  const pub = await Publisher.connect({ esUri: o.esUri, ident: o.ident, keys: o.keys });
+  print({ ready: pub.esUri });
+  for await (const line of createInterface({ input: process.stdin })) {
+    const [verb, subject, ...json] = line.split(" ");
+    try {
+      if (verb === "close") {
+        await pub.close();
+        print({ closed: true });
+        return;
+      }
+      if (verb === "flush") {
+        await pub.flush();
+        print({ flushed: true });
+        continue;
+      }
+      const message = fromJson(JSON.parse(json.join(" ")));
+      print({ receivers: await pub.publish(subject, message, { confirm: verb === "confirm" }) });
+    } catch (err) {
+      print({ error: err.code ?? err.name, message: err.message, at: verb });
+      if (verb === "close") return;
+    }
+  }
+}
+
 const [command, ...argv] = process.argv.slice(2);
 try {
-  await (command === "sub" ? subscribe : publish)(parse(argv));
+  await { sub: subscribe, pub: publish, steps }[command](parse(argv));
 } catch (err) {
   print({ error: err.code ?? err.name, message: err.message });
   process.exitCode = 1;

@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { Keeper } from "./connection.js";
+import { AuthFailed } from "./errors.js";
 import { resolveEsUri } from "./naming.js";
 import { encodePayload, formatFor } from "./payload.js";
 import { chooseKeys } from "./security.js";
@@ -71,6 +72,8 @@ export class Publisher extends EventEmitter {
     this._keeper.on("status", (status) => this.emit("status", status));
     this._keeper.on("error", (err) => this.emit("error", err));
     this._unflushed = false;
+    // An AuthFailed a call threw, with nothing published since: close() does not throw it again.
+    this._toldRefused = false;
   }
 
   /** The event server's endpoint now (it changes if the server moves). */
@@ -91,7 +94,7 @@ export class Publisher extends EventEmitter {
   }
 
   /** Several events in one message; they arrive in this order. */
-  async publishMany(events, { confirm = false, timeout, retain = false, ttl } = {}) {
+  publishMany(events, { confirm = false, timeout, retain = false, ttl } = {}) {
     const items = events.map(([subjects, message]) => ({
       subjects: subjectList(subjects),
       format: this.format,
@@ -99,7 +102,17 @@ export class Publisher extends EventEmitter {
       retain,
       ttl,
     }));
-    if (items.length === 0) return confirm ? 0 : null; // a PUB of no items is malformed (SPEC 3.4)
+    if (items.length === 0) return Promise.resolve(confirm ? 0 : null); // malformed (SPEC 3.4)
+    return this._told(this._publish(items, confirm, timeout));
+  }
+
+  /** Clear the retained event of these subjects (a retained, empty message). */
+  async clearRetained(subjects, { confirm = false, timeout } = {}) {
+    const items = [{ subjects: subjectList(subjects), format: 0, payload: Buffer.alloc(0), retain: true }];
+    await this._told(this._publish(items, confirm, timeout));
+  }
+
+  async _publish(items, confirm, timeout) {
     if (confirm) {
       const body = await this._keeper.call((c) =>
         c.request((rid) => ({ type: "PUB", rid, confirm: true, items }), timeout),
@@ -111,20 +124,25 @@ export class Publisher extends EventEmitter {
     return null;
   }
 
-  /** Clear the retained event of these subjects (a retained, empty message). */
-  async clearRetained(subjects, { confirm = false, timeout } = {}) {
-    const items = [{ subjects: subjectList(subjects), format: 0, payload: Buffer.alloc(0), retain: true }];
-    if (confirm) {
-      await this._keeper.call((c) => c.request((rid) => ({ type: "PUB", rid, confirm: true, items }), timeout));
-      return;
+  /** What `promise` settles to; an AuthFailed it throws is remembered (see close()). */
+  async _told(promise) {
+    try {
+      const result = await promise;
+      this._toldRefused = false; // something went out after it: close() has news to tell
+      return result;
+    } catch (err) {
+      if (err instanceof AuthFailed) this._toldRefused = true;
+      throw err;
     }
-    await this._keeper.call((c) => c.send((rid) => ({ type: "PUB", rid, confirm: false, items })));
-    this._unflushed = true;
   }
 
   /** Resolves once the server has handled every earlier publish; throws the first error it reported. */
-  async flush(timeout) {
-    await this.ping(timeout);
+  flush(timeout) {
+    return this._told(this._flush(timeout));
+  }
+
+  async _flush(timeout) {
+    await this._ping(timeout);
     this._unflushed = false;
     const error = this._keeper.control.takeError();
     if (error) throw error;
@@ -132,13 +150,23 @@ export class Publisher extends EventEmitter {
 
   /** The server's answer to PING: its name, version, clock and limits. */
   ping(timeout) {
+    return this._told(this._ping(timeout));
+  }
+
+  _ping(timeout) {
     return this._keeper.call((c) => c.request((rid) => ({ type: "PING", rid }), timeout));
   }
 
-  /** Flush (if anything was published since the last flush), then close. */
+  /**
+   * Flush (if anything was published since the last flush), then close. Throws what the program
+   * has not been told: an error the server reported for an unconfirmed publish, or a failure to
+   * flush; not the AuthFailed a call threw already, when nothing was published after it.
+   */
   async close(timeout) {
     try {
-      if (this._unflushed || this._keeper.control?.errors.length) await this.flush(timeout);
+      if (this._unflushed || this._keeper.control?.errors.length) await this._flush(timeout);
+    } catch (err) {
+      if (!(err instanceof AuthFailed && this._toldRefused)) throw err;
     } finally {
       this._keeper.close();
     }
