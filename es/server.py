@@ -169,12 +169,12 @@ class EventServer(Daemon):
             if self._storage is not None:
                 self._storage.close()
             return self._failed_to_start(ExitCode.USAGE)
-        self.broker.store = self._storage
+        self.broker.use(self._storage)
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         wanted = self.config.limits.max_subscribers
         capacity = _size_for(ctx, wanted)
         (log.warning if capacity.bound_by else log.info)("%s", capacity.describe(wanted))
-        self.broker.room = capacity.subscribers
+        self.broker.limit_room(capacity.subscribers)
         self._ctx = ctx
         try:
             self._router, endpoint = self._bind(ctx)

@@ -1,0 +1,118 @@
+"""The broker's state, in one place: subscribers, the subscription index, retained events, what
+was published, the counters, and the clocks of the request being handled.
+
+Plain data with the few operations every part of the broker shares (writing to storage, noting
+a published subject). The parts that act on it (es.publishing, es.subscriptions,
+es.introspection) take it as an argument; es.broker composes them.
+
+Invariant (kept by es.subscriptions and es.broker): every subscriber in `subscribers` has at
+least one subscription in `index`, and the other way round.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from clients.errors import ErrorCode
+from clients.patterns import fold
+from clients.wire import Counts
+from es.checks import refuse
+from es.config import ServerConfig
+from es.index import SubscriptionIndex
+from es.lane import Totals
+from es.ratelimit import RateLimiter
+from es.retained import RetainedStore
+from es.state import SubscriberState
+from es.storage import MemoryStorage, Storage, StorageError
+
+__all__ = ["BrokerState"]
+
+log = logging.getLogger("es.broker")
+
+_T = TypeVar("_T")
+
+# Published subjects remembered for SUBJECTS, the first seen forgotten first.
+SUBJECTS_KEPT = 10_000
+
+
+class BrokerState:
+    """Everything the broker knows (see the module)."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        now: float,
+        new_stream: Callable[[], int],
+        store: Storage | None = None,
+    ) -> None:
+        lim = config.limits
+        self.config = config
+        self.store: Storage = store if store is not None else MemoryStorage()
+        self.new_stream = new_stream
+        self.index = SubscriptionIndex(config.cache_size)
+        self.subscribers: dict[str, SubscriberState] = {}
+        self.evicted: OrderedDict[str, str] = OrderedDict()  # sid -> reason, to tell its client
+        self.retained = RetainedStore(lim.max_retained, lim.max_retained_bytes)
+        self.publishers: OrderedDict[bytes, None] = OrderedDict()  # for $es.publisher.seen
+        self.subjects: OrderedDict[str, list[Any]] = OrderedDict()  # folded -> [as sent, n, last]
+        self.rate = RateLimiter(lim.max_request_rate)
+        per_item = lim.max_subjects_per_item  # arrays over these are refused unread (SPEC 9)
+        self.counts = Counts(lim.max_items_per_publish, lim.max_subscriptions, per_item)
+        # Subscribers allowed: max_subscribers, or fewer when the shell finds the process cannot
+        # hold that many (es.capacity).
+        self.room = lim.max_subscribers
+        self.started = now
+        # The request being handled: its clocks (wall: event times; mono: liveness), the client
+        # key its connection proved, and what it cost beyond its frames (billed by es.broker).
+        self.wall = now
+        self.mono = now
+        self.caller: str | None = None
+        self.scanned = 0  # retained events matched against patterns
+        self.written = 0  # subscriptions written to storage
+        # Counters, for STATS.
+        self.totals = Totals()  # what every subscriber's lane sent and dropped
+        self.published = 0  # PUB requests taken
+        self.events_in = 0  # events they carried, one per subject
+        self.rate_limited = 0
+        self.evictions = 0
+        self.storage_errors = 0
+
+    def write(self, write: Callable[[_T], None], arg: _T) -> None:
+        """A write a request depends on: if it fails, the request fails with STORAGE_FAILED
+        before anything changed in memory (callers write first)."""
+        try:
+            write(arg)
+        except StorageError as exc:
+            self.storage_errors += 1
+            log.error("%s", exc)
+            raise refuse(ErrorCode.STORAGE_FAILED, f"not stored: {exc}") from None
+
+    def write_quietly(self, write: Callable[[_T], None], arg: _T) -> None:
+        """A write no request waits on (a removal, an expiry): a failure is logged and counted;
+        what storage keeps may then be stale, and a restart may bring back what was removed
+        (it is removed again the same way)."""
+        try:
+            write(arg)
+        except StorageError as exc:
+            self.storage_errors += 1
+            log.error("%s", exc)
+
+    def note_subject(self, subject: str, now: float) -> None:
+        """Remember a published subject (folded) for SUBJECTS: its event count and last time."""
+        key = fold(subject)
+        entry = self.subjects.get(key)
+        if entry is None:  # the oldest first seen goes first: no reordering on the hot path
+            self.subjects[key] = entry = [subject, 0, now]
+            while len(self.subjects) > SUBJECTS_KEPT:
+                self.subjects.popitem(last=False)
+        entry[1] += 1
+        entry[2] = now
+
+    def owned(self, sid: str) -> bool:
+        """Whether the caller may act for `sid`: it is unknown, or was made without a client
+        key, or by a connection with the caller's key (SPEC 7.1)."""
+        state = self.subscribers.get(sid)
+        return state is None or state.owner is None or state.owner == self.caller
