@@ -181,8 +181,9 @@ def sub(
         except (EsError, ValueError) as exc:
             raise fail(str(exc)) from None
         names = [*(subjects or []), *(f"/{p}/" for p in match or [])]
-        typer.echo(f"es: subscribed to {', '.join(names)}", err=True)
+        # From the moment it says it has subscribed, an interrupt (or SIGTERM) is the way out.
         with contextlib.suppress(KeyboardInterrupt):
+            typer.echo(f"es: subscribed to {', '.join(names)}", err=True)
             _print_events(subscriber, count, wait, "raw" if raw else "json" if as_json else "text")
 
 

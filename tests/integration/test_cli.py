@@ -232,7 +232,7 @@ def test_es_sub_leaves_on_sigterm_as_on_ctrl_c(es: Daemon) -> None:
     with subscriber_process("--es", es.endpoint, topic) as proc:
         assert admin.numsub([topic], es.endpoint, timeout=WAIT) == [1]
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(WAIT) == 0
+        assert proc.wait(WAIT) == 0, proc.stderr.read() if proc.stderr else ""
         assert admin.numsub([topic], es.endpoint, timeout=WAIT) == [0]  # it unsubscribed
 
 
