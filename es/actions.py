@@ -1,13 +1,18 @@
 """What the broker core asks for: plain values, no sockets.
 
-Fanout and Progress go from the broker to the flow (es.flow), which turns them into the lanes'
-Sends; the shell (es.server) carries out Reply, Open, Close and Send.
+Everything goes one way: the broker's actions pass through the flow (es.flow), which takes
+Fanout, Progress and Link into the lanes (turning them into Sends) and notes each Open's lane;
+the shell (es.server) carries out Reply, Open, Close and Send. What the shell and the flow saw
+goes back to the broker as outcomes (es.outcomes), never as calls.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from es.lane import Lane
 
 __all__ = [
     "Action",
@@ -15,6 +20,7 @@ __all__ = [
     "Close",
     "Confirm",
     "Fanout",
+    "Link",
     "Open",
     "Progress",
     "Reply",
@@ -43,13 +49,16 @@ class Open:
     peer: bytes
     rid: int
     key: str | None = None  # the inbox's CurveZMQ public key, when the subscriber gave one
+    lane: Lane | None = field(default=None, compare=False, repr=False)  # its queue, for the flow
 
 
 @dataclass(frozen=True, slots=True)
 class Close:
-    """Close the DEALER of `sid`, discarding what is still queued for it."""
+    """Close the DEALER of `sid`, discarding what is still queued for it. `reason`: why the
+    server removed it (for the log), when it did so on its own."""
 
     sid: str
+    reason: str | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)
@@ -116,7 +125,7 @@ class Confirm:
 @dataclass(frozen=True, slots=True)
 class Fanout:
     """Offer `batches` to their subscribers' queues; then answer each confirmed publish among
-    them (Broker.confirmation) with how many of its subscribers took at least one event."""
+    them with how many of its subscribers took at least one event (es.flow)."""
 
     batches: list[Batch]
     confirms: tuple[Confirm, ...] = ()
@@ -142,4 +151,14 @@ class Progress:
     sid: str
 
 
-Action = Reply | Open | Close | Fanout | Send | Progress
+@dataclass(frozen=True, slots=True)
+class Link:
+    """The server's connection to `sid`'s inbox is `up` or down now; `back`: up again after it
+    was lost, so what was in flight must be sent again (for es.flow only)."""
+
+    sid: str
+    up: bool
+    back: bool = False
+
+
+Action = Reply | Open | Close | Fanout | Send | Progress | Link

@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -44,7 +45,7 @@ from clients.wire import (
     peek_rid,
 )
 from es import __version__
-from es.actions import Action, Batch, Close, Confirm, Fanout, Open, Reply
+from es.actions import Action, Batch, Close, Fanout, Link, Open, Reply
 from es.brokerstate import BrokerState
 from es.checks import check_subject, refuse
 from es.config import ServerConfig
@@ -52,6 +53,7 @@ from es.health import verdict
 from es.index import SubscriptionIndex
 from es.introspection import Introspection
 from es.lane import Totals
+from es.outcomes import Acked, Full, Handshaken, Linked, OpenFailed, Outcome, Stalled
 from es.publishing import Publishing
 from es.ratelimit import STORED, bill, compiling, received
 from es.state import SubscriberState, new_stream
@@ -60,7 +62,7 @@ from es.subscriptions import Subscriptions
 
 __all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "SubscriberState"]
 
-_AT_ONCE = frozenset({"STATS", "SUBJECTS", "NUMSUB", "SUBSCRIBERS", "HEARTBEAT", "ACK"})
+log = logging.getLogger("es.broker")
 
 SWEEP_SUBSCRIPTIONS = 10_000
 """Subscriptions one sweep removes at most (with their subscribers): removing 10,000 patterns can
@@ -143,6 +145,15 @@ class Broker:
         `now` is the wall clock (event times); `mono` a monotonic clock (liveness; default now);
         `owner` the client key the peer proved (with key files; SPEC 7.1), or None.
         """
+        try:
+            return self._handle(peer, frames, now, mono, owner)
+        except Exception:  # a bug in the core must not take the server down
+            log.exception("internal error handling a request")
+            return [self.error(peer, 0, ErrorCode.INTERNAL, "internal server error")]
+
+    def _handle(
+        self, peer: bytes, frames: list[bytes], now: float, mono: float | None, owner: str | None
+    ) -> list[Action]:
         core = self.core
         core.mono = now if mono is None else mono
         core.wall = now
@@ -214,58 +225,45 @@ class Broker:
                 return [Reply(peer, encode(Ok(rid, reports.stats(now))))]
         raise refuse(ErrorCode.UNKNOWN_COMMAND, type(request).__name__)  # pragma: no cover
 
-    # --- what the shell and the flow tell --------------------------------------------------------
+    # --- what the shell and the flow saw ----------------------------------------------------------
 
     def subscriber(self, sid: str) -> SubscriberState | None:
         """What is known of `sid`, if it is subscribed."""
         return self.core.subscribers.get(sid)
 
-    def abandon(self, sid: str) -> None:
-        """The shell could not open a socket for `sid`: forget the subscriber entirely."""
-        core = self.core
-        core.subscribers.pop(sid, None)
-        core.index.drop(sid)
-        core.write_quietly(core.store.delete_subscriber, sid)
+    def hear(self, outcomes: Iterable[Outcome], mono: float) -> list[Action]:
+        """What the shell and the flow saw happen (es.outcomes), at monotonic time `mono`; the
+        actions that follow, for the flow and then the shell."""
+        self.core.mono = mono
+        actions: list[Action] = []
+        for outcome in outcomes:
+            state = self.core.subscribers.get(outcome.sid)
+            if state is not None:
+                actions += self._heard(outcome, state, mono)
+        return actions
 
-    def answers_at_once(self, frames: list[bytes]) -> bool:
-        """Whether a request may jump ahead of a stalled publish: STATS and the introspection
-        requests only read, and HEARTBEAT and ACK only feed liveness and statistics. Liveness
-        must not wait behind a stall, or every subscriber of a stalled server would look dead."""
-        return peek_command(frames) in _AT_ONCE
+    def _heard(self, outcome: Outcome, state: SubscriberState, mono: float) -> list[Action]:
+        match outcome:
+            case Linked(sid, up):
+                back = up and state.health.linked is False
+                state.health.link(up, mono)
+                return [Link(sid, up, back)]
+            case Handshaken(_, ok):  # refused: it goes at the next sweep; unexplained: a few
+                state.health.handshake(ok)
+            case Acked(sid, frames):
+                return self._acked(sid, frames)
+            case Stalled():
+                state.stalls += 1
+                state.health.full(mono)
+            case Full():
+                state.health.full(mono)
+            case OpenFailed(sid, peer, rid, code, message):
+                return [*self._abandon(sid), self.error(peer, rid, code, message)]
+        return []
 
-    def may_wait(self, sid: str) -> bool:
-        """Whether a publish may wait for room in `sid`'s queue: it is connected now (see
-        `linked`), and its last stall did not run out without progress since."""
-        state = self.core.subscribers.get(sid)
-        return state is not None and not state.lane.stalled_out and state.health.linked is True
-
-    def stalled(self, sid: str, mono: float) -> None:
-        """A publish began waiting for room in `sid`'s queue."""
-        state = self.core.subscribers.get(sid)
-        if state is not None:
-            state.stalls += 1
-            state.health.full(mono)
-
-    def full(self, sid: str, mono: float) -> None:
-        """`sid`'s queue had no room for an event (it was dropped, or it waits)."""
-        state = self.core.subscribers.get(sid)
-        if state is not None:
-            state.health.full(mono)
-
-    def link(self, sid: str, up: bool, mono: float) -> bool:
-        """The shell's socket monitor saw the subscriber's connection come up or go down.
-        True when it came back up after it was lost."""
-        state = self.core.subscribers.get(sid)
-        if state is None:
-            return False
-        back = up and state.health.linked is False
-        state.health.link(up, mono)
-        return back
-
-    def acknowledged(self, sid: str, frames: list[bytes], mono: float) -> list[Action]:
+    def _acked(self, sid: str, frames: list[bytes]) -> list[Action]:
         """An ACK that came back on `sid`'s delivery connection (SPEC 3.7); anything else that
         comes that way, or an ACK for another sid, is ignored."""
-        self.core.mono = mono
         try:
             request = decode_request(frames)
         except RemoteProtocolError:
@@ -274,22 +272,14 @@ class Broker:
             return []
         return self.subscriptions.ack(sid, request.seq)
 
-    def handshake(self, sid: str, ok: bool | None) -> None:
-        """What the socket monitor saw of a handshake with the subscriber's inbox: succeeded
-        (True), refused our key or our security (False: it goes at the next sweep), or failed
-        with no reason given (None: it goes after a few of those in a row)."""
-        state = self.core.subscribers.get(sid)
-        if state is not None:
-            state.health.handshake(ok)
-
-    def linked(self, sid: str) -> bool:
-        """Whether the server's connection to the subscriber is up, as far as it knows."""
-        state = self.core.subscribers.get(sid)
-        return state is not None and state.health.linked is True
-
-    def confirmation(self, confirm: Confirm, receivers: int) -> Reply:
-        """The reply to a confirmed publish: how many subscribers got at least one event."""
-        return Reply(confirm.peer, encode(Ok(confirm.rid, {"receivers": receivers})))
+    def _abandon(self, sid: str) -> list[Action]:
+        """`sid`'s socket could not be made: forget the subscriber entirely, and have the flow
+        forget its lane."""
+        core = self.core
+        core.subscribers.pop(sid, None)
+        core.index.drop(sid)
+        core.write_quietly(core.store.delete_subscriber, sid)
+        return [Close(sid)]
 
     # --- time, restarts, the end -----------------------------------------------------------------
 
@@ -326,11 +316,7 @@ class Broker:
         while len(core.evicted) > _EVICTIONS_KEPT:
             core.evicted.popitem(last=False)
         core.evictions += 1
-        return Close(sid)
-
-    def eviction(self, sid: str) -> str | None:
-        """Why `sid` was removed, while that is still remembered."""
-        return self.core.evicted.get(sid)
+        return Close(sid, reason)
 
     def restore(
         self,

@@ -1,8 +1,11 @@
 """The flow of requests and events through the server: order, gathering, stalls, the backlog.
 
-Pure: no sockets, no clock (times are passed in). The shell (es.server) hands it each request it
-reads and carries out the actions it returns; the broker (es.broker) decides what a request
-means; each subscriber's lane (es.lane) keeps its queue and its losses.
+Pure: no sockets, no clock (times are passed in), and no calls into the broker. The shell
+(es.server) asks it whether a request it read may be handled now (`admit`, `next_ready`); the
+broker (es.broker) decides what the request means; the flow takes the broker's actions
+(`route`) into each subscriber's lane (es.lane), which keeps its queue and its losses, and hands
+the shell what to send. What the broker must hear of (a stall began, a queue was full) comes out
+of `route` as outcomes (es.outcomes), which the shell passes to `Broker.hear`.
 
 Invariants:
 - Requests are handled in the order they arrive. While a block-mode publish waits for room in a
@@ -18,24 +21,35 @@ Invariants:
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from clients.errors import ErrorCode
-from clients.wire import peek_command
-from es.actions import Action, Close, Confirm, Fanout, Progress, Send
-from es.broker import Broker
+from clients.wire import Ok, encode, peek_command
+from es.actions import Action, Close, Confirm, Fanout, Link, Open, Progress, Reply, Send
 from es.lane import MAX_BYTES, MAX_EVENTS, Lane
+from es.outcomes import Full, Outcome, Stalled
 
-__all__ = ["BACKLOG", "BACKLOG_BYTES", "Flow"]
-
-log = logging.getLogger("es.flow")
+__all__ = ["AT_ONCE", "BACKLOG", "BACKLOG_BYTES", "Flow", "Inbound"]
 
 # Requests held while a publish is stalled; past either bound the shell stops reading (and
 # ZeroMQ's high-water marks push back on the clients).
 BACKLOG = 256
 BACKLOG_BYTES = 32 << 20
+
+# Requests that may jump ahead of a stalled publish: STATS and the introspection requests only
+# read, and HEARTBEAT and ACK only feed liveness and statistics. Liveness must not wait behind a
+# stall, or every subscriber of a stalled server would look dead. (PING must wait its turn: its
+# reply proves that every earlier publish was handed on.)
+AT_ONCE = frozenset({"STATS", "SUBJECTS", "NUMSUB", "SUBSCRIBERS", "HEARTBEAT", "ACK"})
+
+
+class Inbound(NamedTuple):
+    """A request as read: the control peer, its frames, the client key its connection proved."""
+
+    peer: bytes
+    frames: list[bytes]
+    owner: str | None
 
 
 @dataclass
@@ -48,19 +62,17 @@ class _Owed:
 
 
 class Flow:
-    """Requests in, actions for the shell out, in order (see the module)."""
+    """Requests admitted in order, the broker's actions into lanes, sends out (see the module)."""
 
-    def __init__(
-        self, broker: Broker, max_events: int = MAX_EVENTS, max_bytes: int = MAX_BYTES
-    ) -> None:
-        self.broker = broker
+    def __init__(self, max_events: int = MAX_EVENTS, max_bytes: int = MAX_BYTES) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes
+        self._lanes: dict[str, Lane] = {}  # every subscriber's lane, from the broker's Opens
         self._stall: dict[str, Lane] = {}  # lanes whose publish waits for room: a stall is on
         self._owed: deque[_Owed] = deque()
         self._dirty: dict[str, Lane] = {}  # lanes with something to send or to tell
         self._watch: dict[str, Lane] = {}  # lanes whose ACKs the shell reads as soon as they come
-        self._backlog: deque[tuple[bytes, list[bytes], str | None]] = deque()
+        self._backlog: deque[Inbound] = deque()
         self._backlog_bytes = 0
 
     # --- what the shell asks -------------------------------------------------------------------
@@ -94,73 +106,45 @@ class Flow:
 
     # --- requests ------------------------------------------------------------------------------
 
-    def request(
-        self,
-        peer: bytes,
-        frames: list[bytes],
-        wall: float,
-        mono: float,
-        owner: str | None = None,
-    ) -> list[Action]:
-        """A request read from the control socket (from a connection that proved client key
-        `owner`, if any): handled now, or kept in the backlog."""
-        if self._stall or self._backlog:
-            if self.broker.answers_at_once(frames):
-                return self._handle(peer, frames, wall, mono, owner)
-            self._backlog.append((peer, frames, owner))
-            self._backlog_bytes += _size(peer, frames)
-            return []
-        return self._turn(peer, frames, wall, mono, owner)
+    def admit(self, inbound: Inbound) -> bool:
+        """A request read from the control socket: True if it is to be handled now; else it
+        waits in the backlog (a stall is on, or others wait before it)."""
+        if not (self._stall or self._backlog) or peek_command(inbound.frames) in AT_ONCE:
+            return True
+        self._backlog.append(inbound)
+        self._backlog_bytes += _size(inbound)
+        return False
 
-    def step(self, wall: float, mono: float, limit: int) -> list[Action]:
-        """Handle up to `limit` requests from the backlog, while no stall is on."""
-        actions: list[Action] = []
-        while self._backlog and not self._stall and limit > 0:
-            limit -= 1
-            peer, frames, owner = self._backlog.popleft()
-            self._backlog_bytes -= _size(peer, frames)
-            actions += self._turn(peer, frames, wall, mono, owner)
-        return actions
+    def next_ready(self) -> Inbound | None:
+        """The next request of the backlog, to handle now, while no stall is on."""
+        if not self._backlog or self._stall:
+            return None
+        inbound = self._backlog.popleft()
+        self._backlog_bytes -= _size(inbound)
+        return inbound
 
-    def _turn(
-        self, peer: bytes, frames: list[bytes], wall: float, mono: float, owner: str | None
-    ) -> list[Action]:
-        """A request in its turn: anything but a publish first sends what was gathered."""
-        if (self._dirty or self._owed) and peek_command(frames) != "PUB":
-            return self.flush() + self._handle(peer, frames, wall, mono, owner)
-        return self._handle(peer, frames, wall, mono, owner)
+    def before(self, inbound: Inbound) -> list[Action]:
+        """What must go out before `inbound` is handled: anything but a publish first sends what
+        was gathered, so that its reply follows every earlier publish's events."""
+        if (self._dirty or self._owed) and peek_command(inbound.frames) != "PUB":
+            return self.flush()
+        return []
 
-    def _handle(
-        self, peer: bytes, frames: list[bytes], wall: float, mono: float, owner: str | None
-    ) -> list[Action]:
-        try:
-            actions = self.broker.handle(peer, frames, wall, mono, owner)
-        except Exception:  # a bug in the core must not take the server down
-            log.exception("internal error handling a request")
-            actions = [self.broker.error(peer, 0, ErrorCode.INTERNAL, "internal server error")]
-        return self.route(actions, mono)
-
-    def ack(self, sid: str, frames: list[bytes], mono: float) -> None:
-        """A message that came back on `sid`'s delivery connection: its ACK."""
-        self.route(self.broker.acknowledged(sid, frames, mono), mono)
-
-    def link(self, sid: str, up: bool, mono: float) -> None:
-        """The connection to `sid`'s inbox came up or went down (the shell's socket monitor)."""
-        if self.broker.link(sid, up, mono):
-            state = self.broker.subscriber(sid)
-            if state is not None:
-                state.lane.reconnected()
-                self._progress(sid)
-
-    def route(self, actions: list[Action], mono: float) -> list[Action]:
-        """Take the broker's fan-outs and progress into the lanes; the rest is for the shell."""
-        out: list[Action] = []
+    def route(self, actions: list[Action], mono: float) -> list[Action | Outcome]:
+        """Take the broker's fan-outs, progress and link news into the lanes; the rest is for the
+        shell, with the outcomes the broker must hear."""
+        out: list[Action | Outcome] = []
         for action in actions:
             match action:
                 case Fanout():
-                    self._fanout(action, mono)
+                    out += self._fanout(action, mono)
                 case Progress(sid):
                     self._progress(sid)
+                case Link(sid, up, back):
+                    self._link(sid, up, back)
+                case Open(sid, lane=lane) if lane is not None:
+                    self._lanes[sid] = lane
+                    out.append(action)
                 case Close(sid):
                     self._forget(sid)
                     out.append(action)
@@ -168,17 +152,29 @@ class Flow:
                     out.append(action)
         return out
 
+    def _link(self, sid: str, up: bool, back: bool) -> None:
+        """The connection to `sid`'s inbox came up or went down; back up, what was in flight is
+        sent again."""
+        lane = self._lanes.get(sid)
+        if lane is None:
+            return
+        lane.linked = up
+        if back:
+            lane.reconnected()
+            self._progress(sid)
+
     # --- fan-out, stalls, confirms -------------------------------------------------------------
 
-    def _fanout(self, fanout: Fanout, mono: float) -> None:
+    def _fanout(self, fanout: Fanout, mono: float) -> list[Outcome]:
+        """Offer each batch to its lane; a block-mode batch with no room starts a stall. Returns
+        what the broker must hear: stalls begun, queues found full."""
+        told: list[Outcome] = []
         receivers: set[str] = set()
         waiting: set[str] = set()
-        broker = self.broker
         for batch in fanout.batches:
-            state = broker.subscriber(batch.sid)
-            if state is None:  # cannot happen while the broker and its lanes agree
+            lane = self._lanes.get(batch.sid)
+            if lane is None:  # cannot happen while the broker and the lanes agree
                 continue
-            lane = state.lane
             # Block mode waits for room; whether the subscriber is connected, so that waiting for
             # it makes sense, the shell checks at once with fresh news (see `expire`).
             blocks = batch.block and batch.max_stall > 0 and not lane.stalled_out
@@ -190,18 +186,18 @@ class Flow:
                 if lane.waiting is not None and batch.sid not in self._stall:
                     self._stall[batch.sid] = lane
                     waiting.add(batch.sid)
-                    broker.stalled(batch.sid, mono)
+                    told.append(Stalled(batch.sid))
                 else:
-                    broker.full(batch.sid, mono)
+                    told.append(Full(batch.sid))
         for confirm in fanout.confirms:
             self._owed.append(_Owed(confirm, receivers & confirm.sids, waiting & confirm.sids))
+        return told
 
     def _progress(self, sid: str) -> None:
         """`sid` acknowledged: its queue may take what waits, or tell a loss."""
-        state = self.broker.subscriber(sid)
-        if state is None:
+        lane = self._lanes.get(sid)
+        if lane is None:
             return
-        lane = state.lane
         self._dirty[sid] = lane
         if self._stall.get(sid) is not lane:
             return
@@ -218,7 +214,7 @@ class Flow:
         since they last consumed anything). Returns their sids and the events dropped."""
         gone: list[tuple[str, int]] = []
         for sid, lane in list(self._stall.items()):
-            if mono >= lane.due or not self.broker.may_wait(sid):
+            if mono >= lane.due or not lane.may_wait:
                 gone.append((sid, lane.expire()))
                 self._dirty[sid] = lane
                 self._settle(sid)
@@ -232,6 +228,7 @@ class Flow:
 
     def _forget(self, sid: str) -> None:
         """`sid` is gone: nothing waits for it, nothing more is sent to it."""
+        self._lanes.pop(sid, None)
         self._dirty.pop(sid, None)
         self._watch.pop(sid, None)
         if sid in self._stall:
@@ -252,28 +249,18 @@ class Flow:
             self._dirty = {}
         while self._owed and not self._owed[0].waiting:
             owed = self._owed.popleft()
-            actions.append(self.broker.confirmation(owed.confirm, len(owed.receivers)))
+            body = {"receivers": len(owed.receivers)}  # subscribers that took at least one event
+            actions.append(Reply(owed.confirm.peer, encode(Ok(owed.confirm.rid, body))))
         return actions
-
-    def abandon(self, sid: str) -> None:
-        """The shell could not open a delivery socket for `sid`: forget it entirely."""
-        self.broker.abandon(sid)
-        self._forget(sid)
 
     def refused(self, sends: list[Send]) -> None:
         """The shell could not send these, the last sends of one subscriber: count them lost."""
-        state = self.broker.subscriber(sends[0].sid)
-        if state is not None:
-            state.lane.refuse(sends)
-            self._dirty[state.sid] = state.lane
-
-    # --- time ----------------------------------------------------------------------------------
-
-    def sweep(self, wall: float, mono: float) -> list[Action]:
-        """Housekeeping: the broker removes dead and stalled subscribers."""
-        return self.route(self.broker.sweep(mono, wall), mono)
+        lane = self._lanes.get(sends[0].sid)
+        if lane is not None:
+            lane.refuse(sends)
+            self._dirty[lane.sid] = lane
 
 
-def _size(peer: bytes, frames: list[bytes]) -> int:
+def _size(inbound: Inbound) -> int:
     """The bytes a request holds in the backlog."""
-    return len(peer) + sum(len(f) for f in frames)
+    return len(inbound.peer) + sum(len(f) for f in inbound.frames)

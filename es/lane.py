@@ -64,8 +64,15 @@ class Lane:
         # A stall ran out: publishers no longer wait for it until it acknowledges progress (a
         # dead-slow subscriber costs them one max_stall, not one per publish).
         self.stalled_out = False
+        self.linked: bool | None = None  # the connection to its inbox: None until first seen
         self._pending: deque[Batch] = deque()
         self._flight: deque[list[int]] = deque()  # [first, last] of each EV sent, oldest first
+
+    @property
+    def may_wait(self) -> bool:
+        """Whether a publish may wait for room here: the inbox is connected now, and the last
+        stall did not run out without progress since."""
+        return self.linked is True and not self.stalled_out
 
     # --- numbering and accepting -------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import logging
 import resource
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import zmq
@@ -45,7 +45,8 @@ from es.actions import Action, Close, Open, Reply, Send
 from es.broker import Broker
 from es.capacity import Capacity, plan, wanted_descriptors
 from es.config import ServerConfig
-from es.flow import Flow
+from es.flow import Flow, Inbound
+from es.outcomes import Acked, Full, Handshaken, Linked, OpenFailed, Outcome, Stalled
 from es.registration import Registration
 from es.storage import Storage, StorageError, StoredEvent, StoredSubscriber, open_storage
 
@@ -152,7 +153,7 @@ class EventServer(Daemon):
         self._sleepers = zmq.Poller()
         self._watching: dict[zmq.Socket[bytes], str] = {}  # watched delivery sockets -> sids
         self.broker = Broker(config, now=clock())
-        self.flow = Flow(self.broker)
+        self.flow = Flow()
 
     def serve(self) -> int:
         """Bind, announce readiness, serve until stopped; return the process exit code."""
@@ -272,9 +273,12 @@ class EventServer(Daemon):
                     dropped,
                 )
         if flow.busy and not flow.stalled:
-            self._apply(flow.step(self._clock(), time.monotonic(), _TURN))
+            for _ in range(_TURN):
+                inbound = flow.next_ready()
+                if inbound is None:
+                    break
+                self._handle(inbound, time.monotonic())
             self._apply(flow.flush())
-            self._note_stall(False)
             return 1
         wake = self._next_housekeeping
         due = flow.deadline()
@@ -303,8 +307,8 @@ class EventServer(Daemon):
         self._watching = wanted
 
     def _read_acks(self, sids: list[str]) -> None:
-        """Hand the flow the ACKs that came back on these subscribers' delivery connections."""
-        mono = time.monotonic()
+        """Hand the broker the ACKs that came back on these subscribers' delivery connections."""
+        acked: list[Outcome] = []
         for sid in sids:
             dealer = self._dealers.get(sid)
             if dealer is None:
@@ -314,40 +318,56 @@ class EventServer(Daemon):
                     frames = dealer.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                self.flow.ack(sid, frames, mono)
+                acked.append(Acked(sid, frames))
+        self._hear(acked, time.monotonic())
 
     def _read_requests(self) -> int:
-        """Hand waiting requests to the flow, up to _TURN of them or for _TURN_SECONDS, then send
-        what they gathered."""
+        """Read waiting requests, up to _TURN of them or for _TURN_SECONDS, handling each the
+        flow admits now; then send what they gathered."""
         assert self._router is not None
         flow, handled = self.flow, 0
         mono = time.monotonic()
         until = mono + _TURN_SECONDS
         while handled < _TURN and flow.reading() and mono < until:
             try:
-                peer, frames, owner = self._receive()
+                inbound = self._receive()
             except zmq.Again:
                 break
             handled += 1
-            stalled = flow.stalled
-            self._apply(flow.request(peer, frames, self._clock(), mono, owner))
-            self._note_stall(stalled)
+            if flow.admit(inbound):
+                self._handle(inbound, mono)
             mono = time.monotonic()
         self._apply(flow.flush())
         return handled
 
-    def _receive(self) -> tuple[bytes, list[bytes], str | None]:
+    def _handle(self, inbound: Inbound, mono: float) -> None:
+        """One request, one way through: what was gathered before it if it must go first, the
+        broker's answer, the flow's routing of it; then the shell carries it out."""
+        stalled = self.flow.stalled
+        self._apply(self.flow.before(inbound))
+        actions = self.broker.handle(
+            inbound.peer, inbound.frames, self._clock(), mono, inbound.owner
+        )
+        self._apply(self.flow.route(actions, mono))
+        self._note_stall(stalled)
+
+    def _hear(self, outcomes: list[Outcome], mono: float) -> None:
+        """Tell the broker what happened; carry out what follows, through the flow."""
+        if outcomes:
+            self._apply(self.flow.route(self.broker.hear(outcomes, mono), mono))
+
+    def _receive(self) -> Inbound:
         """The next request (zmq.Again if there is none): its peer, frames, and, with security,
         the client key its connection proved (what ZAP made its User-Id), which owns the
         subscribers it makes (SPEC 7.1)."""
         assert self._router is not None
         if self._keys is None:
             message = self._router.recv_multipart(zmq.NOBLOCK)
-            return message[0], message[1:], None
+            return Inbound(message[0], message[1:], None)
         first = self._router.recv(zmq.NOBLOCK, copy=False)
         frames = self._router.recv_multipart(zmq.NOBLOCK) if first.more else []
         owner = first.get("User-Id")
-        return first.bytes, frames, owner if isinstance(owner, str) and owner else None
+        return Inbound(first.bytes, frames, owner if isinstance(owner, str) and owner else None)
 
     def _note_stall(self, before: bool) -> None:
         """Log a stall that has just begun (`before`: whether one was on already)."""
@@ -362,6 +382,7 @@ class EventServer(Daemon):
         monitor = self._monitors.get(sid)
         if monitor is None:
             return
+        seen: list[Outcome] = []
         with contextlib.suppress(zmq.Again):
             while True:
                 event = int(recv_monitor_message(monitor, zmq.NOBLOCK)["event"])
@@ -371,9 +392,10 @@ class EventServer(Daemon):
                         log.warning(
                             "subscriber %s: handshake with its inbox failed", public_id(sid)
                         )
-                    self.broker.handshake(sid, ok)
+                    seen.append(Handshaken(sid, ok))
                     continue
-                self.flow.link(sid, event == zmq.EVENT_CONNECTED, mono)
+                seen.append(Linked(sid, event == zmq.EVENT_CONNECTED))
+        self._hear(seen, mono)
 
     def _housekeeping(self) -> None:
         """Every _HOUSEKEEPING seconds: note link changes, remove dead and stalled subscribers."""
@@ -386,18 +408,19 @@ class EventServer(Daemon):
         for sid in self._monitors:
             self._read_link(sid, mono)
         self._read_acks(list(self._dealers))  # how far each got, for depth and lag
-        actions = self.flow.sweep(self._clock(), mono)
+        actions = self.flow.route(self.broker.sweep(mono, self._clock()), mono)
         for action in actions:
             if isinstance(action, Close):
-                reason = self.broker.eviction(action.sid)
-                log.warning("subscriber %s removed (%s)", public_id(action.sid), reason)
+                log.warning("subscriber %s removed (%s)", public_id(action.sid), action.reason)
         self._apply(actions)
         self._apply(self.flow.flush())
 
-    def _apply(self, actions: list[Action]) -> None:
-        """Carry out actions in order. A subscriber's sends that fail are handed back to the
-        flow (with its later sends of the same list), which counts their events as lost."""
+    def _apply(self, actions: Sequence[Action | Outcome]) -> None:
+        """Carry out actions in order; pass the outcomes among them on to the broker. A
+        subscriber's sends that fail are handed back to the flow (with its later sends of the
+        same list), which counts their events as lost."""
         refused: dict[str, list[Send]] = {}
+        heard: list[Outcome] = []
         for action in actions:
             match action:
                 case Send(sid):
@@ -410,14 +433,16 @@ class EventServer(Daemon):
                 case Open(sid, endpoint, queue, peer, rid, key):
                     code = self._open(sid, endpoint, queue, key)
                     if code is not None:
-                        self.flow.abandon(sid)
                         message = _OPEN_FAILED[code].format(endpoint=endpoint)
-                        self._apply([self.broker.error(peer, rid, code, message)])
-                        break  # this error replaces the rest of the request's actions
+                        heard.append(OpenFailed(sid, peer, rid, code, message))
+                        break  # its error replaces the rest of the request's actions
                 case Close(sid):
                     self._close(sid)
+                case Stalled() | Full():
+                    heard.append(action)
         for sends in refused.values():
             self.flow.refused(sends)
+        self._hear(heard, time.monotonic())
 
     def _send(self, send: Send) -> bool:
         dealer = self._dealers.get(send.sid)

@@ -144,7 +144,8 @@ class Subscriptions:
             state = self._new_state(sid, asked.endpoint, queue, policy, max_stall)
             state.key, state.name, state.owner = key, name, owner
             core.subscribers[sid] = state
-            actions.append(Open(sid, asked.endpoint, queue, asked.peer, asked.rid, key))
+            open_ = Open(sid, asked.endpoint, queue, asked.peer, asked.rid, key, state.lane)
+            actions.append(open_)
         state.policy, state.max_stall = policy, max_stall
         state.health.heard(core.mono)
         core.evicted.pop(sid, None)
@@ -328,7 +329,8 @@ class Subscriptions:
                 core.index.add_subjects(record.sid, list(record.subjects))
             if patterns:
                 core.index.add_patterns(record.sid, patterns)
-            actions.append(Open(record.sid, record.endpoint, record.queue, b"", 0, record.key))
+            opened = Open(record.sid, record.endpoint, record.queue, b"", 0, record.key, state.lane)
+            actions.append(opened)
         return actions
 
     def restore_retained(self, events: Iterable[StoredEvent], now: float) -> None:

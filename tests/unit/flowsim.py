@@ -21,10 +21,11 @@ from clients.wire import (
     decode_delivery,
     encode,
 )
-from es.actions import Action, Reply, Send
+from es.actions import Action, Link, Reply, Send
 from es.broker import Broker
 from es.config import Limits, ServerConfig
-from es.flow import Flow
+from es.flow import Flow, Inbound
+from es.outcomes import Full, Linked, Outcome, Stalled
 
 EP = "tcp://127.0.0.1:5000"
 PEER = b"publisher"
@@ -76,28 +77,54 @@ class Reader:
 
 
 class Server:
-    """The shell's part, by the book: hand requests to the flow, carry out what it returns."""
+    """The shell's part, by the book (es.server): the flow admits each request, the broker
+    handles it, the flow routes what the broker asks, and this carries it out; outcomes go back
+    to the broker."""
 
     def __init__(self, max_events: int = 256, max_bytes: int = 1 << 20, **config: Any) -> None:
         self.broker = Broker(ServerConfig(limits=Limits(max_queue_size=0), **config), now=0.0)
-        self.flow = Flow(self.broker, max_events=max_events, max_bytes=max_bytes)
+        self.flow = Flow(max_events=max_events, max_bytes=max_bytes)
         self.mono = 0.0
         self.readers: dict[str, Reader] = {}
         self.replies: list[Reply] = []
         self.refusing: set[str] = set()  # sids whose next send fails (a full delivery socket)
 
     def request(self, frames: list[bytes], peer: bytes = PEER) -> None:
-        self.apply(self.flow.request(peer, frames, self.mono, self.mono))
+        self.receive(frames, peer)
         self.turn_end()
+
+    def receive(self, frames: list[bytes], peer: bytes = PEER) -> None:
+        """A request read, handled now if the flow admits it."""
+        inbound = Inbound(peer, frames, None)
+        if self.flow.admit(inbound):
+            self.handle(inbound)
+
+    def handle(self, inbound: Inbound) -> None:
+        self.apply(self.flow.before(inbound))
+        actions = self.broker.handle(inbound.peer, inbound.frames, self.mono, self.mono)
+        self.apply(self.flow.route(actions, self.mono))
+
+    def hear(self, outcomes: list[Outcome]) -> None:
+        self.apply(self.flow.route(self.broker.hear(outcomes, self.mono), self.mono))
 
     def turn_end(self) -> None:
         self.apply(self.flow.flush())
         while self.flow.busy and not self.flow.stalled:
-            self.apply(self.flow.step(self.mono, self.mono, 64))
+            for _ in range(64):
+                inbound = self.flow.next_ready()
+                if inbound is None:
+                    break
+                self.handle(inbound)
             self.apply(self.flow.flush())
 
-    def apply(self, actions: list[Action]) -> None:
+    def link(self, sid: str, up: bool) -> None:
+        """What the flow is told of the link to `sid`'s inbox, without the resending that a
+        reconnection brings (this model's inboxes never lose what was sent)."""
+        self.apply(self.flow.route([Link(sid, up)], self.mono))
+
+    def apply(self, actions: list[Action | Outcome]) -> None:
         refused: dict[str, list[Send]] = {}
+        heard: list[Outcome] = []
         for action in actions:
             if isinstance(action, Send):
                 if action.sid in refused:
@@ -109,13 +136,17 @@ class Server:
                     self.readers[action.sid].inbox.append(action.frames)
             elif isinstance(action, Reply):
                 self.replies.append(action)
+            elif isinstance(action, Stalled | Full):
+                heard.append(action)
         for sends in refused.values():
             self.flow.refused(sends)
+        if heard:
+            self.hear(heard)
 
     def subscribe(self, sid: str, subject: str, options: Options) -> Reader:
         self.readers[sid] = reader = Reader(sid, subject)
         self.request(encode(Subscribe(1, sid, EP, (subject,), options)), peer=sid.encode())
-        self.broker.link(sid, True, self.mono)
+        self.hear([Linked(sid, True)])
         return reader
 
     def publish(
@@ -124,7 +155,7 @@ class Server:
         """Publish events of these payload sizes; `confirm`: a confirmed publish with this rid."""
         items = tuple(PubItem((subject,), 0, b"x" * size) for size in sizes)
         request = Publish(confirm or 9, confirm is not None, items)
-        self.apply(self.flow.request(PEER, encode(request), self.mono, self.mono))
+        self.receive(encode(request))
         if not gather:
             self.turn_end()
         for reader in self.readers.values():

@@ -18,7 +18,7 @@ from clients.wire import (
 )
 from es.actions import Batch, Reply, Send
 from es.lane import Lane
-from tests.unit.flowsim import PEER, Server
+from tests.unit.flowsim import Server
 
 
 def batch(first: int, count: int, size: int = 1, block: bool = False) -> Batch:
@@ -175,6 +175,6 @@ def test_gathered_publishes_go_out_as_one_message_before_any_other_request() -> 
     server.publish("a", [1], gather=True)
     server.publish("a", [1, 1], gather=True)
     assert not reader.inbox
-    server.apply(server.flow.request(PEER, encode(Ping(3)), 0.0, 0.0))  # PING: send first
+    server.receive(encode(Ping(3)))  # PING: what was gathered is sent first
     assert len(reader.inbox) == 1 and len(decode_delivery(reader.inbox[0]).events) == 3  # type: ignore[union-attr]
     assert isinstance(server.replies[-1], Reply)

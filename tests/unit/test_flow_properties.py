@@ -57,7 +57,7 @@ def test_every_event_is_accounted_for_and_every_loss_told_once(
             case ("refuse", k):
                 server.refusing.add(sids[k % len(sids)])
             case ("link", k, up):
-                server.broker.link(sids[k % len(sids)], up, server.mono)
+                server.link(sids[k % len(sids)], up)
         for sid in sids:
             server.check(sid)
     # The end of the burst: every reader reads everything and acknowledges, time passes.
