@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from clients.publisher import Publisher
     from clients.security import Keys
     from clients.subscriber import Subscriber
+    from clients.wire import Policy
 
 _LAZY = {
     "Publisher": "clients.publisher",
@@ -26,12 +27,14 @@ _LAZY = {
     "NameServer": "clients.naming",
     "locate_ns": "clients.naming",
     "Keys": "clients.security",
+    "Policy": "clients.wire",
 }
 
 __all__ = [
     "Event",
     "Keys",
     "NameServer",
+    "Policy",
     "Publisher",
     "Subscriber",
     "locate_ns",

@@ -47,12 +47,14 @@ from clients.security import Keys, as_server, choose, release
 from clients.streams import Streams
 from clients.waker import Waker
 from clients.wire import (
+    POLICIES,
     Ack,
     Bye,
     Delivery,
     Heartbeat,
     Loss,
     Options,
+    Policy,
     Subscribe,
     SubscribeMatch,
     Unsubscribe,
@@ -94,6 +96,11 @@ def _ack_every(queue: int) -> int:
     return ACK_EVERY if queue == 0 else max(1, min(ACK_EVERY, (queue + 1) // 2))
 
 
+def _inbox_hwm(queue_size: int) -> int:
+    """The inbox's limit in messages for a queue of `queue_size` events (0: unbounded)."""
+    return 0 if queue_size == 0 else queue_size + 16
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -114,7 +121,7 @@ class Subscriber(KeptClient):
         keys: Keys | None = None,
         host: str | None = None,
         publish_host: str | None = None,
-        policy: str | None = None,
+        policy: Policy | str | None = None,
         queue_size: int | None = None,
         max_stall: float | None = None,
         allow_pickle: bool = False,
@@ -128,7 +135,7 @@ class Subscriber(KeptClient):
         esURI: str | None = None,  # noqa: N803 - Pyro's spelling
     ) -> None:
         keys = choose(ident, keys)
-        if policy not in (None, "block", "drop"):
+        if policy is not None and policy not in POLICIES:
             raise ValueError("policy must be 'block' or 'drop'")
         if queue_size is not None and queue_size < 0:
             raise ValueError("queue_size must be 0 (unbounded) or more")
@@ -136,7 +143,8 @@ class Subscriber(KeptClient):
         """This subscriber's secret: whoever knows it can act for it (SPEC 7.1). Never shown by
         the server; tools list subscribers by `id`."""
         inbox_key = None if keys is None else keys.public.decode()
-        self.options = Options(policy, queue_size, max_stall, inbox_key, name)
+        chosen = None if policy is None else Policy(policy)
+        self.options = Options(chosen, queue_size, max_stall, inbox_key, name)
         spec = es_uri or esURI
         self._keeper = Keeper(
             lambda: resolve_es_uri(spec, keys=keys),
@@ -180,10 +188,15 @@ class Subscriber(KeptClient):
         self._zap_domain = f"es-inbox-{self.sid}"
         as_server(self._inbox, keys, self._zap_domain)
         # The server sends at most our queue's worth of events we have not acknowledged (and a
-        # loss notice), each message holding at least one: this limit is never reached by the
-        # server; it only bounds what something else could push here. 0: an unbounded queue.
+        # loss notice), each message holding at least one: a limit of that many messages is
+        # never reached by the server, and bounds what something else could push here. Asked
+        # for no size, the server's default is not known until a SUB reply says it: the reading
+        # thread applies it then, for the connections made after (until then a smaller limit
+        # only holds the server back; a ROUTER inbox never drops what comes in).
         queue = _DEFAULT_QUEUE if queue_size is None else queue_size
-        self._inbox.setsockopt(zmq.RCVHWM, 0 if queue == 0 else queue + 16)
+        self._hwm = _inbox_hwm(queue)
+        self._hwm_wanted = self._hwm
+        self._inbox.setsockopt(zmq.RCVHWM, self._hwm)
         bind_host = host or local_address_for(self.es_uri)
         self._inbox.setsockopt(zmq.IPV6, int(":" in bind_host))
         self._inbox.bind(bind_address(bind_host))
@@ -264,6 +277,7 @@ class Subscriber(KeptClient):
         queue = body.get("queue")
         if isinstance(queue, int) and queue >= 0:
             self._ack_every = _ack_every(queue)  # the queue the server keeps for us, in events
+            self._hwm_wanted = _inbox_hwm(queue)  # set by the reading thread (see _setup)
         return body
 
     # --- subscriptions ---------------------------------------------------------------------------
@@ -457,6 +471,9 @@ class Subscriber(KeptClient):
         return event
 
     def _read_inbox(self) -> None:
+        if self._hwm != self._hwm_wanted:  # this thread owns the inbox now
+            self._hwm = self._hwm_wanted
+            self._inbox.setsockopt(zmq.RCVHWM, self._hwm)
         for _ in range(_READ_TURN):
             try:
                 frames = self._inbox.recv_multipart(zmq.NOBLOCK)

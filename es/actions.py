@@ -38,14 +38,14 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Open:
-    """Create the DEALER for `sid`, connected to `endpoint`, for a queue of `queue` events.
+    """Create the DEALER for `sid`, connected to `endpoint`, for a queue of `queue_size` events.
 
     `peer` and `rid` name the request, so the shell can answer it if the socket cannot be made.
     """
 
     sid: str
     endpoint: str
-    queue: int
+    queue_size: int
     peer: bytes
     rid: int
     key: str | None = None  # the inbox's CurveZMQ public key, when the subscriber gave one

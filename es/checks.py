@@ -7,12 +7,11 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from clients.errors import EXCEPTION_FOR_CODE, ErrorCode, RequestError
-from clients.wire import Options
-from es.config import Limits, ServerConfig
+from clients.wire import Options, Policy
+from es.config import Limits, QueuePolicy, ServerConfig
 
-__all__ = ["check_endpoint", "check_sid", "check_subject", "queue_policy", "refuse"]
+__all__ = ["asked_policy", "check_endpoint", "check_sid", "check_subject", "refuse"]
 
-Policy = tuple[str, int, float]
 """A subscriber's queue policy, queue size and maximum stall."""
 
 
@@ -69,26 +68,23 @@ def check_endpoint(endpoint: str, limits: Limits) -> None:
         )
 
 
-def queue_policy(options: Options, current: Policy | None, cfg: ServerConfig) -> Policy:
+def asked_policy(options: Options, current: QueuePolicy | None, cfg: ServerConfig) -> QueuePolicy:
     """The policy a SUB asks for, filled in from what the subscriber has now (`current`) or the
     server's defaults. The queue size cannot change while subscribed."""
     lim = cfg.limits
-    policy = options.policy or (current[0] if current else cfg.policy)
-    queue = options.queue if options.queue is not None else cfg.queue_size
-    if current is not None and options.queue is None:
-        queue = current[1]
-    stall = options.max_stall
-    if stall is None:
-        stall = current[2] if current else cfg.max_stall
-    if lim.max_queue_size and not 0 < queue <= lim.max_queue_size:
+    default = current or cfg.queue_policy
+    policy = Policy(options.policy) if options.policy else default.policy
+    size = options.queue_size if options.queue_size is not None else default.queue_size
+    stall = options.max_stall if options.max_stall is not None else default.max_stall
+    if lim.max_queue_size and not 0 < size <= lim.max_queue_size:
         raise refuse(
             ErrorCode.BAD_POLICY, f"queue must be from 1 to {lim.max_queue_size} on this server"
         )
     if stall > lim.max_stall_limit:
         raise refuse(ErrorCode.BAD_POLICY, f"max_stall over this server's {lim.max_stall_limit} s")
-    if current is not None and queue != current[1]:
+    if current is not None and size != current.queue_size:
         raise refuse(
             ErrorCode.BAD_POLICY,
-            f"queue size is {current[1]} while subscribed; unsubscribe all to change it",
+            f"queue size is {current.queue_size} while subscribed; unsubscribe all to change it",
         )
-    return policy, queue, stall
+    return QueuePolicy(policy, size, stall)

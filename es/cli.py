@@ -77,10 +77,13 @@ QueueSize = Annotated[
         help="Events queued per subscriber, 0=unbounded [1000].",
     ),
 ]
-Policy = Annotated[
+QueueMode = Annotated[  # text here; the configuration makes it a Policy, or says why not
     str | None,
     typer.Option(
-        "--policy", envvar="ES_POLICY", help="Full queue: 'block' publishers or 'drop' [block]."
+        "--policy",
+        envvar="ES_POLICY",
+        metavar="[block|drop]",
+        help="Full queue: 'block' publishers or 'drop' [block].",
     ),
 ]
 MaxStall = Annotated[
@@ -190,7 +193,7 @@ def serve(
     keys_dir: KeysDir = None,
     storage: StorageSpec = None,
     queue_size: QueueSize = None,
-    policy: Policy = None,
+    policy: QueueMode = None,
     max_stall: MaxStall = None,
     max_queue_size: MaxQueue = None,
     max_message_bytes: MaxMessage = None,

@@ -138,7 +138,10 @@ def sub(
     raw: Annotated[
         bool, typer.Option("--raw", help="Only each event's payload, as it arrived, a line each.")
     ] = False,
-    policy: Annotated[str | None, typer.Option("--policy", help="block or drop.")] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option("--policy", metavar="[block|drop]", help="Full queue: block or drop."),
+    ] = None,
     queue_size: Annotated[
         int | None,
         typer.Option(

@@ -15,9 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clients.lifecycle import storage_path
-from clients.wire import PUB_BYTES_ACCEPTED, PUB_ITEMS_ACCEPTED
+from clients.wire import PUB_BYTES_ACCEPTED, PUB_ITEMS_ACCEPTED, Policy
 
-__all__ = ["DEFAULT_PORT", "ConfigError", "Limits", "ServerConfig", "from_env"]
+__all__ = [
+    "DEFAULT_PORT",
+    "ConfigError",
+    "Limits",
+    "Policy",
+    "QueuePolicy",
+    "ServerConfig",
+    "from_env",
+]
 
 DEFAULT_PORT = 7766
 """Pyro's event server port, kept so that old habits still work."""
@@ -25,6 +33,21 @@ DEFAULT_PORT = 7766
 
 class ConfigError(ValueError):
     """A setting is missing, unknown or out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePolicy:
+    """What happens when a subscriber's queue is full, how many events it holds (0: no
+    bound), and how long one event may hold publishers back in block mode."""
+
+    policy: Policy
+    queue_size: int
+    max_stall: float
+
+    @property
+    def blocks(self) -> bool:
+        """Whether a full queue holds publishers back (block mode)."""
+        return self.policy is Policy.BLOCK
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +104,7 @@ class ServerConfig:
     # "memory" forgets subscribers and retained events on restart; "sqlite:PATH" keeps them.
     storage: str = "memory"
     # Pyro's default behaviour: the publisher waits, so nothing is lost.
-    policy: str = "block"
+    policy: Policy = Policy.BLOCK
     # Pyro's "moderately sized" queue; ZeroMQ's own default high-water mark is the same.
     queue_size: int = 1000
     # How long one event may hold up publishers for one full block-mode subscriber.
@@ -99,6 +122,12 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        object.__setattr__(self, "policy", Policy(self.policy))  # given as text from outside
+
+    @property
+    def queue_policy(self) -> QueuePolicy:
+        """The queue policy of a subscriber that asks for nothing else."""
+        return QueuePolicy(self.policy, self.queue_size, self.max_stall)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for printing (`es config`); the passphrase is never shown."""

@@ -85,8 +85,8 @@ def numbered(
         marks = {**(head[4] if len(head) > 4 else {}), "resumed": True}
         metas[0] = (*head[:4], marks)
     state.lane.number(len(metas))
-    blocks = block and state.policy == "block"
-    return Batch(state.sid, metas, payloads, size, blocks, state.max_stall)
+    blocks = block and state.queue.blocks
+    return Batch(state.sid, metas, payloads, size, blocks, state.queue.max_stall)
 
 
 def meta_event(core: BrokerState, subject: str, body: dict[str, Any]) -> list[Action]:

@@ -88,12 +88,12 @@ class BindError(OSError):
     """The control socket could not bind (address in use, or not an address of this host)."""
 
 
-def _send_hwm(queue: int) -> int:
+def _send_hwm(queue_size: int) -> int:
     """The delivery socket's limit, in messages: never reached by a subscriber that acknowledges
-    only what it consumed (its queue holds at most `queue` events, so at most as many messages,
+    only what it consumed (its queue holds at most `queue_size` events, so as many messages at most,
     plus one loss notice), with room for ZeroMQ counting reads in batches of half the limit. It
     stops one that acknowledges what it never read from growing the server's memory."""
-    return 0 if queue == 0 else 2 * queue + 128
+    return 0 if queue_size == 0 else 2 * queue_size + 128
 
 
 def _size_for(ctx: zmq.Context[zmq.Socket[bytes]], subscribers: int) -> Capacity:
@@ -430,8 +430,8 @@ class EventServer(Daemon):
                         refused[sid] = [action]
                 case Reply(peer, frames):
                     self._reply(peer, frames)
-                case Open(sid, endpoint, queue, peer, rid, key):
-                    code = self._open(sid, endpoint, queue, key)
+                case Open(sid, endpoint, queue_size, peer, rid, key):
+                    code = self._open(sid, endpoint, queue_size, key)
                     if code is not None:
                         message = _OPEN_FAILED[code].format(endpoint=endpoint)
                         heard.append(OpenFailed(sid, peer, rid, code, message))
@@ -464,7 +464,7 @@ class EventServer(Daemon):
         except zmq.Again:  # the client does not read its replies; ROUTER drops, as it should
             log.debug("reply to an unresponsive client dropped")
 
-    def _open(self, sid: str, endpoint: str, queue: int, key: str | None) -> ErrorCode | None:
+    def _open(self, sid: str, endpoint: str, queue_size: int, key: str | None) -> ErrorCode | None:
         """Open `sid`'s delivery socket and its monitor; None, or the error code that says why
         not (LIMIT_EXCEEDED when the process is out of descriptors or sockets)."""
         assert self._ctx is not None
@@ -472,7 +472,7 @@ class EventServer(Daemon):
         monitor: zmq.Socket[bytes] | None = None
         try:
             dealer = self._ctx.socket(zmq.DEALER)
-            dealer.setsockopt(zmq.SNDHWM, _send_hwm(queue))
+            dealer.setsockopt(zmq.SNDHWM, _send_hwm(queue_size))
             dealer.setsockopt(zmq.LINGER, 0)
             dealer.setsockopt(zmq.IPV6, 1)
             # With security the inbox must prove the key the subscriber gave (or, with a

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from clients.wire import MAX_INT, public_id
+from es.config import QueuePolicy
 from es.health import Health
 from es.lane import Lane
 
@@ -14,13 +15,13 @@ __all__ = ["SubscriberState", "new_stream"]
 
 @dataclass
 class SubscriberState:
-    """What the broker knows of one subscriber: its policy, its lane (stream and queue), health."""
+    """What the broker knows of one subscriber: its queue policy, its lane (stream and queue),
+    health."""
 
     sid: str
     endpoint: str
     lane: Lane  # its stream and queue: numbering, what is queued, sent, dropped, acknowledged
-    policy: str
-    max_stall: float
+    queue: QueuePolicy  # block or drop, queue size, max stall
     since: float
     health: Health
     stalls: int = 0
@@ -40,11 +41,6 @@ class SubscriberState:
     def stream(self) -> int:
         """Its current delivery stream (SPEC 7.3)."""
         return self.lane.stream
-
-    @property
-    def queue(self) -> int:
-        """Its queue size in events (0: unbounded)."""
-        return self.lane.window
 
 
 def new_stream() -> int:

@@ -18,7 +18,8 @@ from clients.wire import Ok, Options, encode, public_id
 from es import meta
 from es.actions import Action, Close, Fanout, Open, Progress, Reply
 from es.brokerstate import BrokerState
-from es.checks import check_endpoint, check_sid, queue_policy, refuse
+from es.checks import asked_policy, check_endpoint, check_sid, refuse
+from es.config import Policy, QueuePolicy
 from es.delivery import meta_event, numbered
 from es.health import Health
 from es.lane import Lane
@@ -80,8 +81,7 @@ class Subscriptions:
         check_endpoint(endpoint, core.config.limits)
         self.check_owner(sid)
         current = core.subscribers.get(sid)
-        now_policy = (current.policy, current.queue, current.max_stall) if current else None
-        policy = queue_policy(options, now_policy, core.config)
+        policy = asked_policy(options, current.queue if current else None, core.config)
         self._check_room(sid, current, asked)
         have = core.index.subscriptions(sid)
         state, actions, opened = self._settle(asked, current, policy)
@@ -96,12 +96,13 @@ class Subscriptions:
             "count": count,
             "stream": state.stream,
             "heartbeat": self.heartbeat_interval,
-            "queue": state.queue,
+            "queue": state.queue.queue_size,
         }
         actions.append(Reply(peer, encode(Ok(rid, body))))
         actions += self._retained_for(state, fresh)
         if opened:
-            news = meta.joined(state.id, endpoint, state.policy, state.queue, state.name)
+            queue = state.queue
+            news = meta.joined(state.id, endpoint, queue.policy, queue.queue_size, state.name)
             actions += meta_event(core, meta.SUBSCRIBER_JOINED, news)
         if current is None and state.name is not None:
             available = {"name": state.name, "id": state.id}
@@ -109,14 +110,13 @@ class Subscriptions:
         return actions + meta_event(core, meta.SUBSCRIPTION_ADDED, added)
 
     def _settle(
-        self, asked: _Asked, current: SubscriberState | None, policies: tuple[str, int, float]
+        self, asked: _Asked, current: SubscriberState | None, policy: QueuePolicy
     ) -> tuple[SubscriberState, list[Action], bool]:
         """Store what the subscriber will be, then make it so: a new state (and socket) when it
         is new or its endpoint or key changed, else the same one with the policy asked for.
         Also says whether it opened a socket."""
         core = self.core
         sid, options = asked.sid, asked.options
-        policy, queue, max_stall = policies
         key = options.key if options.key is not None else (current.key if current else None)
         name = self._service_name(options.name, current)
         owner = current.owner if current else core.caller
@@ -125,9 +125,9 @@ class Subscriptions:
             record = StoredSubscriber(
                 sid,
                 asked.endpoint,
-                policy,
-                queue,
-                max_stall,
+                policy.policy,
+                policy.queue_size,
+                policy.max_stall,
                 key,
                 name,
                 tuple(sorted(have.subjects | {fold(s) for s in asked.subjects})),
@@ -141,27 +141,25 @@ class Subscriptions:
         if state is None or state.endpoint != asked.endpoint or state.key != key:
             if state is not None:
                 actions.append(Close(sid))
-            state = self._new_state(sid, asked.endpoint, queue, policy, max_stall)
+            state = self._new_state(sid, asked.endpoint, policy)
             state.key, state.name, state.owner = key, name, owner
             core.subscribers[sid] = state
-            open_ = Open(sid, asked.endpoint, queue, asked.peer, asked.rid, key, state.lane)
+            size = policy.queue_size
+            open_ = Open(sid, asked.endpoint, size, asked.peer, asked.rid, key, state.lane)
             actions.append(open_)
-        state.policy, state.max_stall = policy, max_stall
+        state.queue = policy
         state.health.heard(core.mono)
         core.evicted.pop(sid, None)
         return state, actions, bool(actions)
 
-    def _new_state(
-        self, sid: str, endpoint: str, queue: int, policy: str, max_stall: float
-    ) -> SubscriberState:
+    def _new_state(self, sid: str, endpoint: str, policy: QueuePolicy) -> SubscriberState:
         """A subscriber on a new stream, heard from now."""
         core = self.core
         return SubscriberState(
             sid,
             endpoint,
-            Lane(sid, core.new_stream(), queue, core.totals),
+            Lane(sid, core.new_stream(), policy.queue_size, core.totals),
             policy,
-            max_stall,
             since=core.wall,
             health=Health(last_heard=core.mono, link_since=core.mono),
             acked_at=core.mono,
@@ -320,7 +318,9 @@ class Subscriptions:
                 core.write_quietly(core.store.delete_subscriber, record.sid)
                 continue
             state = self._new_state(
-                record.sid, record.endpoint, record.queue, record.policy, record.max_stall
+                record.sid,
+                record.endpoint,
+                QueuePolicy(Policy(record.policy), record.queue, record.max_stall),
             )
             state.key, state.name, state.owner = record.key, record.name, record.owner
             state.resumed = True
@@ -362,9 +362,9 @@ def _record(state: SubscriberState, subjects: set[str], patterns: set[str]) -> S
     return StoredSubscriber(
         state.sid,
         state.endpoint,
-        state.policy,
-        state.queue,
-        state.max_stall,
+        state.queue.policy,
+        state.queue.queue_size,
+        state.queue.max_stall,
         state.key,
         state.name,
         tuple(sorted(subjects)),

@@ -229,7 +229,7 @@ def to_json(message: Message) -> dict[str, Any]:
             opts = message.options
             options = {
                 "policy": opts.policy,
-                "queue": opts.queue,
+                "queue": opts.queue_size,
                 "max_stall": opts.max_stall,
                 "key": opts.key,
                 "name": opts.name,
@@ -314,7 +314,10 @@ def from_json(data: dict[str, Any]) -> Message:
     """The inverse of to_json."""
     kind = data["type"]
     if kind in ("SUB", "SUBMATCH"):
-        options = Options(**data["options"])
+        fields = dict(data["options"])  # the wire's names: the queue size is "queue"
+        if "queue" in fields:
+            fields["queue_size"] = fields.pop("queue")
+        options = Options(**fields)
         if kind == "SUB":
             return Subscribe(
                 data["rid"], data["sid"], data["endpoint"], tuple(data["subjects"]), options

@@ -409,7 +409,7 @@ def _pack(header: list[Any]) -> bytes:
 def _options_map(options: Options) -> dict[str, Any]:
     fields = {
         "policy": options.policy,
-        "queue": options.queue,
+        "queue": options.queue_size,
         "max_stall": options.max_stall,
         "key": options.key,
         "name": options.name,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from clients.errors import ErrorCode, RemoteProtocolError
-from clients.wire.messages import MAX_INT, Options
+from clients.wire.messages import MAX_INT, Options, Policy
 
 __all__ = [
     "MAX_DEPTH",
@@ -42,7 +42,7 @@ __all__ = [
 MAX_DEPTH = 32
 """Deepest nesting accepted in a reply body: far below Python's recursion limit."""
 
-POLICIES = ("block", "drop")
+POLICIES = tuple(policy.value for policy in Policy)
 
 _OPTION_KEYS = frozenset({"policy", "queue", "max_stall", "key", "name"})
 _Z85_DIGITS = (  # ZeroMQ RFC 32: the digit each character stands for is its place here
@@ -152,8 +152,8 @@ def queue_options(value: Any, name: str) -> Options:
     max_stall = value.get("max_stall")
     key = value.get("key")
     return Options(
-        policy=policy,
-        queue=None if queue is None else uint(queue, "queue"),
+        policy=None if policy is None else Policy(policy),
+        queue_size=None if queue is None else uint(queue, "queue"),
         max_stall=None if max_stall is None else seconds(max_stall, "max_stall"),
         key=None if key is None else curve_key(key),
         name=None if value.get("name") is None else text(value["name"], "name"),

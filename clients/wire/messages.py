@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "Ok",
     "Options",
     "Ping",
+    "Policy",
     "PubItem",
     "Publish",
     "Reply",
@@ -66,12 +67,21 @@ class Format(IntEnum):
     PICKLE = 2
 
 
+class Policy(StrEnum):
+    """What the server does when a subscriber's queue is full (SPEC 3.1): hold publishers back
+    (for up to max_stall seconds per event), or drop the event for that subscriber alone."""
+
+    BLOCK = "block"
+    DROP = "drop"
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
-    """Queue options a subscriber asks for; None means the server's default."""
+    """Queue options a subscriber asks for; None means the server's default. On the wire the
+    queue size is `queue` (SPEC 3.1)."""
 
-    policy: str | None = None
-    queue: int | None = None
+    policy: Policy | None = None
+    queue_size: int | None = None
     max_stall: float | None = None
     key: str | None = None
     """The inbox's CurveZMQ public key (40 Z85 characters), when security is on."""

@@ -74,7 +74,7 @@ def subscribe_until_refused(
     how many were accepted, and the refusals."""
     accepted, refused = 0, []
     for n in range(most):
-        sub = Subscribe(n + 1, f"sid-{n}", inbox, ("exhaustion",), Options(queue=1))
+        sub = Subscribe(n + 1, f"sid-{n}", inbox, ("exhaustion",), Options(queue_size=1))
         sock.send_multipart(encode(sub))
         reply = decode_reply(sock.recv_multipart())
         if isinstance(reply, Ok):

@@ -14,7 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from clients import Event, Publisher, Subscriber
+import pytest
+import zmq
+
+from clients import Event, Policy, Publisher, Subscriber, admin
 from tests.integration.conftest import Daemon, wait_until
 from tests.integration.helpers import (
     BIG,
@@ -27,6 +30,8 @@ from tests.integration.helpers import (
     warm_up,
 )
 from tests.integration.helpers import slow_and_fast as slow_and_fast_clients
+
+Start = Callable[..., Daemon]
 
 MAX_EVENTS = 3000  # about 200 MB at most: far more than loopback buffers hold
 
@@ -169,3 +174,22 @@ def test_block_policy_waits_once_for_a_subscriber_that_stopped_reading(
             slow_events = drain_then_mark(slow, pub, subject)
     assert_losses_are_told(slow_events)
     assert lost_in(slow_events) >= 20
+
+
+@pytest.mark.parametrize("queue_size", [None, 5000])  # None: the server's default, 1000
+def test_the_inbox_is_bounded_in_line_with_the_servers_queue(
+    start_es: Start, queue_size: int | None
+) -> None:
+    # Before, a subscriber that asked for no size kept an inbox of 1000 messages whatever queue
+    # the server kept for it (its own comment said the server never reaches that limit).
+    es = start_es() if queue_size is None else start_es("--queue-size", str(queue_size))
+    topic = f"inbox.{uuid.uuid4().hex[:8]}"
+    with Subscriber(es.endpoint, policy=Policy.DROP) as sub:
+        sub.subscribe(topic)
+        with Publisher(es.endpoint) as pub:
+            assert pub.publish(topic, "x", confirm=True) == 1
+        event = sub.next(WAIT)  # the reading thread sets the limit, for connections after
+        assert event is not None and event.msg == "x"
+        assert sub.socket.getsockopt(zmq.RCVHWM) == (queue_size or 1000) + 16
+        stats = admin.subscribers(es.endpoint, timeout=WAIT)["subscribers"]
+        assert [(s["policy"], s["queue"]) for s in stats] == [("drop", queue_size or 1000)]

@@ -155,8 +155,8 @@ def test_server_default_policy_applies() -> None:
 @pytest.mark.parametrize(
     ("options", "code"),
     [
-        (Options(queue=0), ErrorCode.BAD_POLICY),
-        (Options(queue=10**9), ErrorCode.BAD_POLICY),
+        (Options(queue_size=0), ErrorCode.BAD_POLICY),
+        (Options(queue_size=10**9), ErrorCode.BAD_POLICY),
         (Options(max_stall=3600.0), ErrorCode.BAD_POLICY),
     ],
 )
@@ -166,8 +166,8 @@ def test_options_outside_server_limits_are_refused(options: Options, code: str) 
 
 def test_queue_size_cannot_change_while_subscribed() -> None:
     broker = make()
-    sub(broker, "s1", "a", options=Options(queue=10))
-    assert err(sub(broker, "s1", "b", options=Options(queue=20))) == ErrorCode.BAD_POLICY
+    sub(broker, "s1", "a", options=Options(queue_size=10))
+    assert err(sub(broker, "s1", "b", options=Options(queue_size=20))) == ErrorCode.BAD_POLICY
     assert ok(sub(broker, "s1", "b", options=Options(policy="drop")))["count"] == 2
 
 

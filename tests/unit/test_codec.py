@@ -43,7 +43,7 @@ def test_publish_round_trip_keeps_payload_bytes_untouched() -> None:
 
 
 def test_subscribe_omits_unset_options() -> None:
-    frames = encode(Subscribe(1, "s", "tcp://127.0.0.1:1", ("x",), Options(queue=5)))
+    frames = encode(Subscribe(1, "s", "tcp://127.0.0.1:1", ("x",), Options(queue_size=5)))
     assert msgpack.unpackb(frames[0])[-1] == {"queue": 5}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clients.lifecycle import storage_path
-from es.config import ConfigError, Limits, ServerConfig, from_env
+from es.config import ConfigError, Limits, Policy, QueuePolicy, ServerConfig, from_env
 from naming.config import NsConfig, NsConfigError
 
 
@@ -74,3 +74,10 @@ def test_both_daemons_refuse_a_storage_that_is_not_memory_or_sqlite_path(spec: s
 def test_a_storage_spec_names_a_path_or_memory() -> None:
     assert storage_path("memory") is None
     assert storage_path("sqlite:/tmp/es.db") == "/tmp/es.db"
+
+
+def test_the_queue_policy_is_one_typed_value() -> None:
+    config = ServerConfig(policy="drop", queue_size=50, max_stall=2.0)  # text, as from the CLI
+    assert config.policy is Policy.DROP
+    assert config.queue_policy == QueuePolicy(Policy.DROP, 50, 2.0)
+    assert not config.queue_policy.blocks and ServerConfig().queue_policy.blocks
