@@ -140,15 +140,16 @@ export class Control {
   }
 }
 
-/** Delays between reconnection attempts: exponential with jitter, capped. */
+/** Delays between reconnection attempts: base, base*factor, ... up to cap, each cut by up to
+ * `jitter` (a fraction) so that many clients do not come back in step (as clients/keeper.py). */
 export class Backoff {
-  constructor({ first = 0.1, factor = 2, cap = 5 } = {}) {
-    Object.assign(this, { first, factor, cap, attempt: 0 });
+  constructor({ base = 0.1, cap = 5, factor = 2, jitter = 0.2 } = {}) {
+    Object.assign(this, { base, cap, factor, jitter, attempt: 0 });
   }
   next() {
-    const delay = Math.min(this.cap, this.first * this.factor ** this.attempt);
+    const delay = Math.min(this.cap, this.base * this.factor ** this.attempt);
     this.attempt += 1;
-    return delay * (0.5 + Math.random() / 2);
+    return delay * (1 - this.jitter * Math.random());
   }
 }
 
