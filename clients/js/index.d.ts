@@ -37,10 +37,26 @@ export interface PublishOptions {
   ttl?: number;
 }
 
+export interface PublisherOptions extends ClientOptions {
+  serializer?: "msgpack" | "raw";
+  /** Seconds: unconfirmed publishes closer together than this to the last send go out as one PUB
+   * (0: each alone); the first after a pause always goes at once. Default 100 microseconds. */
+  linger?: number;
+}
+
+/**
+ * Unconfirmed publishes made close together (in one tick) are gathered into one PUB; a confirmed
+ * publish, flush() and close() send them first. A publisher runs at most 4,000 events ahead of
+ * what the server has handled, then publish() waits (up to `timeout`). A payload over 1 MiB is
+ * checked against the server's max_message_bytes first, and refused with TooLarge.
+ */
 export class Publisher extends EventEmitter {
-  static connect(options?: ClientOptions & { serializer?: "msgpack" | "raw" }): Promise<Publisher>;
+  static connect(options?: PublisherOptions): Promise<Publisher>;
   readonly esUri: string;
   readonly status: Status;
+  readonly recoveries: number;
+  /** Errors the server reported for unconfirmed publishes, not yet thrown by flush(). */
+  readonly errors: RequestError[];
   publish(subjects: string | string[], message: unknown, options?: PublishOptions): Promise<number | null>;
   publishMany(events: Array<[string | string[], unknown]>, options?: PublishOptions): Promise<number | null>;
   /** Clear the retained event of these subjects. */
