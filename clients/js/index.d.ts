@@ -37,10 +37,26 @@ export interface PublishOptions {
   ttl?: number;
 }
 
+export interface PublisherOptions extends ClientOptions {
+  serializer?: "msgpack" | "raw";
+  /** Seconds: unconfirmed publishes closer together than this to the last send go out as one PUB
+   * (0: each alone); the first after a pause always goes at once. Default 100 microseconds. */
+  linger?: number;
+}
+
+/**
+ * Unconfirmed publishes made close together (in one tick) are gathered into one PUB; a confirmed
+ * publish, flush() and close() send them first. A publisher runs at most 4,000 events ahead of
+ * what the server has handled, then publish() waits (up to `timeout`). A payload over 1 MiB is
+ * checked against the server's max_message_bytes first, and refused with TooLarge.
+ */
 export class Publisher extends EventEmitter {
-  static connect(options?: ClientOptions & { serializer?: "msgpack" | "raw" }): Promise<Publisher>;
+  static connect(options?: PublisherOptions): Promise<Publisher>;
   readonly esUri: string;
   readonly status: Status;
+  readonly recoveries: number;
+  /** Errors the server reported for unconfirmed publishes, not yet thrown by flush(). */
+  readonly errors: RequestError[];
   publish(subjects: string | string[], message: unknown, options?: PublishOptions): Promise<number | null>;
   publishMany(events: Array<[string | string[], unknown]>, options?: PublishOptions): Promise<number | null>;
   /** Clear the retained event of these subjects. */
@@ -93,7 +109,11 @@ export class Subscriber extends EventEmitter implements AsyncIterable<Event> {
   readonly esUri: string;
   readonly status: Status;
   readonly recoveries: number;
+  /** This subscriber's own record, replayed after a reconnect: [subjects, patterns] (copies). */
+  readonly subscriptions: [Set<string>, Set<string>];
+  /** @deprecated use `subscriptions[0]` (the Python client's name). */
   readonly subjects: Set<string>;
+  /** @deprecated use `subscriptions[1]` (the Python client's name). */
   readonly patterns: Set<string>;
   /** Events the server reported lost for this subscriber (or seen missing in seq), in all. */
   readonly lost: number;
@@ -139,12 +159,15 @@ export const Format: { readonly RAW: 0; readonly MSGPACK: 1; readonly PICKLE: 2 
 
 export const ErrorCode: Readonly<Record<string, string>>;
 export class EsError extends Error {}
+/** Frames that break the wire spec: `code` says which rule, `message` how. */
 export class ProtocolError extends EsError {
   readonly code: string;
   readonly rid: number;
 }
+/** The server refused a request: `code` is the wire code (ErrorCode), `message` its own words. */
 export class RequestError extends EsError {
   readonly code: string;
+  /** @deprecated the server's message is `message` (as in the Python client). */
   readonly detail: string;
 }
 export class BadRequest extends RequestError {}
@@ -167,5 +190,8 @@ export class RequestTimeout extends EsError {}
 export class ConnectionClosed extends EsError {}
 export class PayloadError extends EsError {}
 export class NameServerNotFound extends EsError {}
+/** The one table from a wire code to its error class. */
+export const EXCEPTION_FOR_CODE: Readonly<Record<string, typeof RequestError>>;
+/** @deprecated use EXCEPTION_FOR_CODE (the Python client's name). */
 export const ERROR_FOR_CODE: Readonly<Record<string, typeof RequestError>>;
 export function errorFromReply(code: string, message: string): RequestError;

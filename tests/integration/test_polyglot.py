@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from clients import Publisher, Subscriber
+from clients import Publisher, Subscriber, admin
 from tests.integration.conftest import Daemon, es_command, wait_until
 from tests.integration.helpers import WAIT, run
 
@@ -371,3 +371,28 @@ def test_js_close_does_not_throw_again_the_auth_failure_a_publish_threw(
     refused = agent.say('confirm Poly.refused "after"')
     assert (refused["error"], refused["at"]) == ("AUTH_FAILED", "confirm"), refused
     assert agent.say("close") == {"closed": True}
+
+
+def test_quick_js_publishes_arrive_in_order_in_fewer_pub_messages(start_es: Start) -> None:
+    """One `await pub.publish()` after the other: the JS publisher gathers them (the first alone,
+    the rest by the tick, at most 256 to a PUB), and every event arrives, in order, once. With
+    more than MARK_EVERY events some PUBs ask for an answer, which the server gives."""
+    es = start_es()
+    topic, count = subject(), 3000
+    with Subscriber(es.endpoint, queue_size=count) as sub:  # room for all: nothing holds back
+        sub.subscribe(topic)
+        result = subprocess.run(
+            [node(), str(AGENT), "burst", "--es", es.endpoint, topic, str(count)],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        answer = json.loads(result.stdout.splitlines()[-1])
+        assert answer["published"] == count and answer["batches"] > 0, answer
+        got = [sub.next(WAIT) for _ in range(count)]
+    assert [e.msg for e in got if e is not None] == list(range(count))
+    assert all(e is not None and e.lost == 0 for e in got)
+    server = admin.stats(es.endpoint)["server"]
+    assert server["events_published"] == count
+    assert server["publish_requests"] < count // 10, server

@@ -13,6 +13,9 @@
 //       event ({"left": count})
 //   node agent.mjs pub [--es URI] [--ident X] [--confirm] [--retain] SUBJECTS JSON...
 //       SUBJECTS comma-separated; publishes each JSON value, in order; prints {"receivers": [...]}
+//   node agent.mjs burst [--es URI] SUBJECT N
+//       publishes 0 .. N-1 unconfirmed, one `await pub.publish` after the other, then closes (which
+//       flushes); prints {"published": N, "batches": PUBs that carried more than one event}
 //   node agent.mjs steps [--es URI] [--ident X] [--keys SECRET_FILE,SERVER_KEY_FILE]
 //       connects a publisher, prints {"ready": esUri}, then does what each line of stdin says and
 //       prints its outcome: "pub SUBJECT JSON" and "confirm SUBJECT JSON" ({"receivers": n}),
@@ -130,6 +133,17 @@ async function publish(o) {
   }
 }
 
+async function burst(o) {
+  const [subject, count] = o.rest;
+  const pub = await Publisher.connect({ esUri: o.esUri });
+  try {
+    for (let i = 0; i < Number(count); i++) await pub.publish(subject, i);
+  } finally {
+    await pub.close();
+  }
+  print({ published: Number(count), batches: pub._outbox.batches });
+}
+
 async function steps(o) {
   const pub = await Publisher.connect({ esUri: o.esUri, ident: o.ident, keys: o.keys });
   print({ ready: pub.esUri });
@@ -157,7 +171,7 @@ async function steps(o) {
 
 const [command, ...argv] = process.argv.slice(2);
 try {
-  await { sub: subscribe, pub: publish, steps }[command](parse(argv));
+  await { sub: subscribe, pub: publish, burst, steps }[command](parse(argv));
 } catch (err) {
   print({ error: err.code ?? err.name, message: err.message });
   process.exitCode = 1;

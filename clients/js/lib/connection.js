@@ -2,9 +2,11 @@
 //
 // Control: a DEALER to a server's ROUTER, with request ids. One task reads every reply and hands it
 // to the request waiting for its rid; an ERR for a request nobody waits for (an unconfirmed publish)
-// is kept in `errors`. Sends go one at a time (zeromq.js allows one pending send). Every wait has a
-// deadline; a failed CurveZMQ handshake, reported by the socket's event observer, fails every
-// waiting request at once with AuthFailed.
+// is kept in `errors`. Sends go one at a time, in the order they were asked for (zeromq.js allows
+// one pending send). Every wait has a deadline; a failed CurveZMQ handshake, reported by the
+// socket's event observer, fails every waiting request at once with AuthFailed. A request sent with
+// `mark` is answered later, when it suits the owner (`waitAnswered`): its reply, whenever it is
+// read, is remembered until then (or until `forget`); an ERR for it is kept in `errors` too.
 //
 // Keeper: heartbeats on a connection of their own (`pulse`), never behind the program's traffic;
 // after `liveness` seconds without an answer the server counts as gone; then it looks the server up
@@ -17,7 +19,10 @@ import { AuthFailed, ConnectionClosed, ErrorCode, EsError, RequestTimeout, error
 import { asClient } from "./security.js";
 import { MAX_INT, decodeReply } from "./wire.js";
 
+// Replies beyond this many unread errors are counted, not stored.
 const MAX_KEPT_ERRORS = 100;
+// A wait for a marked request's answer looks this often (ms) whether its owner gave up on it.
+const SLICE_MS = 50;
 const MISMATCH =
   "the handshake with the server failed: a wrong passphrase or key on one side, or security on one side only";
 
@@ -32,10 +37,13 @@ export class Control {
     this.encode = encode;
     this.server = server; // what messages call it: "event server" or "name server"
     this.errors = [];
+    this.errorsDropped = 0;
     this.closed = false;
     this.authError = null;
     this._rid = 0;
     this._pending = new Map(); // rid -> {resolve, reject, timer}
+    this._marked = new Map(); // rid of a marked request not answered yet -> its waiter, or null
+    this._answered = new Set(); // rids of marked requests answered, not yet asked about
     this._sending = Promise.resolve();
     this._socket = new zmq.Dealer({ linger: 0, ipv6: endpoint.includes("[") });
     asClient(this._socket, keys);
@@ -65,19 +73,71 @@ export class Control {
     });
   }
 
-  /** Send a request that gets no reply unless it fails (its error lands in `errors`). */
-  async send(build) {
+  /**
+   * Send a request that gets no reply unless it fails (its error lands in `errors`); resolves to
+   * its rid once the socket took it. With `mark`, its reply is remembered for `waitAnswered`.
+   */
+  async send(build, mark = false) {
     if (this.closed) throw new ConnectionClosed("this client was closed");
     if (this.authError) throw new AuthFailed(ErrorCode.AUTH_FAILED, this.authError);
-    await this._send(this.encode(build(this.nextRid())));
+    const rid = this.nextRid();
+    if (mark) this._marked.set(rid, null);
+    const sent = this._send(this.encode(build(rid)));
+    try {
+      await sent;
+    } catch (err) {
+      this._marked.delete(rid);
+      throw err;
+    }
+    return rid;
   }
 
-  /** The first kept error (the count of the others in its message), clearing them all. */
+  /**
+   * Resolves to true once the marked request `rid` is answered (OK or ERR; an ERR is kept in
+   * `errors`); to false as soon as `giveUp()` says the answer will never come (looked at every
+   * SLICE_MS); rejects with RequestTimeout after `timeout` seconds, ConnectionClosed on close.
+   */
+  waitAnswered(rid, { timeout = this.timeout, giveUp = () => false } = {}) {
+    if (this._answered.delete(rid)) return Promise.resolve(true);
+    if (this.closed) return Promise.reject(new ConnectionClosed("this client was closed"));
+    if (!this._marked.has(rid)) return Promise.resolve(false); // forgotten: nothing to wait for
+    return new Promise((resolve, reject) => {
+      const done = (finish, value) => {
+        clearTimeout(deadline);
+        clearInterval(looking);
+        this._marked.delete(rid);
+        finish(value);
+      };
+      const deadline = setTimeout(
+        () =>
+          done(
+            reject,
+            new RequestTimeout(
+              `the event server at ${this.endpoint} has not handled this publisher's events in time ` +
+                "(held back by a full block-mode subscriber, or down)",
+            ),
+          ),
+        timeout * 1000,
+      );
+      const looking = setInterval(() => giveUp() && done(resolve, false), SLICE_MS);
+      this._marked.set(rid, { answered: () => done(resolve, true), closed: (err) => done(reject, err) });
+    });
+  }
+
+  /** The owner no longer cares whether the marked request `rid` is answered. */
+  forget(rid) {
+    this._marked.delete(rid);
+    this._answered.delete(rid);
+  }
+
+  /** The first kept error (with a note of how many more there were), clearing them all. */
   takeError() {
     if (!this.errors.length) return null;
-    const [first, ...more] = this.errors;
+    const [first, ...rest] = this.errors;
+    const more = rest.length + this.errorsDropped;
     this.errors = [];
-    if (more.length) first.message += ` (and ${more.length} more error(s) for earlier publishes)`;
+    this.errorsDropped = 0;
+    if (more) first.message += ` (and ${more} more error(s) for earlier unconfirmed publishes)`;
     return first;
   }
 
@@ -85,6 +145,8 @@ export class Control {
     if (this.closed) return;
     this.closed = true;
     for (const rid of [...this._pending.keys()]) this._settle(rid, new ConnectionClosed("closed while waiting"));
+    for (const waiter of [...this._marked.values()]) waiter?.closed(new ConnectionClosed("closed while waiting"));
+    this._marked.clear();
     this._socket.close();
   }
 
@@ -117,12 +179,29 @@ export class Control {
       } catch {
         continue; // not a reply this version understands: skip it, never crash on it
       }
-      if (reply.type === "OK") this._settle(reply.rid, null, reply.body);
-      else {
+      if (reply.type === "OK") {
+        if (!this._settle(reply.rid, null, reply.body)) this._answer(reply.rid);
+      } else {
         const error = errorFromReply(reply.code, reply.message);
-        if (!this._settle(reply.rid, error) && this.errors.length < MAX_KEPT_ERRORS) this.errors.push(error);
+        if (!this._settle(reply.rid, error)) {
+          this._answer(reply.rid);
+          this._keep(error);
+        }
       }
     }
+  }
+
+  _answer(rid) {
+    if (!this._marked.has(rid)) return;
+    const waiter = this._marked.get(rid);
+    this._marked.delete(rid);
+    if (waiter) waiter.answered();
+    else this._answered.add(rid);
+  }
+
+  _keep(error) {
+    if (this.errors.length < MAX_KEPT_ERRORS) this.errors.push(error);
+    else this.errorsDropped += 1;
   }
 
   async _watchHandshakes() {
@@ -140,15 +219,16 @@ export class Control {
   }
 }
 
-/** Delays between reconnection attempts: exponential with jitter, capped. */
+/** Delays between reconnection attempts: base, base*factor, ... up to cap, each cut by up to
+ * `jitter` (a fraction) so that many clients do not come back in step (as clients/keeper.py). */
 export class Backoff {
-  constructor({ first = 0.1, factor = 2, cap = 5 } = {}) {
-    Object.assign(this, { first, factor, cap, attempt: 0 });
+  constructor({ base = 0.1, cap = 5, factor = 2, jitter = 0.2 } = {}) {
+    Object.assign(this, { base, cap, factor, jitter, attempt: 0 });
   }
   next() {
-    const delay = Math.min(this.cap, this.first * this.factor ** this.attempt);
+    const delay = Math.min(this.cap, this.base * this.factor ** this.attempt);
     this.attempt += 1;
-    return delay * (0.5 + Math.random() / 2);
+    return delay * (1 - this.jitter * Math.random());
   }
 }
 
@@ -161,7 +241,8 @@ export class Keeper extends EventEmitter {
     super();
     Object.assign(this, { resolve, probe, restore, timeout, interval, liveness, keys, encode });
     this.status = "connecting";
-    this.recoveries = 0;
+    this.recoveries = 0; // sessions restored after the server lost them
+    this.reconnections = 0; // times the server was found gone and again
     this.control = null;
     this._pulse = null;
     this._stopped = false;
@@ -256,6 +337,7 @@ export class Keeper extends EventEmitter {
           this.endpoint = endpoint;
           old.close();
         }
+        this.reconnections += 1;
         if (!intact) await this._recover();
         this._set("connected");
         return;

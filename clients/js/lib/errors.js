@@ -1,5 +1,9 @@
 // Error codes of the wire protocol (SPEC.md section 6) and the exceptions they map to. One table,
-// ERROR_FOR_CODE, turns a code into a class; nothing ever looks at message text.
+// EXCEPTION_FOR_CODE, turns a code into a class; nothing ever looks at message text.
+//
+// The names are the Python client's (clients/errors.py): `code` is the wire code and `message` the
+// server's own words, so the class name, the code and the message each say one thing
+// ("BadSubject: subject too long", with `code` "BAD_SUBJECT").
 
 /** Stable error codes carried in ERR replies. */
 export const ErrorCode = Object.freeze({
@@ -33,18 +37,22 @@ export class EsError extends Error {
 /** Frames that break the wire spec; `code` says which rule, `rid` the request id if known. */
 export class ProtocolError extends EsError {
   constructor(code, message, rid = 0) {
-    super(`${code}: ${message}`);
+    super(message);
     this.code = code;
     this.rid = rid;
   }
 }
 
-/** The server refused a request and said why with a coded error. */
+/** The server refused a request and said why: `code` (ErrorCode), `message` (its words). */
 export class RequestError extends EsError {
   constructor(code, message) {
-    super(`${code}: ${message}`);
+    super(message);
     this.code = code;
-    this.detail = message;
+  }
+
+  /** @deprecated the server's message is `message`, as in the Python client. */
+  get detail() {
+    return this.message;
   }
 }
 
@@ -76,7 +84,7 @@ export class ConnectionClosed extends EsError {}
 /** An event's message cannot be decoded, or its format is not allowed (pickle). */
 export class PayloadError extends EsError {}
 
-export const ERROR_FOR_CODE = Object.freeze({
+export const EXCEPTION_FOR_CODE = Object.freeze({
   BAD_VERSION: BadRequest,
   BAD_REQUEST: BadRequest,
   UNKNOWN_COMMAND: BadRequest,
@@ -96,8 +104,11 @@ export const ERROR_FOR_CODE = Object.freeze({
   STORAGE_FAILED: StorageFailed,
 });
 
+/** @deprecated the Python client's name, EXCEPTION_FOR_CODE. */
+export const ERROR_FOR_CODE = EXCEPTION_FOR_CODE;
+
 /** The error for an ERR reply; a code this version does not know is a plain RequestError. */
 export function errorFromReply(code, message) {
-  const Cls = Object.hasOwn(ERROR_FOR_CODE, code) ? ERROR_FOR_CODE[code] : RequestError;
+  const Cls = Object.hasOwn(EXCEPTION_FOR_CODE, code) ? EXCEPTION_FOR_CODE[code] : RequestError;
   return new Cls(code, message);
 }

@@ -1,16 +1,42 @@
 // Publish events on subjects: `const pub = await Publisher.connect(); await pub.publish("StockQuotes", ["SUN", 22.44])`.
+//
+// As the Python client's (clients/publisher.py), with the same names and defaults:
+// - An unconfirmed publish does not wait for a round trip: it goes through the outbox (outbox.js),
+//   alone when the publisher is idle, many to one PUB when they come close together. A confirmed
+//   publish, flush() and close() send what waits there first, so events keep their order.
+// - flush() resolves once the server has handled everything published before it (a PING: the
+//   server handles one connection's requests in order); it throws the first error the server
+//   reported for an unconfirmed publish.
+// - A publisher runs at most AHEAD events ahead of what the server has handled: every MARK_EVERY
+//   events, one of the outbox's PUBs asks for an answer, and sending waits for the oldest answer
+//   when more than AHEAD events went out after it. So a block-mode subscriber that reads slowly
+//   holds publishers back by that much, not by every buffer on the way.
+// - A payload larger than every server accepts (1 MiB) is checked against this server's
+//   max_message_bytes (from PING, asked once) and refused here with TooLarge: the server would
+//   drop the connection without a reply, and the program would see only a timeout.
 
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { Keeper } from "./connection.js";
-import { AuthFailed } from "./errors.js";
+import { AuthFailed, ConnectionClosed, ErrorCode, TooLarge } from "./errors.js";
 import { resolveEsUri } from "./naming.js";
+import { LINGER, Outbox } from "./outbox.js";
 import { encodePayload, formatFor } from "./payload.js";
 import { chooseKeys } from "./security.js";
-import { encodeRequest } from "./wire.js";
+import { INLINE_BYTES, encodeRequest } from "./wire.js";
 
 export const HEARTBEAT = 2;
 export const LIVENESS = 6;
+/** Events between PUBs that ask the server for an answer (confirm), so a publisher knows how far
+ * the server got without a round trip of its own: a few per second at full speed. */
+export const MARK_EVERY = 1000;
+/** Most events a publisher sends beyond the last one the server answered for; then it waits.
+ * Tens of milliseconds of traffic for a fast server: never the limit while the server keeps up. */
+export const AHEAD = 4000;
+
+// Every server accepts payloads of this size (its max_message_bytes is never lower than the
+// header ceiling it must accept anyway); only larger ones need the server's own limit, from PING.
+const ALWAYS_ACCEPTED = 1 << 20;
 
 /** One subject or several, as the array the wire carries. */
 export function subjectList(subjects) {
@@ -21,13 +47,17 @@ export function subjectList(subjects) {
   return list;
 }
 
+const payloadBytes = (items) => items.reduce((sum, item) => sum + item.payload.length, 0);
+
 /**
  * Emits "status" ("connected", "down", "closed") as its link to the event server changes.
  */
 export class Publisher extends EventEmitter {
   /**
    * @param {{esUri?: string, ident?: string, keys?: object, serializer?: "msgpack"|"raw",
-   *   timeout?: number, heartbeat?: number, liveness?: number}} options
+   *   timeout?: number, heartbeat?: number, liveness?: number, linger?: number}} options
+   *   `linger`: publishes closer together than this many seconds are sent as one message (0: each
+   *   alone); the first after a pause always goes at once.
    */
   static async connect(options = {}) {
     const publisher = new Publisher(options);
@@ -51,6 +81,7 @@ export class Publisher extends EventEmitter {
     timeout = 10,
     heartbeat = HEARTBEAT,
     liveness = LIVENESS,
+    linger = LINGER,
   } = {}) {
     super();
     const chosen = chooseKeys({ ident, keys });
@@ -71,7 +102,13 @@ export class Publisher extends EventEmitter {
     });
     this._keeper.on("status", (status) => this.emit("status", status));
     this._keeper.on("error", (err) => this.emit("error", err));
-    this._unflushed = false;
+    this._outbox = new Outbox((items, size) => this._sendBatch(items, size), { linger });
+    this._unflushed = 0; // events published since the last flush
+    this._limits = null; // the server's, from PING, once a payload needs them
+    this._sent = 0; // events the outbox sent
+    this._answered = 0; // events sent up to the newest answered mark
+    this._marks = []; // unanswered PUBs that asked: {control, rid, sent, epoch (reconnections)}
+    this._closed = false;
     // An AuthFailed a call threw, with nothing published since: close() does not throw it again.
     this._toldRefused = false;
   }
@@ -83,6 +120,16 @@ export class Publisher extends EventEmitter {
 
   get status() {
     return this._keeper.status;
+  }
+
+  /** How many times the session was restored after the server lost it (a publisher has none). */
+  get recoveries() {
+    return this._keeper.recoveries;
+  }
+
+  /** Errors the server reported for unconfirmed publishes, not yet thrown by flush(). */
+  get errors() {
+    return [...(this._keeper.control?.errors ?? [])];
   }
 
   /**
@@ -113,15 +160,70 @@ export class Publisher extends EventEmitter {
   }
 
   async _publish(items, confirm, timeout) {
+    if (this._closed) throw new ConnectionClosed("this publisher was closed");
+    const size = payloadBytes(items);
+    await this._checkSize(items, timeout);
     if (confirm) {
-      const body = await this._keeper.call((c) =>
-        c.request((rid) => ({ type: "PUB", rid, confirm: true, items }), timeout),
+      const inline = size <= INLINE_BYTES; // small payloads inside the header (SPEC 3.4)
+      const { result } = await this._outbox.after(() =>
+        this._keeper.call((c) => c.request((rid) => ({ type: "PUB", rid, confirm: true, items, inline }), timeout)),
       );
-      return body.receivers ?? 0;
+      return (await result).receivers ?? 0;
     }
-    await this._keeper.call((c) => c.send((rid) => ({ type: "PUB", rid, confirm: false, items })));
-    this._unflushed = true;
+    await this._outbox.put(items, size);
+    this._unflushed += items.length;
     return null;
+  }
+
+  /** The outbox's sender. Every MARK_EVERY events it asks for an answer; it waits while AHEAD
+   * events are unanswered. */
+  async _sendBatch(items, size) {
+    const inline = size <= INLINE_BYTES;
+    const mark = this._sent + items.length - this._newestMark() >= MARK_EVERY;
+    let control;
+    const rid = await this._keeper.call((c) => {
+      control = c;
+      return c.send((rid) => ({ type: "PUB", rid, confirm: mark, items, inline }), mark);
+    });
+    this._sent += items.length;
+    if (mark) this._marks.push({ control, rid, sent: this._sent, epoch: this._keeper.reconnections });
+    await this._holdBack();
+  }
+
+  _newestMark() {
+    return this._marks.length ? this._marks.at(-1).sent : this._answered;
+  }
+
+  /**
+   * Wait for the oldest answers while more than AHEAD events went out after the last one
+   * answered. A mark sent before the keeper found the server gone (and again) will never be
+   * answered: it is dropped, as what it was sent with is lost.
+   */
+  async _holdBack() {
+    const keeper = this._keeper;
+    while (this._marks.length && this._sent - this._answered > AHEAD) {
+      const { control, rid, sent, epoch } = this._marks.shift();
+      if (control === keeper.control && epoch === keeper.reconnections) {
+        try {
+          await control.waitAnswered(rid, { giveUp: () => keeper.reconnections !== epoch });
+        } catch (err) {
+          if (!(err instanceof ConnectionClosed) || control === keeper.control) throw err; // closing
+        }
+      } else control.forget(rid);
+      this._answered = sent;
+    }
+  }
+
+  /** Refuse here what the server would refuse by dropping the connection (a frame over its
+   * socket's size limit gets no reply at all, only a timeout). */
+  async _checkSize(items, timeout) {
+    const largest = items.reduce((most, item) => Math.max(most, item.payload.length), 0);
+    if (largest <= ALWAYS_ACCEPTED) return;
+    this._limits ??= (await this._ping(timeout)).limits ?? {};
+    const limit = Number(this._limits.max_message_bytes ?? ALWAYS_ACCEPTED);
+    if (largest > limit) {
+      throw new TooLarge(ErrorCode.TOO_LARGE, `message of ${largest} bytes; this server takes ${limit}`);
+    }
   }
 
   /** What `promise` settles to; an AuthFailed it throws is remembered (see close()). */
@@ -142,8 +244,9 @@ export class Publisher extends EventEmitter {
   }
 
   async _flush(timeout) {
-    await this._ping(timeout);
-    this._unflushed = false;
+    const { result } = await this._outbox.after(() => this._ping(timeout));
+    await result;
+    this._unflushed = 0;
     const error = this._keeper.control.takeError();
     if (error) throw error;
   }
@@ -168,6 +271,8 @@ export class Publisher extends EventEmitter {
     } catch (err) {
       if (!(err instanceof AuthFailed && this._toldRefused)) throw err;
     } finally {
+      this._closed = true;
+      this._outbox.close();
       this._keeper.close();
     }
   }

@@ -9,7 +9,7 @@
 // Acknowledgements free room in this subscriber's queue on the server (SPEC 3.7): it sends at most
 // a queue's worth of events not acknowledged. They go back on the inbox to the delivery connection
 // the events came from, every half queue (at most every ACK_EVERY events), at least every
-// ACK_SECONDS while events are consumed, and ACK_DRY seconds after the last event consumed.
+// ACK_INTERVAL while events are consumed, and ACK_DRY seconds after the last event consumed.
 
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
@@ -24,7 +24,7 @@ import { asServer, chooseKeys, releaseServer } from "./security.js";
 import { decodeDelivery, encodeRequest, publicId } from "./wire.js";
 
 const ACK_EVERY = 256;
-const ACK_SECONDS = 1;
+const ACK_INTERVAL = 1;
 const ACK_DRY = 0.05;
 const DEFAULT_QUEUE = 1000;
 
@@ -107,8 +107,8 @@ export class Subscriber extends EventEmitter {
     this.sid = randomBytes(16).toString("hex");
     this.keys = chooseKeys({ ident, keys });
     this.options = { policy, queue: queueSize, max_stall: maxStall, key: this.keys?.publicKey, name };
-    this.subjects = new Set();
-    this.patterns = new Set();
+    this._subjects = new Set(); // this subscriber's own record, replayed after a reconnect
+    this._patterns = new Set();
     this.badDeliveries = 0;
     this.lost = 0; // events the server reported lost (or seen missing in seq), in all
     this._queue = [];
@@ -170,6 +170,21 @@ export class Subscriber extends EventEmitter {
     return body;
   }
 
+  /** This subscriber's own record: [subjects, patterns], as sets (copies). */
+  get subscriptions() {
+    return [new Set(this._subjects), new Set(this._patterns)];
+  }
+
+  /** @deprecated `subscriptions[0]`, as in the Python client. */
+  get subjects() {
+    return this.subscriptions[0];
+  }
+
+  /** @deprecated `subscriptions[1]`, as in the Python client. */
+  get patterns() {
+    return this.subscriptions[1];
+  }
+
   /** The public id the server lists this subscriber by (the sid is its secret; SPEC 7.1). */
   get id() {
     return publicId(this.sid);
@@ -189,7 +204,7 @@ export class Subscriber extends EventEmitter {
       })),
     );
     this._learn(body);
-    list.forEach((s) => this.subjects.add(s));
+    list.forEach((s) => this._subjects.add(s));
     return body.count;
   }
 
@@ -207,7 +222,7 @@ export class Subscriber extends EventEmitter {
       })),
     );
     this._learn(body);
-    list.forEach((p) => this.patterns.add(p));
+    list.forEach((p) => this._patterns.add(p));
     return body.count;
   }
 
@@ -218,15 +233,15 @@ export class Subscriber extends EventEmitter {
       c.request((rid) => ({ type: "UNSUB", rid, sid: this.sid, subjects: list })),
     );
     for (const name of list) {
-      this.patterns.delete(name);
-      for (const s of this.subjects) if (s.toLowerCase() === name.toLowerCase()) this.subjects.delete(s);
+      this._patterns.delete(name);
+      for (const s of this._subjects) if (s.toLowerCase() === name.toLowerCase()) this._subjects.delete(s);
     }
     return body.count;
   }
 
   async _probe(control, heartbeat) {
     const body = await control.request((rid) => ({ type: "HEARTBEAT", rid, sid: this.sid }), heartbeat);
-    if (!this.subjects.size && !this.patterns.size) return true;
+    if (!this._subjects.size && !this._patterns.size) return true;
     // Known with another inbox: someone subscribed with our sid elsewhere; take it back.
     const replaced = typeof body.endpoint === "string" && body.endpoint !== this.endpoint;
     return Boolean(body.known) && !replaced;
@@ -234,8 +249,8 @@ export class Subscriber extends EventEmitter {
 
   async _replay(control) {
     const options = this.options;
-    if (this.subjects.size) {
-      const subjects = [...this.subjects];
+    if (this._subjects.size) {
+      const subjects = [...this._subjects];
       this._learn(
         await control.request((rid) => ({
           type: "SUB",
@@ -247,8 +262,8 @@ export class Subscriber extends EventEmitter {
         })),
       );
     }
-    if (this.patterns.size) {
-      const patterns = [...this.patterns];
+    if (this._patterns.size) {
+      const patterns = [...this._patterns];
       this._learn(
         await control.request((rid) => ({
           type: "SUBMATCH",
@@ -350,7 +365,7 @@ export class Subscriber extends EventEmitter {
   _consumed(event) {
     this._lastSeq = event.seq;
     this._unacked += 1;
-    if (this._unacked >= this._ackEvery || Date.now() - this._ackedAt >= ACK_SECONDS * 1000) this._ack();
+    if (this._unacked >= this._ackEvery || Date.now() - this._ackedAt >= ACK_INTERVAL * 1000) this._ack();
     else if (!this._dryTimer) this._dryTimer = setTimeout(() => this._ack(), ACK_DRY * 1000);
   }
 
@@ -414,7 +429,7 @@ export class Subscriber extends EventEmitter {
   async close() {
     if (this._closed) return;
     this._closed = true;
-    const names = [...this.subjects, ...this.patterns];
+    const names = [...this._subjects, ...this._patterns];
     if (names.length && this._keeper.control) {
       try {
         await this._keeper.control.request((rid) => ({ type: "UNSUB", rid, sid: this.sid, subjects: names }), 2);

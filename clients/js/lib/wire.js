@@ -19,6 +19,13 @@ export const MAX_INT = Number.MAX_SAFE_INTEGER; // 2**53 - 1
 export const MAX_HEADER_BYTES = 1 << 20;
 export const MAX_FRAMES = 10_001;
 export const MAX_DEPTH = 32;
+/** Senders put payloads inside the header (one frame for the whole message) when together they
+ * are no larger than this (SPEC 3.4); larger ones travel in frames of their own. */
+export const INLINE_BYTES = 256 << 10;
+/** Every server accepts a PUB of this many items and payload bytes (its limits cannot be set
+ * lower), so a client may gather that much into one PUB without asking the server first. */
+export const PUB_ITEMS_ACCEPTED = 256;
+export const PUB_BYTES_ACCEPTED = 256 << 10;
 
 const fail = (code, message, rid = 0) => new ProtocolError(code, message, rid);
 
