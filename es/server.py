@@ -15,7 +15,6 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import resource
 import threading
@@ -24,17 +23,13 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from clients.errors import ErrorCode, EsError
 from clients.lifecycle import Daemon, ExitCode
 from clients.naming import locate_ns
 from clients.security import (
-    HANDSHAKE_EVENTS,
-    HANDSHAKES,
     HandshakeWatch,
     Keys,
-    as_client,
     as_server,
     release,
     server_keys,
@@ -45,8 +40,9 @@ from es.actions import Action, Close, Open, Reply, Send
 from es.broker import Broker
 from es.capacity import Capacity, plan, wanted_descriptors
 from es.config import ServerConfig
+from es.deliveries import Deliveries
 from es.flow import Flow, Inbound
-from es.outcomes import Acked, Full, Handshaken, Linked, OpenFailed, Outcome, Stalled
+from es.outcomes import Full, OpenFailed, Outcome, Stalled
 from es.registration import Registration
 from es.storage import Storage, StorageError, StoredEvent, StoredSubscriber, open_storage
 
@@ -61,8 +57,6 @@ _HOUSEKEEPING = 0.5
 # when a peer goes away mid-stream, which our fuzz test triggered under CPU load. Liveness rests on
 # the application heartbeat (silent peers) and socket monitors (dropped connections) instead.
 
-# A connection coming up or going down, and how its handshake ended (clients.security.HANDSHAKES).
-_LINK_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | HANDSHAKE_EVENTS
 # The ZAP domain of the control socket: which client keys it accepts.
 _ZAP_DOMAIN = "es"
 
@@ -71,13 +65,6 @@ _TURN = 512
 # Longest a turn reads requests before it sends what they gathered: what one client's requests
 # can add to the delay of another's events, past the cost of the one request being handled.
 _TURN_SECONDS = 0.005
-# Messages read from one delivery connection per look: only ACKs come back that way, and each
-# says all the ones before it did (a flood from a broken inbox costs at most this much a turn).
-_ACKS_READ = 64
-
-
-# Errors of socket creation that mean the process ran out of something, not a bad endpoint.
-_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 _OPEN_FAILED = {
     ErrorCode.LIMIT_EXCEEDED: "the server is out of descriptors for subscribers",
     ErrorCode.BAD_ENDPOINT: "cannot connect to {endpoint}",
@@ -86,14 +73,6 @@ _OPEN_FAILED = {
 
 class BindError(OSError):
     """The control socket could not bind (address in use, or not an address of this host)."""
-
-
-def _send_hwm(queue_size: int) -> int:
-    """The delivery socket's limit, in messages: never reached by a subscriber that acknowledges
-    only what it consumed (its queue holds at most `queue_size` events, so as many messages at most,
-    plus one loss notice), with room for ZeroMQ counting reads in batches of half the limit. It
-    stops one that acknowledges what it never read from growing the server's memory."""
-    return 0 if queue_size == 0 else 2 * queue_size + 128
 
 
 def _size_for(ctx: zmq.Context[zmq.Socket[bytes]], subscribers: int) -> Capacity:
@@ -144,8 +123,7 @@ class EventServer(Daemon):
         self._keys: Keys | None = None
         self._storage: Storage | None = None
         self._handshakes: HandshakeWatch | None = None
-        self._dealers: dict[str, zmq.Socket[bytes]] = {}
-        self._monitors: dict[str, zmq.Socket[bytes]] = {}
+        self._deliveries: Deliveries | None = None  # made with the context, in serve()
         self._next_housekeeping = 0.0
         # Both pollers wait for the waker and for ACKs on the watched delivery sockets; readers
         # for requests too (sleepers serve while the backlog is full).
@@ -177,6 +155,7 @@ class EventServer(Daemon):
         (log.warning if capacity.bound_by else log.info)("%s", capacity.describe(wanted))
         self.broker.limit_room(capacity.subscribers)
         self._ctx = ctx
+        self._deliveries = Deliveries(ctx, self._keys)
         try:
             self._router, endpoint = self._bind(ctx)
         except BindError as exc:
@@ -209,7 +188,7 @@ class EventServer(Daemon):
         if subscribers or retained:
             log.info(
                 "restored %d subscriber(s) and %d retained event(s) from %s",
-                len(self._dealers),
+                len(self._deliveries or ()),
                 len(retained),
                 self.config.storage,
             )
@@ -295,7 +274,9 @@ class EventServer(Daemon):
 
     def _watch(self, sids: list[str]) -> None:
         """Poll the delivery sockets of `sids` for ACKs (their queues need them), and no others."""
-        wanted = {self._dealers[sid]: sid for sid in sids if sid in self._dealers}
+        assert self._deliveries is not None
+        sockets = [(self._deliveries.socket(sid), sid) for sid in sids]
+        wanted = {socket: sid for socket, sid in sockets if socket is not None}
         if wanted.keys() == self._watching.keys():
             return
         for socket in self._watching.keys() - wanted.keys():
@@ -308,18 +289,8 @@ class EventServer(Daemon):
 
     def _read_acks(self, sids: list[str]) -> None:
         """Hand the broker the ACKs that came back on these subscribers' delivery connections."""
-        acked: list[Outcome] = []
-        for sid in sids:
-            dealer = self._dealers.get(sid)
-            if dealer is None:
-                continue
-            for _ in range(_ACKS_READ):
-                try:
-                    frames = dealer.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                acked.append(Acked(sid, frames))
-        self._hear(acked, time.monotonic())
+        assert self._deliveries is not None
+        self._hear(self._deliveries.acks(sids), time.monotonic())
 
     def _read_requests(self) -> int:
         """Read waiting requests, up to _TURN of them or for _TURN_SECONDS, handling each the
@@ -378,24 +349,9 @@ class EventServer(Daemon):
             )
 
     def _read_link(self, sid: str, mono: float) -> None:
-        """Pass on what the subscriber's socket monitor saw: its connection up, or down."""
-        monitor = self._monitors.get(sid)
-        if monitor is None:
-            return
-        seen: list[Outcome] = []
-        with contextlib.suppress(zmq.Again):
-            while True:
-                event = int(recv_monitor_message(monitor, zmq.NOBLOCK)["event"])
-                if event in HANDSHAKES:
-                    ok = HANDSHAKES[event]
-                    if ok is not True:
-                        log.warning(
-                            "subscriber %s: handshake with its inbox failed", public_id(sid)
-                        )
-                    seen.append(Handshaken(sid, ok))
-                    continue
-                seen.append(Linked(sid, event == zmq.EVENT_CONNECTED))
-        self._hear(seen, mono)
+        """Pass on what the subscriber's socket monitor saw: its connection up or down."""
+        assert self._deliveries is not None
+        self._hear(self._deliveries.links(sid), mono)
 
     def _housekeeping(self) -> None:
         """Every _HOUSEKEEPING seconds: note link changes, remove dead and stalled subscribers."""
@@ -405,9 +361,11 @@ class EventServer(Daemon):
         self._next_housekeeping = mono + _HOUSEKEEPING
         if self._handshakes is not None:
             self._handshakes.poll()
-        for sid in self._monitors:
+        assert self._deliveries is not None
+        sids = self._deliveries.sids()
+        for sid in sids:
             self._read_link(sid, mono)
-        self._read_acks(list(self._dealers))  # how far each got, for depth and lag
+        self._read_acks(sids)  # how far each got, for depth and lag
         actions = self.flow.route(self.broker.sweep(mono, self._clock()), mono)
         for action in actions:
             if isinstance(action, Close):
@@ -426,12 +384,13 @@ class EventServer(Daemon):
                 case Send(sid):
                     if sid in refused:
                         refused[sid].append(action)
-                    elif not self._send(action):
+                    elif self._deliveries is None or not self._deliveries.send(action):
                         refused[sid] = [action]
                 case Reply(peer, frames):
                     self._reply(peer, frames)
                 case Open(sid, endpoint, queue_size, peer, rid, key):
-                    code = self._open(sid, endpoint, queue_size, key)
+                    assert self._deliveries is not None
+                    code = self._deliveries.open(sid, endpoint, queue_size, key)
                     if code is not None:
                         message = _OPEN_FAILED[code].format(endpoint=endpoint)
                         heard.append(OpenFailed(sid, peer, rid, code, message))
@@ -444,19 +403,6 @@ class EventServer(Daemon):
             self.flow.refused(sends)
         self._hear(heard, time.monotonic())
 
-    def _send(self, send: Send) -> bool:
-        dealer = self._dealers.get(send.sid)
-        if dealer is None:
-            return False
-        try:
-            dealer.send_multipart(send.frames, zmq.NOBLOCK)
-        except zmq.Again:  # only a client that acknowledges what it never read gets here
-            log.warning(
-                "subscriber %s: its delivery socket is full; events dropped", public_id(send.sid)
-            )
-            return False
-        return True
-
     def _reply(self, peer: bytes, frames: list[bytes]) -> None:
         assert self._router is not None
         try:
@@ -464,45 +410,13 @@ class EventServer(Daemon):
         except zmq.Again:  # the client does not read its replies; ROUTER drops, as it should
             log.debug("reply to an unresponsive client dropped")
 
-    def _open(self, sid: str, endpoint: str, queue_size: int, key: str | None) -> ErrorCode | None:
-        """Open `sid`'s delivery socket and its monitor; None, or the error code that says why
-        not (LIMIT_EXCEEDED when the process is out of descriptors or sockets)."""
-        assert self._ctx is not None
-        dealer: zmq.Socket[bytes] | None = None
-        monitor: zmq.Socket[bytes] | None = None
-        try:
-            dealer = self._ctx.socket(zmq.DEALER)
-            dealer.setsockopt(zmq.SNDHWM, _send_hwm(queue_size))
-            dealer.setsockopt(zmq.LINGER, 0)
-            dealer.setsockopt(zmq.IPV6, 1)
-            # With security the inbox must prove the key the subscriber gave (or, with a
-            # passphrase, the shared one), and it accepts only this server's key: nobody else
-            # can deliver to it.
-            as_client(dealer, self._keys, None if key is None else key.encode())
-            monitor = dealer.get_monitor_socket(_LINK_EVENTS)
-            dealer.connect(endpoint)
-        except (zmq.ZMQError, ValueError) as exc:
-            for socket in (monitor, dealer):
-                if socket is not None:
-                    socket.close(linger=0)
-            log.warning("cannot connect to subscriber %s at %s: %s", public_id(sid), endpoint, exc)
-            exhausted = isinstance(exc, zmq.ZMQError) and exc.errno in _EXHAUSTED
-            return ErrorCode.LIMIT_EXCEEDED if exhausted else ErrorCode.BAD_ENDPOINT
-        self._dealers[sid] = dealer
-        self._monitors[sid] = monitor
-        return None
-
     def _close(self, sid: str) -> None:
-        dealer = self._dealers.pop(sid, None)
-        monitor = self._monitors.pop(sid, None)
+        assert self._deliveries is not None
+        dealer = self._deliveries.socket(sid)
         if dealer is not None and self._watching.pop(dealer, None) is not None:
             self._readers.unregister(dealer)
             self._sleepers.unregister(dealer)
-        if dealer is not None:
-            dealer.disable_monitor()
-            dealer.close(linger=0)
-        if monitor is not None:
-            monitor.close(linger=0)
+        self._deliveries.close(sid)
 
     # --- shutdown --------------------------------------------------------------------------------
 
@@ -517,9 +431,8 @@ class EventServer(Daemon):
                 break
         if self._force:
             return ExitCode.FORCED
-        linger = max(0, int((deadline - time.monotonic()) * 1000))
-        for dealer in self._dealers.values():
-            dealer.setsockopt(zmq.LINGER, linger)
+        if self._deliveries is not None:
+            self._deliveries.linger(max(0, int((deadline - time.monotonic()) * 1000)))
         return ExitCode.OK
 
     def _close_all(self) -> None:
@@ -530,28 +443,17 @@ class EventServer(Daemon):
             self._handshakes.close()
         if self._router is not None:
             self._router.close(linger=0)  # before the goodbyes: no client finds this one again
-        if not self._force:
-            self._say_goodbye()
-        for monitor in self._monitors.values():
-            monitor.close(linger=0)
-        self._monitors.clear()
-        for dealer in self._dealers.values():
-            dealer.close(linger=0 if self._force else None)
-        self._dealers.clear()
+        if self._deliveries is not None:
+            if not self._force:  # a BYE behind each subscriber's last events (SPEC 5.2)
+                for sid, frames in self.broker.goodbyes():
+                    self._deliveries.goodbye(sid, frames)
+            self._deliveries.close_all(linger=not self._force)
         release(ctx, _ZAP_DOMAIN)
         if self._storage is not None:
             self._storage.close()
         self._terminate(ctx)
         self._release()
         log.info("event server stopped")
-
-    def _say_goodbye(self) -> None:
-        """Queue a BYE behind each subscriber's last events (they leave within the linger)."""
-        for sid, frames in self.broker.goodbyes():
-            dealer = self._dealers.get(sid)
-            if dealer is not None:
-                with contextlib.suppress(zmq.ZMQError):
-                    dealer.send_multipart(frames, zmq.NOBLOCK)
 
     def _terminate(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         """ctx.term() waits for lingering events (bounded by drain_timeout). It runs in a helper
