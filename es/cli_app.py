@@ -14,7 +14,7 @@ import typer
 
 from clients.cli_options import client_keys
 from clients.errors import EsError
-from clients.lifecycle import ExitCode
+from es.daemon.lifecycle import ExitCode
 
 if TYPE_CHECKING:
     from clients.security import Keys

@@ -18,8 +18,8 @@ import typer
 from clients import admin
 from clients.cli_options import Ident, KeyFile, ServerKeyFile, client_keys
 from clients.errors import EsError, PayloadError
-from clients.lifecycle import ExitCode
 from es.cli_app import EsUri, Timeout, app, ask, fail
+from es.daemon.lifecycle import ExitCode
 
 if TYPE_CHECKING:
     from clients.security import Keys

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clients.lifecycle import storage_path
 from clients.wire import PUB_BYTES_ACCEPTED, PUB_ITEMS_ACCEPTED
+from es.daemon.storage import storage_path
 
 __all__ = ["DEFAULT_PORT", "ConfigError", "Limits", "ServerConfig", "from_env"]
 

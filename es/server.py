@@ -27,7 +27,6 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from clients.errors import ErrorCode, EsError
-from clients.lifecycle import Daemon, ExitCode
 from clients.naming import locate_ns
 from clients.security import (
     HANDSHAKE_EVENTS,
@@ -45,6 +44,7 @@ from es.actions import Action, Close, Open, Reply, Send
 from es.broker import Broker
 from es.capacity import Capacity, plan, wanted_descriptors
 from es.config import ServerConfig
+from es.daemon.lifecycle import Daemon, ExitCode
 from es.flow import Flow
 from es.registration import Registration
 from es.storage import Storage, StorageError, StoredEvent, StoredSubscriber, open_storage

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from clients.lifecycle import StorageError, check_storage_file, storage_path
+from es.daemon.storage import StorageError, storage_path
+from es.daemon.storagefile import check_storage_file
 
 __all__ = [
     "MemoryStorage",

@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from clients.lifecycle import storage_path
 from clients.naming import NS_PORT
+from es.daemon.storage import storage_path
 
 __all__ = ["NsConfig", "NsConfigError"]
 

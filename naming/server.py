@@ -23,11 +23,12 @@ import zmq
 
 from clients.address import local_address_for
 from clients.errors import RemoteProtocolError
-from clients.lifecycle import Daemon, ExitCode, StorageError
 from clients.naming import uri_file_path
 from clients.security import HandshakeWatch, as_server, release, server_keys, warn_if_exposed
 from clients.wire import MAX_HEADER_BYTES
 from clients.wire.ns import MAX_DATAGRAM, decode_where, encode_here
+from es.daemon.lifecycle import Daemon, ExitCode
+from es.daemon.storage import StorageError
 from naming.config import NsConfig
 from naming.registry import Registry
 from naming.service import NameService, build_service

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from clients.lifecycle import StorageError, check_storage_file, storage_path
+from es.daemon.storage import StorageError, storage_path
+from es.daemon.storagefile import check_storage_file
 
 __all__ = ["Entry", "MemoryStorage", "SqliteStorage", "Storage", "open_storage"]
 
