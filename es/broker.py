@@ -23,7 +23,6 @@ from clients.errors import (
     RemoteProtocolError,
     RequestError,
 )
-from clients.patterns import Pattern, compile_pattern, fold
 from clients.wire import (
     Ack,
     Bye,
@@ -61,6 +60,7 @@ from es.actions import (
 )
 from es.checks import check_endpoint, check_sid, check_subject, queue_policy, refuse
 from es.config import ServerConfig
+from es.daemon.patterns import Pattern, compile_pattern, fold
 from es.health import Health, verdict
 from es.index import SubscriptionIndex
 from es.lane import Lane, Totals

@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from clients.errors import ErrorCode
-from clients.patterns import fold
 from es import __version__
 from es.checks import check_subject, refuse
 from es.config import ServerConfig
+from es.daemon.patterns import fold
 from es.index import SubscriptionIndex
 from es.lane import Totals
 from es.retained import RetainedStore

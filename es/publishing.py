@@ -15,12 +15,12 @@ from itertools import repeat
 from typing import Any, TypeVar
 
 from clients.errors import ErrorCode
-from clients.patterns import fold
 from clients.payload import encode_payload
 from clients.wire import Format, PubItem, Publish
 from es import meta
 from es.actions import Action, Batch, Confirm, Fanout
 from es.checks import check_subject, refuse
+from es.daemon.patterns import fold
 from es.introspection import Introspection
 from es.retained import Retained
 from es.state import SubscriberState

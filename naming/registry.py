@@ -30,7 +30,7 @@ from clients.names import (
     check_absolute,
     parent,
 )
-from clients.patterns import compile_pattern
+from es.daemon.patterns import compile_pattern
 from naming.storage import Entry, Storage
 
 __all__ = ["Listing", "Registry"]
