@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 import es.cli_client  # noqa: F401 - adds the client commands (pub, sub, stats...) to the app
-from clients.cli_options import Ident, KeysDir
 from es import __version__
 from es.cli_app import app, ask, fail
 from es.daemon.lifecycle import ExitCode, command_logging, setup_logging, terminate_like_interrupt
+from es.daemon.options import Ident, KeysDir
 
 if TYPE_CHECKING:  # the daemon's modules load only for the commands that run it
     from es.config import ServerConfig

@@ -14,11 +14,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from clients.cli_options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys
 from clients.errors import EsError
 from clients.naming import NameServer, uri_file_path
 from clients.security import Keys
 from es.daemon.lifecycle import ExitCode, command_logging, setup_logging, terminate_like_interrupt
+from es.daemon.options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys
 from naming import __version__
 from naming.config import NsConfig, NsConfigError
 from naming.server import NameServerDaemon

@@ -1,4 +1,4 @@
-"""Command-line options for security, shared by the `es` and `ns` commands."""
+"""Command-line options shared by the `es` and `ns` commands (typer: never loaded by `clients`)."""
 
 from __future__ import annotations
 
