@@ -265,7 +265,7 @@ def keygen(
     server.key (--key, --server-key). Add a client later with `es keygen DIRECTORY NAME` (or
     by copying its .key file into DIRECTORY/clients/), then restart the daemons.
     """
-    from clients.security import generate
+    from es.daemon.security import generate
 
     try:
         written = generate(directory, clients or [])

@@ -31,13 +31,10 @@ from clients.naming import locate_ns
 from clients.security import (
     HANDSHAKE_EVENTS,
     HANDSHAKES,
-    HandshakeWatch,
     Keys,
     as_client,
     as_server,
     release,
-    server_keys,
-    warn_if_exposed,
 )
 from clients.wire import MAX_HEADER_BYTES, public_id
 from es.actions import Action, Close, Open, Reply, Send
@@ -45,6 +42,7 @@ from es.broker import Broker
 from es.capacity import Capacity, plan, wanted_descriptors
 from es.config import ServerConfig
 from es.daemon.lifecycle import Daemon, ExitCode
+from es.daemon.security import HandshakeWatch, server_keys, warn_if_exposed
 from es.flow import Flow
 from es.registration import Registration
 from es.storage import Storage, StorageError, StoredEvent, StoredSubscriber, open_storage

@@ -24,10 +24,11 @@ import zmq
 from clients.address import local_address_for
 from clients.errors import RemoteProtocolError
 from clients.naming import uri_file_path
-from clients.security import HandshakeWatch, as_server, release, server_keys, warn_if_exposed
+from clients.security import as_server, release
 from clients.wire import MAX_HEADER_BYTES
 from clients.wire.ns import MAX_DATAGRAM, decode_where, encode_here
 from es.daemon.lifecycle import Daemon, ExitCode
+from es.daemon.security import HandshakeWatch, server_keys, warn_if_exposed
 from es.daemon.storage import StorageError
 from naming.config import NsConfig
 from naming.registry import Registry
