@@ -67,9 +67,9 @@ from es.lane import Lane, Totals
 from es.patternsets import PatternSets
 from es.publishing import Publishing
 from es.ratelimit import STORED, RateLimiter, bill, compiling, received
+from es.records import MemoryStorage, Storage, StoredEvent, StoredSubscriber
 from es.retained import Retained, RetainedStore
 from es.state import SubscriberState, new_stream
-from es.storage import MemoryStorage, Storage, StoredEvent, StoredSubscriber
 
 __all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "SubscriberState"]
 

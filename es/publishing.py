@@ -22,9 +22,9 @@ from es.actions import Action, Batch, Confirm, Fanout
 from es.checks import check_subject, refuse
 from es.daemon.patterns import fold
 from es.introspection import Introspection
+from es.records import Storage, StorageError, StoredEvent
 from es.retained import Retained
 from es.state import SubscriberState
-from es.storage import Storage, StorageError, StoredEvent
 
 __all__ = ["Publishing", "Run"]
 

@@ -44,8 +44,9 @@ from es.config import ServerConfig
 from es.daemon.lifecycle import Daemon, ExitCode
 from es.daemon.security import HandshakeWatch, server_keys, warn_if_exposed
 from es.flow import Flow
+from es.records import Storage, StorageError, StoredEvent, StoredSubscriber
 from es.registration import Registration
-from es.storage import Storage, StorageError, StoredEvent, StoredSubscriber, open_storage
+from es.storage import open_storage
 
 __all__ = ["BindError", "EventServer", "ExitCode"]
 
