@@ -31,7 +31,7 @@ from clients.names import (
     parent,
 )
 from es.daemon.patterns import compile_pattern
-from naming.storage import Entry, Storage
+from naming.records import Entry, Storage
 
 __all__ = ["Listing", "Registry"]
 

@@ -31,9 +31,10 @@ from es.daemon.lifecycle import Daemon, ExitCode
 from es.daemon.security import HandshakeWatch, server_keys, warn_if_exposed
 from es.daemon.storage import StorageError
 from naming.config import NsConfig
+from naming.records import Storage
 from naming.registry import Registry
 from naming.service import NameService, build_service
-from naming.storage import Storage, open_storage
+from naming.storage import open_storage
 
 __all__ = ["NameServerDaemon"]
 

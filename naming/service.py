@@ -29,8 +29,8 @@ from clients.wire.ns import (
 )
 from es.daemon.storage import StorageError
 from naming import __version__
+from naming.records import Entry
 from naming.registry import Listing, Registry
-from naming.storage import Entry
 
 __all__ = ["NameService", "build_service"]
 
