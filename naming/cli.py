@@ -20,7 +20,7 @@ from clients.security import Keys
 from es.daemon.lifecycle import ExitCode, command_logging, setup_logging, terminate_like_interrupt
 from es.daemon.options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys
 from naming import __version__
-from naming.config import NsConfig, NsConfigError
+from naming.config import NsConfig, NsConfigError, from_env
 from naming.server import NameServerDaemon
 
 app = typer.Typer(
@@ -73,7 +73,7 @@ def _fail(message: str, code: int = ExitCode.ERROR) -> typer.Exit:
 
 def _config(**values: Any) -> NsConfig:
     try:
-        return NsConfig.build(**values)
+        return from_env(os.environ, **values)
     except NsConfigError as exc:
         raise _fail(f"bad configuration: {exc}", ExitCode.USAGE) from None
 
