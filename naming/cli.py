@@ -18,7 +18,7 @@ from clients.errors import EsError
 from clients.naming import NameServer, uri_file_path
 from clients.security import Keys
 from es.daemon.lifecycle import ExitCode, command_logging, setup_logging, terminate_like_interrupt
-from es.daemon.options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys
+from es.daemon.options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys, options_of
 from naming import __version__
 from naming.config import NsConfig, NsConfigError, from_env
 from naming.server import NameServerDaemon
@@ -115,18 +115,11 @@ def serve(
 
 
 @app.command()
-def config(
-    host: Host = None,
-    port: Port = None,
-    ident: Ident = None,
-    keys_dir: KeysDir = None,
-    storage: Storage = None,
-    uri_file: UriFile = None,
-    discovery: Discovery = None,
-) -> None:
+@options_of(serve)
+def config(**options: Any) -> None:
     """Print the configuration `ns serve` would run with, as JSON (uri_file: where it would
     write its address, as found from --uri-file, $NS_URI_FILE or the default)."""
-    cfg = _config(**locals())
+    cfg = _config(**options)
     shown = cfg.as_dict()
     path = uri_file_path(cfg.uri_file)
     shown["uri_file"] = None if path is None else str(path)
