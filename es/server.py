@@ -26,6 +26,7 @@ from typing import Literal
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from clients.address import tcp_endpoint
 from clients.errors import ErrorCode, EsError
 from clients.naming import locate_ns
 from clients.security import (
@@ -111,8 +112,7 @@ def _size_for(ctx: zmq.Context[zmq.Socket[bytes]], subscribers: int) -> Capacity
 
 
 def _bind_endpoint(host: str, port: int) -> str:
-    literal = f"[{host}]" if ":" in host else host
-    return f"tcp://{literal}:{port}"
+    return tcp_endpoint(host, port)
 
 
 class EventServer(Daemon):

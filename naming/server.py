@@ -21,7 +21,7 @@ from pathlib import Path
 
 import zmq
 
-from clients.address import local_address_for
+from clients.address import local_address_for, tcp_endpoint
 from clients.errors import RemoteProtocolError
 from clients.naming import uri_file_path
 from clients.security import as_server, release
@@ -154,11 +154,9 @@ class NameServerDaemon(Daemon):
                 next_sweep = time.monotonic() + cfg.sweep_interval
 
     def _bind(self, router: zmq.Socket[bytes]) -> str:
-        host = self.config.host
-        if ":" in host:
+        if ":" in self.config.host:
             router.setsockopt(zmq.IPV6, 1)
-            host = f"[{host}]"
-        router.bind(f"tcp://{host}:{self.config.port}")
+        router.bind(tcp_endpoint(self.config.host, self.config.port))
         return router.getsockopt_string(zmq.LAST_ENDPOINT)
 
     # --- requests and discovery ----------------------------------------------------------------
