@@ -10,7 +10,20 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-__all__ = ["advertised_endpoint", "bind_address", "local_address_for", "resolve_tcp"]
+__all__ = [
+    "advertised_endpoint",
+    "bind_address",
+    "local_address_for",
+    "resolve_tcp",
+    "tcp_endpoint",
+]
+
+
+def tcp_endpoint(host: str, port: int) -> str:
+    """`tcp://HOST:PORT`, an IPv6 literal in brackets (tcp://[::1]:7766), as ZeroMQ and URLs
+    write it. The one place this is done: the daemons use it too."""
+    literal = f"[{host}]" if ":" in host else host
+    return f"tcp://{literal}:{port}"
 
 
 def resolve_tcp(uri: str) -> str:
@@ -52,8 +65,7 @@ def local_address_for(es_uri: str) -> str:
 
 def bind_address(host: str) -> str:
     """An endpoint to bind on `host` at a free port (IPv6 literals in brackets)."""
-    literal = f"[{host}]" if ":" in host else host
-    return f"tcp://{literal}:0"
+    return tcp_endpoint(host, 0)
 
 
 def advertised_endpoint(bound: str, publish_host: str | None, es_uri: str) -> str:
@@ -63,5 +75,4 @@ def advertised_endpoint(bound: str, publish_host: str | None, es_uri: str) -> st
         host = _numeric(publish_host)
     elif ipaddress.ip_address(host).is_unspecified:
         host = local_address_for(es_uri)
-    literal = f"[{host}]" if ":" in host else host
-    return f"tcp://{literal}:{port}"
+    return tcp_endpoint(host, port)

@@ -56,8 +56,8 @@ from es.lane import Totals
 from es.outcomes import Acked, Full, Handshaken, Linked, OpenFailed, Outcome, Stalled
 from es.publishing import Publishing
 from es.ratelimit import STORED, bill, compiling, received
+from es.records import Storage, StoredEvent, StoredSubscriber
 from es.state import SubscriberState, new_stream
-from es.storage import Storage, StoredEvent, StoredSubscriber
 from es.subscriptions import Subscriptions
 
 __all__ = ["Action", "Batch", "Broker", "Close", "Fanout", "Open", "Reply", "SubscriberState"]

@@ -17,16 +17,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from clients.errors import ErrorCode
-from clients.patterns import fold
 from clients.wire import Counts
 from es.checks import refuse
 from es.config import ServerConfig
+from es.daemon.patterns import fold
+from es.daemon.storage import StorageError
 from es.index import SubscriptionIndex
 from es.lane import Totals
 from es.ratelimit import RateLimiter
+from es.records import MemoryStorage, Storage
 from es.retained import RetainedStore
 from es.state import SubscriberState
-from es.storage import MemoryStorage, Storage, StorageError
 
 __all__ = ["BrokerState"]
 

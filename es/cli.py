@@ -7,21 +7,19 @@ Exit codes: 0 done, 1 an error (one line on stderr), 2 bad usage or configuratio
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 import es.cli_client  # noqa: F401 - adds the client commands (pub, sub, stats...) to the app
-from clients.cli_options import Ident, KeysDir
-from clients.lifecycle import ExitCode, command_logging, setup_logging, terminate_like_interrupt
 from es import __version__
 from es.cli_app import app, ask, fail
+from es.daemon.lifecycle import ExitCode, command_logging, setup_logging, terminate_like_interrupt
+from es.daemon.options import Ident, KeysDir, options_of
 
 if TYPE_CHECKING:  # the daemon's modules load only for the commands that run it
     from es.config import ServerConfig
@@ -234,18 +232,8 @@ def _announce(endpoint: str) -> None:
     print(json.dumps(line), flush=True)
 
 
-def _options_of_serve(func: Callable[..., None]) -> Callable[..., None]:
-    """Give `func` the options of `serve` but --log-level, so the server's options are listed
-    once (typer reads the signature and the annotations)."""
-    signature = inspect.signature(serve, eval_str=True)
-    kept = [p for p in signature.parameters.values() if p.name != "log_level"]
-    setattr(func, "__signature__", signature.replace(parameters=kept))  # noqa: B010
-    func.__annotations__ = {k: v for k, v in serve.__annotations__.items() if k != "log_level"}
-    return func
-
-
 @app.command()
-@_options_of_serve
+@options_of(serve)
 def config(**options: Any) -> None:
     """Print the configuration `es serve` would run with, as JSON."""
     cfg = _config(**options)
@@ -268,7 +256,7 @@ def keygen(
     server.key (--key, --server-key). Add a client later with `es keygen DIRECTORY NAME` (or
     by copying its .key file into DIRECTORY/clients/), then restart the daemons.
     """
-    from clients.security import generate
+    from es.daemon.security import generate
 
     try:
         written = generate(directory, clients or [])

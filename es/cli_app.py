@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from clients.cli_options import client_keys
 from clients.errors import EsError
-from clients.lifecycle import ExitCode
+from es.daemon.lifecycle import ExitCode
+from es.daemon.options import client_keys
 
 if TYPE_CHECKING:
     from clients.security import Keys

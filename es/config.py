@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clients.lifecycle import storage_path
 from clients.wire import PUB_BYTES_ACCEPTED, PUB_ITEMS_ACCEPTED, Policy
+from es.daemon.config import ConfigError, given, make
+from es.daemon.storage import storage_path
 
 __all__ = [
     "DEFAULT_PORT",
@@ -29,10 +30,6 @@ __all__ = [
 
 DEFAULT_PORT = 7766
 """Pyro's event server port, kept so that old habits still work."""
-
-
-class ConfigError(ValueError):
-    """A setting is missing, unknown or out of range."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,22 +194,14 @@ def _int(text: str, name: str) -> int:
 
 
 def from_env(env: Mapping[str, str], **explicit: Any) -> ServerConfig:
-    """A config from explicit values (None = not given) over Pyro's variables over defaults.
+    """A config from explicit values (None = not given) over Pyro's variables over defaults
+    (the pattern of es.daemon.config).
 
     ES_* variables are read by the CLI (typer's envvar) and arrive here as explicit values.
     """
-    names = {f.name for f in dataclasses.fields(ServerConfig)} | {
-        f.name for f in dataclasses.fields(Limits)
-    }
-    unknown = sorted(set(explicit) - names)
-    if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}")
-    values = _pyro_env(env)
-    values.update({k: v for k, v in explicit.items() if v is not None})
     limit_names = {f.name for f in dataclasses.fields(Limits)}
-    limits = Limits(**{k: v for k, v in values.items() if k in limit_names})
+    known = {f.name for f in dataclasses.fields(ServerConfig)} | limit_names
+    values = {**_pyro_env(env), **given(explicit, known, ConfigError)}
+    limits = make(Limits, {k: v for k, v in values.items() if k in limit_names}, ConfigError)
     server = {k: v for k, v in values.items() if k not in limit_names}
-    try:
-        return ServerConfig(limits=limits, **server)
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
+    return make(ServerConfig, {**server, "limits": limits}, ConfigError)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from clients.errors import BadPattern, ErrorCode, LimitExceeded
-from clients.patterns import Pattern, PatternSet, compile_pattern, compile_set, fold
+from es.daemon.patterns import Pattern, PatternSet, compile_pattern, compile_set, fold
 from es.patternsets import Build, Compiled, PatternSets
 
 __all__ = ["Afford", "SubscriptionIndex", "Subscriptions"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from clients.patterns import Pattern, PatternSet, compile_set
+from es.daemon.patterns import Pattern, PatternSet, compile_set
 
 __all__ = ["CAP", "Compiled", "PatternSets"]
 

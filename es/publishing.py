@@ -8,16 +8,16 @@ every subscriber's batch then shares. All events of one publish carry the same s
 from __future__ import annotations
 
 from clients.errors import ErrorCode
-from clients.patterns import fold
 from clients.wire import PubItem, Publish
 from es import meta
 from es.actions import Action, Confirm, Fanout
 from es.brokerstate import BrokerState
 from es.checks import check_subject, refuse
 from es.config import Limits
+from es.daemon.patterns import fold
 from es.delivery import Run, batch, everyone, joined, meta_event
+from es.records import StoredEvent
 from es.retained import Retained
-from es.storage import StoredEvent
 
 __all__ = ["Publishing"]
 

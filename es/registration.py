@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import zmq
 
-from clients.address import local_address_for
+from clients.address import local_address_for, tcp_endpoint
 from clients.control import Control
 from clients.errors import EsError, NameTaken, NotFound, NotOwner
 from clients.names import EVENT_SERVICE
@@ -59,8 +59,7 @@ def advertised(endpoint: str, ns_endpoint: str) -> str:
     if parts.hostname not in ("0.0.0.0", "::"):
         return endpoint
     host = local_address_for(ns_endpoint)
-    literal = f"[{host}]" if ":" in host else host
-    return f"tcp://{literal}:{parts.port}"
+    return tcp_endpoint(host, parts.port or 0)
 
 
 class Registration:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from clients.patterns import fold
+from es.daemon.patterns import fold
 
 __all__ = ["Retained", "RetainedStore"]
 

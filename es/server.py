@@ -24,27 +24,27 @@ from typing import Literal
 
 import zmq
 
+from clients.address import tcp_endpoint
 from clients.errors import ErrorCode, EsError
-from clients.lifecycle import Daemon, ExitCode
 from clients.naming import locate_ns
 from clients.security import (
-    HandshakeWatch,
     Keys,
     as_server,
     release,
-    server_keys,
-    warn_if_exposed,
 )
 from clients.wire import MAX_HEADER_BYTES, public_id
 from es.actions import Action, Close, Open, Reply, Send
 from es.broker import Broker
 from es.capacity import Capacity, plan, wanted_descriptors
 from es.config import ServerConfig
+from es.daemon.lifecycle import Daemon, ExitCode
+from es.daemon.security import HandshakeWatch, server_keys, warn_if_exposed
 from es.deliveries import Deliveries
 from es.flow import Flow, Inbound
 from es.outcomes import Full, OpenFailed, Outcome, Stalled
+from es.records import Storage, StorageError, StoredEvent, StoredSubscriber
 from es.registration import Registration
-from es.storage import Storage, StorageError, StoredEvent, StoredSubscriber, open_storage
+from es.storage import open_storage
 
 __all__ = ["BindError", "EventServer", "ExitCode"]
 
@@ -92,8 +92,7 @@ def _size_for(ctx: zmq.Context[zmq.Socket[bytes]], subscribers: int) -> Capacity
 
 
 def _bind_endpoint(host: str, port: int) -> str:
-    literal = f"[{host}]" if ":" in host else host
-    return f"tcp://{literal}:{port}"
+    return tcp_endpoint(host, port)
 
 
 class EventServer(Daemon):

@@ -4,7 +4,8 @@ Invariants:
 - Both daemons run in sessions of their own, so a terminal's Ctrl-C reaches only this supervisor,
   which stops them in order: the event server first (it removes its name from the name server),
   then the name server. A second Ctrl-C is passed on, which makes each stop at once.
-- The event server starts only after the name server's ready line, and is told its address.
+- The event server starts only after the name server's ready line (es.daemon.launch), and is
+  told its address.
 - Only processes started here are signalled, by their own PID.
 """
 
@@ -12,38 +13,31 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
 from types import FrameType
 from typing import IO
 
+from es.daemon.launch import LaunchError, launch
+
 __all__ = ["run_stack", "start_daemon", "stop_daemon"]
 
 _STOP_WAIT = 30.0  # seconds each daemon gets for its graceful stop before it is forced
-_START_WAIT = 60.0  # seconds a daemon gets to print its ready line
 
 
 def start_daemon(
-    command: list[str], env: dict[str, str], stderr: IO[str] | None = None
+    command: list[str], kind: str, env: dict[str, str], stderr: IO[str] | None = None
 ) -> tuple[subprocess.Popen[str], dict[str, object]]:
-    """Start a daemon in a session of its own (its log to `stderr`, else to ours); return it
-    with its JSON ready line, the only line a daemon writes on stdout."""
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, start_new_session=True
-    )
-    assert proc.stdout is not None
+    """Start `python -m MODULE serve ...` (`kind`: "ns" or "es") in a session of its own (its
+    log to `stderr`, else to ours); return it with its JSON ready line. A daemon that is not
+    ready ends the command."""
     what = f"{command[2]} {command[3]}"
-    if not select.select([proc.stdout], [], [], _START_WAIT)[0]:
-        proc.kill()  # ours, by its PID: it hung before it was ready
-        proc.wait()
-        raise SystemExit(f"es up: {what} printed no ready line in {_START_WAIT:.0f} s")
-    line = proc.stdout.readline()
-    if line.startswith("{"):
-        return proc, json.loads(line)
-    proc.wait()
-    raise SystemExit(f"es up: {what} exited with code {proc.returncode}")
+    try:
+        proc, ready = launch(command, kind, env, stderr, new_session=True, what=what)
+    except LaunchError as exc:
+        raise SystemExit(f"es up: {exc}") from None
+    return proc, dict(ready)
 
 
 def stop_daemon(proc: subprocess.Popen[str]) -> int:
@@ -63,10 +57,10 @@ def run_stack(ns_args: list[str], es_args: list[str]) -> int:
     code (0 when both stopped cleanly)."""
     python = [sys.executable, "-m"]
     env = dict(os.environ)
-    ns_proc, ns_ready = start_daemon([*python, "naming", "serve", *ns_args], env)
+    ns_proc, ns_ready = start_daemon([*python, "naming", "serve", *ns_args], "ns", env)
     try:
         env["NS_ADDRESS"] = str(ns_ready["endpoint"])
-        es_proc, es_ready = start_daemon([*python, "es", "serve", *es_args], env)
+        es_proc, es_ready = start_daemon([*python, "es", "serve", *es_args], "es", env)
     except BaseException:
         stop_daemon(ns_proc)
         raise

@@ -4,6 +4,7 @@ Memory storage (the default) keeps nothing: a restart forgets everyone, as Pyro'
 did. Sqlite storage (`--storage sqlite:PATH`, after Pyro 4's messagebus) writes each change before
 the request that made it is answered, so a server that is killed and started again knows its
 subscribers and retained events, and delivers to them without any action by the clients.
+The records, the Storage protocol and MemoryStorage are in es.records (no driver there).
 
 Invariants:
 - Storages hold data and nothing else: no rules, no clock. The broker decides what to keep and
@@ -19,105 +20,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from clients.lifecycle import StorageError, check_storage_file, storage_path
+from es.daemon.storage import StorageError, storage_path
+from es.daemon.storagefile import check_storage_file
+from es.records import MemoryStorage, Storage, StoredEvent, StoredSubscriber
 
-__all__ = [
-    "MemoryStorage",
-    "SqliteStorage",
-    "Storage",
-    "StorageError",
-    "StoredEvent",
-    "StoredSubscriber",
-    "open_storage",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSubscriber:
-    """What a subscriber asked for: enough to open its delivery socket again and match for it."""
-
-    sid: str
-    endpoint: str
-    policy: str
-    queue: int
-    max_stall: float
-    key: str | None = None
-    name: str | None = None
-    subjects: tuple[str, ...] = field(default=())
-    patterns: tuple[str, ...] = field(default=())
-    owner: str | None = None  # the client key that made it (SPEC 7.1), with key files
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """A retained event; `expires` is wall-clock seconds since the epoch (None: never)."""
-
-    subject: str
-    fmt: int
-    payload: bytes
-    time: float
-    expires: float | None
-
-
-class Storage(Protocol):
-    """Where the event server keeps subscribers and retained events across restarts. Every
-    method raises StorageError, and nothing else, when the storage fails."""
-
-    durable: bool
-    """Whether it keeps anything: the broker builds no records for a storage that does not."""
-
-    def subscribers(self) -> Iterable[StoredSubscriber]:
-        """Every subscriber kept."""
-        ...
-
-    def put_subscriber(self, record: StoredSubscriber) -> None:
-        """Keep `record`, replacing what was kept for its sid."""
-        ...
-
-    def delete_subscriber(self, sid: str) -> None:
-        """Forget the subscriber `sid`."""
-        ...
-
-    def retained(self) -> Iterable[StoredEvent]:
-        """Every retained event kept."""
-        ...
-
-    def write_retained(self, changes: Sequence[tuple[str, StoredEvent | None]]) -> None:
-        """Keep each event as the retained event of its folded subject key (None: forget that
-        key's), all of them or, if that fails, none."""
-        ...
-
-    def close(self) -> None:
-        """Release the storage (a file, a connection)."""
-        ...
-
-
-class MemoryStorage:
-    """Keeps nothing across a restart; the broker's own state is all there is."""
-
-    durable = False
-
-    def subscribers(self) -> Iterable[StoredSubscriber]:
-        return ()
-
-    def put_subscriber(self, record: StoredSubscriber) -> None:
-        pass
-
-    def delete_subscriber(self, sid: str) -> None:
-        pass
-
-    def retained(self) -> Iterable[StoredEvent]:
-        return ()
-
-    def write_retained(self, changes: Sequence[tuple[str, StoredEvent | None]]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+__all__ = ["SqliteStorage", "open_storage"]
 
 
 _TABLES = {
@@ -189,6 +99,7 @@ class SqliteStorage:
         return StorageError(f"cannot write to {self.path}: {exc}")
 
     def subscribers(self) -> Iterable[StoredSubscriber]:
+        """Every subscriber kept."""
         try:
             rows = self._db.execute(
                 "SELECT sid, endpoint, policy, queue, max_stall, key, name, subjects, patterns, "
@@ -199,6 +110,7 @@ class SqliteStorage:
             raise StorageError(f"cannot read the subscribers of {self.path}: {exc}") from None
 
     def put_subscriber(self, record: StoredSubscriber) -> None:
+        """Keep `record` (replacing its sid's), committed when this returns."""
         try:
             self._db.execute(
                 "INSERT OR REPLACE INTO subscribers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -219,12 +131,14 @@ class SqliteStorage:
             raise self._failed(exc) from None
 
     def delete_subscriber(self, sid: str) -> None:
+        """Forget the subscriber `sid`, committed when this returns."""
         try:
             self._db.execute("DELETE FROM subscribers WHERE sid = ?", (sid,))
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
 
     def retained(self) -> Iterable[StoredEvent]:
+        """Every retained event kept."""
         try:
             rows = self._db.execute(
                 "SELECT subject, fmt, payload, time, expires FROM retained"
@@ -234,6 +148,7 @@ class SqliteStorage:
             raise StorageError(f"cannot read the retained events of {self.path}: {exc}") from None
 
     def write_retained(self, changes: Sequence[tuple[str, StoredEvent | None]]) -> None:
+        """Keep or forget each key's retained event, in one transaction."""
         try:
             self._db.execute("BEGIN")
             try:
@@ -254,6 +169,7 @@ class SqliteStorage:
             raise self._failed(exc) from None
 
     def close(self) -> None:
+        """Close the file."""
         self._db.close()
 
 

@@ -13,20 +13,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from clients.errors import ErrorCode, RequestError
-from clients.patterns import Pattern, compile_pattern, fold
 from clients.wire import Ok, Options, encode, public_id
 from es import meta
 from es.actions import Action, Close, Fanout, Open, Progress, Reply
 from es.brokerstate import BrokerState
 from es.checks import asked_policy, check_endpoint, check_sid, refuse
 from es.config import Policy, QueuePolicy
+from es.daemon.patterns import Pattern, compile_pattern, fold
 from es.delivery import meta_event, numbered
 from es.health import Health
 from es.lane import Lane
 from es.patternsets import PatternSets
+from es.records import StoredEvent, StoredSubscriber
 from es.retained import Retained
 from es.state import SubscriberState
-from es.storage import StoredEvent, StoredSubscriber
 
 __all__ = ["Subscriptions"]
 

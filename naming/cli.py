@@ -14,13 +14,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from clients.cli_options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys
 from clients.errors import EsError
-from clients.lifecycle import ExitCode, command_logging, setup_logging, terminate_like_interrupt
 from clients.naming import NameServer, uri_file_path
 from clients.security import Keys
+from es.daemon.lifecycle import ExitCode, command_logging, setup_logging, terminate_like_interrupt
+from es.daemon.options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys, options_of
 from naming import __version__
-from naming.config import NsConfig, NsConfigError
+from naming.config import NsConfig, NsConfigError, from_env
 from naming.server import NameServerDaemon
 
 app = typer.Typer(
@@ -73,7 +73,7 @@ def _fail(message: str, code: int = ExitCode.ERROR) -> typer.Exit:
 
 def _config(**values: Any) -> NsConfig:
     try:
-        return NsConfig.build(**values)
+        return from_env(os.environ, **values)
     except NsConfigError as exc:
         raise _fail(f"bad configuration: {exc}", ExitCode.USAGE) from None
 
@@ -115,18 +115,11 @@ def serve(
 
 
 @app.command()
-def config(
-    host: Host = None,
-    port: Port = None,
-    ident: Ident = None,
-    keys_dir: KeysDir = None,
-    storage: Storage = None,
-    uri_file: UriFile = None,
-    discovery: Discovery = None,
-) -> None:
+@options_of(serve)
+def config(**options: Any) -> None:
     """Print the configuration `ns serve` would run with, as JSON (uri_file: where it would
     write its address, as found from --uri-file, $NS_URI_FILE or the default)."""
-    cfg = _config(**locals())
+    cfg = _config(**options)
     shown = cfg.as_dict()
     path = uri_file_path(cfg.uri_file)
     shown["uri_file"] = None if path is None else str(path)

@@ -1,19 +1,24 @@
-"""The name server's configuration: one frozen object, validated when built."""
+"""The name server's configuration: one frozen object, validated when built.
+
+Built as the event server's is (es.daemon.config): `from_env(env, **explicit)`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from clients.lifecycle import storage_path
 from clients.naming import NS_PORT
+from es.daemon.config import ConfigError, given, make
+from es.daemon.storage import storage_path
 
-__all__ = ["NsConfig", "NsConfigError"]
+__all__ = ["NsConfig", "NsConfigError", "from_env"]
 
 
-class NsConfigError(ValueError):
+class NsConfigError(ConfigError):
     """A setting is unknown or out of range."""
 
 
@@ -60,17 +65,13 @@ class NsConfig:
         data["ident"] = None if self.ident is None else "(set)"
         return data
 
-    @classmethod
-    def build(cls, **values: Any) -> NsConfig:
-        """A config from the given values (None = not given, keep the default)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise NsConfigError(f"unknown setting {unknown[0]!r}")
-        try:
-            return cls(**{k: v for k, v in values.items() if v is not None})
-        except (TypeError, ValueError) as exc:
-            raise NsConfigError(str(exc)) from None
+
+def from_env(env: Mapping[str, str], **explicit: Any) -> NsConfig:
+    """A config from explicit values (None = not given) over defaults (the pattern of
+    es.daemon.config). NS_* variables are read by the CLI (typer's envvar) and arrive here as
+    explicit values; the name server honours no older variables, so `env` adds nothing."""
+    known = {f.name for f in dataclasses.fields(NsConfig)}
+    return make(NsConfig, given(explicit, known, NsConfigError), NsConfigError)
 
 
 def _check(ok: bool, message: str) -> None:

@@ -30,8 +30,8 @@ from clients.names import (
     check_absolute,
     parent,
 )
-from clients.patterns import compile_pattern
-from naming.storage import Entry, Storage
+from es.daemon.patterns import compile_pattern
+from naming.records import Entry, Storage
 
 __all__ = ["Listing", "Registry"]
 

@@ -21,17 +21,20 @@ from pathlib import Path
 
 import zmq
 
-from clients.address import local_address_for
+from clients.address import local_address_for, tcp_endpoint
 from clients.errors import RemoteProtocolError
-from clients.lifecycle import Daemon, ExitCode, StorageError
 from clients.naming import uri_file_path
-from clients.security import HandshakeWatch, as_server, release, server_keys, warn_if_exposed
+from clients.security import as_server, release
 from clients.wire import MAX_HEADER_BYTES
 from clients.wire.ns import MAX_DATAGRAM, decode_where, encode_here
+from es.daemon.lifecycle import Daemon, ExitCode
+from es.daemon.security import HandshakeWatch, server_keys, warn_if_exposed
+from es.daemon.storage import StorageError
 from naming.config import NsConfig
+from naming.records import Storage
 from naming.registry import Registry
 from naming.service import NameService, build_service
-from naming.storage import Storage, open_storage
+from naming.storage import open_storage
 
 __all__ = ["NameServerDaemon"]
 
@@ -151,11 +154,9 @@ class NameServerDaemon(Daemon):
                 next_sweep = time.monotonic() + cfg.sweep_interval
 
     def _bind(self, router: zmq.Socket[bytes]) -> str:
-        host = self.config.host
-        if ":" in host:
+        if ":" in self.config.host:
             router.setsockopt(zmq.IPV6, 1)
-            host = f"[{host}]"
-        router.bind(f"tcp://{host}:{self.config.port}")
+        router.bind(tcp_endpoint(self.config.host, self.config.port))
         return router.getsockopt_string(zmq.LAST_ENDPOINT)
 
     # --- requests and discovery ----------------------------------------------------------------

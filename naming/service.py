@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from clients.errors import ErrorCode, RemoteProtocolError, RequestError
-from clients.lifecycle import StorageError
 from clients.names import NAME_SERVER
 from clients.wire import Err, Ok, Ping, encode
 from clients.wire.ns import (
@@ -28,9 +27,10 @@ from clients.wire.ns import (
     SetMeta,
     decode_ns_request,
 )
+from es.daemon.storage import StorageError
 from naming import __version__
+from naming.records import Entry
 from naming.registry import Listing, Registry
-from naming.storage import Entry
 
 __all__ = ["NameService", "build_service"]
 

@@ -1,4 +1,5 @@
-"""Where the registry keeps its entries and groups: in memory, or in a sqlite file.
+"""Where the registry keeps its entries and groups: in memory, or in a sqlite file. The entry,
+the Storage protocol and MemoryStorage are in naming.records (no driver there).
 
 Invariants:
 - Storages hold data and nothing else: no rules, no clock. The registry decides what is valid.
@@ -10,100 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from clients.lifecycle import StorageError, check_storage_file, storage_path
+from es.daemon.storage import StorageError, storage_path
+from es.daemon.storagefile import check_storage_file
+from naming.records import Entry, MemoryStorage, Storage
 
-__all__ = ["Entry", "MemoryStorage", "SqliteStorage", "Storage", "open_storage"]
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A registered name. `expires` and `token` are set for leased entries (None: permanent)."""
-
-    name: str
-    uri: str
-    meta: str = ""
-    lease: float | None = None
-    expires: float | None = None
-    token: str | None = None
-
-
-class Storage(Protocol):
-    """Where the name server keeps names and groups."""
-
-    def get(self, name: str) -> Entry | None:
-        """The entry for `name`, if there is one."""
-        ...
-
-    def put(self, entry: Entry) -> None:
-        """Keep `entry`, replacing one of the same name."""
-        ...
-
-    def delete(self, name: str) -> None:
-        """Forget `name`."""
-        ...
-
-    def entries(self) -> Iterable[Entry]:
-        """Every entry."""
-        ...
-
-    def has_group(self, group: str) -> bool:
-        """Whether `group` exists."""
-        ...
-
-    def add_group(self, group: str) -> None:
-        """Create `group`."""
-        ...
-
-    def delete_group(self, group: str) -> None:
-        """Delete `group`."""
-        ...
-
-    def groups(self) -> Iterable[str]:
-        """Every group."""
-        ...
-
-    def close(self) -> None:
-        """Release the storage."""
-        ...
-
-
-class MemoryStorage:
-    """Names kept in memory only: gone when the name server stops, as in Pyro."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, Entry] = {}
-        self._groups: set[str] = set()
-
-    def get(self, name: str) -> Entry | None:
-        return self._entries.get(name)
-
-    def put(self, entry: Entry) -> None:
-        self._entries[entry.name] = entry
-
-    def delete(self, name: str) -> None:
-        self._entries.pop(name, None)
-
-    def entries(self) -> Iterable[Entry]:
-        return list(self._entries.values())
-
-    def has_group(self, group: str) -> bool:
-        return group in self._groups
-
-    def add_group(self, group: str) -> None:
-        self._groups.add(group)
-
-    def delete_group(self, group: str) -> None:
-        self._groups.discard(group)
-
-    def groups(self) -> Iterable[str]:
-        return list(self._groups)
-
-    def close(self) -> None:
-        pass
+__all__ = ["SqliteStorage", "open_storage"]
 
 
 _SCHEMA = """
@@ -144,37 +59,46 @@ class SqliteStorage:
             raise StorageError(f"storage {self.path} failed: {exc}") from None
 
     def get(self, name: str) -> Entry | None:
+        """The entry for `name`, if there is one."""
         rows = self._run(
             "SELECT name, uri, meta, lease, expires, token FROM entries WHERE name = ?", (name,)
         )
         return Entry(*rows[0]) if rows else None
 
     def put(self, entry: Entry) -> None:
+        """Keep `entry`, replacing one of the same name (committed when this returns)."""
         self._run(
             "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
             (entry.name, entry.uri, entry.meta, entry.lease, entry.expires, entry.token),
         )
 
     def delete(self, name: str) -> None:
+        """Forget `name`."""
         self._run("DELETE FROM entries WHERE name = ?", (name,))
 
     def entries(self) -> Iterable[Entry]:
+        """Every entry."""
         rows = self._run("SELECT name, uri, meta, lease, expires, token FROM entries")
         return [Entry(*row) for row in rows]
 
     def has_group(self, group: str) -> bool:
+        """Whether `group` exists."""
         return bool(self._run("SELECT 1 FROM groups WHERE name = ?", (group,)))
 
     def add_group(self, group: str) -> None:
+        """Create `group`."""
         self._run("INSERT OR IGNORE INTO groups VALUES (?)", (group,))
 
     def delete_group(self, group: str) -> None:
+        """Delete `group`."""
         self._run("DELETE FROM groups WHERE name = ?", (group,))
 
     def groups(self) -> Iterable[str]:
+        """Every group."""
         return [row[0] for row in self._run("SELECT name FROM groups")]
 
     def close(self) -> None:
+        """Close the file."""
         self._db.close()
 
 

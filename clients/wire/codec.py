@@ -55,12 +55,16 @@ __all__ = [
     "POLICIES",
     "PUB_BYTES_ACCEPTED",
     "PUB_ITEMS_ACCEPTED",
+    "Table",
+    "decode_command",
     "decode_delivery",
+    "decode_header",
     "decode_reply",
     "decode_request",
     "encode",
     "encode_delivery",
     "encode_loss",
+    "pack_header",
     "peek_command",
 ]
 
@@ -84,7 +88,7 @@ lower), so a client may gather that much into one PUB without asking the server 
 # --- header ------------------------------------------------------------------------------------
 
 
-def _header(frames: Sequence[bytes], counts: Counts | None = None) -> list[Any]:
+def decode_header(frames: Sequence[bytes], counts: Counts | None = None) -> list[Any]:
     """Unpack and check the header frame: an array that starts [version, command]. With
     `counts`, a counted array over its limit is refused before the header is unpacked."""
     if not frames:
@@ -145,7 +149,7 @@ def peek_command(frames: Sequence[bytes]) -> str | None:
         if unpacker.read_array_header() < 2:
             return None
         version = unpacker.unpack()
-        if not fields.is_int(version) or version != VERSION:  # not true, nor 1.0: as _header
+        if not fields.is_int(version) or version != VERSION:  # not true, nor 1.0
             return None
         command = unpacker.unpack()
     except (ValueError, msgpack.OutOfData, TypeError):
@@ -198,7 +202,7 @@ def decode_request(frames: Sequence[bytes], counts: Counts | None = None) -> Req
     """Decode a request as the event server's ROUTER sees it, without the routing-id frame. With
     a server's `counts`, an array over them is refused before its elements are read (SPEC 9)."""
     with collector_paused():
-        header = _header(frames, counts)
+        header = decode_header(frames, counts)
         if header[1] != "PUB":
             request: Request = decode_command(header, frames, _REQUESTS)
             return request
@@ -208,6 +212,7 @@ def decode_request(frames: Sequence[bytes], counts: Counts | None = None) -> Req
 
 
 Table = dict[str, tuple[Callable[..., Any], tuple[tuple[str, fields.Reader], ...]]]
+"""Header-only commands: command name -> (message class, its field readers after the rid)."""
 
 
 def decode_command(header: list[Any], frames: Sequence[bytes], table: Table) -> Any:
@@ -300,7 +305,7 @@ def _decode_publish(header: list[Any], frames: Sequence[bytes], per_item: int | 
 
 def decode_reply(frames: Sequence[bytes]) -> Reply:
     """Decode a reply as the client's DEALER sees it."""
-    header = _header(frames)
+    header = decode_header(frames)
     if len(frames) != 1:
         raise fields.fail(ErrorCode.BAD_REQUEST, "a reply is a single header frame")
     if header[1] == "OK":
@@ -320,7 +325,7 @@ def decode_reply(frames: Sequence[bytes]) -> Reply:
 def decode_delivery(frames: Sequence[bytes]) -> InboxMessage:
     """Decode what a subscriber's ROUTER receives, without the routing-id frame: an event batch
     (EV), a loss notice (LOST) or a goodbye (BYE)."""
-    header = _header(frames)
+    header = decode_header(frames)
     if header[1] == "BYE":
         if len(frames) != 1:
             raise fields.fail(ErrorCode.BAD_REQUEST, "a goodbye is a single header frame")
@@ -399,7 +404,8 @@ def _event_item(meta: Any, payload: Any) -> EventItem:
 # --- encoding ------------------------------------------------------------------------------------
 
 
-def _pack(header: list[Any]) -> bytes:
+def pack_header(header: list[Any]) -> bytes:
+    """A header as one msgpack frame; LocalProtocolError if it is over MAX_HEADER_BYTES."""
     data: bytes = msgpack.packb(header, use_bin_type=True)
     if len(data) > MAX_HEADER_BYTES:
         raise LocalProtocolError(ErrorCode.TOO_LARGE, f"header over {MAX_HEADER_BYTES} bytes")
@@ -446,13 +452,13 @@ def encode_delivery(
     (seq, subject, time, format, {"retained": true}), one per payload; with `inline`, the
     payloads go inside the header."""
     if inline:
-        return [_pack([VERSION, "EV", sid, stream, lost, metas, payloads])]
-    return [_pack([VERSION, "EV", sid, stream, lost, metas]), *payloads]
+        return [pack_header([VERSION, "EV", sid, stream, lost, metas, payloads])]
+    return [pack_header([VERSION, "EV", sid, stream, lost, metas]), *payloads]
 
 
 def encode_loss(sid: str, stream: int, lost: int, seq: int) -> list[bytes]:
     """The frame of a LOST notice: `lost` events up to and including `seq` were dropped."""
-    return [_pack([VERSION, "LOST", sid, stream, lost, seq])]
+    return [pack_header([VERSION, "LOST", sid, stream, lost, seq])]
 
 
 def encode(message: Request | Reply | InboxMessage) -> list[bytes]:
@@ -460,40 +466,44 @@ def encode(message: Request | Reply | InboxMessage) -> list[bytes]:
     match message:
         case Subscribe(rid, sid, endpoint, subjects, options):
             head = [VERSION, "SUB", rid, sid, endpoint, list(subjects), _options_map(options)]
-            return [_pack(head)]
+            return [pack_header(head)]
         case SubscribeMatch(rid, sid, endpoint, patterns, options):
             head = [VERSION, "SUBMATCH", rid, sid, endpoint, list(patterns), _options_map(options)]
-            return [_pack(head)]
+            return [pack_header(head)]
         case Unsubscribe(rid, sid, subjects):
-            return [_pack([VERSION, "UNSUB", rid, sid, list(subjects)])]
+            return [pack_header([VERSION, "UNSUB", rid, sid, list(subjects)])]
         case Publish(rid, confirm, items, inline):
             if len(items) + 1 > MAX_FRAMES:
                 raise LocalProtocolError(ErrorCode.TOO_LARGE, f"more than {MAX_FRAMES - 1} items")
             metas = [_item_meta(item) for item in items]
             payloads = [i.payload for i in items]
             if inline:
-                return [_pack([VERSION, "PUB", rid, confirm, metas, payloads])]
-            return [_pack([VERSION, "PUB", rid, confirm, metas]), *payloads]
+                return [pack_header([VERSION, "PUB", rid, confirm, metas, payloads])]
+            return [pack_header([VERSION, "PUB", rid, confirm, metas]), *payloads]
         case Ping(rid):
-            return [_pack([VERSION, "PING", rid])]
+            return [pack_header([VERSION, "PING", rid])]
         case Stats(rid):
-            return [_pack([VERSION, "STATS", rid])]
+            return [pack_header([VERSION, "STATS", rid])]
         case Ack(rid, sid, seq):
-            return [_pack([VERSION, "ACK", rid, sid, seq])]
+            return [pack_header([VERSION, "ACK", rid, sid, seq])]
         case Heartbeat(rid, sid):
-            return [_pack([VERSION, "HEARTBEAT", rid, sid])]
+            return [pack_header([VERSION, "HEARTBEAT", rid, sid])]
         case ListSubjects(rid, pattern):
             return [
-                _pack([VERSION, "SUBJECTS", rid, {} if pattern is None else {"pattern": pattern}])
+                pack_header(
+                    [VERSION, "SUBJECTS", rid, {} if pattern is None else {"pattern": pattern}]
+                )
             ]
         case NumSub(rid, subjects):
-            return [_pack([VERSION, "NUMSUB", rid, list(subjects)])]
+            return [pack_header([VERSION, "NUMSUB", rid, list(subjects)])]
         case ListSubscribers(rid, prefix):
-            return [_pack([VERSION, "SUBSCRIBERS", rid, {} if prefix is None else {"id": prefix}])]
+            return [
+                pack_header([VERSION, "SUBSCRIBERS", rid, {} if prefix is None else {"id": prefix}])
+            ]
         case Ok(rid, body):
-            return [_pack([VERSION, "OK", rid, body])]
+            return [pack_header([VERSION, "OK", rid, body])]
         case Err(rid, code, text):
-            return [_pack([VERSION, "ERR", rid, str(code), text])]
+            return [pack_header([VERSION, "ERR", rid, str(code), text])]
         case Delivery(sid, stream, lost, events, inline):
             metas_ev = [_event_meta(e) for e in events]
             payloads = [e.payload for e in events]
@@ -501,5 +511,5 @@ def encode(message: Request | Reply | InboxMessage) -> list[bytes]:
         case Loss(sid, stream, lost, seq):
             return encode_loss(sid, stream, lost, seq)
         case Bye(sid, stream):
-            return [_pack([VERSION, "BYE", sid, stream])]
+            return [pack_header([VERSION, "BYE", sid, stream])]
     raise LocalProtocolError(ErrorCode.BAD_REQUEST, f"not a message: {type(message).__name__}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clients.errors import ErrorCode
-from clients.wire.codec import Table, _header, _pack, decode_command
+from clients.wire.codec import Table, decode_command, decode_header, pack_header
 from clients.wire.fields import fail, flag, options_reader, seconds, text, uint
 from clients.wire.messages import VERSION, Ping
 
@@ -178,7 +178,7 @@ _NS_REQUESTS: Table = {
 
 def decode_ns_request(frames: Sequence[bytes]) -> NsRequest:
     """Decode a request as the name server's ROUTER sees it, without the routing-id frame."""
-    request: NsRequest = decode_command(_header(frames), frames, _NS_REQUESTS)
+    request: NsRequest = decode_command(decode_header(frames), frames, _NS_REQUESTS)
     return request
 
 
@@ -218,7 +218,7 @@ def encode_ns(message: NsRequest) -> list[bytes]:
             head = [VERSION, "SETMETA", rid, name, meta]
         case GetMeta(rid, name):
             head = [VERSION, "GETMETA", rid, name]
-    return [_pack(head)]
+    return [pack_header(head)]
 
 
 # --- discovery: one UDP datagram each way ---------------------------------------------------
@@ -226,18 +226,18 @@ def encode_ns(message: NsRequest) -> list[bytes]:
 
 def encode_where(nonce: int) -> bytes:
     """The question a client broadcasts: where is the name server?"""
-    return _pack([VERSION, "WHERE", nonce])
+    return pack_header([VERSION, "WHERE", nonce])
 
 
 def encode_here(nonce: int, endpoint: str) -> bytes:
     """The name server's answer, sent back to the asking address."""
-    return _pack([VERSION, "HERE", nonce, endpoint])
+    return pack_header([VERSION, "HERE", nonce, endpoint])
 
 
 def _datagram(data: bytes, command: str, size: int) -> list[Any]:
     if len(data) > MAX_DATAGRAM:
         raise fail(ErrorCode.TOO_LARGE, f"datagram over {MAX_DATAGRAM} bytes")
-    header = _header([data])
+    header = decode_header([data])
     if header[1] != command or len(header) != size:
         raise fail(ErrorCode.BAD_REQUEST, f"not a {command} datagram")
     return header

@@ -120,13 +120,12 @@ class Stack:
         env = dict(os.environ)
         env["NS_URI_FILE"] = ""  # '' is nowhere: the user's file stays theirs
         self.log = tempfile.NamedTemporaryFile("w+", prefix="es-bench-", suffix=".log")  # noqa: SIM115
-        self._ns, ns_ready = start_daemon(
-            [sys.executable, "-m", "naming", "serve", "-n", "127.0.0.1", "-p", "0"], env, self.log
-        )
+        ns_command = [sys.executable, "-m", "naming", "serve", "-n", "127.0.0.1", "-p", "0"]
+        self._ns, ns_ready = start_daemon(ns_command, "ns", env, self.log)
         try:
             env["NS_ADDRESS"] = str(ns_ready["endpoint"])
             command = [sys.executable, "-m", "es", "serve", "-n", "127.0.0.1", "-p", "0"]
-            self._es, es_ready = start_daemon([*command, *es_args], env, self.log)
+            self._es, es_ready = start_daemon([*command, *es_args], "es", env, self.log)
         except BaseException:
             self._stop(self._ns)
             self.log.close()

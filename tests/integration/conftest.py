@@ -7,9 +7,7 @@ by their own PID.
 
 from __future__ import annotations
 
-import json
 import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -23,8 +21,8 @@ from typing import IO, Any
 import pytest
 
 from clients import admin
+from es.daemon import launch as launcher
 
-START_DEADLINE = 60.0  # generous: CI machines are shared and have two cores
 STOP_DEADLINE = 30.0
 
 
@@ -72,13 +70,10 @@ class Daemon:
 
 def read_line(stream: IO[str], deadline: float) -> str | None:
     """One line from a pipe, or None at EOF; fail the test at the deadline."""
-    with selectors.DefaultSelector() as sel:
-        sel.register(stream, selectors.EVENT_READ)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not sel.select(remaining):
-            raise AssertionError("timed out waiting for a line from a daemon")
-    line = stream.readline()
-    return line or None
+    try:
+        return launcher.read_line(stream, deadline)
+    except TimeoutError:
+        raise AssertionError("timed out waiting for a line from a daemon") from None
 
 
 def es_command(*args: str) -> list[str]:
@@ -90,28 +85,15 @@ def ns_command(*args: str) -> list[str]:
 
 
 def spawn(command: list[str], kind: str, env: dict[str, str] | None = None) -> Daemon:
-    """Start a daemon and wait (with a deadline) for its JSON ready line."""
+    """Start a daemon and wait (with a deadline) for its JSON ready line (es.daemon.launch)."""
     log = Path(tempfile.mkstemp(prefix=f"{kind}-", suffix=".log")[1])
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with log.open("w") as log_file:
-        proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=log_file, text=True, env=full_env
-        )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + START_DEADLINE
-    try:
-        while True:
-            line = read_line(proc.stdout, deadline)
-            if line is None:
-                raise AssertionError(f"{kind} exited before it was ready; log:\n{log.read_text()}")
-            if line.startswith("{"):
-                ready = json.loads(line)
-                assert ready["ready"] == kind and ready["pid"] == proc.pid
-                return Daemon(proc, ready["endpoint"], log, ready)
-    except BaseException:
-        proc.kill()
-        proc.wait(STOP_DEADLINE)
-        raise
+        try:
+            proc, ready = launcher.launch(command, kind, full_env, log_file)
+        except launcher.LaunchError as exc:
+            raise AssertionError(f"{exc}; log:\n{log.read_text()}") from None
+    return Daemon(proc, ready["endpoint"], log, ready)
 
 
 def spawn_es(*args: str, env: dict[str, str] | None = None, naming: bool = False) -> Daemon:

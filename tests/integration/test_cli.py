@@ -344,7 +344,7 @@ def test_query_commands_print_json_and_say_when_there_is_nothing(
 def test_library_warnings_in_a_command_carry_its_name() -> None:
     # Before, a client library's warning reached a command's stderr bare (Python's last resort).
     code = (
-        "import logging; from clients.lifecycle import command_logging; command_logging('es'); "
+        "import logging; from es.daemon.lifecycle import command_logging; command_logging('es'); "
         "logging.getLogger('clients.subscriber').warning('the event server lost our subscriptions')"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from es.storage import StorageError, StoredEvent, StoredSubscriber
+from es.records import StorageError, StoredEvent, StoredSubscriber
 
 
 class KeptStorage:

@@ -13,7 +13,6 @@ import pytest
 
 import es.index
 from clients.errors import ErrorCode
-from clients.patterns import Pattern
 from clients.wire import (
     Ack,
     Err,
@@ -28,6 +27,7 @@ from clients.wire import (
 from es.actions import Fanout, Reply
 from es.broker import Broker
 from es.config import Limits, ServerConfig
+from es.daemon.patterns import Pattern
 
 EP = "tcp://127.0.0.1:5000"
 HOSTILE, VICTIM = b"hostile", b"victim"

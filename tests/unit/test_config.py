@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from clients.lifecycle import storage_path
 from es.config import ConfigError, Limits, Policy, QueuePolicy, ServerConfig, from_env
+from es.daemon.storage import storage_path
 from naming.config import NsConfig, NsConfigError
 
 

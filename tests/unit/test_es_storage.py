@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from es.storage import MemoryStorage, StorageError, StoredEvent, StoredSubscriber, open_storage
+from es.records import MemoryStorage, StorageError, StoredEvent, StoredSubscriber
+from es.storage import open_storage
 
 RECORD = StoredSubscriber(
     "s1", "tcp://127.0.0.1:5000", "drop", 10, 1.5, None, "boiler", ("a", "b"), ("^c",)

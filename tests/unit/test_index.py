@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clients.patterns import PatternSet, compile_pattern, compile_set
+from es.daemon.patterns import PatternSet, compile_pattern, compile_set
 from es.index import SubscriptionIndex
 
 

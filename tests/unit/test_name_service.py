@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from clients.lifecycle import StorageError
 from clients.wire import Err, Ok, Ping, decode_reply
 from clients.wire.ns import ListAll, ListNames, Lookup, NsRequest, Register, Renew, encode_ns
+from es.daemon.storage import StorageError
+from naming.records import Entry, MemoryStorage
 from naming.registry import Registry
 from naming.service import build_service
-from naming.storage import Entry, MemoryStorage
 
 URI = "tcp://127.0.0.1:7766"
 

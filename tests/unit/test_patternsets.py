@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clients.patterns import Pattern, PatternSet, compile_pattern, compile_set
+from es.daemon.patterns import Pattern, PatternSet, compile_pattern, compile_set
 from es.patternsets import PatternSets, weight
 
 SHAPES = [r"bench\.p{}\..*", r"^stock\.{}$", r"(news|stock)\.{}", r"\w+\.{}\d*", r"{}[a-z]{{2,9}}"]

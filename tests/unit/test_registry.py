@@ -18,8 +18,9 @@ from clients.errors import (
     NotFound,
     NotOwner,
 )
+from naming.records import MemoryStorage, Storage
 from naming.registry import Registry
-from naming.storage import MemoryStorage, SqliteStorage, Storage, open_storage
+from naming.storage import SqliteStorage, open_storage
 
 URI = "tcp://127.0.0.1:7766"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import zmq
 
-from clients.security import Keys, generate, handshake_failure, keys_from, warn_if_exposed
+from clients.security import Keys, keys_from
+from es.daemon.security import generate, handshake_failure, warn_if_exposed
 
 
 def test_a_daemon_beyond_loopback_without_security_warns(caplog: pytest.LogCaptureFixture) -> None:

@@ -32,9 +32,9 @@ from clients.wire.ns import (
 )
 from es.broker import Broker, Reply
 from es.config import ServerConfig
+from naming.records import MemoryStorage
 from naming.registry import Registry
 from naming.service import NameService, build_service
-from naming.storage import MemoryStorage
 from tests import vectorgen, vectorgen_ns
 
 VECTORS_FILE = Path(__file__).parents[2] / "clients" / "wire" / "vectors.json"

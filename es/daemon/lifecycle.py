@@ -1,4 +1,4 @@
-"""What every daemon here shares: readiness, stop requests, Ctrl-C handling, storage specs.
+"""What every daemon here shares: readiness, stop requests, Ctrl-C handling, logging, exit codes.
 
 Invariants:
 - `stop()` and `interrupt()` are safe from any thread and from signal handlers: they set flags
@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import logging
 import signal
-import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable
 
 from clients.waker import Waker
 
 __all__ = [
     "Daemon",
     "ExitCode",
-    "StorageError",
-    "check_storage_file",
     "command_logging",
     "setup_logging",
-    "storage_path",
     "terminate_like_interrupt",
 ]
 
@@ -146,54 +141,3 @@ def terminate_like_interrupt() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, interrupted)
-
-
-def storage_path(spec: str) -> str | None:
-    """A daemon's `--storage`: None for `memory`, PATH for `sqlite:PATH`; ValueError otherwise."""
-    if spec == "memory":
-        return None
-    path = spec.removeprefix("sqlite:")
-    if path == spec or not path:
-        raise ValueError(f"storage must be 'memory' or 'sqlite:PATH', not {spec!r}")
-    return path
-
-
-class StorageError(Exception):
-    """A daemon's storage could not be read or written: the disk is full or read-only, the file
-    is damaged or is not one of ours. The message says which, for an operator."""
-
-
-def check_storage_file(
-    path: Path, tables: dict[str, list[str]], older: Iterable[dict[str, list[str]]] = ()
-) -> dict[str, list[str]]:
-    """Refuse, with StorageError and without changing a byte of it, a file that is not a
-    daemon's storage (its tables are neither `tables` nor one of the `older` layouts, by name
-    and columns in order) or that sqlite finds damaged. A missing or empty file is fine: the
-    daemon makes it its storage. Returns the tables found (empty for a new file)."""
-    if not path.exists() or path.stat().st_size == 0:
-        return {}
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open {path}: {exc}") from None
-    try:
-        found = {
-            name: [row[1] for row in db.execute(f"PRAGMA table_info({_quoted(name)})")]
-            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
-        problems = [row[0] for row in db.execute("PRAGMA quick_check")]
-    except sqlite3.Error as exc:
-        raise StorageError(f"{path} is not a readable sqlite file: {exc}") from None
-    finally:
-        db.close()
-    if found and found != tables and found not in list(older):
-        names = ", ".join(sorted(found))
-        raise StorageError(f"{path} is not this daemon's storage (it holds tables {names})")
-    if problems != ["ok"]:
-        raise StorageError(f"{path} is damaged: {'; '.join(map(str, problems[:3]))}")
-    return found
-
-
-def _quoted(identifier: str) -> str:
-    """An SQL identifier in double quotes, whatever a foreign file named it."""
-    return '"' + identifier.replace('"', '""') + '"'

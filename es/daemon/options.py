@@ -1,14 +1,16 @@
-"""Command-line options for security, shared by the `es` and `ns` commands."""
+"""Command-line options shared by the `es` and `ns` commands (typer: never loaded by `clients`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any
 
 import typer
 
 from clients.security import Keys, keys_from
 
-__all__ = ["Ident", "KeyFile", "KeysDir", "ServerKeyFile", "client_keys"]
+__all__ = ["Ident", "KeyFile", "KeysDir", "ServerKeyFile", "client_keys", "options_of"]
 
 Ident = Annotated[
     str | None,
@@ -55,3 +57,22 @@ def client_keys(
     except ValueError as exc:
         typer.echo(f"{program}: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def options_of(
+    command: Callable[..., None], leave_out: Iterable[str] = ("log_level",)
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give the decorated function (taking `**options`) the options of `command` but those left
+    out, so that a daemon's `config` lists the options of its `serve` without repeating them
+    (typer reads the signature and the annotations)."""
+    dropped = set(leave_out)
+
+    def give(func: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        kept = [p for p in signature.parameters.values() if p.name not in dropped]
+        setattr(func, "__signature__", signature.replace(parameters=kept))  # noqa: B010
+        annotations: dict[str, Any] = command.__annotations__
+        func.__annotations__ = {k: v for k, v in annotations.items() if k not in dropped}
+        return func
+
+    return give
