@@ -28,7 +28,7 @@ class StoredSubscriber:
     sid: str
     endpoint: str
     policy: str
-    queue: int
+    queue_size: int  # the "queue" column
     max_stall: float
     key: str | None = None
     name: str | None = None

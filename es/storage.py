@@ -118,7 +118,7 @@ class SqliteStorage:
                     record.sid,
                     record.endpoint,
                     record.policy,
-                    record.queue,
+                    record.queue_size,
                     record.max_stall,
                     record.key,
                     record.name,

@@ -320,7 +320,7 @@ class Subscriptions:
             state = self._new_state(
                 record.sid,
                 record.endpoint,
-                QueuePolicy(Policy(record.policy), record.queue, record.max_stall),
+                QueuePolicy(Policy(record.policy), record.queue_size, record.max_stall),
             )
             state.key, state.name, state.owner = record.key, record.name, record.owner
             state.resumed = True
@@ -329,7 +329,9 @@ class Subscriptions:
                 core.index.add_subjects(record.sid, list(record.subjects))
             if patterns:
                 core.index.add_patterns(record.sid, patterns)
-            opened = Open(record.sid, record.endpoint, record.queue, b"", 0, record.key, state.lane)
+            opened = Open(
+                record.sid, record.endpoint, record.queue_size, b"", 0, record.key, state.lane
+            )
             actions.append(opened)
         return actions
 
