@@ -11,7 +11,7 @@ PORT   ?= 7766
 NS_PORT ?= 9090
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint fmt bench vectors clean
+.PHONY: help run test check lint fmt bench vectors clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/$$(PORT)/$(PORT)/' \
@@ -33,6 +33,10 @@ run: $(STAMP) ## set up, then start the name server and the event server (127.0.
 
 test: $(STAMP) $(JS_STAMP) ## set up, then run every test (Python, JavaScript, both together)
 	$(BIN)/python -m pytest
+
+check: lint ## for the edit loop, under a minute: lint, the unit tests, the JS client's own tests
+	$(BIN)/python -m pytest -q -m "not integration" tests/unit
+	cd $(JS) && node --test test/
 
 lint: $(STAMP) $(JS_STAMP) ## ruff check, ruff format --check, mypy; prettier for the JS client
 	$(BIN)/ruff check .

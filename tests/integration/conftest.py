@@ -26,6 +26,15 @@ from es.daemon import launch as launcher
 STOP_DEADLINE = 30.0
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here starts real processes: marked `integration`, so that `-m "not
+    integration"` (or `make check`) leaves them out."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
 @dataclass
 class Daemon:
     proc: subprocess.Popen[str]
