@@ -257,7 +257,7 @@ class Broker:
                 state.health.full(mono)
             case Full():
                 state.health.full(mono)
-            case OpenFailed(sid, peer, rid, code, message):
+            case OpenFailed(sid, peer, rid, code, message):  # pragma: no branch (the last kind)
                 return [*self._abandon(sid), self.error(peer, rid, code, message)]
         return []
 
