@@ -1,5 +1,7 @@
 """Frames to messages and back: the whole wire protocol, with no I/O.
 
+Decoding is here; encoding is in clients.wire.encoding, whose functions this module re-exports.
+
 Invariants:
 - No zmq import, no clock, no logging: bytes in, messages out (a test proves it).
 - Decoding is total: any list of frames either decodes or raises `RemoteProtocolError` with a
@@ -17,9 +19,17 @@ from typing import Any
 
 import msgpack
 
-from clients.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from clients.errors import ErrorCode, RemoteProtocolError
 from clients.wire import fields
 from clients.wire.counts import PEEK_BYTES, Counts, check_counts, collector_paused
+from clients.wire.encoding import (
+    MAX_FRAMES,
+    MAX_HEADER_BYTES,
+    encode,
+    encode_delivery,
+    encode_loss,
+    pack_header,
+)
 from clients.wire.fields import POLICIES
 from clients.wire.messages import (
     MAX_INT,
@@ -36,7 +46,6 @@ from clients.wire.messages import (
     Loss,
     NumSub,
     Ok,
-    Options,
     Ping,
     PubItem,
     Publish,
@@ -67,12 +76,6 @@ __all__ = [
     "pack_header",
     "peek_command",
 ]
-
-MAX_HEADER_BYTES = 1 << 20
-"""Hard ceiling on a header frame; a server may set lower limits of its own."""
-
-MAX_FRAMES = 10_001
-"""Hard ceiling on frames in one message: a header and up to 10,000 payloads."""
 
 INLINE_BYTES = 256 << 10
 """Senders put payloads inside the header (one frame for the whole message) when together they
@@ -326,26 +329,11 @@ def decode_delivery(frames: Sequence[bytes]) -> InboxMessage:
     """Decode what a subscriber's ROUTER receives, without the routing-id frame: an event batch
     (EV), a loss notice (LOST) or a goodbye (BYE)."""
     header = decode_header(frames)
-    if header[1] == "BYE":
+    if header[1] in ("BYE", "LOST"):
         if len(frames) != 1:
-            raise fields.fail(ErrorCode.BAD_REQUEST, "a goodbye is a single header frame")
-        sid, stream = _read(header, (("sid", fields.text), ("stream", fields.uint)), 2)
-        return Bye(sid, stream)
-    if header[1] == "LOST":
-        if len(frames) != 1:
-            raise fields.fail(ErrorCode.BAD_REQUEST, "a loss notice is a single header frame")
-        readers = (
-            ("sid", fields.text),
-            ("stream", fields.uint),
-            ("lost", fields.positive),
-            ("seq", fields.uint),
-        )
-        sid, stream, lost, seq = _read(header, readers, 2)
-        if lost > seq:
-            raise fields.fail(
-                ErrorCode.BAD_REQUEST, "a loss notice cannot lose more events than seq"
-            )
-        return Loss(sid, stream, lost, seq)
+            what = "a goodbye" if header[1] == "BYE" else "a loss notice"
+            raise fields.fail(ErrorCode.BAD_REQUEST, f"{what} is a single header frame")
+        return _notice(header)
     if header[1] != "EV":
         raise fields.fail(ErrorCode.UNKNOWN_COMMAND, f"unknown delivery {header[1][:40]!r}")
     inline = len(header) == _INLINE_AT["EV"] + 1
@@ -360,10 +348,32 @@ def decode_delivery(frames: Sequence[bytes]) -> InboxMessage:
         2,
     )
     payloads = _payloads(header, frames, "EV", len(events), checked=False)
+    return Delivery(sid, stream, lost, _event_items(events, payloads), inline)
+
+
+def _notice(header: list[Any]) -> Bye | Loss:
+    """A BYE or a LOST notice: one header frame, no payloads."""
+    if header[1] == "BYE":
+        sid, stream = _read(header, (("sid", fields.text), ("stream", fields.uint)), 2)
+        return Bye(sid, stream)
+    readers = (
+        ("sid", fields.text),
+        ("stream", fields.uint),
+        ("lost", fields.positive),
+        ("seq", fields.uint),
+    )
+    sid, stream, lost, seq = _read(header, readers, 2)
+    if lost > seq:
+        raise fields.fail(ErrorCode.BAD_REQUEST, "a loss notice cannot lose more events than seq")
+    return Loss(sid, stream, lost, seq)
+
+
+def _event_items(events: list[Any], payloads: Sequence[Any]) -> tuple[EventItem, ...]:
+    """The events of an EV batch. The common case is checked inline: this loop runs for every
+    event a subscriber gets."""
     items = []
     isfinite = math.isfinite
     for meta, payload in zip(events, payloads, strict=True):
-        # The common case, checked inline: this loop runs for every event a subscriber gets.
         if type(meta) is list and len(meta) == 4 and type(payload) is bytes:
             seq, subject, time, fmt = meta
             if (
@@ -378,7 +388,7 @@ def decode_delivery(frames: Sequence[bytes]) -> InboxMessage:
                 items.append(EventItem(seq, subject, time, fmt, payload))
                 continue
         items.append(_event_item(meta, payload))
-    return Delivery(sid, stream, lost, tuple(items), inline)
+    return tuple(items)
 
 
 def _event_item(meta: Any, payload: Any) -> EventItem:
@@ -399,117 +409,3 @@ def _event_item(meta: Any, payload: Any) -> EventItem:
         flags.get("retained") is True,
         flags.get("resumed") is True,
     )
-
-
-# --- encoding ------------------------------------------------------------------------------------
-
-
-def pack_header(header: list[Any]) -> bytes:
-    """A header as one msgpack frame; LocalProtocolError if it is over MAX_HEADER_BYTES."""
-    data: bytes = msgpack.packb(header, use_bin_type=True)
-    if len(data) > MAX_HEADER_BYTES:
-        raise LocalProtocolError(ErrorCode.TOO_LARGE, f"header over {MAX_HEADER_BYTES} bytes")
-    return data
-
-
-def _options_map(options: Options) -> dict[str, Any]:
-    fields = {
-        "policy": options.policy,
-        "queue": options.queue_size,
-        "max_stall": options.max_stall,
-        "key": options.key,
-        "name": options.name,
-    }
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def _item_meta(item: PubItem) -> list[Any]:
-    if not item.retain:
-        return [list(item.subjects), item.fmt]
-    options: dict[str, Any] = {"retain": True}
-    if item.ttl is not None:
-        options["ttl"] = item.ttl
-    return [list(item.subjects), item.fmt, options]
-
-
-def _event_meta(event: EventItem) -> tuple[Any, ...]:
-    flags = {
-        name: True for name, on in (("retained", event.retained), ("resumed", event.resumed)) if on
-    }
-    base = (event.seq, event.subject, event.time, event.fmt)
-    return (*base, flags) if flags else base
-
-
-def encode_delivery(
-    sid: str,
-    stream: int,
-    lost: int,
-    metas: Sequence[tuple[Any, ...]],
-    payloads: Sequence[bytes],
-    inline: bool = False,
-) -> list[bytes]:
-    """The frames of one EV batch: `metas` are (seq, subject, time, format) or, with flags,
-    (seq, subject, time, format, {"retained": true}), one per payload; with `inline`, the
-    payloads go inside the header."""
-    if inline:
-        return [pack_header([VERSION, "EV", sid, stream, lost, metas, payloads])]
-    return [pack_header([VERSION, "EV", sid, stream, lost, metas]), *payloads]
-
-
-def encode_loss(sid: str, stream: int, lost: int, seq: int) -> list[bytes]:
-    """The frame of a LOST notice: `lost` events up to and including `seq` were dropped."""
-    return [pack_header([VERSION, "LOST", sid, stream, lost, seq])]
-
-
-def encode(message: Request | Reply | InboxMessage) -> list[bytes]:
-    """The frames for any message, ready for send_multipart."""
-    match message:
-        case Subscribe(rid, sid, endpoint, subjects, options):
-            head = [VERSION, "SUB", rid, sid, endpoint, list(subjects), _options_map(options)]
-            return [pack_header(head)]
-        case SubscribeMatch(rid, sid, endpoint, patterns, options):
-            head = [VERSION, "SUBMATCH", rid, sid, endpoint, list(patterns), _options_map(options)]
-            return [pack_header(head)]
-        case Unsubscribe(rid, sid, subjects):
-            return [pack_header([VERSION, "UNSUB", rid, sid, list(subjects)])]
-        case Publish(rid, confirm, items, inline):
-            if len(items) + 1 > MAX_FRAMES:
-                raise LocalProtocolError(ErrorCode.TOO_LARGE, f"more than {MAX_FRAMES - 1} items")
-            metas = [_item_meta(item) for item in items]
-            payloads = [i.payload for i in items]
-            if inline:
-                return [pack_header([VERSION, "PUB", rid, confirm, metas, payloads])]
-            return [pack_header([VERSION, "PUB", rid, confirm, metas]), *payloads]
-        case Ping(rid):
-            return [pack_header([VERSION, "PING", rid])]
-        case Stats(rid):
-            return [pack_header([VERSION, "STATS", rid])]
-        case Ack(rid, sid, seq):
-            return [pack_header([VERSION, "ACK", rid, sid, seq])]
-        case Heartbeat(rid, sid):
-            return [pack_header([VERSION, "HEARTBEAT", rid, sid])]
-        case ListSubjects(rid, pattern):
-            return [
-                pack_header(
-                    [VERSION, "SUBJECTS", rid, {} if pattern is None else {"pattern": pattern}]
-                )
-            ]
-        case NumSub(rid, subjects):
-            return [pack_header([VERSION, "NUMSUB", rid, list(subjects)])]
-        case ListSubscribers(rid, prefix):
-            return [
-                pack_header([VERSION, "SUBSCRIBERS", rid, {} if prefix is None else {"id": prefix}])
-            ]
-        case Ok(rid, body):
-            return [pack_header([VERSION, "OK", rid, body])]
-        case Err(rid, code, text):
-            return [pack_header([VERSION, "ERR", rid, str(code), text])]
-        case Delivery(sid, stream, lost, events, inline):
-            metas_ev = [_event_meta(e) for e in events]
-            payloads = [e.payload for e in events]
-            return encode_delivery(sid, stream, lost, metas_ev, payloads, inline)
-        case Loss(sid, stream, lost, seq):
-            return encode_loss(sid, stream, lost, seq)
-        case Bye(sid, stream):
-            return [pack_header([VERSION, "BYE", sid, stream])]
-    raise LocalProtocolError(ErrorCode.BAD_REQUEST, f"not a message: {type(message).__name__}")
