@@ -10,15 +10,9 @@ Invariants:
   server's explicit count or, if larger, the gap in the stream's sequence numbers; a loss the
   server tells in a LOST notice (no event followed it) calls `gap(lost, None)`. `lost` is the
   total. listen() calls `gap()` before an event that follows losses.
-- Acknowledgements free room in this subscriber's queue on the server (SPEC 3.7): the server
-  sends at most a queue's worth of events that were not acknowledged, so what waits here is
-  bounded by the queue size too. They go back on the inbox, to the delivery connection the
-  events came from, from the consuming thread: every half queue (at most every ACK_EVERY)
-  events, at least every ACK_INTERVAL while events are consumed, and when the inbox runs dry (at
-  most every ACK_DRY seconds, so that light traffic does not cost an ACK per event); never
-  blocking.
-- With threading, at most _PENDING_PER_WORKER events per worker wait for a handler: the reader
-  waits for the handlers rather than consume (and acknowledge) events nobody has handled.
+- Acknowledgements free room in this subscriber's queue on the server (SPEC 3.7); when they go
+  back, and so how much waits here, is said in clients.inbox.
+- With threading, handlers run in a pool that holds the reader back (clients.handlers).
 """
 
 from __future__ import annotations
@@ -29,31 +23,40 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from threading import BoundedSemaphore, Lock
+from functools import partial
+from threading import Lock
 from types import TracebackType
 from typing import Any
 
 import zmq
 
-from clients.address import advertised_endpoint, bind_address, local_address_for
 from clients.control import Control
 from clients.errors import EsError, RemoteProtocolError
 from clients.event import Event
+from clients.handlers import Handlers
+from clients.inbox import (
+    ACK_DRY,
+    ACK_INTERVAL,
+    DEFAULT_QUEUE,
+    ack_every,
+    asked_options,
+    events_of,
+    hwm,
+    open_inbox,
+    still_registered,
+)
 from clients.keeper import Keeper, KeptClient, Status
 from clients.naming import resolve_es_uri
 from clients.publisher import HEARTBEAT, LIVENESS, Subjects, subject_tuple
-from clients.security import Keys, as_server, choose, release
+from clients.security import Keys, choose, release
 from clients.streams import Streams
 from clients.waker import Waker
 from clients.wire import (
-    POLICIES,
     Ack,
     Bye,
     Delivery,
     Heartbeat,
     Loss,
-    Options,
     Policy,
     Subscribe,
     SubscribeMatch,
@@ -67,38 +70,13 @@ __all__ = ["Subscriber"]
 
 log = logging.getLogger("clients.subscriber")
 
-ACK_EVERY = 256
-"""Most events between acknowledgements while events keep coming (fewer for a queue smaller
-than twice this: every half queue, so the server never waits for room while we read)."""
-
-ACK_DRY = 0.05
-"""Shortest time between acknowledgements sent because the inbox ran dry."""
-
-ACK_INTERVAL = 1.0
-"""Longest time between acknowledgements while events are consumed: the server judges a
-subscriber stalled by how long it goes without consuming anything."""
-
 # Messages read from the inbox per call before handing control back.
 _READ_TURN = 64
-# The server's default queue, in events, until a SUB reply says what ours is.
-_DEFAULT_QUEUE = 1000
-# Events handed to the pool of handler threads and not yet handled, per worker.
-_PENDING_PER_WORKER = 4
 # Longest single wait in poll(): a Ctrl-C that lands just before a wait begins is only noticed
 # when the wait returns (Python runs signal handlers between calls), so waits are cut in slices.
 _SIGNAL_SLICE = 0.5
 # Longest close() waits for the server to drop this subscriber's subscriptions.
 _CLOSE_TIMEOUT = 2.0
-
-
-def _ack_every(queue: int) -> int:
-    """Events between acknowledgements for a queue of `queue` events (0: unbounded)."""
-    return ACK_EVERY if queue == 0 else max(1, min(ACK_EVERY, (queue + 1) // 2))
-
-
-def _inbox_hwm(queue_size: int) -> int:
-    """The inbox's limit in messages for a queue of `queue_size` events (0: unbounded)."""
-    return 0 if queue_size == 0 else queue_size + 16
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -135,16 +113,10 @@ class Subscriber(KeptClient):
         esURI: str | None = None,  # noqa: N803 - Pyro's spelling
     ) -> None:
         keys = choose(ident, keys)
-        if policy is not None and policy not in POLICIES:
-            raise ValueError("policy must be 'block' or 'drop'")
-        if queue_size is not None and queue_size < 0:
-            raise ValueError("queue_size must be 0 (unbounded) or more")
+        self.options = asked_options(policy, queue_size, max_stall, keys, name)
         self.sid = uuid.uuid4().hex
         """This subscriber's secret: whoever knows it can act for it (SPEC 7.1). Never shown by
         the server; tools list subscribers by `id`."""
-        inbox_key = None if keys is None else keys.public.decode()
-        chosen = None if policy is None else Policy(policy)
-        self.options = Options(chosen, queue_size, max_stall, inbox_key, name)
         spec = es_uri or esURI
         self._keeper = Keeper(
             lambda: resolve_es_uri(spec, keys=keys),
@@ -181,27 +153,14 @@ class Subscriber(KeptClient):
         keys = self._keeper.keys
         self.allow_pickle = allow_pickle
         ctx = context or zmq.Context.instance()
-        self._inbox: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
-        self._inbox.setsockopt(zmq.LINGER, 0)
-        # With security, only the event server (its key) can connect and deliver: nobody else
-        # can push events into this inbox.
         self._zap_domain = f"es-inbox-{self.sid}"
-        as_server(self._inbox, keys, self._zap_domain)
-        # The server sends at most our queue's worth of events we have not acknowledged (and a
-        # loss notice), each message holding at least one: a limit of that many messages is
-        # never reached by the server, and bounds what something else could push here. Asked
-        # for no size, the server's default is not known until a SUB reply says it: the reading
-        # thread applies it then, for the connections made after (until then a smaller limit
-        # only holds the server back; a ROUTER inbox never drops what comes in).
-        queue = _DEFAULT_QUEUE if queue_size is None else queue_size
-        self._hwm = _inbox_hwm(queue)
-        self._hwm_wanted = self._hwm
-        self._inbox.setsockopt(zmq.RCVHWM, self._hwm)
-        bind_host = host or local_address_for(self.es_uri)
-        self._inbox.setsockopt(zmq.IPV6, int(":" in bind_host))
-        self._inbox.bind(bind_address(bind_host))
-        bound = self._inbox.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.endpoint = advertised_endpoint(bound, publish_host, self.es_uri)
+        queue = DEFAULT_QUEUE if queue_size is None else queue_size
+        # Asked for no size, the server's default is not known until a SUB reply says it: the
+        # reading thread applies it then (see _note), for the connections made after.
+        self._hwm = self._hwm_wanted = hwm(queue)
+        self._inbox, self.endpoint = open_inbox(
+            ctx, keys, self._zap_domain, queue, self.es_uri, host, publish_host
+        )
         self._poller = zmq.Poller()
         self._poller.register(self._inbox, zmq.POLLIN)
         self._waker = Waker()
@@ -215,11 +174,10 @@ class Subscriber(KeptClient):
         self._acked_at = time.monotonic()
         self._unacked = 0
         self._server: bytes | None = None  # the routing id of the delivery connection
-        self._ack_every = _ack_every(queue)
+        self._ack_every = ack_every(queue)
         self._aborted = False
         self._closed = False
-        self._pool: ThreadPoolExecutor | None = None
-        self._slots: BoundedSemaphore | None = None
+        self._handlers: Handlers[Event] = Handlers(self._run_handler)
         self._resumed = False
         self.lost = 0
         """Events the server reported lost for this subscriber (or seen missing in seq), in all."""
@@ -230,16 +188,7 @@ class Subscriber(KeptClient):
         """The keeper's heartbeat: False when the server no longer knows our subscriptions."""
         body = control.request(lambda rid: Heartbeat(rid, self.sid), self._keeper.interval)
         subjects, patterns = self.subscriptions
-        if not (subjects or patterns):
-            return True
-        if body.get("known"):
-            if body.get("endpoint") in (None, self.endpoint):
-                return True
-            # Someone subscribed with our sid to another inbox: take our registration back.
-            log.warning("the event server's registration of this subscriber was replaced")
-            return False
-        log.warning("the event server lost our subscriptions (%s)", body.get("evicted", "restart"))
-        return False
+        return not (subjects or patterns) or still_registered(body, self.endpoint)
 
     @property
     def id(self) -> str:
@@ -249,22 +198,18 @@ class Subscriber(KeptClient):
     def _replay(self, control: Control) -> None:
         """Subscribe again to everything in our own record, after a restart or an eviction."""
         subjects, patterns = self.subscriptions
-        if subjects:
-            names = tuple(subjects)
-            self._note(
-                control.request(
-                    lambda rid: Subscribe(rid, self.sid, self.endpoint, names, self.options)
-                )
-            )
-        if patterns:
-            names = tuple(patterns)
-            self._note(
-                control.request(
-                    lambda rid: SubscribeMatch(rid, self.sid, self.endpoint, names, self.options)
-                )
-            )
+        kinds: tuple[type[Subscribe] | type[SubscribeMatch], ...] = (Subscribe, SubscribeMatch)
+        for kind, names in zip(kinds, (tuple(subjects), tuple(patterns)), strict=True):
+            if names:
+                self._note(control.request(partial(self._asking, kind, names)))
         self._resumed = True
         log.info("subscriptions restored: %d subjects, %d patterns", len(subjects), len(patterns))
+
+    def _asking(
+        self, kind: type[Subscribe] | type[SubscribeMatch], names: tuple[str, ...], rid: int
+    ) -> Subscribe | SubscribeMatch:
+        """A SUB or SUBMATCH of `names` for this subscriber."""
+        return kind(rid, self.sid, self.endpoint, names, self.options)
 
     def _request(self, build: Callable[[int], Any]) -> dict[str, Any]:
         return self._note(self._keeper.call(lambda control: control.request(build)))
@@ -276,8 +221,8 @@ class Subscriber(KeptClient):
             self._keeper.interval = float(interval)  # the server wants to hear from us this often
         queue = body.get("queue")
         if isinstance(queue, int) and queue >= 0:
-            self._ack_every = _ack_every(queue)  # the queue the server keeps for us, in events
-            self._hwm_wanted = _inbox_hwm(queue)  # set by the reading thread (see _setup)
+            self._ack_every = ack_every(queue)  # the queue the server keeps for us, in events
+            self._hwm_wanted = hwm(queue)  # set by the reading thread (see _read_inbox)
         return body
 
     # --- subscriptions ---------------------------------------------------------------------------
@@ -285,9 +230,7 @@ class Subscriber(KeptClient):
     def subscribe(self, subjects: Subjects) -> int:
         """Subscribe to one subject or several (case-insensitive); return the subscription count."""
         names = subject_tuple(subjects)
-        body = self._request(
-            lambda rid: Subscribe(rid, self.sid, self.endpoint, names, self.options)
-        )
+        body = self._request(partial(self._asking, Subscribe, names))
         with self._record_lock:
             self._subjects.update(names)
         return int(body["count"])
@@ -296,9 +239,7 @@ class Subscriber(KeptClient):
         """Subscribe to subjects matching regular expressions (RE2, case-insensitive, anchored at
         the start); return the subscription count."""
         names = subject_tuple(patterns)
-        body = self._request(
-            lambda rid: SubscribeMatch(rid, self.sid, self.endpoint, names, self.options)
-        )
+        body = self._request(partial(self._asking, SubscribeMatch, names))
         with self._record_lock:
             self._patterns.update(names)
         return int(body["count"])
@@ -343,12 +284,7 @@ class Subscriber(KeptClient):
     def set_threading(self, threading: bool, workers: int = 8) -> None:
         """True: handle events in a pool of `workers` threads (order not kept).
         False (the default): one at a time, in order. Call before listen()."""
-        if threading and self._pool is None:
-            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="es-handler")
-            self._slots = BoundedSemaphore(workers * _PENDING_PER_WORKER)
-        elif not threading and self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = self._slots = None
+        self._handlers.threads(threading, workers)
 
     setThreading = set_threading  # noqa: N815 - Pyro's spelling
 
@@ -356,7 +292,7 @@ class Subscriber(KeptClient):
         """Receive events and call `event()` for each until `abort()` (or `timeout` seconds)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while (event := self._next(deadline)) is not None:
-            self._dispatch(event)
+            self._handlers.run(event)
 
     def abort(self) -> None:
         """End listen() or a waiting next(); safe from a handler or any other thread.
@@ -394,7 +330,7 @@ class Subscriber(KeptClient):
             if event is None:
                 self._ack(dry=True)
                 break
-            self._dispatch(event)
+            self._handlers.run(event)
             count += 1
         return count
 
@@ -420,15 +356,6 @@ class Subscriber(KeptClient):
                 loop.remove_reader(fd)
 
     # --- internals: one consuming thread ---------------------------------------------------------
-
-    def _dispatch(self, event: Event) -> None:
-        if self._pool is not None and self._slots is not None:
-            slots = self._slots
-            slots.acquire()  # the handlers are behind: stop reading (and acknowledging) events
-            future: Future[None] = self._pool.submit(self._run_handler, event)
-            future.add_done_callback(lambda _: slots.release())
-        else:
-            self._run_handler(event)
 
     def _run_handler(self, event: Event) -> None:
         try:
@@ -513,17 +440,7 @@ class Subscriber(KeptClient):
             log.exception("gap() failed")
 
     def _events(self, delivery: Delivery) -> list[Event]:
-        first, last = delivery.events[0].seq, delivery.events[-1].seq
-        lost = self._streams.batch(delivery.stream, first, last, delivery.lost)
-        stream, pickle = delivery.stream, self.allow_pickle
-        events = [
-            Event(e.subject, e.time, e.seq, e.payload, e.fmt, stream=stream, allow_pickle=pickle)
-            for e in delivery.events
-        ]
-        for event, item in zip(events, delivery.events, strict=True):
-            if item.retained or item.resumed:  # resumed: the server restarted and restored us
-                event.retained, event.resumed = item.retained, item.resumed
-        events[0].lost = lost
+        events, lost = events_of(delivery, self._streams, self.allow_pickle)
         self.lost += lost
         if self._resumed:
             self._resumed = False
@@ -567,8 +484,7 @@ class Subscriber(KeptClient):
             except EsError as exc:  # the server may be gone; closing must still work
                 log.debug("could not unsubscribe on close: %s", exc)
         self._closed = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        self._handlers.shutdown()
         self._keeper.close()
         self._inbox.close(linger=0)
         release(self._inbox.context, self._zap_domain)

@@ -1,0 +1,143 @@
+"""A subscriber's inbox: the queue options it asks the server for, the ROUTER it binds for the
+server to deliver to, how large that may grow, how often it acknowledges, and the events a
+delivery carries.
+
+Used by clients.subscriber, from the one thread that reads the inbox at a time.
+
+Acknowledgements free room in the subscriber's queue on the server (SPEC 3.7): the server sends
+at most a queue's worth of events that were not acknowledged, so what waits here is bounded by
+the queue size too. They go back on the inbox, to the delivery connection the events came from,
+from the consuming thread: every half queue (at most every ACK_EVERY) events, at least every
+ACK_INTERVAL while events are consumed, and when the inbox runs dry (at most every ACK_DRY
+seconds, so that light traffic does not cost an ACK per event); never blocking.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import zmq
+
+from clients.address import advertised_endpoint, bind_address, local_address_for
+from clients.event import Event
+from clients.security import Keys, as_server
+from clients.streams import Streams
+from clients.wire import POLICIES, Delivery, Options, Policy
+
+__all__ = [
+    "ACK_DRY",
+    "ACK_EVERY",
+    "ACK_INTERVAL",
+    "DEFAULT_QUEUE",
+    "ack_every",
+    "asked_options",
+    "events_of",
+    "hwm",
+    "open_inbox",
+    "still_registered",
+]
+
+ACK_EVERY = 256
+"""Most events between acknowledgements while events keep coming (fewer for a queue smaller
+than twice this: every half queue, so the server never waits for room while we read)."""
+
+ACK_DRY = 0.05
+"""Shortest time between acknowledgements sent because the inbox ran dry."""
+
+ACK_INTERVAL = 1.0
+"""Longest time between acknowledgements while events are consumed: the server judges a
+subscriber stalled by how long it goes without consuming anything."""
+
+log = logging.getLogger("clients.subscriber")
+
+DEFAULT_QUEUE = 1000
+"""The server's default queue, in events, until a SUB reply says what ours is."""
+
+
+def asked_options(
+    policy: Policy | str | None,
+    queue_size: int | None,
+    max_stall: float | None,
+    keys: Keys | None,
+    name: str | None,
+) -> Options:
+    """The options of every SUB (None: the server's default); ValueError for a bad one."""
+    if policy is not None and policy not in POLICIES:
+        raise ValueError("policy must be 'block' or 'drop'")
+    if queue_size is not None and queue_size < 0:
+        raise ValueError("queue_size must be 0 (unbounded) or more")
+    inbox_key = None if keys is None else keys.public.decode()
+    chosen = None if policy is None else Policy(policy)
+    return Options(chosen, queue_size, max_stall, inbox_key, name)
+
+
+def ack_every(queue_size: int) -> int:
+    """Events between acknowledgements for a queue of `queue_size` events (0: unbounded)."""
+    return ACK_EVERY if queue_size == 0 else max(1, min(ACK_EVERY, (queue_size + 1) // 2))
+
+
+def hwm(queue_size: int) -> int:
+    """The inbox's limit in messages for a queue of `queue_size` events (0: unbounded). The
+    server sends at most a queue's worth of events not acknowledged (and a loss notice), each
+    message holding at least one: the server never reaches this limit, and it bounds what
+    something else could push here. A ROUTER inbox never drops what comes in: at the limit it
+    only holds the sender back."""
+    return 0 if queue_size == 0 else queue_size + 16
+
+
+def open_inbox(
+    ctx: zmq.Context[Any],
+    keys: Keys | None,
+    zap_domain: str,
+    queue_size: int,
+    es_uri: str,
+    host: str | None,
+    publish_host: str | None,
+) -> tuple[zmq.Socket[bytes], str]:
+    """A bound inbox and the endpoint to give the server. With security, only the event server
+    (its key) can connect and deliver: nobody else can push events into it."""
+    inbox: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
+    try:
+        inbox.setsockopt(zmq.LINGER, 0)
+        as_server(inbox, keys, zap_domain)
+        inbox.setsockopt(zmq.RCVHWM, hwm(queue_size))
+        bind_host = host or local_address_for(es_uri)
+        inbox.setsockopt(zmq.IPV6, int(":" in bind_host))
+        inbox.bind(bind_address(bind_host))
+        bound = inbox.getsockopt_string(zmq.LAST_ENDPOINT)
+        return inbox, advertised_endpoint(bound, publish_host, es_uri)
+    except BaseException:
+        inbox.close(linger=0)
+        raise
+
+
+def events_of(delivery: Delivery, streams: Streams, allow_pickle: bool) -> tuple[list[Event], int]:
+    """The events of one EV batch, and how many were lost just before them (also marked on the
+    first): the server's count, or the gap in seq if larger (clients.streams)."""
+    first, last = delivery.events[0].seq, delivery.events[-1].seq
+    lost = streams.batch(delivery.stream, first, last, delivery.lost)
+    stream = delivery.stream
+    events = [
+        Event(e.subject, e.time, e.seq, e.payload, e.fmt, stream=stream, allow_pickle=allow_pickle)
+        for e in delivery.events
+    ]
+    for event, item in zip(events, delivery.events, strict=True):
+        if item.retained or item.resumed:  # resumed: the server restarted and restored us
+            event.retained, event.resumed = item.retained, item.resumed
+    events[0].lost = lost
+    return events, lost
+
+
+def still_registered(heartbeat: dict[str, Any], endpoint: str) -> bool:
+    """Whether a HEARTBEAT reply says the server still delivers to us at `endpoint`; if not,
+    say why (the subscriber then subscribes again)."""
+    if heartbeat.get("known"):
+        if heartbeat.get("endpoint") in (None, endpoint):
+            return True
+        # Someone subscribed with our sid to another inbox: take our registration back.
+        log.warning("the event server's registration of this subscriber was replaced")
+        return False
+    why = heartbeat.get("evicted", "restart")
+    log.warning("the event server lost our subscriptions (%s)", why)
+    return False
