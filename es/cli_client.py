@@ -27,34 +27,44 @@ if TYPE_CHECKING:
 RawJson = Annotated[bool, typer.Option("--json", help="Print the raw reply as JSON.")]
 
 
+Message = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="MESSAGE",
+        help="The message (a string, or JSON with --json); '-' or none: one a line from stdin.",
+    ),
+]
+ParseJson = Annotated[bool, typer.Option("--json", help="Parse each message as JSON.")]
+Confirm = Annotated[bool, typer.Option("--confirm", help="Wait and print receivers.")]
+Retain = Annotated[
+    bool, typer.Option("--retain", help="Keep it as the subject's latest, for new subscribers.")
+]
+Ttl = Annotated[
+    float | None, typer.Option("--ttl", help="Seconds a retained message is kept [forever].")
+]
+Clear = Annotated[
+    bool, typer.Option("--clear", help="Forget the subject's retained message; no MESSAGE.")
+]
+Count = Annotated[
+    int, typer.Option("--count", "-c", min=1, help="Publish the message this many times.")
+]
+Rate = Annotated[
+    float | None, typer.Option("--rate", min=0.001, help="At most this many a second.")
+]
+
+
 @app.command()
 def pub(
     subject: Annotated[str, typer.Argument(metavar="SUBJECT", help="Subject to publish on.")],
-    message: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="MESSAGE",
-            help="The message (a string, or JSON with --json); '-' or none: one a line from stdin.",
-        ),
-    ] = None,
+    message: Message = None,
     es: EsUri = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Parse each message as JSON.")] = False,
-    confirm: Annotated[bool, typer.Option("--confirm", help="Wait and print receivers.")] = False,
-    retain: Annotated[
-        bool, typer.Option("--retain", help="Keep it as the subject's latest, for new subscribers.")
-    ] = False,
-    ttl: Annotated[
-        float | None, typer.Option("--ttl", help="Seconds a retained message is kept [forever].")
-    ] = None,
-    clear: Annotated[
-        bool, typer.Option("--clear", help="Forget the subject's retained message; no MESSAGE.")
-    ] = False,
-    count: Annotated[
-        int, typer.Option("--count", "-c", min=1, help="Publish the message this many times.")
-    ] = 1,
-    rate: Annotated[
-        float | None, typer.Option("--rate", min=0.001, help="At most this many a second.")
-    ] = None,
+    as_json: ParseJson = False,
+    confirm: Confirm = False,
+    retain: Retain = False,
+    ttl: Ttl = None,
+    clear: Clear = False,
+    count: Count = 1,
+    rate: Rate = None,
     timeout: Timeout = 10.0,
     ident: Ident = None,
     key: KeyFile = None,
@@ -71,26 +81,40 @@ def pub(
         raise fail("--ttl needs --retain", ExitCode.USAGE)
     if message is None and not clear and sys.stdin.isatty():
         raise fail("give a MESSAGE, or pipe messages to stdin, one a line", ExitCode.USAGE)
-    start, sent = time.monotonic(), 0
+    start = time.monotonic()
     try:
         with Publisher(es, timeout=timeout, keys=keys) as publisher:
             if clear:
                 publisher.clear_retained(subject, confirm=True)
                 typer.echo(f"es: cleared the retained message of {subject}", err=True)
                 return
-            for value in _messages(message, as_json, count):
-                _pace(start, sent, rate)
-                receivers = publisher.publish(
-                    subject, value, confirm=confirm, retain=retain, ttl=ttl
-                )
-                sent += 1
-                if confirm:
-                    typer.echo(f"delivered to {receivers} subscriber(s)")
+            values = _messages(message, as_json, count)
+            sent = _publish_all(publisher, subject, values, rate, confirm, retain, ttl)
     except (EsError, ValueError) as exc:
         raise fail(str(exc)) from None
     if sent > 1:
         elapsed = time.monotonic() - start
         typer.echo(f"es: published {sent} in {elapsed:.2f} s ({sent / elapsed:,.0f}/s)", err=True)
+
+
+def _publish_all(
+    publisher: Any,
+    subject: str,
+    values: Iterable[Any],
+    rate: float | None,
+    confirm: bool,
+    retain: bool,
+    ttl: float | None,
+) -> int:
+    """Publish each value (at most `rate` a second); print the receivers if confirmed."""
+    start, sent = time.monotonic(), 0
+    for value in values:
+        _pace(start, sent, rate)
+        receivers = publisher.publish(subject, value, confirm=confirm, retain=retain, ttl=ttl)
+        sent += 1
+        if confirm:
+            typer.echo(f"delivered to {receivers} subscriber(s)")
+    return sent
 
 
 def _messages(message: str | None, as_json: bool, count: int) -> Iterator[Any]:
@@ -115,42 +139,45 @@ def _pace(start: float, sent: int, rate: float | None) -> None:
             time.sleep(delay)
 
 
+Subjects = Annotated[
+    list[str] | None, typer.Argument(metavar="SUBJECT", help="Subjects to subscribe to.")
+]
+Match = Annotated[
+    list[str] | None,
+    typer.Option("--match", "-m", help="A pattern to subscribe to (repeatable)."),
+]
+Events = Annotated[int | None, typer.Option("--count", "-c", help="Exit after this many events.")]
+Wait = Annotated[float | None, typer.Option("--wait", help="Exit after this many seconds.")]
+PrintJson = Annotated[
+    bool, typer.Option("--json", help='One JSON object per event (bytes as {"$bytes": "HEX"}).')
+]
+Raw = Annotated[
+    bool, typer.Option("--raw", help="Only each event's payload, as it arrived, a line each.")
+]
+QueuePolicy = Annotated[
+    str | None, typer.Option("--policy", metavar="[block|drop]", help="Full queue: block or drop.")
+]
+QueueSize = Annotated[
+    int | None,
+    typer.Option("--queue-size", help="Events the server may hold for it, 0=unbounded [server's]."),
+]
+Name = Annotated[
+    str | None, typer.Option("--name", help="A service name, announced as $es.service.*.")
+]
+
+
 @app.command()
 def sub(
-    subjects: Annotated[
-        list[str] | None, typer.Argument(metavar="SUBJECT", help="Subjects to subscribe to.")
-    ] = None,
-    match: Annotated[
-        list[str] | None,
-        typer.Option("--match", "-m", help="A pattern to subscribe to (repeatable)."),
-    ] = None,
+    subjects: Subjects = None,
+    match: Match = None,
     es: EsUri = None,
-    count: Annotated[
-        int | None, typer.Option("--count", "-c", help="Exit after this many events.")
-    ] = None,
-    wait: Annotated[
-        float | None, typer.Option("--wait", help="Exit after this many seconds.")
-    ] = None,
-    as_json: Annotated[
-        bool,
-        typer.Option("--json", help='One JSON object per event (bytes as {"$bytes": "HEX"}).'),
-    ] = False,
-    raw: Annotated[
-        bool, typer.Option("--raw", help="Only each event's payload, as it arrived, a line each.")
-    ] = False,
-    policy: Annotated[
-        str | None,
-        typer.Option("--policy", metavar="[block|drop]", help="Full queue: block or drop."),
-    ] = None,
-    queue_size: Annotated[
-        int | None,
-        typer.Option(
-            "--queue-size", help="Events the server may hold for it, 0=unbounded [server's]."
-        ),
-    ] = None,
-    name: Annotated[
-        str | None, typer.Option("--name", help="A service name, announced as $es.service.*.")
-    ] = None,
+    count: Events = None,
+    wait: Wait = None,
+    as_json: PrintJson = False,
+    raw: Raw = False,
+    policy: QueuePolicy = None,
+    queue_size: QueueSize = None,
+    name: Name = None,
     timeout: Timeout = 10.0,
     ident: Ident = None,
     key: KeyFile = None,

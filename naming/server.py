@@ -24,7 +24,7 @@ import zmq
 from clients.address import local_address_for, tcp_endpoint
 from clients.errors import RemoteProtocolError
 from clients.naming import uri_file_path
-from clients.security import as_server, release
+from clients.security import Keys, as_server, release
 from clients.wire import MAX_HEADER_BYTES
 from clients.wire.ns import MAX_DATAGRAM, decode_where, encode_here
 from es.daemon.lifecycle import Daemon, ExitCode
@@ -65,17 +65,10 @@ class NameServerDaemon(Daemon):
 
     def serve(self) -> int:
         """Bind, answer requests and discovery until stopped; return the exit code."""
-        try:
-            storage = open_storage(self.config.storage)
-        except (ValueError, StorageError) as exc:
-            log.error("cannot use storage %s: %s", self.config.storage, exc)
+        opened = self._open()
+        if opened is None:
             return self._failed_to_start(ExitCode.USAGE)
-        try:
-            keys = server_keys(self.config.ident, self.config.keys_dir)
-        except (OSError, ValueError) as exc:
-            log.error("%s", exc)
-            storage.close()
-            return self._failed_to_start(ExitCode.USAGE)
+        storage, keys = opened
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         router = ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
@@ -116,6 +109,22 @@ class NameServerDaemon(Daemon):
         else:
             self.exit_code = ExitCode.FORCED if self.forced else ExitCode.OK
         return self.exit_code
+
+    def _open(self) -> tuple[Storage, Keys | None] | None:
+        """The storage and the keys the configuration names; None (after logging why) if one
+        of them cannot be used."""
+        try:
+            storage = open_storage(self.config.storage)
+        except (ValueError, StorageError) as exc:
+            log.error("cannot use storage %s: %s", self.config.storage, exc)
+            return None
+        try:
+            keys = server_keys(self.config.ident, self.config.keys_dir)
+        except (OSError, ValueError) as exc:
+            log.error("%s", exc)
+            storage.close()
+            return None
+        return storage, keys
 
     def _run(
         self, router: zmq.Socket[bytes], udp: socket.socket | None, storage: Storage, endpoint: str
