@@ -165,7 +165,12 @@ export class Subscriber extends EventEmitter {
 
   // --- subscriptions ---------------------------------------------------------------------------------
 
+  /** What a SUB, SUBMATCH or UNSUB reply tells: the heartbeat the server wants, our queue size. */
   _learn(body) {
+    const { heartbeat } = body;
+    if (typeof heartbeat === "number" && heartbeat > 0 && heartbeat < this._keeper.interval) {
+      this._keeper.interval = heartbeat; // the server wants to hear from us this often
+    }
     if (Number.isInteger(body.queue) && body.queue >= 0) this._ackEvery = ackEvery(body.queue);
     return body;
   }

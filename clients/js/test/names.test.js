@@ -38,3 +38,18 @@ test("a subscriber's own record is `subscriptions`: [subjects, patterns], copies
   assert.deepEqual([...sub.subscriptions[0]], ["News"]);
   assert.deepEqual([[...sub.subjects], [...sub.patterns]], [["News"], ["^STOCK\\..*"]]); // deprecated
 });
+
+test("a subscriber heartbeats as often as the server's SUB reply asks, never less often", async () => {
+  // Before, the JS subscriber kept its own interval: a server with a shorter liveness evicted it.
+  const sub = new Subscriber({ esUri: "tcp://127.0.0.1:1" }); // never started: no sockets
+  const replies = [
+    { count: 1, heartbeat: 0.5 },
+    { count: 2, heartbeat: 30 },
+  ];
+  const control = { request: async () => replies.shift() };
+  sub._keeper = { control, interval: 2, call: async (action) => action(control), close() {} };
+  await sub.subscribe("a");
+  assert.equal(sub._keeper.interval, 0.5);
+  await sub.subscribe("b");
+  assert.equal(sub._keeper.interval, 0.5);
+});
