@@ -197,8 +197,13 @@ class Publisher(KeptClient):
         )
         if not items:  # a PUB of no items is malformed (SPEC 3.4), and there is nothing to send
             return 0 if confirm else None
-        with self._telling():
-            return self._send_items(items, confirm, timeout)
+        try:  # as _telling() does, without its cost on the hot path
+            sent = self._send_items(items, confirm, timeout)
+        except AuthFailed:
+            self._told_refused = True
+            raise
+        self._told_refused = False
+        return sent
 
     def clear_retained(
         self, subjects: Subjects, *, confirm: bool = False, timeout: float | None = None

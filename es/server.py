@@ -314,7 +314,9 @@ class EventServer(Daemon):
         """One request, one way through: what was gathered before it if it must go first, the
         broker's answer, the flow's routing of it; then the shell carries it out."""
         stalled = self.flow.stalled
-        self._apply(self.flow.before(inbound))
+        first = self.flow.before(inbound)
+        if first:
+            self._apply(first)
         actions = self.broker.handle(
             inbound.peer, inbound.frames, self._clock(), mono, inbound.owner
         )
@@ -400,7 +402,8 @@ class EventServer(Daemon):
                     heard.append(action)
         for sends in refused.values():
             self.flow.refused(sends)
-        self._hear(heard, time.monotonic())
+        if heard:
+            self._hear(heard, time.monotonic())
 
     def _reply(self, peer: bytes, frames: list[bytes]) -> None:
         assert self._router is not None
