@@ -4,6 +4,7 @@ events, and what someone on the wire can read."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -199,6 +200,10 @@ def forge(endpoint: str, frames: list[bytes], keys: Keys | None) -> int:
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    # A refused handshake takes the connection away: a send made after that would wait for a
+    # peer forever. It gives up after 2 s (a send that can go goes at once, into the pipe
+    # connect() made); what counts is the handshake's outcome, and that nothing is delivered.
+    sock.setsockopt(zmq.SNDTIMEO, 2000)
     if keys is not None:
         sock.curve_publickey, sock.curve_secretkey = keys.public, keys.secret
         sock.curve_serverkey = PASS.public  # it even knows the inbox's key
@@ -210,7 +215,8 @@ def forge(endpoint: str, frames: list[bytes], keys: Keys | None) -> int:
     )
     try:
         sock.connect(endpoint)
-        sock.send_multipart(frames)
+        with contextlib.suppress(zmq.Again):
+            sock.send_multipart(frames)
         assert monitor.poll(int(WAIT * 1000)), "no handshake outcome"
         return int(recv_monitor_message(monitor)["event"])
     finally:
