@@ -248,8 +248,9 @@ class Subscriber(KeptClient):
         """Remove subjects or patterns (each name is removed as both); return the count left."""
         names = subject_tuple(subjects)
         body = self._request(lambda rid: Unsubscribe(rid, self.sid, names))
+        folded = {name.lower() for name in names}  # subjects compare in lower case (SPEC 3.1)
         with self._record_lock:
-            self._subjects.difference_update(names)
+            self._subjects = {s for s in self._subjects if s.lower() not in folded}
             self._patterns.difference_update(names)
         return int(body["count"])
 

@@ -140,6 +140,9 @@ def test_unsubscribe_removes_from_exact_and_pattern_lists(
     subscriber.subscribe([subject, "other." + subject])
     subscriber.subscribe_match(subject)
     assert subscriber.unsubscribe(subject.upper()) == 2  # the exact one (case-insensitive)
+    # ...from the subscriber's own record too, which it replays after a reconnect (before, the
+    # record kept the subject spelled otherwise, and a reconnect subscribed to it again)
+    assert subscriber.subscriptions[0] == {"other." + subject}
     assert subscriber.unsubscribe(subject) == 1  # the pattern, verbatim
     publisher.publish(subject, "gone")
     publisher.publish("other." + subject, "kept")
