@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from es.bench.natspeer import nats_available
 from es.bench.procs import BenchError, Stack
 from es.bench.report import append_jsonl, append_markdown, machine, run_id, table
 from es.bench.workloads import WORKLOADS, Settings, Target
@@ -32,7 +33,7 @@ def _progress(total: int) -> Callable[[str], None]:
 
 def _steps(names: Sequence[str], settings: Settings) -> int:
     per = {
-        "throughput": 2 * len(settings.subscribers),
+        "throughput": (3 if nats_available() else 2) * len(settings.subscribers),
         "latency": 3 * len(settings.rates),
         "matching": len(settings.patterns),
         "many": 1,

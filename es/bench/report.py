@@ -34,6 +34,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "delivered_rate",
         "delivered_fraction",
         "ratio",
+        "nats_ratio",
         "cpu_publisher",
         "cpu_subscribers",
         "cpu_server",

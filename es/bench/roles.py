@@ -355,7 +355,15 @@ ROLES: dict[str, Callable[[dict[str, Any]], None]] = {
     "refpub": ref_pub,
     "refsub": ref_sub,
     "refrelay": ref_relay,
+    "natspub": lambda args: _nats("nats_pub", args),
+    "natssub": lambda args: _nats("nats_sub", args),
 }
+
+
+def _nats(role: str, args: dict[str, Any]) -> None:
+    from es.bench import natspeer
+
+    getattr(natspeer, role)(args)
 
 
 def main(argv: list[str]) -> None:

