@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ def nats_pub(args: dict[str, Any]) -> None:
 async def _publish(args: dict[str, Any]) -> None:
     import nats
 
-    from es.bench.roles import END, Run, emit, paced, payload, wait_for_go
+    from es.bench.roles import END, Run, emit, payload, wait_for_go
 
     nc = await nats.connect(args["url"])
     emit({"ready": "natspub"})
@@ -92,7 +92,7 @@ async def _publish(args: dict[str, Any]) -> None:
     size, stamp = int(args.get("size", 100)), bool(args.get("latency"))
     body = payload(size)
     run = Run()  # the tightest loop nats-py allows: publish only adds to its buffer
-    for _ in paced(int(args["count"]), args.get("rate"), float(args["seconds"])):
+    async for _ in _paced(int(args["count"]), args.get("rate"), float(args["seconds"])):
         await nc.publish(subject, payload(size) if stamp else body)
         run.sent += 1
     run.published = time.monotonic()
@@ -101,6 +101,20 @@ async def _publish(args: dict[str, Any]) -> None:
     await nc.flush()
     emit(run.result(flushed=time.monotonic()))
     await nc.close()
+
+
+async def _paced(count: int, rate: float | None, seconds: float) -> AsyncIterator[int]:
+    """es.bench.roles.paced for an event loop: it waits with asyncio.sleep, so that nats-py's
+    flusher runs between publishes (a blocking sleep would hold them all in its buffer)."""
+    start = time.monotonic()
+    interval = 0.0 if not rate else 1.0 / rate
+    for i in range(count):
+        now = time.monotonic()
+        if now - start > seconds:
+            return
+        if interval and start + i * interval > now:
+            await asyncio.sleep(start + i * interval - now)
+        yield i
 
 
 def nats_sub(args: dict[str, Any]) -> None:

