@@ -106,14 +106,11 @@ async def _publish(args: dict[str, Any]) -> None:
 async def _paced(count: int, rate: float | None, seconds: float) -> AsyncIterator[int]:
     """es.bench.roles.paced for an event loop: it waits with asyncio.sleep, so that nats-py's
     flusher runs between publishes (a blocking sleep would hold them all in its buffer)."""
-    start = time.monotonic()
-    interval = 0.0 if not rate else 1.0 / rate
-    for i in range(count):
-        now = time.monotonic()
-        if now - start > seconds:
-            return
-        if interval and start + i * interval > now:
-            await asyncio.sleep(start + i * interval - now)
+    from es.bench.roles import schedule
+
+    for i, wait in schedule(count, rate, seconds):
+        if wait:
+            await asyncio.sleep(wait)
         yield i
 
 

@@ -66,18 +66,23 @@ def wait_for_go() -> None:
         raise SystemExit("bench role: stopped before go")
 
 
-def paced(count: int, rate: float | None, seconds: float) -> Iterator[int]:
-    """Indices 0..count-1, at `rate` a second if given, stopping early after `seconds`."""
+def schedule(count: int, rate: float | None, seconds: float) -> Iterator[tuple[int, float]]:
+    """Indices 0..count-1, each with how long to wait before it so that they go at `rate` a
+    second if given, stopping early after `seconds`. The caller waits (a sleep, or an await)."""
     start = time.monotonic()
     interval = 0.0 if not rate else 1.0 / rate
     for i in range(count):
         now = time.monotonic()
         if now - start > seconds:
             return
-        if interval:
-            due = start + i * interval
-            if due > now:
-                time.sleep(due - now)
+        yield i, max(0.0, start + i * interval - now) if interval else 0.0
+
+
+def paced(count: int, rate: float | None, seconds: float) -> Iterator[int]:
+    """The indices of `schedule`, waited for with a sleep."""
+    for i, wait in schedule(count, rate, seconds):
+        if wait:
+            time.sleep(wait)
         yield i
 
 
