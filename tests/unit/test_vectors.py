@@ -35,7 +35,7 @@ from es.config import ServerConfig
 from naming.records import MemoryStorage
 from naming.registry import Registry
 from naming.service import NameService, build_service
-from tests import vectorgen, vectorgen_ns
+from tests import vectorgen, vectorgen_ns, vectorjson
 
 VECTORS_FILE = Path(__file__).parents[2] / "clients" / "wire" / "vectors.json"
 VECTORS = json.loads(VECTORS_FILE.read_text())
@@ -58,7 +58,7 @@ def decoded_json(kind: str, frames: list[bytes]) -> dict[str, Any]:
         return {"type": "WHERE", "nonce": value}
     if kind == "here":
         return {"type": "HERE", "nonce": value[0], "endpoint": value[1]}
-    return vectorgen.to_json(value)
+    return vectorjson.to_json(value)
 
 
 def encoded(kind: str, message: dict[str, Any]) -> list[bytes]:
@@ -69,7 +69,7 @@ def encoded(kind: str, message: dict[str, Any]) -> list[bytes]:
         return [encode_where(message["nonce"])]
     if kind == "here":
         return [encode_here(message["nonce"], message["endpoint"])]
-    return encode(vectorgen.from_json(message))
+    return encode(vectorjson.from_json(message))
 
 
 def _frames(vector: dict[str, Any]) -> list[bytes]:
