@@ -56,17 +56,20 @@ class Outbox:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def put(self, items: tuple[PubItem, ...]) -> None:
-        """Send `items` now if the publisher is idle; else add them to the batch."""
-        size = sum(len(item.payload) for item in items)
+    def put(self, items: tuple[PubItem, ...], size: int) -> None:
+        """Send `items` (`size` bytes of payload) now if the publisher is idle; else add them to
+        the batch. The hot path: one call per publish."""
         with self._lock:
-            self._raise_error()
-            if self._items and self._bytes + size > MAX_BYTES:
+            if self._error is not None:
+                self._raise_error()
+            batch = self._items
+            if batch and self._bytes + size > MAX_BYTES:
                 self._send_locked()  # the batch is as large as it may be: send it first
-            idle = not self._items and time.monotonic() - self._last_send >= self.linger
-            self._items.extend(items)
+                batch = self._items
+            idle = not batch and time.monotonic() - self._last_send >= self.linger
+            batch.extend(items)
             self._bytes += size
-            if idle or len(self._items) >= MAX_ITEMS:
+            if idle or len(batch) >= MAX_ITEMS:
                 self._send_locked()
                 return
         if not self._wake.is_set():

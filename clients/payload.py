@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
+import threading
 import uuid
 from decimal import Decimal
 from enum import Enum
@@ -54,16 +55,30 @@ def _portable(value: Any) -> Any:
     raise TypeError(f"cannot send a {type(value).__name__} with msgpack")
 
 
+class _Packers(threading.local):
+    """One msgpack Packer per thread: msgpack.packb builds a new one for every call, which costs
+    four times what packing a small message does; a Packer's buffer must not be shared by threads
+    (the `default` hook is Python, so another thread could run inside a pack)."""
+
+    def __init__(self) -> None:
+        self.pack = msgpack.Packer(default=_portable, use_bin_type=True, datetime=False).pack
+
+
+_packers = _Packers()
+
+
 def encode_payload(message: Any, fmt: Format) -> bytes:
     """`message` as payload bytes in format `fmt` (TypeError if it cannot be)."""
     if fmt is Format.RAW:
+        if type(message) is bytes:  # the common case: no copy
+            return message
         if not isinstance(message, bytes | bytearray | memoryview):
             raise TypeError("the raw serializer sends bytes only")
         return bytes(message)
     if fmt is Format.PICKLE:
         return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     try:
-        data: bytes = msgpack.packb(message, default=_portable, use_bin_type=True, datetime=False)
+        data: bytes = _packers.pack(message)
     except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"message cannot be encoded with msgpack: {exc}") from None
     return data

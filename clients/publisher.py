@@ -89,11 +89,6 @@ def _alive(control: Control, probe_id: str, timeout: float) -> bool:
     return True
 
 
-def _inline(items: tuple[PubItem, ...]) -> bool:
-    """Small payloads travel inside the header: one frame for the whole PUB (SPEC 3.4)."""
-    return sum(len(item.payload) for item in items) <= INLINE_BYTES
-
-
 def subject_tuple(subjects: Subjects) -> tuple[str, ...]:
     """One subject or several, as a tuple of strings; TypeError for anything else."""
     if isinstance(subjects, str):
@@ -171,9 +166,20 @@ class Publisher(KeptClient):
         With retain=True, the server keeps it as the latest event of each subject and sends it
         to every new subscription that matches (for `ttl` seconds, or until replaced).
         """
-        return self.publish_many(
-            [(subjects, message)], confirm=confirm, timeout=timeout, retain=retain, ttl=ttl
-        )
+        if confirm or retain or type(subjects) is not str:
+            return self.publish_many(
+                [(subjects, message)], confirm=confirm, timeout=timeout, retain=retain, ttl=ttl
+            )
+        # The hot path, one event on one subject: what publish_many does, without its loops.
+        payload = encode_payload(message, self.format)
+        size = len(payload)
+        try:
+            self._put((PubItem((subjects,), self.format, payload),), size, size, timeout)
+        except AuthFailed:
+            self._told_refused = True
+            raise
+        self._told_refused = False
+        return None
 
     def publish_many(
         self,
@@ -225,21 +231,30 @@ class Publisher(KeptClient):
     def _send_items(
         self, items: tuple[PubItem, ...], confirm: bool, timeout: float | None
     ) -> int | None:
-        self._check_size(items, timeout)
+        sizes = [len(item.payload) for item in items]
         if confirm:
+            self._check_size(max(sizes), timeout)
             self._outbox.drain()
-            inline = _inline(items)
+            inline = sum(sizes) <= INLINE_BYTES  # small payloads inside the header (SPEC 3.4)
             body = self._keeper.call(
                 lambda c: c.request(lambda rid: Publish(rid, True, items, inline), timeout)
             )
             return int(body.get("receivers", 0))
-        self._outbox.put(items)
+        self._put(items, sum(sizes), max(sizes), timeout)
+        return None
+
+    def _put(
+        self, items: tuple[PubItem, ...], size: int, largest: int, timeout: float | None
+    ) -> None:
+        """Unconfirmed events into the outbox: `size` bytes of payload, the `largest` one's."""
+        if largest > _ALWAYS_ACCEPTED:
+            self._check_size(largest, timeout)
+        self._outbox.put(items, size)
         self._unflushed += len(items)
         self._since_collect += 1
         if self._since_collect >= _COLLECT_EVERY:
             self._since_collect = 0
             self._control.collect()
-        return None
 
     def _send_batch(self, items: tuple[PubItem, ...], size: int) -> None:
         """The outbox's sender: `size` is the payload bytes it already counted. Every
@@ -281,10 +296,9 @@ class Publisher(KeptClient):
                 control.forget(rid)
             self._answered = sent
 
-    def _check_size(self, items: tuple[PubItem, ...], timeout: float | None) -> None:
+    def _check_size(self, largest: int, timeout: float | None) -> None:
         """Refuse here what the server would refuse by dropping the connection (a frame over its
         socket's size limit gets no reply at all, only a timeout)."""
-        largest = max((len(item.payload) for item in items), default=0)
         if largest <= _ALWAYS_ACCEPTED:
             return
         if self._limits is None:

@@ -120,9 +120,11 @@ class Unsubscribe:
     subjects: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PubItem:
-    """One event of a PUB: its subjects, the payload's format code and the payload."""
+    """One event of a PUB: its subjects, the payload's format code and the payload. Not frozen,
+    unlike the other messages: one is built per event on both sides, and a frozen dataclass
+    takes four times as long to build (its __init__ goes through object.__setattr__)."""
 
     subjects: tuple[str, ...]
     fmt: int
@@ -235,9 +237,10 @@ class Err:
 Reply = Ok | Err
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventItem:
-    """One event in a delivery: its sequence number, subject, time, format and payload."""
+    """One event in a delivery: its sequence number, subject, time, format and payload. Not
+    frozen, for the reason PubItem is not: one is built per event delivered."""
 
     seq: int
     subject: str

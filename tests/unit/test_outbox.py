@@ -41,8 +41,9 @@ class Recorder:
             time.sleep(0.001)
 
 
-def item(payload: bytes) -> tuple[PubItem, ...]:
-    return (PubItem(("s",), 0, payload),)
+def item(payload: bytes) -> tuple[tuple[PubItem, ...], int]:
+    """What Outbox.put takes for one event: the items and their payload bytes."""
+    return (PubItem(("s",), 0, payload),), len(payload)
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_an_idle_publisher_sends_at_once_in_its_own_thread(recorder: Recorder) -
     outbox = Outbox(recorder, linger=0.0)
     try:
         for i in range(3):
-            outbox.put(item(b"%d" % i))
+            outbox.put(*item(b"%d" % i))
         assert recorder.sent == [([b"%d" % i], threading.current_thread().name) for i in range(3)]
     finally:
         outbox.close()
@@ -72,7 +73,7 @@ def test_publishes_close_together_are_gathered_and_flushed_without_being_asked(
 ) -> None:
     payloads = [b"%d" % i for i in range(50)]
     for p in payloads:
-        gathering.put(item(p))
+        gathering.put(*item(p))
     recorder.wait_for(50)  # the flusher thread sent the rest: nothing waits for a flush
     assert recorder.payloads() == payloads
     assert recorder.sent[0] == ([b"0"], threading.current_thread().name)  # the first, alone
@@ -82,20 +83,20 @@ def test_publishes_close_together_are_gathered_and_flushed_without_being_asked(
 def test_a_full_batch_is_sent_by_the_publishing_thread(recorder: Recorder) -> None:
     outbox = Outbox(recorder, linger=WAIT)
     outbox.close()  # no flusher thread: only the publishing thread sends
-    outbox.put(item(b"first"))
+    outbox.put(*item(b"first"))
     for _ in range(MAX_ITEMS - 1):
-        outbox.put(item(b"x"))
+        outbox.put(*item(b"x"))
     assert len(recorder.sent) == 1
-    outbox.put(item(b"last"))  # the MAX_ITEMS-th waiting: the batch is full and goes at once
+    outbox.put(*item(b"last"))  # the MAX_ITEMS-th waiting: the batch is full and goes at once
     assert [len(batch) for batch, _ in recorder.sent] == [1, MAX_ITEMS]
     assert recorder.payloads()[-1] == b"last"
 
 
 def test_a_batch_never_grows_past_its_byte_limit(recorder: Recorder, gathering: Outbox) -> None:
-    gathering.put(item(b"first"))
+    gathering.put(*item(b"first"))
     big = b"x" * (MAX_BYTES // 2 + 1)
     for _ in range(4):
-        gathering.put(item(big))
+        gathering.put(*item(big))
     gathering.drain()
     assert recorder.payloads()[1:] == [big] * 4
     assert all(sum(map(len, batch)) <= MAX_BYTES for batch, _ in recorder.sent)
@@ -104,9 +105,9 @@ def test_a_batch_never_grows_past_its_byte_limit(recorder: Recorder, gathering: 
 def test_drain_sends_what_waits_before_returning(recorder: Recorder) -> None:
     outbox = Outbox(recorder, linger=WAIT)
     outbox.close()  # no flusher: only drain() can send what waits
-    outbox.put(item(b"a"))
-    outbox.put(item(b"b"))
-    outbox.put(item(b"c"))
+    outbox.put(*item(b"a"))
+    outbox.put(*item(b"b"))
+    outbox.put(*item(b"c"))
     assert recorder.payloads() == [b"a"]
     outbox.drain()
     assert recorder.payloads() == [b"a", b"b", b"c"]
@@ -115,16 +116,16 @@ def test_drain_sends_what_waits_before_returning(recorder: Recorder) -> None:
 def test_an_error_in_the_flusher_thread_reaches_the_program_once(
     recorder: Recorder, gathering: Outbox
 ) -> None:
-    gathering.put(item(b"first"))  # sent at once; what follows is gathered for the flusher
+    gathering.put(*item(b"first"))  # sent at once; what follows is gathered for the flusher
     recorder.fail = RequestTimeout("the server accepts nothing")
-    gathering.put(item(b"lost"))
+    gathering.put(*item(b"lost"))
     deadline = time.monotonic() + WAIT
     while recorder.attempts < 2:  # the first send, this thread's; then the flusher's, failing
         assert time.monotonic() < deadline, "the flusher never tried"
         time.sleep(0.001)
     recorder.fail = None
     with pytest.raises(RequestTimeout):
-        gathering.put(item(b"next"))
-    gathering.put(item(b"next"))  # told once: the outbox works again
+        gathering.put(*item(b"next"))
+    gathering.put(*item(b"next"))  # told once: the outbox works again
     gathering.drain()
     assert recorder.payloads() == [b"first", b"next"]
