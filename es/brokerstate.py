@@ -101,15 +101,16 @@ class BrokerState:
             self.storage_errors += 1
             log.error("%s", exc)
 
-    def note_subject(self, subject: str, now: float) -> None:
-        """Remember a published subject (folded) for SUBJECTS: its event count and last time."""
+    def note_subject(self, subject: str, now: float, events: int = 1) -> None:
+        """Remember a published subject (folded) for SUBJECTS: its event count (`events` more)
+        and last time."""
         key = fold(subject)
         entry = self.subjects.get(key)
         if entry is None:  # the oldest first seen goes first: no reordering on the hot path
             self.subjects[key] = entry = [subject, 0, now]
             while len(self.subjects) > SUBJECTS_KEPT:
                 self.subjects.popitem(last=False)
-        entry[1] += 1
+        entry[1] += events
         entry[2] = now
 
     def owned(self, sid: str) -> bool:

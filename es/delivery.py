@@ -31,13 +31,6 @@ class Run:
     payloads: list[bytes]
     size: int  # payload bytes
 
-    def add(self, subject: str, fmt: int, payload: bytes) -> None:
-        """One more event for the same subscribers."""
-        self.subjects.append(subject)
-        self.fmts.append(fmt)
-        self.payloads.append(payload)
-        self.size += len(payload)
-
 
 def everyone(runs: list[Run]) -> frozenset[str]:
     """Every subscriber any of `runs` goes to."""

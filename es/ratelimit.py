@@ -89,7 +89,7 @@ def bill(
         case None:
             return units + header * GARBAGE_BYTE
         case Publish(items=items):
-            units += sum(len(item.subjects) for item in items) * EVENT
+            units += sum([len(item.subjects) for item in items]) * EVENT
         case Subscribe(subjects=names) | Unsubscribe(subjects=names) | NumSub(subjects=names):
             units += len(names) * NAME
         case SubscribeMatch(patterns=patterns):

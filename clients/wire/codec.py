@@ -281,26 +281,45 @@ def _decode_publish(header: list[Any], frames: Sequence[bytes], per_item: int | 
     if not items:
         raise fields.fail(ErrorCode.BAD_REQUEST, "a PUB carries at least one item")
     payloads = _payloads(header, frames, "PUB", len(items))
-    decoded = []
+    decoded: list[PubItem] = []
+    append = decoded.append
     for item, payload in zip(items, payloads, strict=True):
-        if not isinstance(item, list) or len(item) not in (2, 3):
-            raise fields.fail(
-                ErrorCode.BAD_REQUEST, "each PUB item must be [subjects, format, options?]"
-            )
-        if per_item is not None and type(item[0]) is list and len(item[0]) > per_item:
-            raise fields.fail(ErrorCode.LIMIT_EXCEEDED, f"more than {per_item} subjects in an item")
-        subjects = fields.texts(item[0], "item subjects")
-        fmt = fields.payload_format(item[1])
-        if len(item) == 2:  # the common case, kept short: this runs for every event
-            decoded.append(PubItem(subjects, fmt, bytes(payload)))
-            continue
-        options = _item_options(item[2], "item options")
-        retain = bool(options.get("retain", False))
-        ttl = options.get("ttl")
-        if ttl is not None and not retain:
-            raise fields.fail(ErrorCode.BAD_REQUEST, "ttl is for retained events only")
-        decoded.append(PubItem(subjects, fmt, bytes(payload), retain, ttl))
+        # The hot path, one event on one subject: [[subject], format], checked inline. The
+        # general path below checks the same and says what is wrong.
+        if type(item) is list and len(item) == 2:
+            subjects, fmt = item
+            if (
+                type(subjects) is list
+                and len(subjects) == 1
+                and type(subjects[0]) is str
+                and type(fmt) is int
+                and 0 <= fmt <= 127
+                and (per_item is None or per_item >= 1)
+            ):
+                append(PubItem((subjects[0],), fmt, bytes(payload)))
+                continue
+        append(_pub_item(item, payload, per_item))
     return Publish(rid, confirm, tuple(decoded), inline)
+
+
+def _pub_item(item: Any, payload: bytes, per_item: int | None) -> PubItem:
+    """One PUB item, checked: [subjects, format] or [subjects, format, options]."""
+    if not isinstance(item, list) or len(item) not in (2, 3):
+        raise fields.fail(
+            ErrorCode.BAD_REQUEST, "each PUB item must be [subjects, format, options?]"
+        )
+    if per_item is not None and type(item[0]) is list and len(item[0]) > per_item:
+        raise fields.fail(ErrorCode.LIMIT_EXCEEDED, f"more than {per_item} subjects in an item")
+    subjects = fields.texts(item[0], "item subjects")
+    fmt = fields.payload_format(item[1])
+    if len(item) == 2:
+        return PubItem(subjects, fmt, bytes(payload))
+    options = _item_options(item[2], "item options")
+    retain = bool(options.get("retain", False))
+    ttl = options.get("ttl")
+    if ttl is not None and not retain:
+        raise fields.fail(ErrorCode.BAD_REQUEST, "ttl is for retained events only")
+    return PubItem(subjects, fmt, bytes(payload), retain, ttl)
 
 
 # --- replies -------------------------------------------------------------------------------------

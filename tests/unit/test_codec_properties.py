@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import msgpack
 from hypothesis import given, settings
@@ -27,6 +28,7 @@ from clients.wire import (
     encode,
     peek_command,
 )
+from clients.wire.codec import _decode_publish, _pub_item
 
 uints = st.integers(min_value=0, max_value=2**53 - 1)
 texts = st.text(max_size=20)
@@ -134,3 +136,30 @@ def test_requests_round_trip(message: object) -> None:
 @given(deliveries)
 def test_deliveries_round_trip(message: Delivery) -> None:
     assert decode_delivery(encode(message)) == message
+
+
+# PUB items as a publisher might write them, right or wrong in any field: the decoder's short
+# path for [[subject], format] must decide exactly as the general one.
+item_values = st.lists(
+    st.one_of(st.lists(texts | leaves, max_size=3), leaves), min_size=2, max_size=3
+) | st.tuples(st.lists(texts, min_size=1, max_size=1), st.integers(-2, 130) | leaves).map(list)
+
+
+def _outcome(decode: Callable[[], object]) -> object:
+    try:
+        return decode()
+    except RemoteProtocolError as exc:
+        return (exc.code, str(exc))
+
+
+@settings(max_examples=500)
+@given(st.lists(item_values, min_size=1, max_size=4), st.none() | st.integers(0, 3))
+def test_the_short_path_for_pub_items_decides_as_the_general_one(
+    items: list[list[object]], per_item: int | None
+) -> None:
+    header = [1, "PUB", 7, False, items, [b"p%d" % i for i in range(len(items))]]
+    short = _outcome(lambda: _decode_publish(header, [b""], per_item).items)
+    general = _outcome(
+        lambda: tuple(_pub_item(item, b"p%d" % i, per_item) for i, item in enumerate(items))
+    )
+    assert short == general
