@@ -73,13 +73,14 @@ def _options_map(options: Options) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _item_meta(item: PubItem) -> list[Any]:
+def _item_meta(item: PubItem) -> tuple[Any, ...]:
+    """[subjects, format] or [subjects, format, options]: msgpack writes a tuple as an array."""
     if not item.retain:
-        return [list(item.subjects), item.fmt]
+        return (item.subjects, item.fmt)
     options: dict[str, Any] = {"retain": True}
     if item.ttl is not None:
         options["ttl"] = item.ttl
-    return [list(item.subjects), item.fmt, options]
+    return (item.subjects, item.fmt, options)
 
 
 def _event_meta(event: EventItem) -> tuple[Any, ...]:
@@ -134,7 +135,7 @@ def encode(message: Request | Reply | InboxMessage) -> list[bytes]:
 def _publish(rid: int, confirm: bool, items: tuple[PubItem, ...], inline: bool) -> list[bytes]:
     if len(items) + 1 > MAX_FRAMES:
         raise LocalProtocolError(ErrorCode.TOO_LARGE, f"more than {MAX_FRAMES - 1} items")
-    metas = [_item_meta(item) for item in items]
+    metas = [(i.subjects, i.fmt) if not i.retain else _item_meta(i) for i in items]
     payloads = [i.payload for i in items]
     if inline:
         return [pack_header([VERSION, "PUB", rid, confirm, metas, payloads])]
