@@ -9,7 +9,7 @@ goes back to the broker as outcomes (es.outcomes), never as calls.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from es.lane import Lane
@@ -63,16 +63,17 @@ class Close:
 
 @dataclass(slots=True)
 class Batch:
-    """Numbered events for one subscriber, consecutive in seq, not yet encoded.
+    """Numbered events for one subscriber, consecutive in seq from `first`, not yet sent.
 
-    `metas` are (seq, subject, time, format) or, with flags, (..., {"retained": true}), one per
-    payload. `payloads` may be shared with other subscribers' batches of the same publish: never
-    change it in place. `block`: a publish to a block-mode subscriber, which may wait for room
+    `events` are packed (clients.wire.pack_event: subject, time, format, flags), one per
+    payload; both lists may be shared with other subscribers' batches of the same publish: never
+    change them in place. `block`: a publish to a block-mode subscriber, which may wait for room
     (up to `max_stall` seconds); meta-events and retained events never do.
     """
 
     sid: str
-    metas: list[tuple[Any, ...]]
+    first: int
+    events: list[bytes]
     payloads: list[bytes]
     size: int  # payload bytes
     block: bool = False
@@ -81,12 +82,7 @@ class Batch:
     @property
     def count(self) -> int:
         """How many events the batch holds."""
-        return len(self.metas)
-
-    @property
-    def first(self) -> int:
-        """The sequence number of its first event."""
-        return int(self.metas[0][0])
+        return len(self.events)
 
     def split(self, n: int) -> tuple[Batch | None, Batch]:
         """The first `n` events (None when `n` is 0) and the rest (at least one event)."""
@@ -95,9 +91,10 @@ class Batch:
         head = self.payloads[:n]
         size = sum(map(len, head))
         rest = self.payloads[n:]
+        first, events, block, stall = self.first, self.events, self.block, self.max_stall
         return (
-            Batch(self.sid, self.metas[:n], head, size, self.block, self.max_stall),
-            Batch(self.sid, self.metas[n:], rest, self.size - size, self.block, self.max_stall),
+            Batch(self.sid, first, events[:n], head, size, block, stall),
+            Batch(self.sid, first + n, events[n:], rest, self.size - size, block, stall),
         )
 
     def fitting(self, max_events: int, max_bytes: int) -> int:

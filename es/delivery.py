@@ -9,11 +9,12 @@ dropped; what happens to it next is the lane's and the flow's (es.flow).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
+import msgpack
+
 from clients.payload import encode_payload
-from clients.wire import Format
+from clients.wire import Format, pack_event
 from es.actions import Action, Batch, Fanout
 from es.brokerstate import BrokerState
 from es.state import SubscriberState
@@ -23,11 +24,11 @@ __all__ = ["Run", "batch", "everyone", "joined", "meta_event", "numbered"]
 
 @dataclass(slots=True)
 class Run:
-    """Consecutive events of one publish that go to the same subscribers (`sids`)."""
+    """Consecutive events of one publish that go to the same subscribers (`sids`): packed once
+    (clients.wire.pack_event), whatever the number of subscribers."""
 
     sids: frozenset[str]
-    subjects: list[str]
-    fmts: list[int]
+    events: list[bytes]
     payloads: list[bytes]
     size: int  # payload bytes
 
@@ -46,40 +47,40 @@ def joined(runs: list[Run], sid: str) -> Run:
     mine = [run for run in runs if sid in run.sids]
     if len(mine) == 1:
         return mine[0]
-    together = Run(mine[0].sids, [], [], [], 0)
+    together = Run(mine[0].sids, [], [], 0)
     for run in mine:
-        together.subjects += run.subjects
-        together.fmts += run.fmts
+        together.events += run.events
         together.payloads += run.payloads
         together.size += run.size
     return together
 
 
-def batch(state: SubscriberState, run: Run, now: float, block: bool = True) -> Batch:
-    """One EV batch for the subscriber: the events of `run`, published at `now`."""
-    first, count = state.lane.next_seq, len(run.subjects)
-    numbers = range(first, first + count)
-    metas = list(zip(numbers, run.subjects, repeat(now, count), run.fmts, strict=True))
-    return numbered(state, metas, run.payloads, run.size, block)
+def batch(state: SubscriberState, run: Run, block: bool = True) -> Batch:
+    """One EV batch for the subscriber: the events of `run`."""
+    return numbered(state, run.events, run.payloads, run.size, block)
 
 
 def numbered(
     state: SubscriberState,
-    metas: list[tuple[Any, ...]],
+    events: list[bytes],
     payloads: list[bytes],
     size: int,
     block: bool,
 ) -> Batch:
-    """Take the next sequence numbers of `state`'s stream for `metas` (numbered from its lane's
-    next_seq) and make their batch."""
+    """Take the next sequence numbers of `state`'s stream for `events` (packed) and make their
+    batch."""
     if state.resumed:  # the first event since a restart: say that events were lost
         state.resumed = False
-        head = metas[0]
-        marks = {**(head[4] if len(head) > 4 else {}), "resumed": True}
-        metas[0] = (*head[:4], marks)
-    state.lane.number(len(metas))
+        events = [_flagged(events[0], "resumed"), *events[1:]]
+    first = state.lane.number(len(events))
     blocks = block and state.queue.blocks
-    return Batch(state.sid, metas, payloads, size, blocks, state.queue.max_stall)
+    return Batch(state.sid, first, events, payloads, size, blocks, state.queue.max_stall)
+
+
+def _flagged(packed: bytes, flag: str) -> bytes:
+    """A packed event with one more flag set (rare: unpacked and packed again)."""
+    subject, time, fmt, *rest = msgpack.unpackb(packed)
+    return pack_event(subject, time, fmt, {**(rest[0] if rest else {}), flag: True})
 
 
 def meta_event(core: BrokerState, subject: str, body: dict[str, Any]) -> list[Action]:
@@ -89,6 +90,6 @@ def meta_event(core: BrokerState, subject: str, body: dict[str, Any]) -> list[Ac
     if not recipients:
         return []
     payload = encode_payload(body, Format.MSGPACK)
-    run = Run(recipients, [subject], [Format.MSGPACK], [payload], len(payload))
+    run = Run(recipients, [pack_event(subject, core.wall, Format.MSGPACK)], [payload], len(payload))
     subscribers = core.subscribers
-    return [Fanout([batch(subscribers[sid], run, core.wall, block=False) for sid in recipients])]
+    return [Fanout([batch(subscribers[sid], run, block=False) for sid in recipients])]

@@ -220,20 +220,21 @@ class Lane:
             assert part is not None
             head = part
             self._pending.appendleft(rest)
-        metas, payloads, size = head.metas, head.payloads, head.size
+        first, events, payloads, size = head.first, head.events, head.payloads, head.size
         own = False  # a batch's lists may be shared with other lanes: copy before extending
         while self._pending:
             after = self._pending[0]
-            fits = len(metas) + after.count <= max_events and size + after.size <= max_bytes
-            if not fits or after.first != int(metas[-1][0]) + 1:
+            fits = len(events) + after.count <= max_events and size + after.size <= max_bytes
+            if not fits or after.first != first + len(events):
                 break
             self._pending.popleft()
             if not own:
-                metas, payloads, own = list(metas), list(payloads), True
-            metas += after.metas
+                events, payloads, own = list(events), list(payloads), True
+            events += after.events
             payloads += after.payloads
             size += after.size
-        first, last, count = int(metas[0][0]), int(metas[-1][0]), len(metas)
+        count = len(events)
+        last = first + count - 1
         lost = first - self.handed - 1
         before, self.handed = self.handed, last
         self._flight.append([first, last])
@@ -243,9 +244,8 @@ class Lane:
         self.reported += lost
         self.totals.delivered += count
         self.totals.messages += 1
-        frames = encode_delivery(
-            self.sid, self.stream, lost, metas, payloads, inline=size <= INLINE_BYTES
-        )
+        inline = size <= INLINE_BYTES
+        frames = encode_delivery(self.sid, self.stream, lost, first, events, payloads, inline)
         return Send(self.sid, frames, count, lost, before)
 
     def _notice(self) -> Send:

@@ -8,7 +8,7 @@ every subscriber's batch then shares. All events of one publish carry the same s
 from __future__ import annotations
 
 from clients.errors import ErrorCode
-from clients.wire import PubItem, Publish
+from clients.wire import PubItem, Publish, pack_event
 from es import meta
 from es.actions import Action, Confirm, Fanout
 from es.brokerstate import BrokerState
@@ -42,7 +42,7 @@ class Publishing:
         core.published += 1
         runs = self._runs(request.items, now)
         wanted = {sid: joined(runs, sid) for sid in everyone(runs)}
-        batches = [batch(core.subscribers[sid], run, now) for sid, run in wanted.items()]
+        batches = [batch(core.subscribers[sid], run) for sid, run in wanted.items()]
         confirms = (Confirm(peer, request.rid, frozenset(wanted)),) if request.confirm else ()
         fanout = Fanout(batches, confirms)
         if retaining:
@@ -59,6 +59,7 @@ class Publishing:
         last = items[0].subjects[0]  # a PUB has items, each with a subject (checked)
         recipients = recipients_of(last)
         same = 0  # events on `last` so far
+        packed, packed_as = b"", ("", -1)  # the last event packed, and its subject and format
         run = None
         for item in items:
             for subject in item.subjects:
@@ -70,10 +71,11 @@ class Publishing:
                 if not recipients:
                     continue
                 if run is None or run.sids is not recipients:  # the cache hands out one set per key
-                    run = Run(recipients, [], [], [], 0)
+                    run = Run(recipients, [], [], 0)
                     runs.append(run)
-                run.subjects.append(subject)
-                run.fmts.append(item.fmt)
+                if packed_as != (subject, item.fmt):  # packed once for a stretch of the same
+                    packed, packed_as = pack_event(subject, now, item.fmt), (subject, item.fmt)
+                run.events.append(packed)
                 run.payloads.append(item.payload)
         note(last, now, same)
         for run in runs:

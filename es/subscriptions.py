@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clients.errors import ErrorCode, RequestError
-from clients.wire import Ok, Options, encode, public_id
+from clients.wire import Ok, Options, encode, pack_event, public_id
 from es import meta
 from es.actions import Action, Close, Fanout, Open, Progress, Reply
 from es.brokerstate import BrokerState
@@ -197,12 +197,9 @@ class Subscriptions:
             return []
         events = sorted(unique.values(), key=lambda r: r.time)
         flags = {"retained": True}
-        first = state.lane.next_seq
-        metas: list[tuple[Any, ...]] = [
-            (first + i, r.subject, r.time, r.fmt, flags) for i, r in enumerate(events)
-        ]
+        packed = [pack_event(r.subject, r.time, r.fmt, flags) for r in events]
         payloads = [r.payload for r in events]
-        return [Fanout([numbered(state, metas, payloads, sum(map(len, payloads)), block=False)])]
+        return [Fanout([numbered(state, packed, payloads, sum(map(len, payloads)), block=False)])]
 
     def _service_name(self, asked: str | None, current: SubscriberState | None) -> str | None:
         """The service name a SUB gives (or keeps); it cannot change while subscribed."""

@@ -72,10 +72,12 @@ def main() -> None:
         header = msgpack.unpackb(header_frame, raw=False)
         if header[:2] != [VERSION, "EV"] or header[2] != sid:
             continue  # not for us: ignore it (section 5)
-        stream, lost, events = header[3:6]
-        if len(header) == 7:
-            frames = header[6]
-        for (seq, subject, when, fmt), payload in zip(events, frames, strict=True):
+        stream, lost, first, events = header[3:7]  # events are numbered from `first`
+        if len(header) == 8:
+            frames = header[7]
+        for seq, ((subject, when, fmt, *_flags), payload) in enumerate(
+            zip(events, frames, strict=True), first
+        ):
             if seq != expected.get(stream, seq) or lost:
                 print(f"-- events lost before seq {seq} --")
             expected[stream] = seq + 1

@@ -16,6 +16,7 @@ from clients.wire.codec import (
     encode,
     encode_delivery,
     encode_loss,
+    pack_event,
     peek_command,
 )
 from clients.wire.counts import Counts, peek_rid
@@ -91,6 +92,7 @@ __all__ = [
     "encode",
     "encode_delivery",
     "encode_loss",
+    "pack_event",
     "peek_command",
     "peek_rid",
     "public_id",

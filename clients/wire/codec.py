@@ -28,6 +28,7 @@ from clients.wire.encoding import (
     encode,
     encode_delivery,
     encode_loss,
+    pack_event,
     pack_header,
 )
 from clients.wire.fields import POLICIES
@@ -73,6 +74,7 @@ __all__ = [
     "encode",
     "encode_delivery",
     "encode_loss",
+    "pack_event",
     "pack_header",
     "peek_command",
 ]
@@ -271,7 +273,7 @@ def _payloads(
 
 _NOT_BIN = "inline payloads must be an array of bin"
 # Where a header's inline payloads are, when it has them.
-_INLINE_AT = {"PUB": 5, "EV": 6}
+_INLINE_AT = {"PUB": 5, "EV": 7}
 
 
 def _decode_publish(header: list[Any], frames: Sequence[bytes], per_item: int | None) -> Publish:
@@ -356,18 +358,23 @@ def decode_delivery(frames: Sequence[bytes]) -> InboxMessage:
     if header[1] != "EV":
         raise fields.fail(ErrorCode.UNKNOWN_COMMAND, f"unknown delivery {header[1][:40]!r}")
     inline = len(header) == _INLINE_AT["EV"] + 1
-    sid, stream, lost, events = _read(
-        header[:6] if inline else header,
+    sid, stream, lost, first, events = _read(
+        header[:7] if inline else header,
         (
             ("sid", fields.text),
             ("stream", fields.uint),
             ("lost", fields.uint),
+            ("first", fields.positive),
             ("events", fields.array),
         ),
         2,
     )
+    if not events:
+        raise fields.fail(ErrorCode.BAD_REQUEST, "an EV carries at least one event")
+    if first + len(events) - 1 > MAX_INT:
+        raise fields.fail(ErrorCode.BAD_REQUEST, "an EV's last seq must be at most 2**53-1")
     payloads = _payloads(header, frames, "EV", len(events), checked=False)
-    return Delivery(sid, stream, lost, _event_items(events, payloads), inline)
+    return Delivery(sid, stream, lost, _event_items(first, events, payloads), inline)
 
 
 def _notice(header: list[Any]) -> Bye | Loss:
@@ -387,18 +394,16 @@ def _notice(header: list[Any]) -> Bye | Loss:
     return Loss(sid, stream, lost, seq)
 
 
-def _event_items(events: list[Any], payloads: Sequence[Any]) -> tuple[EventItem, ...]:
-    """The events of an EV batch. The common case is checked inline: this loop runs for every
-    event a subscriber gets."""
+def _event_items(first: int, events: list[Any], payloads: Sequence[Any]) -> tuple[EventItem, ...]:
+    """The events of an EV batch, numbered from `first`. The common case is checked inline: this
+    loop runs for every event a subscriber gets."""
     items = []
     isfinite = math.isfinite
-    for meta, payload in zip(events, payloads, strict=True):
-        if type(meta) is list and len(meta) == 4 and type(payload) is bytes:
-            seq, subject, time, fmt = meta
+    for seq, (meta, payload) in enumerate(zip(events, payloads, strict=True), first):
+        if type(meta) is list and len(meta) == 3 and type(payload) is bytes:
+            subject, time, fmt = meta
             if (
-                type(seq) is int
-                and 0 <= seq <= MAX_INT
-                and type(subject) is str
+                type(subject) is str
                 and type(time) is float
                 and isfinite(time)
                 and type(fmt) is int
@@ -406,24 +411,24 @@ def _event_items(events: list[Any], payloads: Sequence[Any]) -> tuple[EventItem,
             ):
                 items.append(EventItem(seq, subject, time, fmt, payload))
                 continue
-        items.append(_event_item(meta, payload))
+        items.append(_event_item(seq, meta, payload))
     return tuple(items)
 
 
-def _event_item(meta: Any, payload: Any) -> EventItem:
+def _event_item(seq: int, meta: Any, payload: Any) -> EventItem:
     """One EV event, every field checked (and converted where the spec allows)."""
-    if not isinstance(meta, list) or len(meta) not in (4, 5):
+    if not isinstance(meta, list) or len(meta) not in (3, 4):
         raise fields.fail(
-            ErrorCode.BAD_REQUEST, "each EV event must be [seq, subject, time, format, flags?]"
+            ErrorCode.BAD_REQUEST, "each EV event must be [subject, time, format, flags?]"
         )
     if not isinstance(payload, bytes):
         raise fields.fail(ErrorCode.BAD_REQUEST, _NOT_BIN)
-    flags = fields.body(meta[4], "event flags") if len(meta) == 5 else {}
+    flags = fields.body(meta[3], "event flags") if len(meta) == 4 else {}
     return EventItem(
-        fields.uint(meta[0], "seq"),
-        fields.text(meta[1], "subject"),
-        fields.timestamp(meta[2]),
-        fields.payload_format(meta[3]),
+        seq,
+        fields.text(meta[0], "subject"),
+        fields.timestamp(meta[1]),
+        fields.payload_format(meta[2]),
         bytes(payload),
         flags.get("retained") is True,
         flags.get("resumed") is True,

@@ -31,7 +31,7 @@ from clients.wire import (
     decode_reply,
     encode,
 )
-from clients.wire.codec import encode_delivery
+from clients.wire.codec import encode_delivery, pack_event
 from tests.integration.conftest import Daemon, es_command, ns_command, wait_until
 from tests.integration.helpers import WAIT, relay, run
 
@@ -183,9 +183,8 @@ def test_a_forged_event_sent_straight_to_an_inbox_is_never_delivered(start_es: S
         assert pub.publish(topic, "warm-up", confirm=True) == 1
         first = sub.next(WAIT)
         assert first is not None
-        forged = encode_delivery(
-            sub.sid, first.stream, 0, [(first.seq + 1, topic, time.time(), 1)], [b"\xa6forged"]
-        )
+        event = pack_event(topic, time.time(), 1)
+        forged = encode_delivery(sub.sid, first.stream, 0, first.seq + 1, [event], [b"\xa6forged"])
         for keys in (None, Keys.from_passphrase("a guess")):  # no security, then a wrong key
             assert forge(sub.endpoint, forged, keys) != zmq.EVENT_HANDSHAKE_SUCCEEDED
         assert pub.publish(topic, "real", confirm=True) == 1

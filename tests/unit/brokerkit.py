@@ -75,7 +75,8 @@ def pub(
 
 def delivered(batch: Batch, stream: int = 0) -> Delivery:
     """The events of a batch as the subscriber would read them."""
-    decoded = decode_delivery(encode_delivery(batch.sid, stream, 0, batch.metas, batch.payloads))
+    frames = encode_delivery(batch.sid, stream, 0, batch.first, batch.events, batch.payloads)
+    decoded = decode_delivery(frames)
     assert isinstance(decoded, Delivery)
     return decoded
 

@@ -17,7 +17,7 @@ def test_retained_events_are_matched_once_per_new_pattern_set_and_billed() -> No
     watch = SubscribeMatch(3, "s1", EP, (r"^kept\.1\.99",), Options())
     first = broker.handle(b"watcher", encode(watch), 1.0, mono=1.0)
     sent = [b for a in first if isinstance(a, Fanout) for b in a.batches]
-    assert [len(b.metas) for b in sent] == [11]  # kept.1.99 and kept.1.990 to kept.1.999
+    assert [b.count for b in sent] == [11]  # kept.1.99 and kept.1.990 to kept.1.999
     # Matching 2,000 retained events cost 333 units: the next request waits out the debt.
     (refused,) = broker.handle(b"watcher", encode(Ping(4)), 1.0, mono=1.0)
     assert isinstance(refused, Reply)

@@ -60,7 +60,7 @@ def test_delivery_round_trip() -> None:
 
 
 def test_integer_time_is_accepted_in_events() -> None:
-    header = msgpack.packb([1, "EV", "s", 1, 0, [[1, "a", 1767225600, 1]]])
+    header = msgpack.packb([1, "EV", "s", 1, 0, 1, [["a", 1767225600, 1]]])
     assert decode_delivery([header, b""]).events[0].time == 1767225600.0
 
 

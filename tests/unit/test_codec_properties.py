@@ -57,15 +57,27 @@ requests = st.one_of(
     st.builds(Ack, uints, sids, uints),
     st.builds(Heartbeat, uints, sids),
 )
-events = st.builds(
-    EventItem,
-    uints,
-    texts,
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.integers(0, 127),
-    payloads,
+
+
+def _delivery(
+    sid: str, stream: int, lost: int, first: int, bodies: list[tuple[str, float, int, bytes]]
+) -> Delivery:
+    """A delivery of events numbered one after the other from `first` (SPEC 5)."""
+    events = (EventItem(first + i, *body) for i, body in enumerate(bodies))
+    return Delivery(sid, stream, lost, tuple(events))
+
+
+bodies = st.tuples(
+    texts, st.floats(allow_nan=False, allow_infinity=False), st.integers(0, 127), payloads
 )
-deliveries = st.builds(Delivery, texts, uints, uints, st.lists(events, max_size=4).map(tuple))
+deliveries = st.builds(
+    _delivery,
+    texts,
+    uints,
+    uints,
+    st.integers(min_value=1, max_value=2**53 - 4),
+    st.lists(bodies, min_size=1, max_size=4),
+)
 
 # Values msgpack can carry, nested: the raw material for headers that are almost right.
 msgpack_ints = st.integers(min_value=-(2**63), max_value=2**64 - 1)

@@ -31,6 +31,7 @@ from clients.wire import (
     decode_request,
     encode,
     encode_delivery,
+    pack_event,
 )
 from es import broker as broker_module
 from es import brokerstate, publishing
@@ -126,7 +127,7 @@ def test_a_socket_that_could_not_be_opened_undoes_the_subscriber() -> None:
     assert decode_reply(err.frames) == Err(7, ErrorCode.BAD_ENDPOINT, "cannot connect")
     assert broker.subscriber("s1") is None and "s1" not in store.subscriber_records
     flow.route([close], 2.0)
-    assert flow.route([Fanout([Batch("s1", [(1, "a", 0.0, 0)], [b"m"], 1)])], 2.0) == []
+    assert flow.route([Fanout([Batch("s1", 1, [pack_event("a", 0.0, 0)], [b"m"], 1)])], 2.0) == []
 
 
 def test_the_room_the_shell_allows_is_kept() -> None:
@@ -270,7 +271,7 @@ def test_a_request_routed_as_it_is_passes_through() -> None:
     reply_action = Reply(PEER, [b"x"])
     assert Flow().route([reply_action], 1.0) == [reply_action]
     assert decode_request(encode(SubscribeMatch(1, "s", EP, ("a",), Options()))) is not None
-    assert encode_delivery("s", 1, 0, [(1, "a", 0.0, 0)], [b""])
+    assert encode_delivery("s", 1, 0, 1, [pack_event("a", 0.0, 0)], [b""])
 
 
 def test_a_partial_resume_and_a_resume_with_no_room() -> None:
@@ -362,7 +363,7 @@ def test_a_loss_notice_that_could_not_be_sent_is_told_again() -> None:
 
     def one() -> Batch:
         seq = lane.number(1)
-        return Batch("s1", [(seq, "a", 0.0, 0)], [b"m"], 1)
+        return Batch("s1", seq, [pack_event("a", 0.0, 0)], [b"m"], 1)
 
     assert lane.offer(one(), None) == 1 and len(lane.take()) == 1  # in flight: the queue is full
     assert lane.offer(one(), None) == 0  # dropped

@@ -15,6 +15,7 @@ from clients.wire import (
     decode_delivery,
     decode_reply,
     encode,
+    pack_event,
 )
 from es.actions import Batch, Reply, Send
 from es.lane import Lane
@@ -22,8 +23,8 @@ from tests.unit.flowsim import Server
 
 
 def batch(first: int, count: int, size: int = 1, block: bool = False) -> Batch:
-    metas = [(first + i, "s", 1.0, 0) for i in range(count)]
-    return Batch("s1", list(metas), [b"x" * size] * count, size * count, block, 5.0)
+    events = [pack_event("s", 1.0, 0)] * count
+    return Batch("s1", first, events, [b"x" * size] * count, size * count, block, 5.0)
 
 
 def numbered(lane: Lane, count: int, size: int = 1, block: bool = False) -> Batch:

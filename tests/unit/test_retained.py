@@ -17,6 +17,7 @@ from es.actions import Fanout
 from es.broker import Broker
 from es.config import Limits, ServerConfig
 from es.retained import Retained, RetainedStore
+from tests.unit.brokerkit import delivered
 
 EP = "tcp://127.0.0.1:5000"
 PEER = b"peer"
@@ -68,11 +69,9 @@ def retained_events(actions: list[Any]) -> list[tuple[str, bytes, float, int]]:
         if isinstance(action, Fanout) and not action.confirms:  # not a (confirmed) publish
             for batch in action.batches:
                 assert not batch.block
-                for (seq, subject, time, _, flags), payload in zip(
-                    batch.metas, batch.payloads, strict=True
-                ):
-                    assert flags == {"retained": True}
-                    found.append((subject, payload, time, seq))
+                for event in delivered(batch).events:
+                    assert event.retained and not event.resumed
+                    found.append((event.subject, event.payload, event.time, event.seq))
     return found
 
 

@@ -149,26 +149,33 @@ export function decodeDelivery(frames) {
   if (h[1] === "LOST") return decodeLoss(h, frames);
   if (h[1] === "BYE") return decodeBye(h, frames);
   if (h[1] !== "EV") throw fail(ErrorCode.UNKNOWN_COMMAND, `unknown delivery ${String(h[1]).slice(0, 40)}`);
-  const inline = h.length === 7;
-  if (!inline) fields(h, 6);
+  const inline = h.length === 8;
+  if (!inline) fields(h, 7);
   const sid = text(h[2], "sid");
   const stream = uint(h[3], "stream");
   const lost = uint(h[4], "lost");
-  const metas = list(h[5], "events");
-  const payloads = inline ? inlinePayloads(h[6], frames, metas.length) : frames.slice(1);
+  const first = uint(h[5], "first");
+  if (first === 0) throw fail(ErrorCode.BAD_REQUEST, "first must be at least 1");
+  const metas = list(h[6], "events");
+  if (metas.length === 0) throw fail(ErrorCode.BAD_REQUEST, "an EV carries at least one event");
+  if (metas.length - 1 > MAX_INT - first) {
+    throw fail(ErrorCode.BAD_REQUEST, "an EV's last seq must be at most 2**53-1");
+  }
+  const payloads = inline ? inlinePayloads(h[7], frames, metas.length) : frames.slice(1);
   if (metas.length !== payloads.length) {
     throw fail(ErrorCode.BAD_REQUEST, `EV lists ${metas.length} events but carries ${payloads.length}`);
   }
+  // Events carry no seq of their own: they are numbered one by one from `first` (SPEC section 5).
   const events = metas.map((meta, i) => {
-    if (!Array.isArray(meta) || (meta.length !== 4 && meta.length !== 5)) {
-      throw fail(ErrorCode.BAD_REQUEST, "each EV event must be [seq, subject, time, format, flags?]");
+    if (!Array.isArray(meta) || (meta.length !== 3 && meta.length !== 4)) {
+      throw fail(ErrorCode.BAD_REQUEST, "each EV event must be [subject, time, format, flags?]");
     }
-    const flags = meta.length === 5 ? body(meta[4], "event flags") : {};
+    const flags = meta.length === 4 ? body(meta[3], "event flags") : {};
     const event = {
-      seq: uint(meta[0], "seq"),
-      subject: text(meta[1], "subject"),
-      time: time(meta[2]),
-      format: format(meta[3]),
+      seq: first + i,
+      subject: text(meta[0], "subject"),
+      time: time(meta[1]),
+      format: format(meta[2]),
       payload: Buffer.from(payloads[i]),
     };
     if (flags.retained === true) event.retained = true;
