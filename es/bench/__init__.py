@@ -33,7 +33,7 @@ def _progress(total: int) -> Callable[[str], None]:
 
 def _steps(names: Sequence[str], settings: Settings) -> int:
     per = {
-        "throughput": (3 if nats_available() else 2) * len(settings.subscribers),
+        "throughput": (4 if nats_available() else 3) * len(settings.subscribers),
         "latency": (4 if nats_available() else 3) * len(settings.rates),
         "matching": len(settings.patterns),
         "many": 1,

