@@ -58,22 +58,26 @@ class Outbox:
 
     def put(self, items: tuple[PubItem, ...], size: int) -> None:
         """Send `items` (`size` bytes of payload) now if the publisher is idle; else add them to
-        the batch. The hot path: one call per publish."""
+        the batch. The hot path: one call per publish, which mostly only appends."""
         with self._lock:
             if self._error is not None:
                 self._raise_error()
             batch = self._items
-            if batch and self._bytes + size > MAX_BYTES:
+            if batch:
+                if self._bytes + size <= MAX_BYTES:
+                    batch.extend(items)
+                    self._bytes += size
+                    if len(batch) >= MAX_ITEMS:
+                        self._send_locked()
+                    return  # the put that began this batch woke the flusher
                 self._send_locked()  # the batch is as large as it may be: send it first
                 batch = self._items
-            idle = not batch and time.monotonic() - self._last_send >= self.linger
             batch.extend(items)
             self._bytes += size
-            if idle or len(batch) >= MAX_ITEMS:
-                self._send_locked()
+            if time.monotonic() - self._last_send >= self.linger or len(batch) >= MAX_ITEMS:
+                self._send_locked()  # idle: alone, at once
                 return
-        if not self._wake.is_set():
-            self._wake.set()
+        self._wake.set()  # a new batch: the flusher sends it, unless a put fills it first
 
     def drain(self) -> None:
         """Send everything waiting now (before a confirmed publish, a flush, or closing)."""

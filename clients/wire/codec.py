@@ -288,7 +288,7 @@ def _decode_publish(header: list[Any], frames: Sequence[bytes], per_item: int | 
     for item, payload in zip(items, payloads, strict=True):
         # The hot path, one event on one subject: [[subject], format], checked inline. The
         # general path below checks the same and says what is wrong.
-        if type(item) is list and len(item) == 2:
+        if type(item) is list and len(item) == 2 and type(payload) is bytes:
             subjects, fmt = item
             if (
                 type(subjects) is list
@@ -298,7 +298,7 @@ def _decode_publish(header: list[Any], frames: Sequence[bytes], per_item: int | 
                 and 0 <= fmt <= 127
                 and (per_item is None or per_item >= 1)
             ):
-                append(PubItem((subjects[0],), fmt, bytes(payload)))
+                append(PubItem((subjects[0],), fmt, payload))
                 continue
         append(_pub_item(item, payload, per_item))
     return Publish(rid, confirm, tuple(decoded), inline)
