@@ -308,6 +308,14 @@ def bench(
     summary: Annotated[
         Path | None, typer.Option(help="Append a markdown summary of the run here.")
     ] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            help="Sample the throughput runs' processes with py-spy into this folder "
+            "(their figures are then slowed by the sampling).",
+            metavar="DIR",
+        ),
+    ] = None,
     ident: Ident = None,
 ) -> None:
     """Measure throughput, latency, matching, many subscribers, a slow consumer, and ordinary
@@ -315,6 +323,8 @@ def bench(
 
     Plain pyzmq PUB/SUB on the same machine is measured beside it. Publishers and subscribers
     run on this machine; without --es, so do a private name server and event server."""
+    import dataclasses
+
     from es.bench import WORKLOADS, BenchError, Settings, run_bench
 
     if ident:
@@ -323,7 +333,7 @@ def bench(
         from clients.naming import resolve_es_uri
 
         es = ask(ident, None, None, lambda keys: resolve_es_uri(es, keys=keys))
-    settings = Settings.quick() if quick else Settings()
+    settings = dataclasses.replace(Settings.quick() if quick else Settings(), profile=profile)
     if only is None:  # a hostile client is sent to someone else's server only when asked for
         names = [n for n in WORKLOADS if es is None or n != "hostile"]
     else:

@@ -22,10 +22,14 @@ from typing import Any
 from es.bench.hostile import KINDS
 from es.bench.natspeer import nats_server
 from es.bench.procs import BenchError, Role, cpu_of, rss_of
+from es.bench.profile import Profiler
 
 __all__ = ["WORKLOADS", "Settings", "Target"]
 
 Row = dict[str, Any]
+# What to sample with py-spy during a run: the profiler, the run's label, and whether the server
+# is ours (Python, so sampled) rather than nats-server.
+Profile = tuple[Profiler, str, bool]
 # Longest a role may take to get ready (many subscribers take a while to subscribe).
 _READY = 120.0
 
@@ -48,6 +52,7 @@ class Settings:
     hostile_seconds: float = 30.0  # each phase: without an attacker, then each kind of attack
     cli_runs: int = 9  # runs of each command, for its median
     size: int = 100
+    profile: Path | None = None  # where py-spy's profiles of the throughput runs go, if anywhere
 
     @classmethod
     def quick(cls) -> Settings:
@@ -104,12 +109,20 @@ def roles(*specs: tuple[str, dict[str, Any]]) -> Iterator[list[Role]]:
             role.close()
 
 
-def _run(target: Target | None, pub: Role, subs: list[Role], seconds: float) -> Row:
-    """Say go to the publisher, wait for everyone's results, and add them up."""
+def _run(
+    target: Target | None,
+    pub: Role,
+    subs: list[Role],
+    seconds: float,
+    profile: Profile | None = None,
+) -> Row:
+    """Say go to the publisher, wait for everyone's results, and add them up; with `profile`,
+    sample the processes meanwhile (es.bench.profile)."""
     cpu0 = target.cpu() if target else None
-    pub.say("go")
-    published = pub.line(seconds + 120)
-    results = [s.line(seconds + 120) for s in subs]
+    with _profiled(profile, target, pub, subs):
+        pub.say("go")
+        published = pub.line(seconds + 120)
+        results = [s.line(seconds + 120) for s in subs]
     cpu1 = target.cpu() if target else None
     seen = [entry for result in results for entry in result["subs"]]
     received = sum(e["received"] for e in seen)
@@ -134,6 +147,19 @@ def _run(target: Target | None, pub: Role, subs: list[Role], seconds: float) -> 
     if latencies:
         row.update(_percentiles(latencies))
     return row
+
+
+def _profiled(
+    profile: Profile | None, target: Target | None, pub: Role, subs: list[Role]
+) -> contextlib.AbstractContextManager[None]:
+    """py-spy on the publisher, the first subscriber and our server, when profiling."""
+    if profile is None:
+        return contextlib.nullcontext()
+    profiler, label, ours = profile
+    pids = {"publisher": pub.proc.pid, "subscriber": subs[0].proc.pid}
+    if ours and target is not None and target.pid is not None:
+        pids["server"] = target.pid
+    return profiler.recording(label, pids)
 
 
 def _per_event(row: Row) -> Row:
@@ -171,7 +197,9 @@ def _our_pub(target: Target, **args: Any) -> tuple[str, dict[str, Any]]:
     return "pub", {"es": target.endpoint, **args}
 
 
-def _reference(n: int, pub_args: dict[str, Any], relayed: bool = False) -> Row:
+def _reference(
+    n: int, pub_args: dict[str, Any], relayed: bool = False, profile: Profile | None = None
+) -> Row:
     """Plain pyzmq: a PUB bound on loopback, `n` SUBs, no broker in between; or, `relayed`, a
     bare libzmq forwarder in between (the cost of a second hop alone)."""
     with roles(("refpub", pub_args)) as (pub,):
@@ -181,7 +209,7 @@ def _reference(n: int, pub_args: dict[str, Any], relayed: bool = False) -> Row:
                 (relay,) = stack.enter_context(roles(("refrelay", {"endpoint": endpoint})))
                 endpoint = relay.ready["endpoint"]
             subs = stack.enter_context(roles(*[("refsub", {**pub_args, "endpoint": endpoint})] * n))
-            return _run(None, pub, subs, float(pub_args["seconds"]))
+            return _run(None, pub, subs, float(pub_args["seconds"]), profile)
 
 
 # --- the workloads ------------------------------------------------------------------------------
@@ -194,21 +222,26 @@ def throughput(target: Target, settings: Settings, progress: Callable[[str], Non
     pyzmq, `nats_ratio` ours to NATS."""
     rows: list[Row] = []
     pub_args = {"count": settings.events, "seconds": settings.seconds, "size": settings.size}
+    profiler = None if settings.profile is None else Profiler(settings.profile)
+
+    def profile(impl: str, n: int) -> Profile | None:
+        return None if profiler is None else (profiler, f"throughput-{impl}-n{n}", impl == "ours")
+
     with nats_server() as nats:
         for n in settings.subscribers:
             progress(f"throughput, N={n}: ours")
             specs = [_our_sub(target, subjects=["bench.data"])] * n
             with roles(*specs) as subs, roles(_our_pub(target, **pub_args)) as (pub,):
-                ours = _run(target, pub, subs, settings.seconds)
+                ours = _run(target, pub, subs, settings.seconds, profile("ours", n))
             progress(f"throughput, N={n}: reference (plain pyzmq)")
-            reference = _reference(n, pub_args)
+            reference = _reference(n, pub_args, profile=profile("reference", n))
             ours["ratio"] = _ratio(ours, reference)
             progress(f"throughput, N={n}: plain pyzmq through a bare forwarder")
             relayed = _reference(n, pub_args, relayed=True)
             peer = None
             if nats is not None:
                 progress(f"throughput, N={n}: NATS core")
-                peer = _nats(Target(*nats), n, pub_args)
+                peer = _nats(Target(*nats), n, pub_args, profile("nats", n))
                 ours["nats_ratio"] = _ratio(ours, peer)
             rows.append({"workload": "throughput", "impl": "ours", "n": n, **ours})
             rows.append({"workload": "throughput", "impl": "reference", "n": n, **reference})
@@ -222,11 +255,11 @@ def _ratio(ours: Row, other: Row) -> float:
     return ours["delivered_rate"] / other["delivered_rate"] if other["delivered_rate"] else 0.0
 
 
-def _nats(server: Target, n: int, pub_args: dict[str, Any]) -> Row:
+def _nats(server: Target, n: int, pub_args: dict[str, Any], profile: Profile | None = None) -> Row:
     """NATS core through the bench's nats-server: one nats-py publisher, `n` subscribers."""
     args = {**pub_args, "url": server.endpoint}
     with roles(*[("natssub", args)] * n) as subs, roles(("natspub", args)) as (pub,):
-        return _run(server, pub, subs, float(pub_args["seconds"]))
+        return _run(server, pub, subs, float(pub_args["seconds"]), profile)
 
 
 def latency(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:

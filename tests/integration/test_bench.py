@@ -71,3 +71,18 @@ def test_a_private_bench_stack_leaves_the_users_name_server_file_alone(
     done = run(es_command(*args))
     assert done.returncode == 0, done.stderr[-3000:]
     assert private_naming.read_text() == before
+
+
+def test_a_profiled_run_writes_each_processs_stacks_and_table(tmp_path: Path) -> None:
+    folder = tmp_path / "profiles"
+    args = ["bench", "--quick", "--only", "throughput", "--profile", str(folder)]
+    done = run(es_command(*args))
+    assert done.returncode == 0, done.stderr[-3000:]
+    tables = {path.name for path in folder.glob("*.top.txt")}
+    for n in (1, 2):  # the quick subscriber counts
+        for role in ("server", "publisher", "subscriber"):
+            assert f"throughput-ours-n{n}-{role}.top.txt" in tables
+        for role in ("publisher", "subscriber"):  # nats-server is Go: not sampled
+            assert f"throughput-nats-n{n}-{role}.top.txt" in tables
+            assert f"throughput-reference-n{n}-{role}.top.txt" in tables
+    assert not any(name.startswith("throughput-nats-n1-server") for name in tables)
