@@ -14,24 +14,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from es.bench.hostile import KINDS
 from es.bench.natspeer import nats_server
-from es.bench.procs import BenchError, Role, cpu_of, rss_of
+from es.bench.procs import BenchError
 from es.bench.profile import Profiler
+from es.bench.runs import Profile, Row, Target, measure, rate, roles
 
 __all__ = ["WORKLOADS", "Settings", "Target"]
-
-Row = dict[str, Any]
-# What to sample with py-spy during a run: the profiler, the run's label, and whether the server
-# is ours (Python, so sampled) rather than nats-server.
-Profile = tuple[Profiler, str, bool]
-# Longest a role may take to get ready (many subscribers take a while to subscribe).
-_READY = 120.0
 
 
 @dataclass(frozen=True)
@@ -74,121 +68,6 @@ class Settings:
         )
 
 
-@dataclass
-class Target:
-    """The event server under test: its address, and its PID when it runs on this machine."""
-
-    endpoint: str
-    pid: int | None = None
-    ns: str | None = None  # its name server, when the bench started one
-
-    def cpu(self) -> float | None:
-        """The server's CPU seconds so far, when it runs here."""
-        return None if self.pid is None else cpu_of(self.pid)
-
-    def rss(self) -> int | None:
-        """The server's resident memory in bytes, when it runs here."""
-        return None if self.pid is None else rss_of(self.pid)
-
-
-# --- running roles ------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def roles(*specs: tuple[str, dict[str, Any]]) -> Iterator[list[Role]]:
-    """Start role processes together and wait until each is ready; stop them all at the end."""
-    started: list[Role] = []
-    try:
-        for name, args in specs:
-            started.append(Role(name, args))
-        for role in started:
-            role.ready = role.line(_READY)
-        yield started
-    finally:
-        for role in started:  # closing stdin also ends a subscriber that never reads
-            role.close()
-
-
-def _run(
-    target: Target | None,
-    pub: Role,
-    subs: list[Role],
-    seconds: float,
-    profile: Profile | None = None,
-) -> Row:
-    """Say go to the publisher, wait for everyone's results, and add them up; with `profile`,
-    sample the processes meanwhile (es.bench.profile)."""
-    cpu0 = target.cpu() if target else None
-    with _profiled(profile, target, pub, subs):
-        pub.say("go")
-        published = pub.line(seconds + 120)
-        results = [s.line(seconds + 120) for s in subs]
-    cpu1 = target.cpu() if target else None
-    seen = [entry for result in results for entry in result["subs"]]
-    received = sum(e["received"] for e in seen)
-    firsts = [e["first"] for e in seen if e["received"]]
-    lasts = [e["last"] for e in seen if e["received"]]
-    span = max(lasts) - min(firsts) if firsts else 0.0
-    sent = published["sent"]
-    row: Row = {
-        "sent": sent,
-        "publish_rate": _rate(sent, published["publish_seconds"]),
-        "flushed_rate": _rate(sent, published["flushed_seconds"]),
-        "delivered": received,
-        "delivered_rate": _rate(received, span),
-        "delivered_fraction": received / (sent * len(seen)) if sent and seen else 0.0,
-        "lost_reported": sum(e["lost"] for e in seen),
-        "cpu_publisher": round(published["cpu"], 3),
-        "cpu_subscribers": round(sum(r["cpu"] for r in results), 3),
-        "cpu_server": None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 3),
-    }
-    row.update(_per_event(row))
-    latencies = [x for e in seen for x in e.get("latencies_ns", [])]
-    if latencies:
-        row.update(_percentiles(latencies))
-    return row
-
-
-def _profiled(
-    profile: Profile | None, target: Target | None, pub: Role, subs: list[Role]
-) -> contextlib.AbstractContextManager[None]:
-    """py-spy on the publisher, the first subscriber and our server, when profiling."""
-    if profile is None:
-        return contextlib.nullcontext()
-    profiler, label, ours = profile
-    pids = {"publisher": pub.proc.pid, "subscriber": subs[0].proc.pid}
-    if ours and target is not None and target.pid is not None:
-        pids["server"] = target.pid
-    return profiler.recording(label, pids)
-
-
-def _per_event(row: Row) -> Row:
-    """CPU microseconds per event: the publisher's and the server's per event sent, the
-    subscribers' per event delivered (so a fan-out of N costs the server N deliveries)."""
-
-    def micros(cpu: float | None, count: int) -> float | None:
-        return None if cpu is None or not count else round(cpu / count * 1e6, 2)
-
-    return {
-        "us_publisher": micros(row["cpu_publisher"], row["sent"]),
-        "us_server": micros(row["cpu_server"], row["sent"]),
-        "us_subscriber": micros(row["cpu_subscribers"], row["delivered"]),
-    }
-
-
-def _rate(count: int, seconds: float) -> float:
-    return round(count / seconds, 1) if seconds > 0 else 0.0
-
-
-def _percentiles(latencies_ns: list[int]) -> Row:
-    ordered = sorted(latencies_ns)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)] / 1000, 1)
-
-    return {"p50_us": at(0.5), "p90_us": at(0.9), "p99_us": at(0.99), "max_us": at(1.0)}
-
-
 def _our_sub(target: Target, **args: Any) -> tuple[str, dict[str, Any]]:
     return "sub", {"es": target.endpoint, "policy": "block", **args}
 
@@ -209,7 +88,7 @@ def _reference(
                 (relay,) = stack.enter_context(roles(("refrelay", {"endpoint": endpoint})))
                 endpoint = relay.ready["endpoint"]
             subs = stack.enter_context(roles(*[("refsub", {**pub_args, "endpoint": endpoint})] * n))
-            return _run(None, pub, subs, float(pub_args["seconds"]), profile)
+            return measure(None, pub, subs, float(pub_args["seconds"]), profile)
 
 
 # --- the workloads ------------------------------------------------------------------------------
@@ -232,7 +111,7 @@ def throughput(target: Target, settings: Settings, progress: Callable[[str], Non
             progress(f"throughput, N={n}: ours")
             specs = [_our_sub(target, subjects=["bench.data"])] * n
             with roles(*specs) as subs, roles(_our_pub(target, **pub_args)) as (pub,):
-                ours = _run(target, pub, subs, settings.seconds, profile("ours", n))
+                ours = measure(target, pub, subs, settings.seconds, profile("ours", n))
             progress(f"throughput, N={n}: reference (plain pyzmq)")
             reference = _reference(n, pub_args, profile=profile("reference", n))
             ours["ratio"] = _ratio(ours, reference)
@@ -259,7 +138,7 @@ def _nats(server: Target, n: int, pub_args: dict[str, Any], profile: Profile | N
     """NATS core through the bench's nats-server: one nats-py publisher, `n` subscribers."""
     args = {**pub_args, "url": server.endpoint}
     with roles(*[("natssub", args)] * n) as subs, roles(("natspub", args)) as (pub,):
-        return _run(server, pub, subs, float(pub_args["seconds"]), profile)
+        return measure(server, pub, subs, float(pub_args["seconds"]), profile)
 
 
 def latency(target: Target, settings: Settings, progress: Callable[[str], None]) -> list[Row]:
@@ -295,7 +174,7 @@ def _latencies(
         roles(_our_sub(target, subjects=["bench.data"], latency=True)) as subs,
         roles(_our_pub(target, **pub_args)) as (pub,),
     ):
-        measured = [("ours", _run(target, pub, subs, float(pub_args["seconds"])))]
+        measured = [("ours", measure(target, pub, subs, float(pub_args["seconds"])))]
     progress(f"latency at {rate}/s: reference (plain pyzmq)")
     measured.append(("reference", _reference(1, pub_args)))
     progress(f"latency at {rate}/s: plain pyzmq through a bare forwarder")
@@ -325,7 +204,7 @@ def matching(target: Target, settings: Settings, progress: Callable[[str], None]
         with roles(load, _our_sub(target, subjects=["bench.hot"])) as (_, hot):
             seen_args = {"count": settings.matching_events, "seconds": settings.seconds}
             with roles(_our_pub(target, subject="bench.hot", **seen_args)) as (pub,):
-                seen = _run(target, pub, [hot], settings.seconds)
+                seen = measure(target, pub, [hot], settings.seconds)
             fresh_args = {**seen_args, "subject": "bench.fresh", "fresh": True}
             with roles(_our_pub(target, **fresh_args)) as (pub,):
                 pub.say("go")
@@ -336,7 +215,7 @@ def matching(target: Target, settings: Settings, progress: Callable[[str], None]
                 "impl": "ours",
                 "patterns": p,
                 "seen_rate": seen["flushed_rate"],
-                "fresh_rate": _rate(fresh["sent"], fresh["flushed_seconds"]),
+                "fresh_rate": rate(fresh["sent"], fresh["flushed_seconds"]),
                 "fresh_sent": fresh["sent"],
                 "cpu_server": seen["cpu_server"],
             }
@@ -358,7 +237,7 @@ def many(target: Target, settings: Settings, progress: Callable[[str], None]) ->
     with roles(*specs) as subs:
         joined = target.rss()
         with roles(_our_pub(target, **pub_args)) as (pub,):
-            row = _run(target, pub, subs, settings.seconds)
+            row = measure(target, pub, subs, settings.seconds)
     subscribers = per * settings.many_processes
     per_sub = None if before is None or joined is None else (joined - before) // subscribers
     return [
@@ -388,7 +267,7 @@ def slow(target: Target, settings: Settings, progress: Callable[[str], None]) ->
             done = threading.Event()
             sampler = threading.Thread(target=_sample, args=(target, samples, done), daemon=True)
             sampler.start()
-            row = _run(target, pub, subs[1:], settings.slow_seconds)
+            row = measure(target, pub, subs[1:], settings.slow_seconds)
             done.set()
             sampler.join(5)
         rows.append(
@@ -431,7 +310,7 @@ def hostile(target: Target, settings: Settings, progress: Callable[[str], None])
         ):
             for role in started:
                 role.say("go")
-            row = _run(target, pub, subs, float(pub_args["seconds"]))
+            row = measure(target, pub, subs, float(pub_args["seconds"]))
             done = [role.line(seconds + 120) for role in started]
         row["attack"] = attack
         if done:
