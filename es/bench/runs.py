@@ -126,6 +126,7 @@ def _per_event(row: Row) -> Row:
 
 
 def rate(count: int, seconds: float) -> float:
+    """Events a second, to a tenth (0 for no time at all)."""
     return round(count / seconds, 1) if seconds > 0 else 0.0
 
 
