@@ -247,8 +247,7 @@ class Publisher(KeptClient):
         self, items: tuple[PubItem, ...], size: int, largest: int, timeout: float | None
     ) -> None:
         """Unconfirmed events into the outbox: `size` bytes of payload, the `largest` one's."""
-        if largest > _ALWAYS_ACCEPTED:
-            self._check_size(largest, timeout)
+        self._check_size(largest, timeout)
         self._outbox.put(items, size)
         self._unflushed += len(items)
         self._since_collect += 1

@@ -68,9 +68,14 @@ _EV_FIELDS[True] = _array_header(8) + _EV_FIELDS[False][1:]
 def pack_header(header: list[Any]) -> bytes:
     """A header as one msgpack frame; LocalProtocolError if it is over MAX_HEADER_BYTES."""
     data: bytes = msgpack.packb(header, use_bin_type=True)
-    if len(data) > MAX_HEADER_BYTES:
+    return _within_limit(data)
+
+
+def _within_limit(header: bytes) -> bytes:
+    """`header`, if it is at most MAX_HEADER_BYTES (LocalProtocolError if not)."""
+    if len(header) > MAX_HEADER_BYTES:
         raise LocalProtocolError(ErrorCode.TOO_LARGE, f"header over {MAX_HEADER_BYTES} bytes")
-    return data
+    return header
 
 
 def _options_map(options: Options) -> dict[str, Any]:
@@ -133,9 +138,7 @@ def encode_delivery(
     ]
     if inline:
         parts.append(_pack(payloads))
-    header = b"".join(parts)
-    if len(header) > MAX_HEADER_BYTES:
-        raise LocalProtocolError(ErrorCode.TOO_LARGE, f"header over {MAX_HEADER_BYTES} bytes")
+    header = _within_limit(b"".join(parts))
     return [header] if inline else [header, *payloads]
 
 
