@@ -39,6 +39,7 @@ __all__ = [
     "RequestTimeout",
     "ServerError",
     "StorageFailed",
+    "StoreFull",
     "TooLarge",
     "error_from_reply",
 ]
@@ -64,6 +65,7 @@ class ErrorCode(StrEnum):
     NOT_EMPTY = "NOT_EMPTY"
     AUTH_FAILED = "AUTH_FAILED"
     STORAGE_FAILED = "STORAGE_FAILED"
+    STORE_FULL = "STORE_FULL"
 
 
 class EsError(Exception):
@@ -138,6 +140,12 @@ class StorageFailed(RequestError):
     server's operator has fixed the storage."""
 
 
+class StoreFull(RequestError):
+    """A durable subscriber with the block policy holds as many stored events as it may (SPEC
+    7.10): the publish was refused whole, and nothing of it was delivered. It takes events again
+    once that subscriber acknowledges some, or its oldest ones expire."""
+
+
 class NamingError(RequestError):
     """The name server refused a request (Pyro's NamingError)."""
 
@@ -206,6 +214,7 @@ EXCEPTION_FOR_CODE: dict[str, type[RequestError]] = {
     ErrorCode.NOT_EMPTY: NotEmpty,
     ErrorCode.AUTH_FAILED: AuthFailed,
     ErrorCode.STORAGE_FAILED: StorageFailed,
+    ErrorCode.STORE_FULL: StoreFull,
 }
 
 

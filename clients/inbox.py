@@ -22,7 +22,7 @@ import zmq
 from clients.address import advertised_endpoint, bind_address, local_address_for
 from clients.event import Event
 from clients.security import Keys, as_server
-from clients.streams import Streams
+from clients.streams import STREAMS_KEPT, Streams
 from clients.wire import POLICIES, Delivery, Options, Policy
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "ACK_EVERY",
     "ACK_INTERVAL",
     "DEFAULT_QUEUE",
+    "Servers",
     "ack_every",
     "asked_options",
     "events_of",
@@ -61,6 +62,7 @@ def asked_options(
     max_stall: float | None,
     keys: Keys | None,
     name: str | None,
+    durable: str | None = None,
 ) -> Options:
     """The options of every SUB (None: the server's default); ValueError for a bad one."""
     if policy is not None and policy not in POLICIES:
@@ -69,7 +71,9 @@ def asked_options(
         raise ValueError("queue_size must be 0 (unbounded) or more")
     inbox_key = None if keys is None else keys.public.decode()
     chosen = None if policy is None else Policy(policy)
-    return Options(chosen, queue_size, max_stall, inbox_key, name)
+    if durable is not None and not durable:
+        raise ValueError("durable must be a non-empty name")
+    return Options(chosen, queue_size, max_stall, inbox_key, name, durable)
 
 
 def ack_every(queue_size: int) -> int:
@@ -113,20 +117,50 @@ def open_inbox(
 
 
 def events_of(delivery: Delivery, streams: Streams, allow_pickle: bool) -> tuple[list[Event], int]:
-    """The events of one EV batch, and how many were lost just before them (also marked on the
-    first): the server's count, or the gap in seq if larger (clients.streams)."""
+    """The new events of one EV batch, and how many were lost just before them (also marked on
+    the first): the server's count, or the gap in seq if larger (clients.streams). Events this
+    subscriber had already (a durable subscriber's, sent again: SPEC 7.10) are left out."""
     first, last = delivery.events[0].seq, delivery.events[-1].seq
-    lost = streams.batch(delivery.stream, first, last, delivery.lost)
+    lost, seen = streams.batch(delivery.stream, first, last, delivery.lost)
     stream = delivery.stream
+    items = delivery.events[seen:]  # a durable subscriber's events sent again: had already
     events = [
         Event(e.subject, e.time, e.seq, e.payload, e.fmt, stream=stream, allow_pickle=allow_pickle)
-        for e in delivery.events
+        for e in items
     ]
-    for event, item in zip(events, delivery.events, strict=True):
+    for event, item in zip(events, items, strict=True):
         if item.retained or item.resumed:  # resumed: the server restarted and restored us
             event.retained, event.resumed = item.retained, item.resumed
-    events[0].lost = lost
+    if events:
+        events[0].lost = lost
     return events, lost
+
+
+class Servers:
+    """Where ACKs go back: the delivery connections (the inbox ROUTER's routing ids) each recent
+    stream came on, the newest last. A stream has one connection, but a durable subscriber's
+    outlives it (SPEC 7.10): after a reconnection or a restart of the server its events come
+    again on a new one while the old one may still hold some. An ACK goes to every connection
+    of its stream; those gone drop it (a ROUTER drops what has no peer)."""
+
+    def __init__(self, streams: int = STREAMS_KEPT, each: int = 4) -> None:
+        self._streams = streams
+        self._each = each
+        self._of: dict[int, list[bytes]] = {}
+
+    def heard(self, stream: int, server: bytes) -> None:
+        """A delivery of `stream` came from the connection `server`."""
+        servers = self._of.pop(stream, [])
+        if not servers or servers[-1] != server:
+            others = [s for s in servers if s != server][-(self._each - 1) :]
+            servers = [*others, server]
+        self._of[stream] = servers
+        while len(self._of) > self._streams:
+            del self._of[next(iter(self._of))]
+
+    def of(self, stream: int) -> list[bytes]:
+        """The connections of `stream`, oldest first."""
+        return self._of.get(stream, [])
 
 
 def still_registered(heartbeat: dict[str, Any], endpoint: str) -> bool:

@@ -8,6 +8,9 @@ Invariants:
   connection), and then the gap is the truth.
 - After a delivery the next seq expected is one past its last event (or past a LOST's seq);
   never earlier than before, so an old, late message cannot make a loss be counted twice.
+- Events below the seq expected were had already: a durable subscriber's events are sent
+  again after a reconnection or a server restart (at least once), and dropped here, so that
+  the program sees each once.
 - At most `kept` streams are remembered, the least recently heard forgotten first: a subscriber
   that re-subscribes often does not grow this without bound.
 """
@@ -27,11 +30,16 @@ class Streams:
         self.kept = kept
         self._next: dict[int, int] = {}
 
-    def batch(self, stream: int, first: int, last: int, lost: int) -> int:
-        """Events `first` to `last` arrived, `lost` told before them: the loss to report."""
+    def batch(self, stream: int, first: int, last: int, lost: int) -> tuple[int, int]:
+        """Events `first` to `last` arrived, `lost` told before them: the loss to report, and
+        how many of them (from the first) were had already. A batch that starts below the seq
+        expected is sent again (a durable subscriber's, SPEC 7.10): its events below it are
+        duplicates, and the loss before it was reported when it was first told."""
         expected = self._next.pop(stream, 1)
         self._expect(stream, max(expected, last + 1))
-        return max(lost, first - expected)
+        if first < expected:
+            return 0, min(expected, last + 1) - first
+        return max(lost, first - expected), 0
 
     def notice(self, stream: int, seq: int, lost: int) -> int:
         """A LOST notice: `lost` events up to `seq` were dropped. The loss to report."""

@@ -38,6 +38,7 @@ from clients.inbox import (
     ACK_DRY,
     ACK_INTERVAL,
     DEFAULT_QUEUE,
+    Servers,
     ack_every,
     asked_options,
     events_of,
@@ -104,6 +105,7 @@ class Subscriber(KeptClient):
         max_stall: float | None = None,
         allow_pickle: bool = False,
         name: str | None = None,
+        durable: str | None = None,
         threading: bool = False,
         timeout: float = 10.0,
         heartbeat: float = HEARTBEAT,
@@ -113,7 +115,11 @@ class Subscriber(KeptClient):
         esURI: str | None = None,  # noqa: N803 - Pyro's spelling
     ) -> None:
         keys = choose(ident, keys)
-        self.options = asked_options(policy, queue_size, max_stall, keys, name)
+        self.options = asked_options(policy, queue_size, max_stall, keys, name, durable)
+        self.durable = durable
+        """The durable name (SPEC 7.10): the server keeps this subscriber's events while it is
+        away, and gives them to the next subscriber of that name. close() leaves it; unsubscribe
+        from everything to end it."""
         self.sid = uuid.uuid4().hex
         """This subscriber's secret: whoever knows it can act for it (SPEC 7.1). Never shown by
         the server; tools list subscribers by `id`."""
@@ -173,7 +179,8 @@ class Subscriber(KeptClient):
         self._last_seq = 0
         self._acked_at = time.monotonic()
         self._unacked = 0
-        self._server: bytes | None = None  # the routing id of the delivery connection
+        self._servers = Servers()  # the delivery connections of each stream: ACKs go there
+        self._last_stream = 0
         self._ack_every = ack_every(queue)
         self._aborted = False
         self._closed = False
@@ -183,12 +190,21 @@ class Subscriber(KeptClient):
         """Events the server reported lost for this subscriber (or seen missing in seq), in all."""
         self.bad_deliveries = 0
         """Deliveries that did not decode or were meant for another subscriber (ignored)."""
+        self.replaced = False
+        """Another subscriber took this one's durable name: no more events come here."""
 
     def _probe(self, control: Control) -> bool:
         """The keeper's heartbeat: False when the server no longer knows our subscriptions."""
         body = control.request(lambda rid: Heartbeat(rid, self.sid), self._keeper.interval)
         subjects, patterns = self.subscriptions
-        return not (subjects or patterns) or still_registered(body, self.endpoint)
+        if body.get("evicted") == "replaced":  # another subscriber took our durable name
+            if not self.replaced:
+                log.error(
+                    "durable %r was taken by another subscriber: not taking it back", self.durable
+                )
+            self.replaced = True
+            return True
+        return not (subjects or patterns) or self.replaced or still_registered(body, self.endpoint)
 
     @property
     def id(self) -> str:
@@ -392,7 +408,7 @@ class Subscriber(KeptClient):
         if not self._ready:
             return None
         event = self._ready.popleft()
-        self._last_seq = event.seq
+        self._last_seq, self._last_stream = event.seq, event.stream
         self._unacked += 1
         if self._unacked >= self._ack_every or time.monotonic() - self._acked_at >= ACK_INTERVAL:
             self._ack()  # room for more; a slow consumer still reports progress now and then
@@ -407,29 +423,30 @@ class Subscriber(KeptClient):
                 frames = self._inbox.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if self._accept(frames[1:]):
-                self._server = frames[0]  # where our ACKs go back to
+            stream = self._accept(frames[1:])
+            if stream is not None:
+                self._servers.heard(stream, frames[0])  # where our ACKs go back to
             if self._ready:
                 return
 
-    def _accept(self, frames: list[bytes]) -> bool:
-        """Take in a delivery; False if it was not one for us."""
+    def _accept(self, frames: list[bytes]) -> int | None:
+        """Take in a delivery; its stream, or None if it was not one for us."""
         try:
             delivery = _decode(frames)
         except RemoteProtocolError as exc:
             self.bad_deliveries += 1
             log.warning("ignored a delivery that does not decode: %s", exc)
-            return False
+            return None
         if delivery.sid != self.sid:
             self.bad_deliveries += 1
-            return False
+            return None
         if isinstance(delivery, Bye):
             self._keeper.gone()  # find the server again now, not after its silence
         elif isinstance(delivery, Loss):
             self._notice(delivery)
         elif delivery.events:
             self._ready.extend(self._events(delivery))
-        return True
+        return delivery.stream
 
     def _notice(self, loss: Loss) -> None:
         """The server dropped events and no event followed them: say so now."""
@@ -443,6 +460,10 @@ class Subscriber(KeptClient):
     def _events(self, delivery: Delivery) -> list[Event]:
         events, lost = events_of(delivery, self._streams, self.allow_pickle)
         self.lost += lost
+        if len(events) < len(delivery.events):  # had already: the server waits for our ACK
+            self._unacked += 1
+        if not events:
+            return events
         if self._resumed:
             self._resumed = False
             events[0].resumed = True
@@ -457,13 +478,15 @@ class Subscriber(KeptClient):
             wait = self._acked_at + ACK_DRY - time.monotonic()
             if wait > 0:
                 return wait
-        if self._server is None:
+        servers = self._servers.of(self._last_stream)
+        if not servers:
             return _SIGNAL_SLICE
         ack = encode(Ack(0, self.sid, self._last_seq))
-        try:
-            self._inbox.send_multipart([self._server, *ack], zmq.NOBLOCK)
-        except zmq.ZMQError:  # no room towards the server now: try again soon
-            return ACK_DRY
+        for server in servers:
+            try:
+                self._inbox.send_multipart([server, *ack], zmq.NOBLOCK)
+            except zmq.ZMQError:  # no room towards that server now: try again soon
+                return ACK_DRY
         self._unacked = 0
         self._acked_at = time.monotonic()
         return _SIGNAL_SLICE
@@ -471,11 +494,12 @@ class Subscriber(KeptClient):
     # --- closing ---------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Drop this subscriber's subscriptions on the server (best effort) and close."""
+        """Drop this subscriber's subscriptions on the server (best effort) and close. A durable
+        subscriber's stay: the server keeps its events for the next one of its name."""
         if self._closed:
             return
         subjects, patterns = self.subscriptions
-        names = tuple(subjects | patterns)
+        names = () if self.durable is not None else tuple(subjects | patterns)
         self._keeper.stop()  # no replay may race the unsubscribe below
         if names:
             try:

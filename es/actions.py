@@ -23,6 +23,8 @@ __all__ = [
     "Link",
     "Open",
     "Progress",
+    "Refilled",
+    "Refuse",
     "Reply",
     "Send",
 ]
@@ -55,10 +57,12 @@ class Open:
 @dataclass(frozen=True, slots=True)
 class Close:
     """Close the DEALER of `sid`, discarding what is still queued for it. `reason`: why the
-    server removed it (for the log), when it did so on its own."""
+    server removed it (for the log), when it did so on its own. `detach`: a durable subscriber
+    went away; its lane stays, to count what its log keeps for it meanwhile."""
 
     sid: str
     reason: str | None = field(default=None, compare=False)
+    detach: bool = False
 
 
 @dataclass(slots=True)
@@ -158,4 +162,24 @@ class Link:
     back: bool = False
 
 
-Action = Reply | Open | Close | Fanout | Send | Progress | Link
+@dataclass(frozen=True, slots=True)
+class Refilled:
+    """Events of a durable subscriber taken back from its log for its lane (for es.flow only):
+    `batch`, or None when the log no longer holds any of its spilled events up to `through`."""
+
+    sid: str
+    batch: Batch | None
+    through: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Answer publish `rid` of `peer` with `frames` (an ERR) instead of what it was owed: its
+    confirmation, if the flow holds one, or nothing (for es.flow, which passes it on)."""
+
+    peer: bytes
+    rid: int
+    frames: list[bytes]
+
+
+Action = Reply | Open | Close | Fanout | Send | Progress | Link | Refilled | Refuse

@@ -49,11 +49,12 @@ from es.actions import Action, Batch, Close, Fanout, Link, Open, Reply
 from es.brokerstate import BrokerState
 from es.checks import check_subject, refuse
 from es.config import ServerConfig
+from es.durables import Durables
 from es.health import verdict
 from es.index import SubscriptionIndex
 from es.introspection import Introspection
 from es.lane import Totals
-from es.outcomes import Acked, Full, Handshaken, Linked, OpenFailed, Outcome, Stalled
+from es.outcomes import Acked, Full, Handshaken, Linked, OpenFailed, Outcome, Refill, Stalled
 from es.publishing import Publishing
 from es.ratelimit import STORED, bill, compiling, received
 from es.records import Storage, StoredEvent, StoredSubscriber
@@ -84,8 +85,9 @@ class Broker:
     ) -> None:
         self.config = config
         self.core = core = BrokerState(config, now, new_stream, store)
-        self.publishing = Publishing(core)
-        self.subscriptions = Subscriptions(core)
+        self.durables = Durables(core)
+        self.publishing = Publishing(core, self.durables)
+        self.subscriptions = Subscriptions(core, self.durables)
         self.introspection = Introspection(core)
         lim = config.limits
         self._limits = {  # what a client needs to check before sending (in PING replies)
@@ -171,6 +173,7 @@ class Broker:
             actions = self._dispatch(peer, request, now)
         except RequestError as exc:
             actions = [self.error(peer, request.rid, exc.code, exc.message)]
+        actions = self._after_failures(actions)
         compiled, seen = core.index.take_compiled(), len(core.subjects)
         cost = bill(frames, request, compiled, seen, len(core.subscribers), core.scanned)
         cost += core.written * STORED
@@ -240,7 +243,15 @@ class Broker:
             state = self.core.subscribers.get(outcome.sid)
             if state is not None:
                 actions += self._heard(outcome, state, mono)
-        return actions
+        return self._after_failures(actions)
+
+    def _after_failures(self, actions: list[Action]) -> list[Action]:
+        """`actions`, after the answers a failed commit of the group left (es.durables)."""
+        core = self.core
+        if not core.failed:
+            return actions
+        failed, core.failed = core.failed, []
+        return [*failed, *actions]
 
     def _heard(self, outcome: Outcome, state: SubscriberState, mono: float) -> list[Action]:
         match outcome:
@@ -257,8 +268,10 @@ class Broker:
                 state.health.full(mono)
             case Full():
                 state.health.full(mono)
-            case OpenFailed(sid, peer, rid, code, message):  # pragma: no branch (the last kind)
+            case OpenFailed(sid, peer, rid, code, message):
                 return [*self._abandon(sid), self.error(peer, rid, code, message)]
+            case Refill():  # pragma: no branch (the last kind)
+                return self.durables.refill(state)
         return []
 
     def _acked(self, sid: str, frames: list[bytes]) -> list[Action]:
@@ -276,6 +289,9 @@ class Broker:
         """`sid`'s socket could not be made: forget the subscriber entirely, and have the flow
         forget its lane."""
         core = self.core
+        state = core.subscribers.get(sid)
+        if state is not None and state.durable is not None:  # its log stays: it is away
+            return self.durables.detach(state, "unreachable")
         core.subscribers.pop(sid, None)
         core.index.drop(sid)
         core.write_quietly(core.store.delete_subscriber, sid)
@@ -297,16 +313,21 @@ class Broker:
             core.write_quietly(core.store.write_retained, [(key, None) for key in expired])
         actions: list[Action] = []
         budget = SWEEP_SUBSCRIPTIONS
+        self.durables.expire(core.wall, mono)
         for sid, state in list(core.subscribers.items()):
             if budget <= 0:
                 break
+            if state.detached:
+                continue
             reason = verdict(state.health, mono, cfg.liveness, cfg.evict_stalled)
-            if reason is not None:
+            if reason is not None and state.durable is not None:
+                actions += self.durables.detach(state, reason)
+            elif reason is not None:
                 budget -= max(1, core.index.count(sid))
                 core.write_quietly(core.store.delete_subscriber, sid)
                 actions.append(self._evict(sid, reason))
                 actions += self.subscriptions.departed(sid, state.name, reason)
-        return actions
+        return self._after_failures(actions)
 
     def _evict(self, sid: str, reason: str) -> Close:
         core = self.core
@@ -330,8 +351,20 @@ class Broker:
         Returns the Opens for the subscribers' delivery sockets."""
         self.core.mono, self.core.wall = mono, now
         actions = self.subscriptions.restore(subscribers)
+        actions += self.durables.restore(list(self.core.log.durables()))
         self.subscriptions.restore_retained(retained, now)
         return actions
+
+    def commit(self) -> list[Action]:
+        """Commit what durable subscribers' logs took since the last commit (es.durables): the
+        shell calls this before it sends anything. Returns what a failure leads to."""
+        return self.durables.commit()
+
+    def holding(self) -> set[str]:
+        """The subscribers whose events wait unsent: durable ones, while their logs cannot be
+        written."""
+        core = self.core
+        return set() if core.healthy else core.durable_sids
 
     def goodbyes(self) -> list[tuple[str, list[bytes]]]:
         """A BYE for every subscriber, to send after its last events when the server stops

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from clients.errors import ErrorCode
 from clients.wire import Counts
@@ -22,12 +22,16 @@ from es.checks import refuse
 from es.config import ServerConfig
 from es.daemon.patterns import fold
 from es.daemon.storage import StorageError
+from es.durablelog import DurableLog
 from es.index import SubscriptionIndex
 from es.lane import Totals
 from es.ratelimit import RateLimiter
 from es.records import MemoryStorage, Storage
 from es.retained import RetainedStore
 from es.state import SubscriberState
+
+if TYPE_CHECKING:
+    from es.actions import Action
 
 __all__ = ["BrokerState"]
 
@@ -80,10 +84,30 @@ class BrokerState:
         self.rate_limited = 0
         self.evictions = 0
         self.storage_errors = 0
+        # Durable subscribers (es.durables): name -> the sid that holds it; the sids that do.
+        self.durables: dict[str, str] = {}
+        self.durable_sids: set[str] = set()
+        # The group (es.durables.commit): whether the logs were written since the last commit,
+        # the publishes that reached durable subscribers since then (peer, rid), whether the
+        # last commit succeeded, and the answers a failed one left for the request at hand.
+        self.log_dirty = False
+        self.uncommitted: list[tuple[bytes, int]] = []
+        self.healthy = True
+        self.failed: list[Action] = []
+
+    @property
+    def log(self) -> DurableLog:
+        """Durable subscribers and their events, in the storage."""
+        return self.store.log
+
+    def before_write(self) -> None:
+        """Called before every write committed on its own: es.durables commits the group of the
+        logs first, so that its failure is answered as the group's."""
 
     def write(self, write: Callable[[_T], None], arg: _T) -> None:
         """A write a request depends on: if it fails, the request fails with STORAGE_FAILED
         before anything changed in memory (callers write first)."""
+        self.before_write()
         try:
             write(arg)
         except StorageError as exc:
@@ -95,6 +119,7 @@ class BrokerState:
         """A write no request waits on (a removal, an expiry): a failure is logged and counted;
         what storage keeps may then be stale, and a restart may bring back what was removed
         (it is removed again the same way)."""
+        self.before_write()
         try:
             write(arg)
         except StorageError as exc:

@@ -160,6 +160,39 @@ StorageSpec = Annotated[
         help="memory, or sqlite:PATH to keep subscribers and retained events [memory].",
     ),
 ]
+Fsync = Annotated[
+    str | None,
+    typer.Option(
+        "--fsync",
+        envvar="ES_FSYNC",
+        help="With sqlite: durable events on disk at each turn's commit (group), at each "
+        "publish's (every), or when the OS writes them (os) [group].",
+    ),
+]
+DurableEvents = Annotated[
+    int | None,
+    typer.Option(
+        "--max-durable-events",
+        envvar="ES_MAX_DURABLE_EVENTS",
+        help="Events a durable subscriber's log may hold [100000].",
+    ),
+]
+DurableBytes = Annotated[
+    int | None,
+    typer.Option(
+        "--max-durable-bytes",
+        envvar="ES_MAX_DURABLE_BYTES",
+        help="Bytes a durable subscriber's log may hold [64 MiB].",
+    ),
+]
+DurableAge = Annotated[
+    float | None,
+    typer.Option(
+        "--max-durable-age",
+        envvar="ES_MAX_DURABLE_AGE",
+        help="Seconds a durable subscriber's event is kept, 0 = no limit [604800: 7 days].",
+    ),
+]
 Drain = Annotated[
     float | None,
     typer.Option(
@@ -190,6 +223,7 @@ def serve(
     ident: Ident = None,
     keys_dir: KeysDir = None,
     storage: StorageSpec = None,
+    fsync: Fsync = None,
     queue_size: QueueSize = None,
     policy: QueueMode = None,
     max_stall: MaxStall = None,
@@ -202,6 +236,9 @@ def serve(
     max_request_rate: MaxRate = None,
     max_retained: MaxRetained = None,
     max_retained_bytes: MaxRetainedBytes = None,
+    max_durable_events: DurableEvents = None,
+    max_durable_bytes: DurableBytes = None,
+    max_durable_age: DurableAge = None,
     drain_timeout: Drain = None,
     liveness: Liveness = None,
     evict_stalled: EvictStalled = None,

@@ -164,6 +164,14 @@ QueueSize = Annotated[
 Name = Annotated[
     str | None, typer.Option("--name", help="A service name, announced as $es.service.*.")
 ]
+Durable = Annotated[
+    str | None,
+    typer.Option(
+        "--durable",
+        help="A durable name: the server keeps this subscriber's events while it is away and "
+        "gives them to the next `es sub --durable NAME`.",
+    ),
+]
 
 
 @app.command()
@@ -178,6 +186,7 @@ def sub(
     policy: QueuePolicy = None,
     queue_size: QueueSize = None,
     name: Name = None,
+    durable: Durable = None,
     timeout: Timeout = 10.0,
     ident: Ident = None,
     key: KeyFile = None,
@@ -198,7 +207,13 @@ def sub(
         raise fail("give at least one SUBJECT or --match PATTERN", ExitCode.USAGE)
     try:
         subscriber = Printing(
-            es, policy=policy, queue_size=queue_size, name=name, timeout=timeout, keys=keys
+            es,
+            policy=policy,
+            queue_size=queue_size,
+            name=name,
+            durable=durable,
+            timeout=timeout,
+            keys=keys,
         )
     except (EsError, ValueError) as exc:
         raise fail(str(exc)) from None

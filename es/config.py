@@ -20,6 +20,7 @@ from es.daemon.storage import storage_path
 
 __all__ = [
     "DEFAULT_PORT",
+    "FSYNC",
     "ConfigError",
     "Limits",
     "Policy",
@@ -27,6 +28,9 @@ __all__ = [
     "ServerConfig",
     "from_env",
 ]
+
+FSYNC = ("group", "every", "os")
+"""When durable subscribers' events reach the disk (ServerConfig.fsync)."""
 
 DEFAULT_PORT = 7766
 """Pyro's event server port, kept so that old habits still work."""
@@ -81,6 +85,13 @@ class Limits:
     # A random 128-bit id in hex is 32 bytes; leave room for readable prefixes.
     max_sid_bytes: int = 128
     max_endpoint_bytes: int = 256
+    # Events one durable subscriber's log may hold, not yet acknowledged (SPEC 7.10): their
+    # number, their bytes (payloads and headers), their age in seconds (0: no limit).
+    max_durable_events: int = 100_000
+    max_durable_bytes: int = 64 << 20
+    max_durable_age: float = 7 * 86_400.0
+    # Durable subscribers, present or away.
+    max_durables: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +111,11 @@ class ServerConfig:
     keys_dir: str | None = None
     # "memory" forgets subscribers and retained events on restart; "sqlite:PATH" keeps them.
     storage: str = "memory"
+    # With sqlite storage, when durable subscribers' events reach the disk: "group" (one commit
+    # and fsync per turn of the loop, before anything of it is sent or confirmed), "every" (a
+    # commit and fsync per publish), "os" (one commit per turn, flushed by the OS: safe against
+    # a killed server, not against a crashed machine).
+    fsync: str = "group"
     # Pyro's default behaviour: the publisher waits, so nothing is lost.
     policy: Policy = Policy.BLOCK
     # Pyro's "moderately sized" queue; ZeroMQ's own default high-water mark is the same.
@@ -155,6 +171,7 @@ def validate(config: ServerConfig) -> None:
     _check(_seconds(config.evict_stalled), "evict_stalled must be a finite number >= 0")
     _check(_seconds(config.ns_lease) and config.ns_lease >= 1, "ns_lease must be >= 1 second")
     _check(config.cache_size >= 0, "cache_size must be >= 0")
+    _check(config.fsync in FSYNC, f"fsync must be one of {', '.join(FSYNC)}")
     for f in dataclasses.fields(lim):
         value = getattr(lim, f.name)
         _check(value >= 0 and math.isfinite(value), f"{f.name} must be >= 0")

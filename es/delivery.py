@@ -73,6 +73,10 @@ def numbered(
         state.resumed = False
         events = [_flagged(events[0], "resumed"), *events[1:]]
     first = state.lane.number(len(events))
+    if state.keep is not None:  # a durable subscriber's: in its log before anything is sent
+        made = Batch(state.sid, first, events, payloads, size)
+        state.keep(made)
+        return made
     blocks = block and state.queue.blocks
     return Batch(state.sid, first, events, payloads, size, blocks, state.queue.max_stall)
 

@@ -26,9 +26,22 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from clients.wire import Ok, encode, peek_command
-from es.actions import Action, Close, Confirm, Fanout, Link, Open, Progress, Reply, Send
+from es.actions import (
+    Action,
+    Batch,
+    Close,
+    Confirm,
+    Fanout,
+    Link,
+    Open,
+    Progress,
+    Refilled,
+    Refuse,
+    Reply,
+    Send,
+)
 from es.lane import MAX_BYTES, MAX_EVENTS, Lane
-from es.outcomes import Full, Outcome, Stalled
+from es.outcomes import Full, Outcome, Refill, Stalled
 
 __all__ = ["AT_ONCE", "BACKLOG", "BACKLOG_BYTES", "Flow", "Inbound"]
 
@@ -59,6 +72,7 @@ class _Owed:
     confirm: Confirm
     receivers: set[str] = field(default_factory=set)
     waiting: set[str] = field(default_factory=set)
+    refused: list[bytes] | None = None  # the ERR it gets instead (es.durables: a failed commit)
 
 
 class Flow:
@@ -123,12 +137,10 @@ class Flow:
         self._backlog_bytes -= _size(inbound)
         return inbound
 
-    def before(self, inbound: Inbound) -> list[Action]:
-        """What must go out before `inbound` is handled: anything but a publish first sends what
-        was gathered, so that its reply follows every earlier publish's events."""
-        if (self._dirty or self._owed) and peek_command(inbound.frames) != "PUB":
-            return self.flush()
-        return []
+    def flushes_before(self, inbound: Inbound) -> bool:
+        """Whether what was gathered must go out before `inbound` is handled: anything but a
+        publish first sends it, so that its reply follows every earlier publish's events."""
+        return bool(self._dirty or self._owed) and peek_command(inbound.frames) != "PUB"
 
     def route(self, actions: list[Action], mono: float) -> list[Action | Outcome]:
         """Take the broker's fan-outs, progress and link news into the lanes; the rest is for the
@@ -139,11 +151,19 @@ class Flow:
                 case Fanout():
                     out += self._fanout(action, mono)
                 case Progress(sid):
-                    self._progress(sid)
+                    out += self._progress(sid)
                 case Link(sid, up, back):
-                    self._link(sid, up, back)
+                    out += self._link(sid, up, back)
+                case Refilled(sid, batch, through):
+                    out += self._refilled(sid, batch, through)
+                case Refuse(peer, rid, frames):
+                    out += self._refuse(peer, rid, frames)
                 case Open(sid, lane=lane) if lane is not None:
                     self._lanes[sid] = lane
+                    out.append(action)
+                    out += _refill(lane)
+                case Close(sid, detach=True):
+                    self._detach(sid)
                     out.append(action)
                 case Close(sid):
                     self._forget(sid)
@@ -152,16 +172,46 @@ class Flow:
                     out.append(action)
         return out
 
-    def _link(self, sid: str, up: bool, back: bool) -> None:
+    def _link(self, sid: str, up: bool, back: bool) -> list[Outcome]:
         """The connection to `sid`'s inbox came up or went down; back up, what was in flight is
         sent again."""
         lane = self._lanes.get(sid)
         if lane is None:
-            return
+            return []
         lane.linked = up
         if back:
             lane.reconnected()
-            self._progress(sid)
+            return self._progress(sid)
+        return []
+
+    def _refilled(self, sid: str, batch: Batch | None, through: int) -> list[Outcome]:
+        """Events of a durable subscriber taken back from its log; more if room is left."""
+        lane = self._lanes.get(sid)
+        if lane is None:
+            return []
+        lane.refill(batch, through)
+        self._dirty[sid] = lane
+        return _refill(lane)
+
+    def _refuse(self, peer: bytes, rid: int, frames: list[bytes]) -> list[Action]:
+        """Publish `rid` of `peer` failed after all: its confirmation becomes `frames`; with no
+        confirmation owed, `frames` go now."""
+        for owed in self._owed:
+            if owed.confirm.peer == peer and owed.confirm.rid == rid:
+                owed.refused = frames
+                return []
+        return [Reply(peer, frames)]
+
+    def _detach(self, sid: str) -> None:
+        """A durable subscriber went away: its lane stays, spilling everything to its log."""
+        lane = self._lanes.get(sid)
+        if lane is None:
+            return
+        lane.detach()
+        self._dirty.pop(sid, None)
+        self._watch.pop(sid, None)
+        if sid in self._stall:
+            self._settle(sid)
 
     # --- fan-out, stalls, confirms -------------------------------------------------------------
 
@@ -193,20 +243,22 @@ class Flow:
             self._owed.append(_Owed(confirm, receivers & confirm.sids, waiting & confirm.sids))
         return told
 
-    def _progress(self, sid: str) -> None:
-        """`sid` acknowledged: its queue may take what waits, or tell a loss."""
+    def _progress(self, sid: str) -> list[Outcome]:
+        """`sid` acknowledged: its queue may take what waits or what its log keeps, or tell a
+        loss."""
         lane = self._lanes.get(sid)
         if lane is None:
-            return
+            return []
         self._dirty[sid] = lane
         if self._stall.get(sid) is not lane:
-            return
+            return _refill(lane)
         if lane.resume():
             for owed in self._owed:
                 if sid in owed.waiting:
                     owed.receivers.add(sid)
         if lane.waiting is None:
             self._settle(sid)
+        return []
 
     def expire(self, mono: float) -> list[tuple[str, int]]:
         """Give up on waiting subscribers whose time ran out, or who may not hold publishers
@@ -234,21 +286,28 @@ class Flow:
         if sid in self._stall:
             self._settle(sid)
 
-    def flush(self) -> list[Action]:
-        """What to send now: every lane's events and loss notices, then the confirmations of
-        publishes that no longer wait."""
+    def flush(self, hold: frozenset[str] | set[str] = frozenset()) -> list[Action]:
+        """What to send now: every lane's events and loss notices (but those of the lanes in
+        `hold`, which wait), then the confirmations of publishes that no longer wait."""
         actions: list[Action] = []
         if self._dirty:
             watch = self._watch
+            held: dict[str, Lane] = {}
             for sid, lane in self._dirty.items():
+                if hold and sid in hold:
+                    held[sid] = lane
+                    continue
                 actions += lane.take(self.max_events, self.max_bytes)
                 if lane.watched():
                     watch[sid] = lane
                 else:
                     watch.pop(sid, None)
-            self._dirty = {}
+            self._dirty = held
         while self._owed and not self._owed[0].waiting:
             owed = self._owed.popleft()
+            if owed.refused is not None:
+                actions.append(Reply(owed.confirm.peer, owed.refused))
+                continue
             body = {"receivers": len(owed.receivers)}  # subscribers that took at least one event
             actions.append(Reply(owed.confirm.peer, encode(Ok(owed.confirm.rid, body))))
         return actions
@@ -259,6 +318,11 @@ class Flow:
         if lane is not None:
             lane.refuse(sends)
             self._dirty[lane.sid] = lane
+
+
+def _refill(lane: Lane) -> list[Outcome]:
+    """A Refill for the broker when `lane` has room for events its log keeps."""
+    return [Refill(lane.sid)] if lane.wants_refill() else []
 
 
 def _size(inbound: Inbound) -> int:

@@ -13,6 +13,10 @@ Invariants (proven by tests/unit/test_lane_properties.py):
   gap before its first seq, so `lost` always equals the gap), or, when no EV follows because the
   queue drained, in one LOST notice. `handed` is the last seq the subscriber has been told of.
 - Nothing newer overtakes a batch waiting for room: while one waits, new events are dropped.
+- A durable subscriber's lane (`spill`) never drops or waits for room: what does not fit is
+  spilled, kept in its log (es.durablelog) only, from `spilled_from` to the last seq numbered,
+  and taken back in order (`refill`) as room comes. Nothing newer overtakes a spilled event.
+  While it is detached (its subscriber away), everything spills.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ class Lane:
         # dead-slow subscriber costs them one max_stall, not one per publish).
         self.stalled_out = False
         self.linked: bool | None = None  # the connection to its inbox: None until first seen
+        self.spill = False  # a durable subscriber's: what does not fit waits in its log
+        self.detached = False  # a durable subscriber that is away: everything spills
+        self.spilled_from: int | None = None  # the first seq kept in the log only (spill)
         self._pending: deque[Batch] = deque()
         self._flight: deque[list[int]] = deque()  # [first, last] of each EV sent, oldest first
 
@@ -84,9 +91,32 @@ class Lane:
 
     @property
     def depth(self) -> int:
-        """Events in the queue (pending and in flight) or waiting for room in it."""
+        """Events in the queue (pending and in flight), waiting for room in it, or spilled."""
         waiting = 0 if self.waiting is None else self.waiting.count
-        return self.pending_events + self.in_flight + waiting
+        return self.pending_events + self.in_flight + waiting + self.spilled
+
+    @property
+    def spilled(self) -> int:
+        """Events kept in the log only (a durable subscriber's), to be taken back in order."""
+        return 0 if self.spilled_from is None else self.next_seq - self.spilled_from
+
+    def durable(self, next_seq: int, acked: int, handed: int = 0) -> None:
+        """Make this a durable subscriber's lane, its stream at `next_seq` with everything up
+        to `acked` consumed: what lies between is in its log, to be taken back. `handed`: the
+        last seq an earlier lane of the stream told of (its losses are not told again)."""
+        self.spill = True
+        self.next_seq = next_seq
+        self.acked = acked
+        self.handed = max(acked, handed)
+        self._resend()
+
+    def _resend(self) -> None:
+        """Everything not acknowledged is taken back from the log again, in order: what was
+        pending or in flight is dropped from memory (the subscriber drops what it already has)."""
+        self._pending.clear()
+        self._flight.clear()
+        self.pending_events = self.in_flight = 0
+        self.spilled_from = self.acked + 1 if self.next_seq > self.acked + 1 else None
 
     def room(self) -> int:
         """Events the queue can take now (a large number when unbounded)."""
@@ -97,6 +127,8 @@ class Lane:
     def offer(self, batch: Batch, wait_until: float | None) -> int:
         """Take a numbered batch; return how many of its events were accepted. The rest wait for
         room until `wait_until` when it is given (block mode), else they are dropped."""
+        if self.spill:
+            return self._spill(batch)
         if self.waiting is not None:
             self._drop(batch.count)
             return 0
@@ -113,9 +145,94 @@ class Lane:
             self.waiting, self.due = rest, wait_until
         return room
 
+    def _spill(self, batch: Batch) -> int:
+        """A durable subscriber's batch (already in its log): what fits is taken, the rest and
+        everything after it spilled. All of it counts as taken."""
+        if self.spilled_from is not None:
+            return batch.count
+        room = 0 if self.detached else self.room()
+        if room >= batch.count:
+            self._accept(batch)
+            return batch.count
+        head, rest = batch.split(room)
+        if head is not None:
+            self._accept(head)
+        self.spilled_from = rest.first
+        return batch.count
+
+    def wants_refill(self) -> bool:
+        """Whether spilled events should be taken back from the log now: there is room."""
+        return self.spilled_from is not None and not self.detached and self.room() > 0
+
+    def refill(self, batch: Batch | None, through: int) -> None:
+        """Events taken back from the log, from `spilled_from` on; what the log no longer had
+        before them (dropped there) is dropped. None: the log had nothing up to `through`."""
+        start = self.spilled_from
+        if start is None:
+            return
+        if batch is None:
+            end = min(through, self.next_seq - 1)
+            self._drop(max(0, end - max(start, self.handed + 1) + 1))
+            self._spilled_after(end)
+            return
+        # Seqs up to `handed` were told of already (sent or reported lost): resent ones are
+        # counted once, and so are losses found again.
+        self._drop(max(0, batch.first - max(start, self.handed + 1)))
+        self._accept(batch)
+        self._spilled_after(batch.first + batch.count - 1)
+
+    def forget(self, through: int) -> int:
+        """The log dropped the spilled events up to seq `through` (its bounds): count them
+        dropped. Returns how many."""
+        start = self.spilled_from
+        if start is None or through < start:
+            return 0
+        end = min(through, self.next_seq - 1)
+        self._drop(end - start + 1)
+        self._spilled_after(end)
+        return end - start + 1
+
+    def discard(self, start: int) -> int:
+        """The log could not keep the events from seq `start` on (a commit failed): drop them
+        from the queue, never sent. Returns how many."""
+        if not self.spill or start >= self.next_seq:
+            return 0
+        gone = 0
+        while self._pending and self._pending[-1].first >= start:
+            batch = self._pending.pop()
+            self.pending_events -= batch.count
+            gone += batch.count
+        if self._pending and self._pending[-1].first + self._pending[-1].count > start:
+            last = self._pending.pop()
+            head, rest = last.split(start - last.first)
+            assert head is not None
+            self._pending.append(head)
+            self.pending_events -= rest.count
+            gone += rest.count
+        if self.spilled_from is not None and self.spilled_from >= start:
+            gone += self.next_seq - self.spilled_from
+            self.spilled_from = None
+        # Spilled from before `start`: the log lacks the events from `start` on, which are found
+        # missing, and counted, when they are taken back (`refill`).
+        self._drop(gone)
+        return gone
+
+    def detach(self) -> None:
+        """The durable subscriber is away: nothing is sent until it comes back, on a new lane
+        (everything not acknowledged is in its log)."""
+        self.detached = True
+        self.linked = False
+        self._resend()
+
+    def _spilled_after(self, seq: int) -> None:
+        self.spilled_from = seq + 1 if seq + 1 < self.next_seq else None
+
     def ack(self, seq: int) -> bool:
         """The subscriber consumed everything up to `seq`: free its room. False for an ACK that
-        says nothing new (old, or beyond what was sent)."""
+        says nothing new (old, or beyond what was sent). A durable subscriber's may go beyond:
+        it had events of its stream before this lane sent them (SPEC 7.10)."""
+        if self.spill and self.acked < seq and self.handed < seq < self.next_seq:
+            self._had(seq)
         if not self.acked < seq <= self.handed:
             return False
         self.acked = seq
@@ -132,12 +249,30 @@ class Lane:
         self.stalled_out = False
         return True
 
+    def _had(self, seq: int) -> None:
+        """A durable subscriber had the events up to `seq` already (from an earlier lane of its
+        stream): they are not sent again."""
+        pending = self._pending
+        while pending and pending[0].first <= seq:
+            batch = pending.popleft()
+            if batch.first + batch.count - 1 > seq:
+                _, rest = batch.split(seq - batch.first + 1)
+                pending.appendleft(rest)
+                self.pending_events -= seq - batch.first + 1
+                break
+            self.pending_events -= batch.count
+        if self.spilled_from is not None and self.spilled_from <= seq:
+            self._spilled_after(seq)
+        self.handed = seq
+
     def reconnected(self) -> None:
         """The connection to the inbox came back after a loss: what was in flight may never
         arrive (ZeroMQ keeps what it had not written yet, not what the kernel held). It no longer
         takes room; the subscriber sees any such loss as a gap in seq."""
         self._flight.clear()
         self.in_flight = 0
+        if self.spill:  # a durable subscriber's events are all in its log: send them again
+            self._resend()
 
     def watched(self) -> bool:
         """Whether the subscriber's ACKs should be read as soon as they come: the queue is half
@@ -178,9 +313,12 @@ class Lane:
         """What to send now: the pending events in EV messages of at most `max_events` events
         and `max_bytes` of payload, then a LOST notice if the queue drained with losses untold."""
         sends: list[Send] = []
+        if self.detached:
+            return sends
         while self._pending:
             sends.append(self._message(max_events, max_bytes))
-        if self.waiting is None and self.in_flight == 0 and self.handed < self.next_seq - 1:
+        drained = self.waiting is None and self.in_flight == 0 and self.spilled_from is None
+        if drained and self.handed < self.next_seq - 1:
             sends.append(self._notice())
         return sends
 
@@ -195,7 +333,10 @@ class Lane:
                 self.sent -= send.count
                 self.totals.delivered -= send.count
                 self.totals.messages -= 1
-                self._drop(send.count)
+                if self.spill:  # still in the log: taken back from there, in order
+                    self.spilled_from = first
+                else:
+                    self._drop(send.count)
             else:
                 self.totals.notices -= 1
             self.reported -= send.lost
@@ -235,8 +376,8 @@ class Lane:
             size += after.size
         count = len(events)
         last = first + count - 1
-        lost = first - self.handed - 1
-        before, self.handed = self.handed, last
+        lost = max(0, first - self.handed - 1)  # 0 for a durable subscriber's events sent again
+        before, self.handed = self.handed, max(self.handed, last)
         self._flight.append([first, last])
         self.pending_events -= count
         self.in_flight += count

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "DURABLE_AWAY",
+    "DURABLE_BACK",
     "PUBLISHER_SEEN",
     "RESERVED_PREFIX",
     "SERVICE_AVAILABLE",
@@ -35,6 +37,10 @@ SERVICE_AVAILABLE = "$es.service.available"
 """A subscriber that named itself arrived: {name, id}."""
 SERVICE_GONE = "$es.service.gone"
 """A named subscriber is gone, however it went: {name, id, reason}."""
+DURABLE_AWAY = "$es.durable.away"
+"""A durable subscriber went away; its events are kept: {durable, id, reason}."""
+DURABLE_BACK = "$es.durable.back"
+"""A durable subscriber came back (or moved to another subscriber): {durable, id, stored}."""
 PUBLISHER_SEEN = "$es.publisher.seen"
 """The first publish from a connection: {peer}, the connection's id in hex."""
 

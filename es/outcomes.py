@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Acked", "Full", "Handshaken", "Linked", "OpenFailed", "Outcome", "Stalled"]
+__all__ = [
+    "Acked",
+    "Full",
+    "Handshaken",
+    "Linked",
+    "OpenFailed",
+    "Outcome",
+    "Refill",
+    "Stalled",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,4 +72,11 @@ class Full:
     sid: str
 
 
-Outcome = Linked | Handshaken | Acked | OpenFailed | Stalled | Full
+@dataclass(frozen=True, slots=True)
+class Refill:
+    """A durable subscriber's lane has room for events spilled to its log (the flow)."""
+
+    sid: str
+
+
+Outcome = Linked | Handshaken | Acked | OpenFailed | Stalled | Full | Refill

@@ -16,6 +16,7 @@ from es.checks import check_subject, refuse
 from es.config import Limits
 from es.daemon.patterns import fold
 from es.delivery import Run, batch, everyone, joined, meta_event
+from es.durables import Durables
 from es.records import StoredEvent
 from es.retained import Retained
 
@@ -29,32 +30,52 @@ _PUBLISHERS_KEPT = 10_000
 class Publishing:
     """The broker's publish path, over its state."""
 
-    def __init__(self, core: BrokerState) -> None:
+    def __init__(self, core: BrokerState, durables: Durables) -> None:
         self.core = core
+        self.durables = durables
 
     def publish(self, peer: bytes, request: Publish, now: float) -> list[Action]:
-        """A PUB: checked whole first, then its retained events stored, then its fan-out."""
+        """A PUB: checked whole first (durable subscribers' logs too), then its retained events
+        stored, then its fan-out."""
         core = self.core
         retaining = [i for i in request.items if i.retain]
         _check(request, retaining, core)
+        stretches: list[tuple[str, int]] = []
+        runs = self._runs(request.items, now, stretches)
+        everyone_ = everyone(runs)
+        durable = bool(core.durable_sids) and not core.durable_sids.isdisjoint(everyone_)
+        plan = self.durables.plan(runs, everyone_) if durable else None
         if retaining:  # stored before anything changes: a failed write fails the publish
             core.write(core.store.write_retained, _stored(retaining, now))
         core.published += 1
-        runs = self._runs(request.items, now)
-        wanted = {sid: joined(runs, sid) for sid in everyone(runs)}
+        core.events_in += sum([len(item.subjects) for item in request.items])
+        note = core.note_subject
+        for subject, events in stretches:
+            note(subject, now, events)
+        if plan is not None:
+            self.durables.carry_out(plan)
+            core.uncommitted.append((peer, request.rid))
+        wanted = {sid: joined(runs, sid) for sid in everyone_}
         batches = [batch(core.subscribers[sid], run) for sid, run in wanted.items()]
         confirms = (Confirm(peer, request.rid, frozenset(wanted)),) if request.confirm else ()
         fanout = Fanout(batches, confirms)
         if retaining:
             self._retain(retaining, now)
+        if durable and core.config.fsync == "every":
+            core.failed += self.durables.commit()
         return [fanout, *self._seen(peer)]
 
-    def _runs(self, items: tuple[PubItem, ...], now: float) -> list[Run]:
+    def _runs(
+        self, items: tuple[PubItem, ...], now: float, stretches: list[tuple[str, int]]
+    ) -> list[Run]:
         """A publish's events in runs of consecutive events that go to the same subscribers.
         Usually there is one run, which every subscriber's batch then shares. The hot path: a
-        subject is looked up once for each stretch of events on it, not once per event."""
+        subject is looked up once for each stretch of events on it, not once per event; the
+        stretches (subject, events) are noted in `stretches`, to be counted once the publish
+        is taken."""
         core = self.core
-        recipients_of, note = core.index.recipients, core.note_subject
+        recipients_of = core.index.recipients
+        note = stretches.append
         runs: list[Run] = []
         last = items[0].subjects[0]  # a PUB has items, each with a subject (checked)
         recipients = recipients_of(last)
@@ -64,7 +85,7 @@ class Publishing:
         for item in items:
             for subject in item.subjects:
                 if subject != last:
-                    note(last, now, same)
+                    note((last, same))
                     last, same = subject, 0
                     recipients = recipients_of(subject)
                 same += 1
@@ -77,10 +98,9 @@ class Publishing:
                     packed, packed_as = pack_event(subject, now, item.fmt), (subject, item.fmt)
                 run.events.append(packed)
                 run.payloads.append(item.payload)
-        note(last, now, same)
+        note((last, same))
         for run in runs:
             run.size = sum(map(len, run.payloads))
-        core.events_in += sum([len(item.subjects) for item in items])
         return runs
 
     def _retain(self, items: list[PubItem], now: float) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from es.daemon.storage import StorageError
+from es.durablelog import DurableLog, MemoryLog
 
 __all__ = ["MemoryStorage", "Storage", "StorageError", "StoredEvent", "StoredSubscriber"]
 
@@ -55,6 +56,9 @@ class Storage(Protocol):
     durable: bool
     """Whether it keeps anything: the broker builds no records for a storage that does not."""
 
+    log: DurableLog
+    """Durable subscribers and their events (es.durablelog)."""
+
     def subscribers(self) -> Iterable[StoredSubscriber]:
         """Every subscriber kept."""
         ...
@@ -85,6 +89,9 @@ class MemoryStorage:
     """Keeps nothing across a restart; the broker's own state is all there is."""
 
     durable = False
+
+    def __init__(self) -> None:
+        self.log: DurableLog = MemoryLog()
 
     def subscribers(self) -> Iterable[StoredSubscriber]:
         return ()

@@ -41,7 +41,7 @@ from es.daemon.lifecycle import Daemon, ExitCode
 from es.daemon.security import HandshakeWatch, server_keys, warn_if_exposed
 from es.deliveries import Deliveries
 from es.flow import Flow, Inbound
-from es.outcomes import Full, OpenFailed, Outcome, Stalled
+from es.outcomes import Full, OpenFailed, Outcome, Refill, Stalled
 from es.records import Storage, StorageError, StoredEvent, StoredSubscriber
 from es.registration import Registration
 from es.storage import open_storage
@@ -140,7 +140,7 @@ class EventServer(Daemon):
             log.error("%s", exc)
             return self._failed_to_start(ExitCode.USAGE)
         try:
-            self._storage = open_storage(self.config.storage)
+            self._storage = open_storage(self.config.storage, self.config.fsync)
             kept = list(self._storage.subscribers()), list(self._storage.retained())
         except (ValueError, StorageError) as exc:
             log.error("cannot use storage %s: %s", self.config.storage, exc)
@@ -256,7 +256,7 @@ class EventServer(Daemon):
                 if inbound is None:
                     break
                 self._handle(inbound, time.monotonic())
-            self._apply(flow.flush())
+            self._flush()
             return 1
         wake = self._next_housekeeping
         due = flow.deadline()
@@ -307,16 +307,23 @@ class EventServer(Daemon):
             if flow.admit(inbound):
                 self._handle(inbound, mono)
             mono = time.monotonic()
-        self._apply(flow.flush())
+        self._flush()
         return handled
+
+    def _flush(self) -> None:
+        """Send what the flow gathered, once what durable subscribers' logs took is committed
+        (a failed commit first turns into its answers: es.durables)."""
+        failed = self.broker.commit()
+        if failed:
+            self._apply(self.flow.route(failed, time.monotonic()))
+        self._apply(self.flow.flush(self.broker.holding()))
 
     def _handle(self, inbound: Inbound, mono: float) -> None:
         """One request, one way through: what was gathered before it if it must go first, the
         broker's answer, the flow's routing of it; then the shell carries it out."""
         stalled = self.flow.stalled
-        first = self.flow.before(inbound)
-        if first:
-            self._apply(first)
+        if self.flow.flushes_before(inbound):
+            self._flush()
         actions = self.broker.handle(
             inbound.peer, inbound.frames, self._clock(), mono, inbound.owner
         )
@@ -372,7 +379,7 @@ class EventServer(Daemon):
             if isinstance(action, Close):
                 log.warning("subscriber %s removed (%s)", public_id(action.sid), action.reason)
         self._apply(actions)
-        self._apply(self.flow.flush())
+        self._flush()
 
     def _apply(self, actions: Sequence[Action | Outcome]) -> None:
         """Carry out actions in order; pass the outcomes among them on to the broker. A
@@ -398,7 +405,7 @@ class EventServer(Daemon):
                         break  # its error replaces the rest of the request's actions
                 case Close(sid):
                     self._close(sid)
-                case Stalled() | Full():
+                case Stalled() | Full() | Refill():
                     heard.append(action)
         for sends in refused.values():
             self.flow.refused(sends)

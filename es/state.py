@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from clients.wire import MAX_INT, public_id
+from es.actions import Batch
 from es.config import QueuePolicy
 from es.health import Health
 from es.lane import Lane
@@ -32,6 +34,11 @@ class SubscriberState:
     # The client key (Z85) of the connection that made it, with key files; None otherwise. Only
     # a connection with the same key may change it (SPEC 7.1).
     owner: str | None = None
+    # A durable subscriber's name (SPEC 7.10): its events wait in the log until acknowledged.
+    durable: str | None = None
+    detached: bool = False  # a durable subscriber that is away: no socket, its events kept
+    # A durable subscriber's: appends each batch numbered for it to its log (es.durables).
+    keep: Callable[[Batch], None] | None = field(default=None, repr=False)
     id: str = field(init=False)  # what it is shown as: the sid is its secret
 
     def __post_init__(self) -> None:

@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -25,7 +26,9 @@ from typing import Any
 
 from es.daemon.storage import StorageError, storage_path
 from es.daemon.storagefile import check_storage_file
+from es.durablelog import DurableLog
 from es.records import MemoryStorage, Storage, StoredEvent, StoredSubscriber
+from es.sqlitelog import DURABLE_SCHEMA, DURABLE_TABLES, SqliteLog
 
 __all__ = ["SqliteStorage", "open_storage"]
 
@@ -46,7 +49,12 @@ _TABLES = {
     "retained": ["key", "subject", "fmt", "payload", "time", "expires"],
 }
 # The tables of earlier versions, brought up to date at open.
+_BEFORE_DURABLE = dict(_TABLES)
 _BEFORE_OWNER = {**_TABLES, "subscribers": _TABLES["subscribers"][:-1]}
+_TABLES.update(DURABLE_TABLES)
+# sqlite's `synchronous` for each fsync setting: FULL syncs the write-ahead log at each commit;
+# NORMAL leaves it to the OS (a killed server loses nothing, a crashed machine may).
+_SYNCHRONOUS = {"group": "FULL", "every": "FULL", "os": "NORMAL"}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscribers (
     sid TEXT PRIMARY KEY,
@@ -83,17 +91,21 @@ class SqliteStorage:
 
     durable = True
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, fsync: str = "group") -> None:
         self.path = Path(path)
-        found = check_storage_file(self.path, _TABLES, (_BEFORE_OWNER,))
+        found = check_storage_file(self.path, _TABLES, (_BEFORE_DURABLE, _BEFORE_OWNER))
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")  # a killed process loses no commit
+            self._db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[fsync]}")
             if found == _BEFORE_OWNER:
                 self._db.execute("ALTER TABLE subscribers ADD COLUMN owner TEXT")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + DURABLE_SCHEMA)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open {self.path}: {exc}") from None
+        log = SqliteLog(self._db, self.path)
+        log.load()
+        self.log: DurableLog = log
 
     def _failed(self, exc: sqlite3.Error) -> StorageError:
         return StorageError(f"cannot write to {self.path}: {exc}")
@@ -111,6 +123,7 @@ class SqliteStorage:
 
     def put_subscriber(self, record: StoredSubscriber) -> None:
         """Keep `record` (replacing its sid's), committed when this returns."""
+        self.log.commit()
         try:
             self._db.execute(
                 "INSERT OR REPLACE INTO subscribers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -132,6 +145,7 @@ class SqliteStorage:
 
     def delete_subscriber(self, sid: str) -> None:
         """Forget the subscriber `sid`, committed when this returns."""
+        self.log.commit()
         try:
             self._db.execute("DELETE FROM subscribers WHERE sid = ?", (sid,))
         except sqlite3.Error as exc:
@@ -149,6 +163,7 @@ class SqliteStorage:
 
     def write_retained(self, changes: Sequence[tuple[str, StoredEvent | None]]) -> None:
         """Keep or forget each key's retained event, in one transaction."""
+        self.log.commit()
         try:
             self._db.execute("BEGIN")
             try:
@@ -169,12 +184,14 @@ class SqliteStorage:
             raise self._failed(exc) from None
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file, with what the last group wrote (if it can still be written)."""
+        with contextlib.suppress(StorageError):
+            self.log.commit()
         self._db.close()
 
 
-def open_storage(spec: str) -> Storage:
+def open_storage(spec: str, fsync: str = "group") -> Storage:
     """`memory`, or `sqlite:PATH` (ValueError for anything else; StorageError for a file that
     cannot be used)."""
     path = storage_path(spec)
-    return MemoryStorage() if path is None else SqliteStorage(path)
+    return MemoryStorage() if path is None else SqliteStorage(path, fsync)

@@ -21,6 +21,7 @@ from es.checks import asked_policy, check_endpoint, check_sid, refuse
 from es.config import Policy, QueuePolicy
 from es.daemon.patterns import Pattern, compile_pattern, fold
 from es.delivery import meta_event, numbered
+from es.durables import Durables
 from es.health import Health
 from es.lane import Lane
 from es.patternsets import PatternSets
@@ -51,8 +52,9 @@ class _Asked:
 class Subscriptions:
     """The broker's subscription handling, over its state."""
 
-    def __init__(self, core: BrokerState) -> None:
+    def __init__(self, core: BrokerState, durables: Durables) -> None:
         self.core = core
+        self.durables = durables
 
     @property
     def heartbeat_interval(self) -> float:
@@ -117,6 +119,8 @@ class Subscriptions:
         Also says whether it opened a socket."""
         core = self.core
         sid, options = asked.sid, asked.options
+        if options.durable is not None or (current is not None and current.durable is not None):
+            return self._settle_durable(asked, current, policy)
         key = options.key if options.key is not None else (current.key if current else None)
         name = self._service_name(options.name, current)
         owner = current.owner if current else core.caller
@@ -151,6 +155,19 @@ class Subscriptions:
         state.health.heard(core.mono)
         core.evicted.pop(sid, None)
         return state, actions, bool(actions)
+
+    def _settle_durable(
+        self, asked: _Asked, current: SubscriberState | None, policy: QueuePolicy
+    ) -> tuple[SubscriberState, list[Action], bool]:
+        """_settle for a durable subscriber (es.durables)."""
+        core, sid = self.core, asked.sid
+        names = (asked.subjects, asked.patterns)
+        settled = self.durables.settle(
+            sid, asked.endpoint, asked.options, policy, current, names, (asked.peer, asked.rid)
+        )
+        settled[0].health.heard(core.mono)
+        core.evicted.pop(sid, None)
+        return settled
 
     def _new_state(self, sid: str, endpoint: str, policy: QueuePolicy) -> SubscriberState:
         """A subscriber on a new stream, heard from now."""
@@ -240,7 +257,9 @@ class Subscriptions:
         state = core.subscribers.get(sid)
         if state is not None:
             state.health.heard(core.mono)
-        if state is not None and core.store.durable:  # written before anything changes
+        if state is not None and state.durable is not None:  # written before anything changes
+            self._store_durable_without(state, names)
+        elif state is not None and core.store.durable:
             self._store_without(state, names)
         count = core.index.remove(sid, names)
         gone = count == 0 and core.subscribers.pop(sid, None) is not None
@@ -266,6 +285,16 @@ class Subscriptions:
         else:
             core.write(core.store.delete_subscriber, state.sid)
 
+    def _store_durable_without(self, state: SubscriberState, names: list[str]) -> None:
+        """As _store_without, for a durable subscriber: with none left, its name and log go."""
+        have = self.core.index.subscriptions(state.sid)
+        subjects = have.subjects - {fold(n) for n in names}
+        patterns = have.patterns - set(names)
+        if subjects or patterns:
+            self.durables.store(state, subjects, patterns)
+        else:
+            self.durables.forget(state)
+
     def departed(self, sid: str, name: str | None, reason: str) -> list[Action]:
         """The meta-events for a subscriber that is gone, and for its service if it named one."""
         shown = public_id(sid)
@@ -284,6 +313,8 @@ class Subscriptions:
         state.health.heard(core.mono)
         if not state.lane.ack(seq):
             return []
+        if state.durable is not None:
+            self.durables.acked(state, seq)
         state.acked_at = core.mono
         state.health.consumed(core.mono)
         return [Progress(sid)]
@@ -294,6 +325,9 @@ class Subscriptions:
         state = core.subscribers.get(sid)
         if state is not None and not core.owned(sid):
             return {"known": False}  # it is not the caller's: nothing to tell
+        if state is not None and state.detached:  # a durable subscriber the server gave up on
+            reason = core.evicted.pop(sid, None)
+            return {"known": False} if reason is None else {"known": False, "evicted": reason}
         if state is not None:
             state.health.heard(core.mono)
             return {"known": True, "endpoint": state.endpoint}

@@ -54,6 +54,7 @@ SID_QUEUE = "5f0c1e2d3b4a69788796a5b4c3d2e1f1"
 SID_KEY = "5f0c1e2d3b4a69788796a5b4c3d2e1f2"
 SID_NAMED = "5f0c1e2d3b4a69788796a5b4c3d2e1f3"
 SID_PATTERN = "5f0c1e2d3b4a69788796a5b4c3d2e1f4"
+SID_DURABLE = "5f0c1e2d3b4a69788796a5b4c3d2e1f5"
 
 VALID: list[tuple[str, str, Message]] = [
     ("subscribe one subject", "request", Subscribe(1, SID, ENDPOINT, ("StockQuotes",))),
@@ -73,6 +74,11 @@ VALID: list[tuple[str, str, Message]] = [
         "subscribe as a named service",
         "request",
         Subscribe(21, SID_NAMED, ENDPOINT, ("boiler.control",), Options(name="boiler-controller")),
+    ),
+    (
+        "subscribe as a durable subscriber",
+        "request",
+        Subscribe(22, SID_DURABLE, ENDPOINT, ("billing.orders",), Options(durable="billing")),
     ),
     (
         "subscribe to a pattern",
@@ -201,6 +207,7 @@ REPLIES: dict[str, str | None] = {
     "subscribe with queue options": "OK",
     "subscribe with the inbox's CurveZMQ key": "OK",  # without security the key is not used
     "subscribe as a named service": "OK",
+    "subscribe as a durable subscriber": "OK",
     "subscribe to a pattern": "OK",
     "unsubscribe": "OK",  # the subscriber of "subscribe one subject", which it removes
     "subjects published on": "OK",

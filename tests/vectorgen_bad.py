@@ -50,6 +50,13 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
         12,
     ),
     (
+        "SUB with a durable name that is not a string",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"durable": 7})],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
         "SUBJECTS with an unknown option",
         "request",
         [_hex(1, "SUBJECTS", 35, {"limit": 5})],
@@ -344,6 +351,18 @@ REFUSED: list[tuple[str, list[str], str, int]] = [
         20,
     ),
     ("subscribe to no subjects", [_hex(1, "SUB", 21, SID, ENDPOINT, [], {})], "BAD_SUBJECT", 21),
+    (
+        "subscribe with an empty durable name",
+        [_hex(1, "SUB", 25, SID, ENDPOINT, ["a"], {"durable": ""})],
+        "BAD_REQUEST",
+        25,
+    ),
+    (
+        "subscribe with a durable name over 128 bytes",
+        [_hex(1, "SUB", 26, SID, ENDPOINT, ["a"], {"durable": "d" * 129})],
+        "BAD_REQUEST",
+        26,
+    ),
     (
         "publish on the server's reserved prefix",
         [_hex(1, "PUB", 23, True, [[["$ES.subscriber.joined"], 1]]), "c0"],

@@ -46,6 +46,7 @@ def to_json(message: Message) -> dict[str, Any]:
                 "max_stall": opts.max_stall,
                 "key": opts.key,
                 "name": opts.name,
+                "durable": opts.durable,
             }
             return {
                 "type": "SUB" if isinstance(message, Subscribe) else "SUBMATCH",

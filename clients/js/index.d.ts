@@ -186,6 +186,7 @@ export class NotOwner extends NamingError {}
 export class NotEmpty extends NamingError {}
 export class AuthFailed extends RequestError {}
 export class StorageFailed extends RequestError {}
+export class StoreFull extends RequestError {}
 export class RequestTimeout extends EsError {}
 export class ConnectionClosed extends EsError {}
 export class PayloadError extends EsError {}

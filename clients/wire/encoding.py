@@ -85,6 +85,7 @@ def _options_map(options: Options) -> dict[str, Any]:
         "max_stall": options.max_stall,
         "key": options.key,
         "name": options.name,
+        "durable": options.durable,
     }
     return {k: v for k, v in fields.items() if v is not None}
 

@@ -44,7 +44,7 @@ MAX_DEPTH = 32
 
 POLICIES = tuple(policy.value for policy in Policy)
 
-_OPTION_KEYS = frozenset({"policy", "queue", "max_stall", "key", "name"})
+_OPTION_KEYS = frozenset({"policy", "queue", "max_stall", "key", "name", "durable"})
 _Z85_DIGITS = (  # ZeroMQ RFC 32: the digit each character stands for is its place here
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
 )
@@ -157,6 +157,7 @@ def queue_options(value: Any, name: str) -> Options:
         max_stall=None if max_stall is None else seconds(max_stall, "max_stall"),
         key=None if key is None else curve_key(key),
         name=None if value.get("name") is None else text(value["name"], "name"),
+        durable=None if value.get("durable") is None else text(value["durable"], "durable"),
     )
 
 

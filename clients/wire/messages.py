@@ -87,6 +87,9 @@ class Options:
     """The inbox's CurveZMQ public key (40 Z85 characters), when security is on."""
     name: str | None = None
     """A service name: its arrival and departure are announced as $es.service.* meta-events."""
+    durable: str | None = None
+    """A durable name: the server stores this subscriber's events until it acknowledges them,
+    while it is away too, and gives them to whoever subscribes with this name next (SPEC 7.10)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from es.actions import Action, Link, Reply, Send
 from es.broker import Broker
 from es.config import Limits, ServerConfig
 from es.flow import Flow, Inbound
-from es.outcomes import Full, Linked, Outcome, Stalled
+from es.outcomes import Full, Linked, Outcome, Refill, Stalled
 
 EP = "tcp://127.0.0.1:5000"
 PEER = b"publisher"
@@ -100,22 +100,30 @@ class Server:
             self.handle(inbound)
 
     def handle(self, inbound: Inbound) -> None:
-        self.apply(self.flow.before(inbound))
+        if self.flow.flushes_before(inbound):
+            self.flush()
         actions = self.broker.handle(inbound.peer, inbound.frames, self.mono, self.mono)
         self.apply(self.flow.route(actions, self.mono))
 
     def hear(self, outcomes: list[Outcome]) -> None:
         self.apply(self.flow.route(self.broker.hear(outcomes, self.mono), self.mono))
 
+    def flush(self) -> None:
+        """As the shell does: the group committed, then what was gathered sent."""
+        failed = self.broker.commit()
+        if failed:
+            self.apply(self.flow.route(failed, self.mono))
+        self.apply(self.flow.flush(self.broker.holding()))
+
     def turn_end(self) -> None:
-        self.apply(self.flow.flush())
+        self.flush()
         while self.flow.busy and not self.flow.stalled:
             for _ in range(64):
                 inbound = self.flow.next_ready()
                 if inbound is None:
                     break
                 self.handle(inbound)
-            self.apply(self.flow.flush())
+            self.flush()
 
     def link(self, sid: str, up: bool) -> None:
         """What the flow is told of the link to `sid`'s inbox, without the resending that a
@@ -136,7 +144,7 @@ class Server:
                     self.readers[action.sid].inbox.append(action.frames)
             elif isinstance(action, Reply):
                 self.replies.append(action)
-            elif isinstance(action, Stalled | Full):
+            elif isinstance(action, Stalled | Full | Refill):
                 heard.append(action)
         for sends in refused.values():
             self.flow.refused(sends)

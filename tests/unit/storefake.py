@@ -2,9 +2,63 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+from es.durablelog import MemoryLog, Row, StoredDurable
 from es.records import StorageError, StoredEvent, StoredSubscriber
+
+
+class KeptLog(MemoryLog):
+    """The memory log with sqlite's group semantics: a commit fails while `storage.full` is set,
+    and then keeps nothing of its group (the log as at the last commit)."""
+
+    def __init__(self, storage: KeptStorage) -> None:
+        super().__init__()
+        self.storage = storage
+        self._before: Any = None
+        self.commits = 0
+
+    def _group(self) -> None:
+        if self._before is None:
+            self._before = copy.deepcopy((self._records, self._kept))
+
+    def put_durable(self, record: StoredDurable) -> None:
+        self.commit()
+        self.storage._writing()
+        super().put_durable(record)
+
+    def delete_durable(self, name: str) -> None:
+        self.commit()
+        self.storage._writing()
+        super().delete_durable(name)
+
+    def append(self, name: str, rows: list[Row]) -> None:
+        self._group()
+        super().append(name, rows)
+
+    def ack(self, name: str, seq: int) -> None:
+        self._group()
+        super().ack(name, seq)
+
+    def drop(self, name: str, seqs: tuple[int, int]) -> int:
+        self._group()
+        return super().drop(name, seqs)
+
+    def skip(self, name: str, next_seq: int) -> None:
+        self._group()
+        super().skip(name, next_seq)
+
+    def commit(self) -> None:
+        if self._before is None:
+            return
+        if self.storage.full:
+            self._records, self._kept = self._before
+            self._before = None
+            raise StorageError("cannot write to kept.db: database or disk is full")
+        self._before = None
+        self.commits += 1
 
 
 class KeptStorage:
@@ -18,6 +72,7 @@ class KeptStorage:
         self.retained_events: dict[str, StoredEvent] = {}
         self.full = False
         self.writes = 0
+        self.log = KeptLog(self)
 
     def _writing(self) -> None:
         if self.full:

@@ -24,6 +24,7 @@ export const ErrorCode = Object.freeze({
   NOT_EMPTY: "NOT_EMPTY",
   AUTH_FAILED: "AUTH_FAILED",
   STORAGE_FAILED: "STORAGE_FAILED",
+  STORE_FULL: "STORE_FULL",
 });
 
 /** Root of every error this library throws on purpose. */
@@ -76,6 +77,9 @@ export class AuthFailed extends RequestError {}
 /** The server could not write the change to its storage (disk full, a damaged file): the request
  * had no effect. */
 export class StorageFailed extends RequestError {}
+/** A durable subscriber with the block policy holds all the stored events it may: the publish was
+ * refused whole. */
+export class StoreFull extends RequestError {}
 
 /** No reply within the timeout. */
 export class RequestTimeout extends EsError {}
@@ -102,6 +106,7 @@ export const EXCEPTION_FOR_CODE = Object.freeze({
   NOT_EMPTY: NotEmpty,
   AUTH_FAILED: AuthFailed,
   STORAGE_FAILED: StorageFailed,
+  STORE_FULL: StoreFull,
 });
 
 /** @deprecated the Python client's name, EXCEPTION_FOR_CODE. */

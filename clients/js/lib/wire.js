@@ -227,7 +227,7 @@ export function decodeHere(datagram) {
 
 function options(o = {}) {
   const out = {};
-  for (const key of ["policy", "queue", "max_stall", "key", "name"]) {
+  for (const key of ["policy", "queue", "max_stall", "key", "name", "durable"]) {
     if (o[key] !== undefined && o[key] !== null) out[key] = o[key];
   }
   return out;

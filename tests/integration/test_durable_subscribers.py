@@ -1,0 +1,164 @@
+"""Durable subscribers (SPEC 7.10) with real processes: a subscriber killed and started again
+under its durable name gets everything published meanwhile, then live events, with no gap and
+no duplicate; the server killed with -9 under a confirmed publish stream loses no confirmed
+event; a durable subscriber away past its limits is refused to publishers or told its losses."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from clients import Event, Publisher, Subscriber
+from clients.errors import EsError, StoreFull
+from tests.integration.conftest import Daemon, wait_until
+from tests.integration.helpers import WAIT, subscriber_process
+
+Start = Callable[..., Daemon]
+FAST = {"heartbeat": 0.3, "liveness": 1.5}
+
+
+def _take(sub: Subscriber, count: int) -> list[Event]:
+    """`count` events from `sub`, each within the deadline."""
+    got: list[Event] = []
+    deadline = time.monotonic() + WAIT
+    while len(got) < count and time.monotonic() < deadline:
+        event = sub.next(timeout=1.0)
+        if event is not None:
+            got.append(event)
+    return got
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_a_killed_durable_subscriber_gets_what_it_missed_then_live_events(
+    start_es: Start, tmp_path: Path, storage: str
+) -> None:
+    spec = "memory" if storage == "memory" else f"sqlite:{tmp_path / 'es.db'}"
+    es = start_es("--storage", spec)
+    topic = f"orders.{uuid.uuid4().hex[:8]}"
+    durable = f"billing-{uuid.uuid4().hex[:6]}"
+    with subscriber_process(topic, "--es", es.endpoint, "--durable", durable) as first:
+        first.kill()  # gone without a word: the server still thinks it is there
+        first.wait(WAIT)
+    with Publisher(es.endpoint) as pub:
+        for i in range(10_000):
+            pub.publish(topic, i)
+        pub.flush()
+        stored = es.stats()["subscribers"][0]
+        assert stored["depth"] == 10_000  # everything waits for it (in flight or in its log)
+        with Subscriber(es.endpoint, durable=durable) as sub:
+            sub.subscribe(topic)
+            missed = _take(sub, 10_000)
+            for i in range(10_000, 10_100):
+                pub.publish(topic, i)
+            live = _take(sub, 100)
+            assert sub.next(timeout=0.5) is None  # nothing more: no duplicate
+            assert sub.lost == 0
+    got = [e.msg for e in missed + live]
+    assert got == list(range(10_100))
+    assert all(e.lost == 0 for e in missed + live)
+
+
+def test_a_durable_subscriber_away_past_its_limit_refuses_publishers_in_block_mode(
+    start_es: Start,
+) -> None:
+    es = start_es("--max-durable-events", "100")
+    topic = f"audit.{uuid.uuid4().hex[:8]}"
+    with Subscriber(es.endpoint, durable="audit", queue_size=10) as sub:
+        sub.subscribe(topic)
+        with Publisher(es.endpoint) as pub:
+            for i in range(100):
+                pub.publish(topic, i, confirm=True)
+            with pytest.raises(StoreFull):
+                pub.publish(topic, 100, confirm=True)
+            got = _take(sub, 100)  # reading makes room
+            assert [e.msg for e in got] == list(range(100))
+            wait_until(lambda: _accepted(pub, topic), WAIT, "room in the log again")
+
+
+def _accepted(pub: Publisher, topic: str) -> bool:
+    try:
+        pub.publish(topic, "again", confirm=True)
+    except StoreFull:
+        return False
+    return True
+
+
+def test_a_durable_subscriber_away_past_its_limit_in_drop_mode_is_told_its_losses(
+    start_es: Start,
+) -> None:
+    es = start_es("--max-durable-events", "100")
+    topic = f"metrics.{uuid.uuid4().hex[:8]}"
+    with Publisher(es.endpoint) as pub:
+        with subscriber_process(
+            topic,
+            "--es",
+            es.endpoint,
+            "--durable",
+            "metrics",
+            "--policy",
+            "drop",
+            "--queue-size",
+            "10",
+        ) as first:
+            first.kill()
+            first.wait(WAIT)
+        for i in range(300):
+            pub.publish(topic, i, confirm=True)
+        with Subscriber(es.endpoint, durable="metrics", policy="drop", queue_size=10) as sub:
+            sub.subscribe(topic)
+            got = _take(sub, 100)
+            assert sub.next(timeout=0.5) is None
+    # The first events went out to the killed one and came back from the log; the oldest
+    # spilled ones were dropped to keep it at 100 events, and it was told how many.
+    msgs = [e.msg for e in got]
+    assert msgs == sorted(msgs) and msgs[-1] == 299
+    assert sub.lost == 300 - len(msgs) == sum(e.lost for e in got)
+
+
+def test_the_server_killed_under_a_confirmed_stream_loses_no_confirmed_event(
+    start_es: Start, tmp_path: Path
+) -> None:
+    storage = f"sqlite:{tmp_path / 'es.db'}"
+    es = start_es("--storage", storage)
+    topic = f"payments.{uuid.uuid4().hex[:8]}"
+    confirmed: list[int] = []
+    stop = threading.Event()
+    with Subscriber(es.endpoint, durable="ledger", **FAST) as sub:
+        sub.subscribe(topic)
+        with Publisher(es.endpoint, timeout=2.0, **FAST) as pub:
+
+            def publish() -> None:
+                i = 0
+                deadline = time.monotonic() + 4 * WAIT
+                while not stop.is_set() and time.monotonic() < deadline and i < 100_000:
+                    try:
+                        pub.publish(topic, i, confirm=True)
+                    except EsError:
+                        pass  # not confirmed: it may or may not arrive
+                    else:
+                        confirmed.append(i)
+                    i += 1
+
+            thread = threading.Thread(target=publish, daemon=True)
+            thread.start()
+            got: list[Event] = []
+            for kill in range(3):
+                wait_until(lambda n=kill: len(confirmed) >= 500 * (n + 1), WAIT, "confirmations")
+                es.kill()
+                es = start_es("--storage", storage, "-p", str(es.port))
+            wait_until(lambda: len(confirmed) >= 2000, WAIT, "confirmations after the kills")
+            stop.set()
+            thread.join(WAIT)
+            last = confirmed[-1]
+            while not got or got[-1].msg < last:
+                more = _take(sub, 1)
+                assert more, f"stuck after {got[-1].msg if got else None}, waiting for {last}"
+                got += more
+    msgs = [e.msg for e in got]
+    assert msgs == sorted(set(msgs))  # in order, each once
+    assert set(confirmed) <= set(msgs)
