@@ -92,6 +92,7 @@ class BrokerState:
         # last commit succeeded, and the answers a failed one left for the request at hand.
         self.log_dirty = False
         self.uncommitted: list[tuple[bytes, int]] = []
+        self.group_drops: list[tuple[str, tuple[int, int]]] = []  # durable, seqs dropped
         self.healthy = True
         self.failed: list[Action] = []
 

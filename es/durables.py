@@ -94,8 +94,6 @@ class Durables:
         if holder is not None and holder_sid != sid:
             if holder.owner is not None and holder.owner != core.caller:
                 raise refuse(ErrorCode.NOT_OWNER, "this durable name belongs to another client key")
-            if current is not None:
-                raise refuse(ErrorCode.BAD_REQUEST, "a subscriber cannot take a durable name later")
         elif holder is None and len(core.durables) >= core.config.limits.max_durables:
             raise refuse(ErrorCode.LIMIT_EXCEEDED, f"{len(core.durables)} durable subscribers")
         previous = holder if holder is not None else current
@@ -178,7 +176,10 @@ class Durables:
         lane = Lane(record.sid, record.stream, policy.queue_size, core.totals)
         backlog = core.log.backlog(record.name)
         next_seq = max(backlog.next_seq, before.next_seq if before else 1)
-        lane.durable(next_seq, backlog.acked, before.handed if before else 0)
+        if before is None:
+            lane.durable(next_seq, backlog.acked)
+        else:
+            lane.durable(next_seq, backlog.acked, before.handed, before.settled)
         state = SubscriberState(
             record.sid,
             record.endpoint,
@@ -332,6 +333,7 @@ class Durables:
         assert start is not None
         self.core.log.drop(state.durable, (start, cut))
         self.core.log_dirty = True
+        self.core.group_drops.append((state.durable, (start, cut)))
         state.lane.forget(cut)
 
     def keep(self, state: SubscriberState, batch: Batch, time: float) -> None:
@@ -355,7 +357,8 @@ class Durables:
         """Events from `state`'s log for the room in its lane, in order."""
         lane = state.lane
         start = lane.spilled_from
-        if start is None or not self.core.healthy or state.durable is None:
+        assert state.durable is not None
+        if start is None or not self.core.healthy:
             return []
         rows = self.core.log.read(state.durable, start, lane.room(), MAX_BYTES)
         through = lane.next_seq - 1
@@ -384,7 +387,8 @@ class Durables:
         for sid in list(core.durable_sids):
             state = core.subscribers[sid]
             start = state.lane.spilled_from
-            if start is None or state.durable is None:
+            assert state.durable is not None
+            if start is None:
                 continue
             rows = core.log.read(state.durable, start, _PAGE, 1 << 62)
             old = [row[0] for row in rows if row[3] < before]
@@ -416,6 +420,7 @@ class Durables:
             return self._failed(exc)
         core.log_dirty = False
         core.uncommitted.clear()
+        core.group_drops.clear()
         if core.healthy:
             return []
         core.healthy = True
@@ -427,6 +432,24 @@ class Durables:
                 back += self.refill(state)
         return back
 
+    def _redo(self) -> None:
+        """After a failed commit, what the lanes already count stays so in the logs: the events
+        dropped and acknowledged in the group are forgotten again, in the next group."""
+        core = self.core
+        drops, core.group_drops = core.group_drops, []
+        try:
+            for name, seqs in drops:
+                core.log.drop(name, seqs)
+                core.group_drops.append((name, seqs))
+            for sid in core.durable_sids:
+                state = core.subscribers[sid]
+                assert state.durable is not None
+                if state.lane.acked > core.log.backlog(state.durable).acked:
+                    core.log.ack(state.durable, state.lane.acked)
+        except StorageError as exc:  # not even in memory: the next commit says so again
+            log.error("%s", exc)
+        core.log_dirty = True
+
     def _failed(self, exc: StorageError) -> list[Action]:
         core = self.core
         core.storage_errors += 1
@@ -436,11 +459,11 @@ class Durables:
             state = core.subscribers[sid]
             assert state.durable is not None
             state.lane.discard(core.log.backlog(state.durable).next_seq)
+        self._redo()
         message = f"not stored: {exc}"
         replies: list[Action] = [
             Refuse(peer, rid, encode(Err(rid, ErrorCode.STORAGE_FAILED, message)))
             for peer, rid in core.uncommitted
         ]
         core.uncommitted.clear()
-        core.log_dirty = False
         return replies

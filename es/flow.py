@@ -207,11 +207,9 @@ class Flow:
         lane = self._lanes.get(sid)
         if lane is None:
             return
-        lane.detach()
+        lane.detach()  # never in a stall: a durable subscriber's lane spills, never waits
         self._dirty.pop(sid, None)
         self._watch.pop(sid, None)
-        if sid in self._stall:
-            self._settle(sid)
 
     # --- fan-out, stalls, confirms -------------------------------------------------------------
 

@@ -72,6 +72,9 @@ class Lane:
         self.spill = False  # a durable subscriber's: what does not fit waits in its log
         self.detached = False  # a durable subscriber that is away: everything spills
         self.spilled_from: int | None = None  # the first seq kept in the log only (spill)
+        # The last seq whose fate is counted: sent, or dropped (spill: what `refill` finds
+        # missing from the log up to here was counted already).
+        self.settled = 0
         self._pending: deque[Batch] = deque()
         self._flight: deque[list[int]] = deque()  # [first, last] of each EV sent, oldest first
 
@@ -100,14 +103,16 @@ class Lane:
         """Events kept in the log only (a durable subscriber's), to be taken back in order."""
         return 0 if self.spilled_from is None else self.next_seq - self.spilled_from
 
-    def durable(self, next_seq: int, acked: int, handed: int = 0) -> None:
+    def durable(self, next_seq: int, acked: int, handed: int = 0, settled: int = 0) -> None:
         """Make this a durable subscriber's lane, its stream at `next_seq` with everything up
-        to `acked` consumed: what lies between is in its log, to be taken back. `handed`: the
-        last seq an earlier lane of the stream told of (its losses are not told again)."""
+        to `acked` consumed: what lies between is in its log, to be taken back. `handed` and
+        `settled`: where an earlier lane of the stream got (its losses are not counted or told
+        again)."""
         self.spill = True
         self.next_seq = next_seq
         self.acked = acked
         self.handed = max(acked, handed)
+        self.settled = max(self.handed, settled)
         self._resend()
 
     def _resend(self) -> None:
@@ -172,12 +177,14 @@ class Lane:
             return
         if batch is None:
             end = min(through, self.next_seq - 1)
-            self._drop(max(0, end - max(start, self.handed + 1) + 1))
+            self._drop(max(0, end - max(start, self.settled + 1) + 1))
+            self.settled = max(self.settled, end)
             self._spilled_after(end)
             return
         # Seqs up to `handed` were told of already (sent or reported lost): resent ones are
         # counted once, and so are losses found again.
-        self._drop(max(0, batch.first - max(start, self.handed + 1)))
+        self._drop(max(0, batch.first - max(start, self.settled + 1)))
+        self.settled = max(self.settled, batch.first + batch.count - 1)
         self._accept(batch)
         self._spilled_after(batch.first + batch.count - 1)
 
@@ -188,9 +195,11 @@ class Lane:
         if start is None or through < start:
             return 0
         end = min(through, self.next_seq - 1)
-        self._drop(end - start + 1)
+        dropped = max(0, end - max(start, self.settled + 1) + 1)  # not those sent before
+        self._drop(dropped)
+        self.settled = max(self.settled, end)
         self._spilled_after(end)
-        return end - start + 1
+        return dropped
 
     def discard(self, start: int) -> int:
         """The log could not keep the events from seq `start` on (a commit failed): drop them
@@ -212,6 +221,8 @@ class Lane:
         if self.spilled_from is not None and self.spilled_from >= start:
             gone += self.next_seq - self.spilled_from
             self.spilled_from = None
+        if self.spilled_from is None:
+            self.settled = self.next_seq - 1
         # Spilled from before `start`: the log lacks the events from `start` on, which are found
         # missing, and counted, when they are taken back (`refill`).
         self._drop(gone)
@@ -264,6 +275,7 @@ class Lane:
         if self.spilled_from is not None and self.spilled_from <= seq:
             self._spilled_after(seq)
         self.handed = seq
+        self.settled = max(self.settled, seq)
 
     def reconnected(self) -> None:
         """The connection to the inbox came back after a loss: what was in flight may never
@@ -378,6 +390,7 @@ class Lane:
         last = first + count - 1
         lost = max(0, first - self.handed - 1)  # 0 for a durable subscriber's events sent again
         before, self.handed = self.handed, max(self.handed, last)
+        self.settled = max(self.settled, last)
         self._flight.append([first, last])
         self.pending_events -= count
         self.in_flight += count
@@ -391,6 +404,7 @@ class Lane:
 
     def _notice(self) -> Send:
         last = self.next_seq - 1
+        self.settled = max(self.settled, last)
         lost = last - self.handed
         before, self.handed = self.handed, last
         self.reported += lost
