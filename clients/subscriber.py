@@ -17,12 +17,11 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from threading import Lock
 from types import TracebackType
@@ -33,6 +32,7 @@ import zmq
 from clients.control import Control
 from clients.errors import EsError, RemoteProtocolError
 from clients.event import Event
+from clients.foreign import ForeignLoops
 from clients.handlers import Handlers
 from clients.inbox import (
     ACK_DRY,
@@ -80,12 +80,7 @@ _SIGNAL_SLICE = 0.5
 _CLOSE_TIMEOUT = 2.0
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class Subscriber(KeptClient):
+class Subscriber(ForeignLoops, KeptClient):
     """Subscribe to subjects or patterns and handle the events.
 
     Subclass and override `event(self, event)`, then call `listen()`; or iterate:
@@ -326,51 +321,6 @@ class Subscriber(KeptClient):
     def __iter__(self) -> Iterator[Event]:
         while (event := self.next()) is not None:
             yield event
-
-    # --- foreign event loops ---------------------------------------------------------------------
-
-    @property
-    def socket(self) -> zmq.Socket[bytes]:
-        """The inbox socket, to register with a zmq.Poller (then call process_pending())."""
-        return self._inbox
-
-    def fileno(self) -> int:
-        """A file descriptor for select()/selectors. ZeroMQ's descriptor is edge-triggered: when it
-        turns readable, call process_pending(), which reads everything there is."""
-        return int(self._inbox.getsockopt(zmq.FD))
-
-    def process_pending(self, limit: int | None = None) -> int:
-        """Dispatch every event already here without waiting; return how many."""
-        count = 0
-        while limit is None or count < limit:
-            event = self._take()
-            if event is None:
-                self._ack(dry=True)
-                break
-            self._handlers.run(event)
-            count += 1
-        return count
-
-    async def aevents(self) -> AsyncIterator[Event]:
-        """Events for an asyncio program: `async for event in sub.aevents(): ...`."""
-        loop = asyncio.get_running_loop()
-        fd = self.fileno()
-        while not self._closed:
-            event = self._take()
-            if event is not None:
-                yield event
-                continue
-            ack_due = self._ack(dry=True)
-            if int(self._inbox.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-                continue  # ZeroMQ's fd is edge-triggered: never wait while data is already here
-            ready: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, _resolve, ready)
-            timer = loop.call_later(ack_due, _resolve, ready)  # a dry ACK may be due
-            try:
-                await ready
-            finally:
-                timer.cancel()
-                loop.remove_reader(fd)
 
     # --- internals: one consuming thread ---------------------------------------------------------
 

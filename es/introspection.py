@@ -50,6 +50,7 @@ class Introspection:
                 "retained": len(core.retained),
                 "retained_bytes": core.retained.bytes,
                 "storage_errors": core.storage_errors,
+                **self._durables(),
                 "cache": {
                     "entries": core.index.cache_len,
                     "hits": core.index.cache_hits,
@@ -58,6 +59,18 @@ class Introspection:
             },
             "subscribers": listed,
             "truncated": len(listed) < len(core.subscribers),
+        }
+
+    def _durables(self) -> dict[str, Any]:
+        """Server-wide counts of durable subscribers and what their logs hold (SPEC 7.10)."""
+        core = self.core
+        backlogs = [core.log.backlog(name) for name in core.durables]
+        away = sum(1 for sid in core.durable_sids if core.subscribers[sid].detached)
+        return {
+            "durables": len(core.durables),
+            "durables_away": away,
+            "stored_events": sum(b.count for b in backlogs),
+            "stored_bytes": sum(b.size for b in backlogs),
         }
 
     def subjects_seen(self, pattern: str | None) -> dict[str, Any]:
@@ -134,4 +147,24 @@ class Introspection:
             # seconds its queue has been full without progress (0: not full)
             "stalled_for": 0.0 if full_since is None else max(0.0, mono - full_since),
             "linked": state.health.linked,
+            "in_flight": lane.in_flight,
+            **self._durable_stats(state),
+        }
+
+    def _durable_stats(self, state: SubscriberState) -> dict[str, Any]:
+        """A durable subscriber's name, whether it is away, and what its log holds: events,
+        bytes, the age in seconds of the oldest (0: none). Null and 0 for the others."""
+        name = state.durable
+        if name is None:
+            return {"durable": None, "away": False, "stored": 0, "stored_bytes": 0, "oldest": 0.0}
+        log = self.core.log
+        backlog = log.backlog(name)
+        first = log.read(name, backlog.acked + 1, 1, 1 << 62)
+        oldest = max(0.0, self.core.wall - first[0][3]) if first else 0.0
+        return {
+            "durable": name,
+            "away": state.detached,
+            "stored": backlog.count,
+            "stored_bytes": backlog.size,
+            "oldest": oldest,
         }

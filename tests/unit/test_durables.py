@@ -376,3 +376,23 @@ def test_a_write_on_its_own_commits_the_group_first_and_answers_its_failure() ->
 
 def _answers(server: DurableServer, before: int) -> list[Ok | Err]:
     return [decode_reply(r.frames) for r in server.replies[before:]]  # type: ignore[misc]
+
+
+def test_introspection_shows_what_a_durable_subscribers_log_holds() -> None:
+    server, _ = _server()
+    _reply(server, _sub("a", queue=1))
+    _reply(server, encode(Subscribe(1, "o", EP, ("other",), Options())), b"o")
+    server.mono = 5.0
+    _reply(server, _pub(0, 3))  # published at 5
+    server.broker.core.wall = 8.0  # the clock of the request that asks (STATS)
+    stats = server.broker.stats(now=8.0)
+    entry = next(e for e in stats["subscribers"] if e["durable"] == "d")
+    assert (entry["stored"], entry["away"], entry["in_flight"], entry["depth"]) == (3, False, 1, 3)
+    assert entry["stored_bytes"] > 3 and entry["oldest"] == 3.0
+    assert stats["server"]["durables"] == 1 and stats["server"]["stored_events"] == 3
+    other = next(e for e in stats["subscribers"] if e["durable"] is None)
+    assert other["stored"] == 0
+    for seq in (1, 2, 3):
+        server.hear([Acked("a", encode(Ack(0, "a", seq)))])
+    entry = server.broker.stats(now=9.0)["subscribers"][0]
+    assert (entry["stored"], entry["oldest"]) == (0, 0.0)

@@ -1,0 +1,75 @@
+"""A subscriber's events in someone else's event loop: a zmq.Poller, select(), asyncio.
+
+Part of clients.subscriber.Subscriber: the loop waits on the inbox's descriptor, and these read
+what is there without waiting, from the one thread that reads the inbox (its invariants hold).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import zmq
+
+from clients.event import Event
+from clients.handlers import Handlers
+
+__all__ = ["ForeignLoops"]
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class ForeignLoops:
+    """Reading a subscriber's inbox from a foreign event loop (mixed into Subscriber)."""
+
+    _inbox: zmq.Socket[bytes]
+    _closed: bool
+    _handlers: Handlers[Event]
+    _take: Callable[[], Event | None]
+    _ack: Callable[..., float]
+
+    @property
+    def socket(self) -> zmq.Socket[bytes]:
+        """The inbox socket, to register with a zmq.Poller (then call process_pending())."""
+        return self._inbox
+
+    def fileno(self) -> int:
+        """A file descriptor for select()/selectors. ZeroMQ's descriptor is edge-triggered: when it
+        turns readable, call process_pending(), which reads everything there is."""
+        return int(self._inbox.getsockopt(zmq.FD))
+
+    def process_pending(self, limit: int | None = None) -> int:
+        """Dispatch every event already here without waiting; return how many."""
+        count = 0
+        while limit is None or count < limit:
+            event = self._take()
+            if event is None:
+                self._ack(dry=True)
+                break
+            self._handlers.run(event)
+            count += 1
+        return count
+
+    async def aevents(self) -> AsyncIterator[Event]:
+        """Events for an asyncio program: `async for event in sub.aevents(): ...`."""
+        loop = asyncio.get_running_loop()
+        fd = self.fileno()
+        while not self._closed:
+            event = self._take()
+            if event is not None:
+                yield event
+                continue
+            ack_due = self._ack(dry=True)
+            if int(self._inbox.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                continue  # ZeroMQ's fd is edge-triggered: never wait while data is already here
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _resolve, ready)
+            timer = loop.call_later(ack_due, _resolve, ready)  # a dry ACK may be due
+            try:
+                await ready
+            finally:
+                timer.cancel()
+                loop.remove_reader(fd)
