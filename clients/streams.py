@@ -26,16 +26,20 @@ STREAMS_KEPT = 8
 class Streams:
     """The next seq expected in each recent stream (see the module)."""
 
-    def __init__(self, kept: int = STREAMS_KEPT) -> None:
+    def __init__(self, kept: int = STREAMS_KEPT, durable: bool = False) -> None:
         self.kept = kept
+        self.durable = durable
         self._next: dict[int, int] = {}
 
     def batch(self, stream: int, first: int, last: int, lost: int) -> tuple[int, int]:
         """Events `first` to `last` arrived, `lost` told before them: the loss to report, and
         how many of them (from the first) were had already. A batch that starts below the seq
         expected is sent again (a durable subscriber's, SPEC 7.10): its events below it are
-        duplicates, and the loss before it was reported when it was first told."""
-        expected = self._next.pop(stream, 1)
+        duplicates, and the loss before it was reported when it was first told. A durable
+        subscriber's stream may be new to this program yet far along (an earlier program
+        consumed its start): its first batch counts only the loss the server tells."""
+        default = first - lost if self.durable else 1
+        expected = self._next.pop(stream, default)
         self._expect(stream, max(expected, last + 1))
         if first < expected:
             return 0, min(expected, last + 1) - first
@@ -43,7 +47,7 @@ class Streams:
 
     def notice(self, stream: int, seq: int, lost: int) -> int:
         """A LOST notice: `lost` events up to `seq` were dropped. The loss to report."""
-        expected = self._next.pop(stream, 1)
+        expected = self._next.pop(stream, seq - lost + 1 if self.durable else 1)
         self._expect(stream, max(expected, seq + 1))
         return max(lost, seq - expected + 1)
 

@@ -170,7 +170,7 @@ class Subscriber(ForeignLoops, KeptClient):
         self._subjects: set[str] = set()
         self._patterns: set[str] = set()
         self._ready: deque[Event] = deque()
-        self._streams = Streams()
+        self._streams = Streams(durable=self.durable is not None)
         self._last_seq = 0
         self._acked_at = time.monotonic()
         self._unacked = 0

@@ -98,6 +98,12 @@ export interface SubscriberOptions extends ClientOptions {
   maxStall?: number;
   /** A service name: its arrival and departure are announced as $es.service.* meta-events. */
   name?: string;
+  /**
+   * A durable name (SPEC.md 7.10): the server keeps this subscriber's events until it acknowledges
+   * them, while it is away too, and gives them to the next subscriber of that name. Events sent
+   * again are dropped (the program sees each once); close() leaves the subscriptions on the server.
+   */
+  durable?: string;
 }
 
 export class Subscriber extends EventEmitter implements AsyncIterable<Event> {
@@ -117,12 +123,17 @@ export class Subscriber extends EventEmitter implements AsyncIterable<Event> {
   readonly patterns: Set<string>;
   /** Events the server reported lost for this subscriber (or seen missing in seq), in all. */
   readonly lost: number;
+  /** The durable name, or null. */
+  readonly durable: string | null;
+  /** Another subscriber took this one's durable name: no more events come here (not taken back). */
+  readonly replaced: boolean;
   subscribe(subjects: string | string[]): Promise<number>;
   subscribeMatch(patterns: string | string[]): Promise<number>;
   unsubscribe(names: string | string[]): Promise<number>;
   /** The next event, or null after `timeout` seconds or once closed. */
   next(timeout?: number): Promise<Event | null>;
   [Symbol.asyncIterator](): AsyncIterator<Event>;
+  /** Unsubscribe everything (a durable subscriber's subscriptions stay), then close. */
   close(): Promise<void>;
   on(event: "event", listener: (event: Event) => void): this;
   /**
@@ -130,6 +141,8 @@ export class Subscriber extends EventEmitter implements AsyncIterable<Event> {
    * With a null event: the server told of `lost` events dropped that no event followed (a LOST notice).
    */
   on(event: "gap", listener: (lost: number | null, event: Event | null) => void): this;
+  /** Once, when another subscriber took the durable name (without a listener: a process warning). */
+  on(event: "replaced", listener: (durable: string) => void): this;
   on(event: "status", listener: (status: Status) => void): this;
   on(event: "error", listener: (error: Error) => void): this;
 }

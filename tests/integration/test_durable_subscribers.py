@@ -162,3 +162,26 @@ def test_the_server_killed_under_a_confirmed_stream_loses_no_confirmed_event(
     msgs = [e.msg for e in got]
     assert msgs == sorted(set(msgs))  # in order, each once
     assert set(confirmed) <= set(msgs)
+
+
+def test_a_new_program_taking_a_durable_name_gets_what_follows_its_acknowledged_events(
+    start_es: Start,
+) -> None:
+    es = start_es()
+    topic = f"invoices.{uuid.uuid4().hex[:8]}"
+    with Publisher(es.endpoint) as pub:
+        with Subscriber(es.endpoint, durable="invoices") as first:
+            first.subscribe(topic)
+            for i in range(100):
+                pub.publish(topic, i)
+            assert [e.msg for e in _take(first, 100)] == list(range(100))
+            assert first.next(timeout=0.5) is None  # its inbox ran dry: it acknowledges
+            wait_until(lambda: es.stats()["subscribers"][0]["acked"] == 100, WAIT, "its ACK")
+        for i in range(100, 200):  # while no one holds the name
+            pub.publish(topic, i)
+        with Subscriber(es.endpoint, durable="invoices") as second:
+            second.subscribe(topic)
+            got = _take(second, 100)
+            assert second.next(timeout=0.5) is None
+    assert [e.msg for e in got] == list(range(100, 200))
+    assert second.lost == 0  # its stream began before it: what came first was consumed, not lost

@@ -25,6 +25,14 @@ def test_events_sent_again_are_had_already_and_their_loss_told_once() -> None:
     assert streams.batch(7, 13, 13, 0) == (0, 0)  # still expects 13
 
 
+def test_a_durable_stream_new_to_this_program_counts_only_the_loss_told() -> None:
+    streams = Streams(durable=True)
+    assert streams.batch(7, 1001, 1010, 0) == (0, 0)  # an earlier program consumed 1 to 1000
+    assert streams.batch(7, 1015, 1015, 2) == (4, 0)  # then gaps count as usual
+    assert streams.notice(8, 50, 3) == 3
+    assert Streams().batch(7, 1001, 1001, 0) == (1000, 0)  # not durable: the gap from 1 counts
+
+
 def test_streams_are_kept_apart_and_old_ones_forgotten() -> None:
     streams = Streams(kept=2)
     streams.batch(1, 1, 5, 0)

@@ -2,7 +2,7 @@
 // test_polyglot.py). Messages travel as JSON lines, with bytes as {"$bytes": "hex"}.
 //
 //   node agent.mjs sub [--es URI] [--ident X] [--match P]... [--count N] [--emitter] [--fast]
-//                      [--leave-after-first] [--policy P] [--queue N] SUBJECT...
+//                      [--leave-after-first] [--policy P] [--queue N] [--durable NAME] SUBJECT...
 //       prints {"ready": ENDPOINT} once subscribed, then one line per event; exits after N
 //       events, or once N events were received or told lost (events' `lost` and notices).
 //       Losses the server tells with no event after them print {"gap": lost} lines.
@@ -10,7 +10,8 @@
 //       instead of the async iterator; --fast: heartbeats every 0.3 s, server gone after 1.5 s;
 //       --slow: heartbeats every 30 s, gone after 300 s; --status: a {"status": S} line each
 //       time the link changes; --leave-after-first: unsubscribe everything after the first
-//       event ({"left": count})
+//       event ({"left": count}); --durable NAME: a durable subscriber (SPEC 7.10), which prints
+//       {"replaced": NAME} if another subscriber takes the name
 //   node agent.mjs pub [--es URI] [--ident X] [--confirm] [--retain] SUBJECTS JSON...
 //       SUBJECTS comma-separated; publishes each JSON value, in order; prints {"receivers": [...]}
 //   node agent.mjs burst [--es URI] SUBJECT N
@@ -62,6 +63,7 @@ function parse(argv) {
     else if (arg === "--leave-after-first") options.leave = true;
     else if (arg === "--policy") options.policy = argv[++i];
     else if (arg === "--queue") options.queueSize = Number(argv[++i]);
+    else if (arg === "--durable") options.durable = argv[++i];
     else options.rest.push(arg);
   }
   return options;
@@ -71,9 +73,10 @@ const print = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
 async function subscribe(o) {
   const timing = o.fast ? { heartbeat: 0.3, liveness: 1.5 } : o.slow ? { heartbeat: 30, liveness: 300 } : {};
-  const queue = { policy: o.policy, queueSize: o.queueSize };
+  const queue = { policy: o.policy, queueSize: o.queueSize, durable: o.durable };
   const sub = await Subscriber.connect({ esUri: o.esUri, ident: o.ident, ...timing, ...queue });
   if (o.status) sub.on("status", (status) => print({ status }));
+  if (o.durable) sub.on("replaced", (durable) => print({ replaced: durable }));
   try {
     if (o.rest.length) await sub.subscribe(o.rest);
     if (o.match.length) await sub.subscribeMatch(o.match);

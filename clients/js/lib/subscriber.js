@@ -7,9 +7,14 @@
 // listener, events wait in a queue; when the queue is full the inbox stops reading.
 //
 // Acknowledgements free room in this subscriber's queue on the server (SPEC 3.7): it sends at most
-// a queue's worth of events not acknowledged. They go back on the inbox to the delivery connection
-// the events came from, every half queue (at most every ACK_EVERY events), at least every
+// a queue's worth of events not acknowledged. They go back on the inbox to the delivery connections
+// the events' stream came on, every half queue (at most every ACK_EVERY events), at least every
 // ACK_INTERVAL while events are consumed, and ACK_DRY seconds after the last event consumed.
+//
+// A durable subscriber (option `durable`, SPEC 7.10) is sent again, after a reconnection or a
+// server restart, every event it had not acknowledged: those below the seq it expects are dropped
+// here (lib/streams.js), so the program sees each event once. close() leaves its subscriptions on
+// the server, which keeps its events for the next subscriber of its name.
 
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
@@ -21,6 +26,7 @@ import { resolveEsUri } from "./naming.js";
 import { decodePayload } from "./payload.js";
 import { HEARTBEAT, LIVENESS, subjectList } from "./publisher.js";
 import { asServer, chooseKeys, releaseServer } from "./security.js";
+import { Servers, Streams } from "./streams.js";
 import { decodeDelivery, encodeRequest, publicId } from "./wire.js";
 
 const ACK_EVERY = 256;
@@ -77,8 +83,8 @@ const literal = (host) => (host.includes(":") ? `[${host}]` : host);
 export class Subscriber extends EventEmitter {
   /**
    * @param {{esUri?: string, ident?: string, keys?: object, host?: string, publishHost?: string,
-   *   policy?: "block"|"drop", queueSize?: number, maxStall?: number, timeout?: number,
-   *   heartbeat?: number, liveness?: number}} options
+   *   policy?: "block"|"drop", queueSize?: number, maxStall?: number, name?: string,
+   *   durable?: string, timeout?: number, heartbeat?: number, liveness?: number}} options
    */
   static async connect(options = {}) {
     const subscriber = new Subscriber(options);
@@ -99,6 +105,7 @@ export class Subscriber extends EventEmitter {
     queueSize,
     maxStall,
     name,
+    durable,
     timeout = 10,
     heartbeat = HEARTBEAT,
     liveness = LIVENESS,
@@ -106,7 +113,15 @@ export class Subscriber extends EventEmitter {
     super();
     this.sid = randomBytes(16).toString("hex");
     this.keys = chooseKeys({ ident, keys });
-    this.options = { policy, queue: queueSize, max_stall: maxStall, key: this.keys?.publicKey, name };
+    if (durable != null && (typeof durable !== "string" || !durable)) {
+      throw new TypeError("durable must be a non-empty name");
+    }
+    // The durable name (SPEC 7.10): the server keeps this subscriber's events while it is away, and
+    // gives them to the next subscriber of that name. close() leaves it; unsubscribe from
+    // everything to end it.
+    this.durable = durable ?? null;
+    this.replaced = false; // another subscriber took our durable name: no more events come here
+    this.options = { policy, queue: queueSize, max_stall: maxStall, key: this.keys?.publicKey, name, durable };
     this._subjects = new Set(); // this subscriber's own record, replayed after a reconnect
     this._patterns = new Set();
     this.badDeliveries = 0;
@@ -116,12 +131,13 @@ export class Subscriber extends EventEmitter {
     this._room = null; // resolves when a full queue has room again
     this._limit = queueSize || DEFAULT_QUEUE;
     this._ackEvery = ackEvery(queueSize ?? DEFAULT_QUEUE);
-    this._expected = new Map(); // stream -> next seq
+    this._streams = new Streams(); // the next seq expected in each stream
     this._resumed = false;
-    this._lastSeq = 0;
+    this._lastSeq = 0; // the last event consumed, and its stream: what an ACK says
+    this._lastStream = 0;
     this._unacked = 0;
     this._ackedAt = Date.now();
-    this._server = null; // the routing id of the delivery connection: where ACKs go back to
+    this._servers = new Servers(); // the delivery connections of each stream: ACKs go there
     this._sending = false; // zeromq.js allows one send at a time on a socket
     this._dryTimer = null;
     this._closed = false;
@@ -246,10 +262,20 @@ export class Subscriber extends EventEmitter {
 
   async _probe(control, heartbeat) {
     const body = await control.request((rid) => ({ type: "HEARTBEAT", rid, sid: this.sid }), heartbeat);
-    if (!this._subjects.size && !this._patterns.size) return true;
+    if (body.evicted === "replaced") this._lose(); // told once: later heartbeats get known: false
+    // Replaced, we must not subscribe again: two programs would take the name from each other.
+    if (this.replaced || (!this._subjects.size && !this._patterns.size)) return true;
     // Known with another inbox: someone subscribed with our sid elsewhere; take it back.
-    const replaced = typeof body.endpoint === "string" && body.endpoint !== this.endpoint;
-    return Boolean(body.known) && !replaced;
+    const elsewhere = typeof body.endpoint === "string" && body.endpoint !== this.endpoint;
+    return Boolean(body.known) && !elsewhere;
+  }
+
+  // Another subscriber took our durable name (SPEC 7.10): say so once, and leave it to it.
+  _lose() {
+    if (this.replaced) return;
+    this.replaced = true;
+    if (this.listenerCount("replaced")) this.emit("replaced", this.durable);
+    else process.emitWarning(`durable ${JSON.stringify(this.durable)} was taken by another subscriber`, "EsWarning");
   }
 
   async _replay(control) {
@@ -298,7 +324,7 @@ export class Subscriber extends EventEmitter {
         this.badDeliveries += 1;
         continue;
       }
-      this._server = server;
+      this._servers.heard(delivery.stream, server); // where our ACKs go back to
       if (delivery.type === "BYE") {
         this._keeper.gone(); // find the server again now, not after its silence
         continue;
@@ -317,9 +343,7 @@ export class Subscriber extends EventEmitter {
 
   // The server dropped events and no event followed them: say so now.
   _notice(loss) {
-    const expected = this._expected.get(loss.stream) ?? 1;
-    const lost = Math.max(loss.lost, loss.seq - expected + 1);
-    this._expected.set(loss.stream, Math.max(expected, loss.seq + 1));
+    const lost = this._streams.notice(loss.stream, loss.seq, loss.lost);
     this.lost += lost;
     // In its place among the events. Told now to an "event" listener (it got every event
     // already) or to a reader waiting in next() (it has taken every event); else it waits in the
@@ -328,14 +352,17 @@ export class Subscriber extends EventEmitter {
     else this._queue.push(new Notice(lost));
   }
 
+  // The new events of a batch, the first marked with the loss before it. Those had already (a
+  // durable subscriber's, sent again) are dropped, and still acknowledged: the server waits for
+  // that room.
   _eventsOf(delivery) {
-    const first = delivery.events[0].seq;
-    const expected = this._expected.get(delivery.stream);
-    const gap = expected === undefined ? 0 : Math.max(0, first - expected);
-    this._expected.set(delivery.stream, delivery.events.at(-1).seq + 1);
-    const events = delivery.events.map((e) => new Event(e, delivery.stream));
-    events[0].lost = Math.max(delivery.lost, gap);
-    this.lost += events[0].lost;
+    const { stream, events: items } = delivery;
+    const [lost, had] = this._streams.batch(stream, items[0].seq, items.at(-1).seq, delivery.lost);
+    if (had) this._owe();
+    const events = items.slice(had).map((e) => new Event(e, stream));
+    if (!events.length) return events;
+    events[0].lost = lost;
+    this.lost += lost;
     if (this._resumed) {
       this._resumed = false;
       events[0].resumed = true;
@@ -369,16 +396,24 @@ export class Subscriber extends EventEmitter {
 
   _consumed(event) {
     this._lastSeq = event.seq;
+    this._lastStream = event.stream;
+    this._owe();
+  }
+
+  // An ACK is due: now if half a queue (or ACK_INTERVAL) went by since the last, else soon.
+  _owe() {
     this._unacked += 1;
     if (this._unacked >= this._ackEvery || Date.now() - this._ackedAt >= ACK_INTERVAL * 1000) this._ack();
     else if (!this._dryTimer) this._dryTimer = setTimeout(() => this._ack(), ACK_DRY * 1000);
   }
 
-  // Tell the server how far we got, on the delivery connection (one send at a time).
+  // Tell the server how far we got, on every recent connection of the stream (SPEC 7.10: a durable
+  // subscriber's events may come on several); one send at a time.
   _ack() {
     clearTimeout(this._dryTimer);
     this._dryTimer = null;
-    if (!this._unacked || !this._server || this._closed) return;
+    const servers = this._servers.of(this._lastStream);
+    if (!this._unacked || !this._lastSeq || !servers.length || this._closed) return;
     if (this._sending) {
       this._dryTimer = setTimeout(() => this._ack(), ACK_DRY * 1000);
       return;
@@ -388,10 +423,17 @@ export class Subscriber extends EventEmitter {
     this._ackedAt = Date.now();
     this._sending = true;
     const frames = encodeRequest({ type: "ACK", rid: 0, sid: this.sid, seq });
-    this._inbox
-      .send([this._server, ...frames])
-      .catch(() => {}) // a closed inbox, or no room towards the server: the next ACK says it all
-      .finally(() => (this._sending = false));
+    this._sendAll(servers, frames).finally(() => (this._sending = false));
+  }
+
+  async _sendAll(servers, frames) {
+    for (const server of servers) {
+      try {
+        await this._inbox.send([server, ...frames]);
+      } catch {
+        // A closed inbox, a connection gone or no room towards it: the next ACK says it all.
+      }
+    }
   }
 
   /** The next event, or null after `timeout` seconds (or once closed). */
@@ -430,11 +472,12 @@ export class Subscriber extends EventEmitter {
     }
   }
 
-  /** Unsubscribe everything (best effort), then close; iterators end. */
+  /** Unsubscribe everything (best effort), then close; iterators end. A durable subscriber's
+   * subscriptions stay: the server keeps its events for the next subscriber of its name. */
   async close() {
     if (this._closed) return;
     this._closed = true;
-    const names = [...this._subjects, ...this._patterns];
+    const names = this.durable === null ? [...this._subjects, ...this._patterns] : [];
     if (names.length && this._keeper.control) {
       try {
         await this._keeper.control.request((rid) => ({ type: "UNSUB", rid, sid: this.sid, subjects: names }), 2);
