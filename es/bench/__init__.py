@@ -40,6 +40,7 @@ def _steps(names: Sequence[str], settings: Settings) -> int:
         "slow": 2,
         "hostile": 7,
         "cli": 1,
+        "durable": 7,
     }
     return sum(per[name] for name in names)
 

@@ -144,6 +144,11 @@ class Stack:
             proc.kill()
             proc.wait(30)
 
+    def kill_es(self) -> None:
+        """Kill the event server (ours, by its PID) with SIGKILL, as a crash would."""
+        self._es.kill()
+        self._es.wait(30)
+
     def close(self) -> None:
         """Stop the event server, then the name server, and drop their log."""
         self._stop(self._es)

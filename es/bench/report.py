@@ -68,6 +68,18 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "rss_max",
         "rss_end",
     ),
+    "durable": (
+        "impl",
+        "sent",
+        "delivered_rate",
+        "ratio",
+        "lost_reported",
+        "us_server",
+        "stored_rate",
+        "ready_seconds",
+        "ready_seconds_empty",
+        "file_bytes",
+    ),
 }
 
 

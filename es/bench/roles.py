@@ -192,6 +192,7 @@ def our_sub(args: dict[str, Any]) -> None:
             policy=args.get("policy"),
             queue_size=args.get("queue"),
             max_stall=args.get("max_stall"),
+            durable=args.get("durable"),
             context=ctx,
         )
         subs.append(sub)

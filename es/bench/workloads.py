@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from es.bench.durable import durable
 from es.bench.hostile import KINDS
 from es.bench.natspeer import nats_server
 from es.bench.procs import BenchError
@@ -45,6 +46,8 @@ class Settings:
     slow_seconds: float = 5.0
     hostile_seconds: float = 30.0  # each phase: without an attacker, then each kind of attack
     cli_runs: int = 9  # runs of each command, for its median
+    durable_events: int = 200_000  # durable: events per run, and for the replay
+    recovery_events: int = 1_000_000  # durable: events stored when the server is killed
     size: int = 100
     profile: Path | None = None  # where py-spy's profiles of the throughput runs go, if anywhere
 
@@ -65,6 +68,8 @@ class Settings:
             slow_seconds=1.0,
             hostile_seconds=1.0,
             cli_runs=2,
+            durable_events=2000,
+            recovery_events=5000,
         )
 
 
@@ -378,4 +383,5 @@ WORKLOADS: dict[str, Callable[[Target, Settings, Callable[[str], None]], list[Ro
     "slow": slow,
     "hostile": hostile,
     "cli": cli,
+    "durable": durable,
 }
