@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from clients.errors import ErrorCode
+from clients.errors import ErrorCode, RequestError
 from clients.wire import Err, Options, encode
 from es import meta
 from es.actions import Action, Batch, Close, Open, Refilled, Refuse
@@ -255,7 +255,7 @@ class Durables:
         for record in records:
             try:
                 patterns = [(p, compile_pattern(p, limit)) for p in record.patterns]
-            except Exception:  # a pattern this server no longer takes: keep the record as is
+            except RequestError:  # a pattern this server no longer takes: keep the record as is
                 log.warning("durable %r: a stored pattern no longer compiles", record.name)
                 continue
             policy = QueuePolicy(Policy(record.policy), record.queue_size, record.max_stall)

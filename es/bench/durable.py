@@ -40,13 +40,15 @@ def durable(target: Target, settings: Settings, progress: Callable[[str], None])
     pub_args = {"count": settings.durable_events, "seconds": settings.seconds}
     pub_args["size"] = settings.size
     with tempfile.TemporaryDirectory(prefix="es-bench-durable-") as tmp:
+        room = _room(settings.durable_events, settings.size)
         configs: list[tuple[str, tuple[str, ...], str | None]] = [
             ("memory", (), None),
-            ("memory-durable", (), _NAME),
+            ("memory-durable", room, _NAME),
         ]
         for fsync in ("group", "every", "os"):
             storage = f"sqlite:{Path(tmp) / f'{fsync}.db'}"
-            configs.append((f"sqlite-{fsync}", ("--storage", storage, "--fsync", fsync), _NAME))
+            args = ("--storage", storage, "--fsync", fsync, *room)
+            configs.append((f"sqlite-{fsync}", args, _NAME))
         reference = None
         for impl, es_args, name in configs:
             progress(f"durable: {impl}")
@@ -62,6 +64,13 @@ def durable(target: Target, settings: Settings, progress: Callable[[str], None])
         progress("durable: recovery after kill -9")
         rows.append(_recovery(Path(tmp) / "recovery.db", settings))
     return rows
+
+
+def _room(events: int, size: int) -> tuple[str, ...]:
+    """Options for a log that holds `events` events of `size` bytes (the defaults hold 100,000):
+    the runs measure speed, not the bounds."""
+    most = 2 * events + 1000
+    return ("--max-durable-events", str(most), "--max-durable-bytes", str(most * (size + 200)))
 
 
 @contextlib.contextmanager
@@ -100,7 +109,8 @@ def _replay(path: Path, settings: Settings) -> Row:
     """A durable subscriber away while `durable_events` were published, then back: the rate it
     gets them at (sqlite, fsync group)."""
     count = settings.durable_events
-    with Stack("--storage", f"sqlite:{path}") as stack, _served(stack) as served:
+    room = _room(count, settings.size)
+    with Stack("--storage", f"sqlite:{path}", *room) as stack, _served(stack) as served:
         fill = _fill(served, count, settings.size)
         with roles(_sub(served, _NAME)) as (sub,):
             seen = sub.line(_FILL_SECONDS)["subs"][0]
@@ -120,7 +130,8 @@ def _recovery(path: Path, settings: Settings) -> Row:
     """A server holding `recovery_events` stored events killed with -9, then started on the same
     file: seconds to its ready line; beside it, the same for an empty file (the reference)."""
     count = settings.recovery_events
-    with Stack("--storage", f"sqlite:{path}") as stack, _served(stack) as served:
+    room = _room(count, settings.size)
+    with Stack("--storage", f"sqlite:{path}", *room) as stack, _served(stack) as served:
         fill = _fill(served, count, settings.size)
         stack.kill_es()
     empty = path.with_name("empty.db")

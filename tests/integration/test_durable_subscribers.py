@@ -120,17 +120,20 @@ def test_a_durable_subscriber_away_past_its_limit_in_drop_mode_is_told_its_losse
     assert sub.lost == 300 - len(msgs) == sum(e.lost for e in got)
 
 
+@pytest.mark.parametrize(
+    ("clients", "kills"), [(FAST, 3), ({}, 1)], ids=["fast-heartbeats", "defaults"]
+)  # the clients' settings: heartbeats, liveness, and the publisher's timeout with them
 def test_the_server_killed_under_a_confirmed_stream_loses_no_confirmed_event(
-    start_es: Start, tmp_path: Path
+    start_es: Start, tmp_path: Path, clients: dict[str, float], kills: int
 ) -> None:
     storage = f"sqlite:{tmp_path / 'es.db'}"
     es = start_es("--storage", storage)
     topic = f"payments.{uuid.uuid4().hex[:8]}"
     confirmed: list[int] = []
     stop = threading.Event()
-    with Subscriber(es.endpoint, durable="ledger", **FAST) as sub:
+    with Subscriber(es.endpoint, durable="ledger", **clients) as sub:
         sub.subscribe(topic)
-        with Publisher(es.endpoint, timeout=2.0, **FAST) as pub:
+        with Publisher(es.endpoint, timeout=2.0 if clients else 10.0, **clients) as pub:
 
             def publish() -> None:
                 i = 0
@@ -147,11 +150,11 @@ def test_the_server_killed_under_a_confirmed_stream_loses_no_confirmed_event(
             thread = threading.Thread(target=publish, daemon=True)
             thread.start()
             got: list[Event] = []
-            for kill in range(3):
+            for kill in range(kills):
                 wait_until(lambda n=kill: len(confirmed) >= 500 * (n + 1), WAIT, "confirmations")
                 es.kill()
                 es = start_es("--storage", storage, "-p", str(es.port))
-            wait_until(lambda: len(confirmed) >= 2000, WAIT, "confirmations after the kills")
+            wait_until(lambda: len(confirmed) >= 500 * (kills + 1), WAIT, "after the kills")
             stop.set()
             thread.join(WAIT)
             last = confirmed[-1]

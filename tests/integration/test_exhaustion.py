@@ -201,3 +201,38 @@ def test_a_full_disk_fails_each_write_and_keeps_serving_what_needs_no_disk(
         assert (stats["retained"], stats["subscribers"]) == (len(confirmed), 1)
     finally:
         assert again.stop() == 0, again.log()
+
+
+def test_a_full_disk_refuses_what_a_durable_subscriber_cannot_keep_and_nothing_else(
+    raw: zmq.Socket[bytes], inbox: str, tmp_path: Path
+) -> None:
+    storage = f"sqlite:{tmp_path / 'es.db'}"
+    es = es_with_limits("--storage", storage, fsize=400 << 10)
+    confirmed = 0
+    try:
+        raw.connect(es.endpoint)
+        durable = Subscribe(1, "keeps", inbox, ("ledger",), Options(durable="ledger"))
+        assert isinstance(ask(raw, durable), Ok)
+        assert isinstance(ask(raw, Subscribe(2, "plain", inbox, ("news",))), Ok)
+        codes = []
+        for n in range(100):  # 800 KiB for the durable subscriber's log: the disk fills
+            reply = ask(raw, Publish(100 + n, True, (PubItem(("ledger",), 1, b"l" * 8192),)))
+            if isinstance(reply, Ok):
+                confirmed += 1
+            else:
+                codes.append(reply.code)
+        assert 0 < confirmed < 100
+        assert set(codes) == {"STORAGE_FAILED"}
+        plain = ask(raw, Publish(3, True, (PubItem(("news",), 1, b"no disk needed"),)))
+        assert isinstance(plain, Ok) and plain.body == {"receivers": 1}
+        stats = ask(raw, Stats(4))
+        assert isinstance(stats, Ok) and stats.body["server"]["storage_errors"] >= len(codes)
+        assert "cannot write" in es.log()
+    finally:
+        assert es.stop() == 0, es.log()
+    again = es_with_limits("--storage", storage)
+    try:
+        (kept,) = [s for s in again.stats()["subscribers"] if s["durable"] == "ledger"]
+        assert kept["stored"] == confirmed  # what was confirmed is exactly what was kept
+    finally:
+        assert again.stop() == 0, again.log()

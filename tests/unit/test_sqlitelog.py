@@ -1,0 +1,79 @@
+"""The sqlite log (es.sqlitelog) behaves as the memory log (es.durablelog.MemoryLog), its model,
+whatever the order of appends, ACKs, drops, reads and commits, with its in-memory tail small
+or large, and a file opened again gives back what was committed."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from es import sqlitelog
+from es.durablelog import MemoryLog, Row, StoredDurable
+from es.storage import SqliteStorage
+
+EP = "tcp://127.0.0.1:5000"
+
+op = st.one_of(
+    st.tuples(st.just("append"), st.sampled_from("ab"), st.integers(1, 9)),
+    st.tuples(st.just("ack"), st.sampled_from("ab"), st.integers(0, 12)),
+    st.tuples(st.just("drop"), st.sampled_from("ab"), st.integers(0, 12)),
+    st.tuples(st.just("commit"), st.just("a"), st.just(0)),
+    st.tuples(st.just("reopen"), st.just("a"), st.just(0)),
+)
+
+
+def _record(name: str) -> StoredDurable:
+    return StoredDurable(name, f"sid-{name}", EP, "drop", 4, 0.0, None, None, ("x",), (), 7)
+
+
+@pytest.mark.parametrize("tail", [(3, 40), (65_536, 8 << 20)], ids=["small-tail", "default"])
+def test_the_sqlite_log_keeps_what_the_memory_log_keeps(
+    tail: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlitelog, "TAIL_EVENTS", tail[0])
+    monkeypatch.setattr(sqlitelog, "TAIL_BYTES", tail[1])
+    check()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(op, max_size=40))
+def check(ops: list[tuple[str, str, int]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "es.db"
+        store = SqliteStorage(path)
+        model = MemoryLog()
+        for name in "ab":
+            store.log.put_durable(_record(name))
+            model.put_durable(_record(name))
+        for kind, name, n in ops:
+            if kind == "append":
+                first = model.backlog(name).next_seq
+                rows: list[Row] = [
+                    (first + i, b"e%d" % (first + i), b"p" * (first + i), float(first + i))
+                    for i in range(n)
+                ]
+                store.log.append(name, rows)
+                model.append(name, rows)
+            elif kind == "ack":
+                seq = min(n, model.backlog(name).next_seq - 1)
+                store.log.ack(name, seq)
+                model.ack(name, seq)
+            elif kind == "drop":
+                low = model.backlog(name).acked + 1
+                assert store.log.drop(name, (low, low + n)) == model.drop(name, (low, low + n))
+            elif kind == "commit":
+                store.log.commit()
+            else:  # what is committed comes back from the file
+                store.log.commit()
+                store.close()
+                store = SqliteStorage(path)
+            for each in "ab":
+                assert store.log.backlog(each) == model.backlog(each)
+                for start in (1, model.backlog(each).acked + 1, model.backlog(each).next_seq - 2):
+                    got = store.log.read(each, start, 5, 1 << 20)
+                    assert got == model.read(each, start, 5, 1 << 20)
+        store.close()
