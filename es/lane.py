@@ -181,7 +181,7 @@ class Lane:
             self.settled = max(self.settled, end)
             self._spilled_after(end)
             return
-        # Seqs up to `handed` were told of already (sent or reported lost): resent ones are
+        # Seqs up to `settled` were counted already (sent, or dropped): resent ones are
         # counted once, and so are losses found again.
         self._drop(max(0, batch.first - max(start, self.settled + 1)))
         self.settled = max(self.settled, batch.first + batch.count - 1)

@@ -154,6 +154,10 @@ export class Control {
     const next = this._sending.then(() => this._socket.send(frames));
     this._sending = next.catch(() => {});
     return next.catch((err) => {
+      if (err.code === "EAGAIN" && this.authError) {
+        // Nothing is connected because the handshake fails: say that, not that it timed out.
+        throw new AuthFailed(ErrorCode.AUTH_FAILED, `${this.authError} (${this.endpoint})`);
+      }
       if (err.code === "EAGAIN") {
         throw new RequestTimeout(`the event server at ${this.endpoint} accepts nothing (down, or blocked)`);
       }
