@@ -73,6 +73,8 @@ def asked_options(
     chosen = None if policy is None else Policy(policy)
     if durable is not None and not durable:
         raise ValueError("durable must be a non-empty name")
+    if durable is not None and name is not None:
+        raise ValueError("a durable subscriber cannot also be a named service")
     return Options(chosen, queue_size, max_stall, inbox_key, name, durable)
 
 

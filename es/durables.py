@@ -89,6 +89,8 @@ class Durables:
             name = current.durable
         assert name is not None
         self._check_name(name, current)
+        if options.name is not None:
+            raise refuse(ErrorCode.BAD_REQUEST, "a durable subscriber cannot also be a service")
         holder_sid = core.durables.get(name)
         holder = core.subscribers.get(holder_sid) if holder_sid else None
         if holder is not None and holder_sid != sid:

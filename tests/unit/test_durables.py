@@ -78,6 +78,8 @@ def test_who_may_take_a_durable_name_and_how() -> None:
     assert isinstance(_reply(server, _sub("a", durable=None)), Ok)  # keeps its name
     assert _code(_reply(server, _sub("a", durable="other"))) == "BAD_REQUEST"
     assert _code(_reply(server, _sub("b", durable=""))) == "BAD_REQUEST"
+    named = Options(durable="d", name="service")
+    assert _code(_reply(server, encode(Subscribe(1, "b", EP, (TOPIC,), named)))) == "BAD_REQUEST"
     assert _code(_reply(server, _sub("b", durable="x" * 129))) == "BAD_REQUEST"
     assert _code(_reply(server, _sub("b", durable="second"))) == "LIMIT_EXCEEDED"
     assert isinstance(_reply(server, _sub("p", durable=None)), Ok)  # an ordinary subscriber
@@ -396,3 +398,13 @@ def test_introspection_shows_what_a_durable_subscribers_log_holds() -> None:
         server.hear([Acked("a", encode(Ack(0, "a", seq)))])
     entry = server.broker.stats(now=9.0)["subscribers"][0]
     assert (entry["stored"], entry["oldest"]) == (0, 0.0)
+
+
+def test_the_client_refuses_what_a_server_would() -> None:
+    from clients.inbox import asked_options
+
+    assert asked_options(None, None, None, None, None, "d").durable == "d"
+    with pytest.raises(ValueError, match="non-empty"):
+        asked_options(None, None, None, None, None, "")
+    with pytest.raises(ValueError, match="service"):
+        asked_options(None, None, None, None, "svc", "d")

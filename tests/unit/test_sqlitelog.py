@@ -77,3 +77,31 @@ def check(ops: list[tuple[str, str, int]]) -> None:
                     got = store.log.read(each, start, 5, 1 << 20)
                     assert got == model.read(each, start, 5, 1 << 20)
         store.close()
+
+
+def test_a_file_of_the_versions_before_durable_subscribers_is_brought_up_to_date(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE subscribers (sid TEXT PRIMARY KEY, endpoint TEXT NOT NULL,
+            policy TEXT NOT NULL, queue INTEGER NOT NULL, max_stall REAL NOT NULL, key TEXT,
+            name TEXT, subjects TEXT NOT NULL, patterns TEXT NOT NULL, owner TEXT);
+        CREATE TABLE retained (key TEXT PRIMARY KEY, subject TEXT NOT NULL, fmt INTEGER NOT NULL,
+            payload BLOB NOT NULL, time REAL NOT NULL, expires REAL);
+        INSERT INTO subscribers VALUES ('s', 'tcp://127.0.0.1:1', 'block', 10, 1.0, NULL, NULL,
+            '["a"]', '[]', NULL);
+        """
+    )
+    db.close()
+    store = SqliteStorage(path)
+    assert [r.sid for r in store.subscribers()] == ["s"]
+    store.log.put_durable(_record("a"))
+    store.close()
+    again = SqliteStorage(path)
+    assert [r.name for r in again.log.durables()] == ["a"]
+    again.close()

@@ -116,6 +116,7 @@ export class Subscriber extends EventEmitter {
     if (durable != null && (typeof durable !== "string" || !durable)) {
       throw new TypeError("durable must be a non-empty name");
     }
+    if (durable != null && name != null) throw new TypeError("a durable subscriber cannot also be a named service");
     // The durable name (SPEC 7.10): the server keeps this subscriber's events while it is away, and
     // gives them to the next subscriber of that name. close() leaves it; unsubscribe from
     // everything to end it.
