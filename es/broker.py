@@ -355,10 +355,11 @@ class Broker:
         self.subscriptions.restore_retained(retained, now)
         return actions
 
-    def commit(self) -> list[Action]:
+    def commit(self, everything: bool = False) -> list[Action]:
         """Commit what durable subscribers' logs took since the last commit (es.durables): the
-        shell calls this before it sends anything. Returns what a failure leads to."""
-        return self.durables.commit()
+        shell calls this before it sends anything, and with `everything` now and then (what
+        was only forgotten can wait). Returns what a failure leads to."""
+        return self.durables.commit(everything)
 
     def holding(self) -> set[str]:
         """The subscribers whose events wait unsent: durable ones, while their logs cannot be

@@ -91,6 +91,7 @@ class BrokerState:
         # the publishes that reached durable subscribers since then (peer, rid), whether the
         # last commit succeeded, and the answers a failed one left for the request at hand.
         self.log_dirty = False
+        self.appended = False  # events among what the group wrote (they wait for the commit)
         self.uncommitted: list[tuple[bytes, int]] = []
         self.group_drops: list[tuple[str, tuple[int, int]]] = []  # durable, seqs dropped
         self.healthy = True

@@ -347,7 +347,7 @@ class Durables:
             for i, (event, payload) in enumerate(zip(batch.events, batch.payloads, strict=True))
         ]
         self.core.log.append(state.durable, rows)
-        self.core.log_dirty = True
+        self.core.log_dirty = self.core.appended = True
 
     def acked(self, state: SubscriberState, seq: int) -> None:
         """`state` consumed up to `seq`: forget those events in its log (in the group)."""
@@ -402,14 +402,17 @@ class Durables:
     def commit_first(self) -> None:
         """Commit the group before a write that is committed on its own (a subscriber's
         record): its failure is the group's, answered as in `commit`."""
-        self.core.failed += self.commit()
+        self.core.failed += self.commit(everything=True)
 
-    def commit(self) -> list[Action]:
-        """Commit what the turn wrote to the logs. On failure: STORAGE_FAILED for the publishes
-        of the group that reached durable subscribers, their events dropped from those lanes,
-        and nothing more for durable subscribers until a commit succeeds."""
+    def commit(self, everything: bool = False) -> list[Action]:
+        """Commit what the turn wrote to the logs: when it appended events (they may not be sent
+        before), or, with `everything`, when it only forgot some (ACKs and drops may wait for
+        the next commit: after a crash their events come again, and are dropped as had). On
+        failure: STORAGE_FAILED for the publishes of the group that reached durable
+        subscribers, their events dropped from those lanes, and nothing more for durable
+        subscribers until a commit succeeds."""
         core = self.core
-        if not core.log_dirty and core.healthy:
+        if core.healthy and not core.appended and not (everything and core.log_dirty):
             return []
         if not core.healthy:
             for sid in core.durable_sids:  # seqs numbered and dropped are never numbered again
@@ -420,7 +423,7 @@ class Durables:
             core.log.commit()
         except StorageError as exc:
             return self._failed(exc)
-        core.log_dirty = False
+        core.log_dirty = core.appended = False
         core.uncommitted.clear()
         core.group_drops.clear()
         if core.healthy:

@@ -267,8 +267,9 @@ class EventServer(Daemon):
         ready = poller.poll(max(0, int((wake - time.monotonic()) * 1000)) + 1)
         self._waker.clear_if_woken(ready)
         acks = [self._watching[socket] for socket, _ in ready if socket in self._watching]
-        if acks:
+        if acks:  # room: what it made room for goes out now, not after the requests
             self._read_acks(acks)
+            self._flush()
         return self._read_requests()
 
     def _watch(self, sids: list[str]) -> None:
@@ -310,10 +311,10 @@ class EventServer(Daemon):
         self._flush()
         return handled
 
-    def _flush(self) -> None:
+    def _flush(self, everything: bool = False) -> None:
         """Send what the flow gathered, once what durable subscribers' logs took is committed
         (a failed commit first turns into its answers: es.durables)."""
-        failed = self.broker.commit()
+        failed = self.broker.commit(everything)
         if failed:
             self._apply(self.flow.route(failed, time.monotonic()))
         self._apply(self.flow.flush(self.broker.holding()))
@@ -379,7 +380,7 @@ class EventServer(Daemon):
             if isinstance(action, Close):
                 log.warning("subscriber %s removed (%s)", public_id(action.sid), action.reason)
         self._apply(actions)
-        self._flush()
+        self._flush(everything=True)  # what was only forgotten is written at least this often
 
     def _apply(self, actions: Sequence[Action | Outcome]) -> None:
         """Carry out actions in order; pass the outcomes among them on to the broker. A
