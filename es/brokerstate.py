@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from clients.errors import ErrorCode
 from clients.wire import Counts
+from es.actions import Open
 from es.checks import refuse
 from es.config import ServerConfig
-from es.daemon.patterns import fold
+from es.daemon.patterns import Pattern, fold
 from es.daemon.storage import StorageError
 from es.durablelog import DurableLog
 from es.index import SubscriptionIndex
@@ -127,6 +128,19 @@ class BrokerState:
         except StorageError as exc:
             self.storage_errors += 1
             log.error("%s", exc)
+
+    def restored(
+        self, state: SubscriberState, subjects: Iterable[str], patterns: list[tuple[str, Pattern]]
+    ) -> Open:
+        """`state`, kept in storage, back among the subscribers with its subscriptions; the
+        Open for its delivery socket (no request asked for it)."""
+        self.subscribers[state.sid] = state
+        if subjects:
+            self.index.add_subjects(state.sid, list(subjects))
+        if patterns:
+            self.index.add_patterns(state.sid, patterns)
+        size = state.queue.queue_size
+        return Open(state.sid, state.endpoint, size, b"", 0, state.key, state.lane)
 
     def note_subject(self, subject: str, now: float, events: int = 1) -> None:
         """Remember a published subject (folded) for SUBJECTS: its event count (`events` more)

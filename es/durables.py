@@ -255,6 +255,8 @@ class Durables:
         actions: list[Action] = []
         limit = core.config.limits.max_pattern_bytes
         for record in records:
+            if len(core.subscribers) >= core.room:
+                break  # kept in storage for a server with more room
             try:
                 patterns = [(p, compile_pattern(p, limit)) for p in record.patterns]
             except RequestError:  # a pattern this server no longer takes: keep the record as is
@@ -262,16 +264,8 @@ class Durables:
                 continue
             policy = QueuePolicy(Policy(record.policy), record.queue_size, record.max_stall)
             state = self.new_state(record, policy, None)
-            core.subscribers[record.sid] = state
             core.durables[record.name] = record.sid
-            if record.subjects:
-                core.index.add_subjects(record.sid, list(record.subjects))
-            if patterns:
-                core.index.add_patterns(record.sid, patterns)
-            opened = Open(
-                record.sid, record.endpoint, record.queue_size, b"", 0, record.key, state.lane
-            )
-            actions.append(opened)
+            actions.append(core.restored(state, record.subjects, patterns))
         return actions
 
     # --- events in and out ---------------------------------------------------------------------

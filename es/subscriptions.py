@@ -355,15 +355,7 @@ class Subscriptions:
             )
             state.key, state.name, state.owner = record.key, record.name, record.owner
             state.resumed = True
-            core.subscribers[record.sid] = state
-            if record.subjects:
-                core.index.add_subjects(record.sid, list(record.subjects))
-            if patterns:
-                core.index.add_patterns(record.sid, patterns)
-            opened = Open(
-                record.sid, record.endpoint, record.queue_size, b"", 0, record.key, state.lane
-            )
-            actions.append(opened)
+            actions.append(core.restored(state, record.subjects, patterns))
         return actions
 
     def restore_retained(self, events: Iterable[StoredEvent], now: float) -> None:

@@ -408,3 +408,23 @@ def test_the_client_refuses_what_a_server_would() -> None:
         asked_options(None, None, None, None, None, "")
     with pytest.raises(ValueError, match="service"):
         asked_options(None, None, None, None, "svc", "d")
+
+
+def test_storage_brings_back_as_many_durable_subscribers_as_there_is_room_for() -> None:
+    server, store = _server()
+    log = MemoryLog()
+    log.put_durable(StoredDurable("d", "a", EP, "drop", 4, 0.0, None, None, (TOPIC,), (), 7))
+    log.put_durable(StoredDurable("e", "b", EP, "drop", 4, 0.0, None, None, (TOPIC,), (), 8))
+    store.log = log  # type: ignore[assignment]
+    server.broker.limit_room(1)
+    assert [o.sid for o in server.broker.restore([], [], mono=0.0, now=0.0)] == ["a"]
+
+
+def test_drops_undone_by_a_failed_commit_are_done_again_in_the_next_group() -> None:
+    server, store = _server()
+    _reply(server, _sub("a", queue=1))
+    _reply(server, _pub(0, 3))
+    core = server.broker.core
+    core.group_drops.append(("d", (2, 2)))
+    server.broker.durables._redo()
+    assert core.group_drops == [("d", (2, 2))] and store.log.backlog("d").count == 2
