@@ -210,10 +210,12 @@ class Subscriber(ForeignLoops, KeptClient):
         """Subscribe again to everything in our own record, after a restart or an eviction."""
         subjects, patterns = self.subscriptions
         kinds: tuple[type[Subscribe] | type[SubscribeMatch], ...] = (Subscribe, SubscribeMatch)
+        kept = False
         for kind, names in zip(kinds, (tuple(subjects), tuple(patterns)), strict=True):
             if names:
-                self._note(control.request(partial(self._asking, kind, names)))
-        self._resumed = True
+                body = self._note(control.request(partial(self._asking, kind, names)))
+                kept = kept or body.get("kept") is True
+        self._resumed = not kept  # a durable subscriber's events were kept: none lost
         log.info("subscriptions restored: %d subjects, %d patterns", len(subjects), len(patterns))
 
     def _asking(

@@ -86,6 +86,7 @@ class Subscriptions:
         policy = asked_policy(options, current.queue if current else None, core.config)
         self._check_room(sid, current, asked)
         have = core.index.subscriptions(sid)
+        kept = options.durable is not None and options.durable in core.durables
         state, actions, opened = self._settle(asked, current, policy)
         fresh = self._retained_new(asked, have.patterns)
         if asked.subjects:
@@ -100,6 +101,8 @@ class Subscriptions:
             "heartbeat": self.heartbeat_interval,
             "queue": state.queue.queue_size,
         }
+        if state.durable is not None:  # its log was there before: nothing was lost meanwhile
+            body["kept"] = kept or current is not None
         actions.append(Reply(peer, encode(Ok(rid, body))))
         actions += self._retained_for(state, fresh)
         if opened:

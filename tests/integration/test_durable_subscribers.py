@@ -188,3 +188,29 @@ def test_a_new_program_taking_a_durable_name_gets_what_follows_its_acknowledged_
             assert second.next(timeout=0.5) is None
     assert [e.msg for e in got] == list(range(100, 200))
     assert second.lost == 0  # its stream began before it: what came first was consumed, not lost
+
+
+@pytest.mark.parametrize(
+    ("liveness", "heartbeat"), [("1", 2.5), (None, 12.0)], ids=["short-liveness", "defaults"]
+)
+def test_a_durable_subscriber_the_server_gave_up_on_comes_back_having_lost_nothing(
+    start_es: Start, liveness: str | None, heartbeat: float
+) -> None:
+    # It heartbeats less often than the server's liveness: the server gives up on it between
+    # two heartbeats, keeps its events, and the next heartbeat brings it back.
+    es = start_es(*(["--liveness", liveness] if liveness else []))
+    topic = f"slowbeat.{uuid.uuid4().hex[:8]}"
+    with (
+        Subscriber(
+            es.endpoint, durable="slowbeat", heartbeat=heartbeat, liveness=3 * heartbeat
+        ) as sub,
+        Publisher(es.endpoint) as pub,
+    ):
+        sub.subscribe(topic)
+        wait_until(lambda: es.stats()["server"]["durables_away"] == 1, WAIT, "it to be away")
+        for i in range(50):
+            pub.publish(topic, i, confirm=True)
+        got = _take(sub, 50)
+    assert [e.msg for e in got] == list(range(50))
+    assert sub.recoveries >= 1  # it subscribed again
+    assert not any(e.resumed for e in got) and sub.lost == 0  # and was told nothing was lost

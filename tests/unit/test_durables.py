@@ -428,3 +428,15 @@ def test_drops_undone_by_a_failed_commit_are_done_again_in_the_next_group() -> N
     core.group_drops.append(("d", (2, 2)))
     server.broker.durables._redo()
     assert core.group_drops == [("d", (2, 2))] and store.log.backlog("d").count == 2
+
+
+def test_a_sub_reply_says_whether_a_durable_subscribers_events_were_kept() -> None:
+    server, _ = _server()
+    first = _reply(server, _sub("a"))
+    assert isinstance(first, Ok) and first.body["kept"] is False  # a new name
+    again = _reply(server, _sub("a"))
+    assert isinstance(again, Ok) and again.body["kept"] is True
+    moved = _reply(server, _sub("b"))
+    assert isinstance(moved, Ok) and moved.body["kept"] is True
+    plain = _reply(server, _sub("p", durable=None))
+    assert isinstance(plain, Ok) and "kept" not in plain.body

@@ -281,33 +281,17 @@ export class Subscriber extends EventEmitter {
 
   async _replay(control) {
     const options = this.options;
-    if (this._subjects.size) {
-      const subjects = [...this._subjects];
-      this._learn(
-        await control.request((rid) => ({
-          type: "SUB",
-          rid,
-          sid: this.sid,
-          endpoint: this.endpoint,
-          subjects,
-          options,
-        })),
+    const asked = [];
+    if (this._subjects.size) asked.push({ type: "SUB", subjects: [...this._subjects] });
+    if (this._patterns.size) asked.push({ type: "SUBMATCH", patterns: [...this._patterns] });
+    let kept = false; // a durable subscriber whose events the server kept: none lost (SPEC 3.1)
+    for (const request of asked) {
+      const body = this._learn(
+        await control.request((rid) => ({ ...request, rid, sid: this.sid, endpoint: this.endpoint, options })),
       );
+      kept = kept || body.kept === true;
     }
-    if (this._patterns.size) {
-      const patterns = [...this._patterns];
-      this._learn(
-        await control.request((rid) => ({
-          type: "SUBMATCH",
-          rid,
-          sid: this.sid,
-          endpoint: this.endpoint,
-          patterns,
-          options,
-        })),
-      );
-    }
-    this._resumed = true;
+    this._resumed = !kept;
   }
 
   // --- receiving -----------------------------------------------------------------------------------
