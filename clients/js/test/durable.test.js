@@ -211,3 +211,21 @@ test("close() leaves a durable subscriber subscribed; any other unsubscribes", a
     ],
   );
 });
+
+test("subscribing again, a durable subscriber whose events were kept marks nothing resumed", async () => {
+  for (const [kept, resumed] of [
+    [true, false],
+    [false, true],
+    [undefined, true],
+  ]) {
+    const { sub, requests } = subscriber({ durable: "d" }, () => ({ count: 2, kept }));
+    sub._subjects.add("a");
+    sub._patterns.add("^b");
+    await sub._replay(sub._keeper.control);
+    assert.deepEqual(
+      requests.map((r) => r.type),
+      ["SUB", "SUBMATCH"],
+    );
+    assert.equal(sub._resumed, resumed);
+  }
+});
