@@ -138,12 +138,9 @@ class Lane:
             self._drop(batch.count)
             return 0
         room = self.room()
-        if room >= batch.count:
-            self._accept(batch)
+        rest = self._fit(batch, room)
+        if rest is None:
             return batch.count
-        head, rest = batch.split(room)
-        if head is not None:
-            self._accept(head)
         if wait_until is None:
             self._drop(rest.count)
         else:
@@ -155,14 +152,9 @@ class Lane:
         everything after it spilled. All of it counts as taken."""
         if self.spilled_from is not None:
             return batch.count
-        room = 0 if self.detached else self.room()
-        if room >= batch.count:
-            self._accept(batch)
-            return batch.count
-        head, rest = batch.split(room)
-        if head is not None:
-            self._accept(head)
-        self.spilled_from = rest.first
+        rest = self._fit(batch, 0 if self.detached else self.room())
+        if rest is not None:
+            self.spilled_from = rest.first
         return batch.count
 
     def wants_refill(self) -> bool:
@@ -299,16 +291,9 @@ class Lane:
         """Move what waits into the queue as far as room allows; return how many events moved."""
         if self.waiting is None:
             return 0
-        room = self.room()
-        if room >= self.waiting.count:
-            batch, self.waiting = self.waiting, None
-            self._accept(batch)
-            return batch.count
-        head, rest = self.waiting.split(room)
-        if head is not None:
-            self._accept(head)
-        self.waiting = rest
-        return room
+        room, count = self.room(), self.waiting.count
+        self.waiting = self._fit(self.waiting, room)
+        return count if self.waiting is None else room
 
     def expire(self) -> int:
         """The waiting batch's time ran out: drop it; return how many events were dropped."""
@@ -355,6 +340,16 @@ class Lane:
             self.handed = send.before
 
     # --- internals -----------------------------------------------------------------------------
+
+    def _fit(self, batch: Batch, room: int) -> Batch | None:
+        """Take as much of `batch` as `room` allows; the rest (None when it all fit)."""
+        if room >= batch.count:
+            self._accept(batch)
+            return None
+        head, rest = batch.split(room)
+        if head is not None:
+            self._accept(head)
+        return rest
 
     def _accept(self, batch: Batch) -> None:
         self._pending.append(batch)
