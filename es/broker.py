@@ -56,8 +56,9 @@ from es.introspection import Introspection
 from es.lane import Totals
 from es.outcomes import Acked, Full, Handshaken, Linked, OpenFailed, Outcome, Refill, Stalled
 from es.publishing import Publishing
-from es.ratelimit import STORED, bill, compiling, received
+from es.ratelimit import HISTORY_SCANNED, STORED, bill, compiling, received
 from es.records import Storage, StoredEvent, StoredSubscriber
+from es.replays import Replays
 from es.state import SubscriberState, new_stream
 from es.subscriptions import Subscriptions
 
@@ -86,9 +87,11 @@ class Broker:
         self.config = config
         self.core = core = BrokerState(config, now, new_stream, store)
         self.durables = Durables(core)
-        self.publishing = Publishing(core, self.durables)
-        self.subscriptions = Subscriptions(core, self.durables)
+        self.replays = Replays(core)
+        self.publishing = Publishing(core, self.durables, self.replays)
+        self.subscriptions = Subscriptions(core, self.durables, self.replays)
         self.introspection = Introspection(core)
+        self.replays.load()  # again from the storage the shell restores from, if it has one
         lim = config.limits
         self._limits = {  # what a client needs to check before sending (in PING replies)
             "max_message_bytes": lim.max_message_bytes,
@@ -176,8 +179,8 @@ class Broker:
         actions = self._after_failures(actions)
         compiled, seen = core.index.take_compiled(), len(core.subjects)
         cost = bill(frames, request, compiled, seen, len(core.subscribers), core.scanned)
-        cost += core.written * STORED
-        core.scanned = core.written = 0
+        cost += core.written * STORED + core.history_scanned * HISTORY_SCANNED
+        core.scanned = core.written = core.history_scanned = 0
         core.rate.charge(peer, cost - 1, core.mono)
         return actions
 
@@ -271,6 +274,8 @@ class Broker:
             case OpenFailed(sid, peer, rid, code, message):
                 return [*self._abandon(sid), self.error(peer, rid, code, message)]
             case Refill():  # pragma: no branch (the last kind)
+                if state.catchup is not None:
+                    return self.replays.refill(state)
                 return self.durables.refill(state)
         return []
 
@@ -314,6 +319,7 @@ class Broker:
         actions: list[Action] = []
         budget = SWEEP_SUBSCRIPTIONS
         self.durables.expire(core.wall, mono)
+        self.replays.expire(core.wall, mono)
         for sid, state in list(core.subscribers.items()):
             if budget <= 0:
                 break
@@ -350,6 +356,7 @@ class Broker:
         (on a new stream, its first event marked resumed), and the retained events still alive.
         Returns the Opens for the subscribers' delivery sockets."""
         self.core.mono, self.core.wall = mono, now
+        self.replays.load()
         actions = self.subscriptions.restore(subscribers)
         actions += self.durables.restore(list(self.core.log.durables()))
         self.subscriptions.restore_retained(retained, now)

@@ -24,6 +24,7 @@ from es.config import ServerConfig
 from es.daemon.patterns import Pattern, fold
 from es.daemon.storage import StorageError
 from es.durablelog import DurableLog
+from es.history import History
 from es.index import SubscriptionIndex
 from es.lane import Totals
 from es.ratelimit import RateLimiter
@@ -97,6 +98,9 @@ class BrokerState:
         self.group_drops: list[tuple[str, tuple[int, int]]] = []  # durable, seqs dropped
         self.healthy = True
         self.failed: list[Action] = []
+        # The history (es.replays): none until the broker loads it with the server's rules.
+        self.history = History((), 0)
+        self.history_scanned = 0  # events of the history a request's replay looked at
 
     @property
     def log(self) -> DurableLog:

@@ -17,6 +17,7 @@ from typing import Any
 from clients.wire import PUB_BYTES_ACCEPTED, PUB_ITEMS_ACCEPTED, Policy
 from es.daemon.config import ConfigError, given, make
 from es.daemon.storage import storage_path
+from es.history import MAX_RULES, RuleError, parse_rule
 
 __all__ = [
     "DEFAULT_PORT",
@@ -116,6 +117,9 @@ class ServerConfig:
     # commit and fsync per publish), "os" (one commit per turn, flushed by the OS: safe against
     # a killed server, not against a crashed machine).
     fsync: str = "group"
+    # History rules (SPEC 7.11), `PATTERN=LIMITS` each (es.history.parse_rule): events on
+    # subjects they match are kept, within their bounds, for subscriptions that ask for them.
+    history: tuple[str, ...] = ()
     # Pyro's default behaviour: the publisher waits, so nothing is lost.
     policy: Policy = Policy.BLOCK
     # Pyro's "moderately sized" queue; ZeroMQ's own default high-water mark is the same.
@@ -172,6 +176,12 @@ def validate(config: ServerConfig) -> None:
     _check(_seconds(config.ns_lease) and config.ns_lease >= 1, "ns_lease must be >= 1 second")
     _check(config.cache_size >= 0, "cache_size must be >= 0")
     _check(config.fsync in FSYNC, f"fsync must be one of {', '.join(FSYNC)}")
+    _check(len(config.history) <= MAX_RULES, f"at most {MAX_RULES} history rules")
+    for rule in config.history:
+        try:
+            parse_rule(rule, lim.max_pattern_bytes)
+        except RuleError as exc:
+            raise ConfigError(str(exc)) from None
     for f in dataclasses.fields(lim):
         value = getattr(lim, f.name)
         _check(value >= 0 and math.isfinite(value), f"{f.name} must be >= 0")

@@ -75,8 +75,8 @@ def numbered(
     first = state.lane.number(len(events))
     if state.keep is not None:  # a durable subscriber's: in its log before anything is sent
         made = Batch(state.sid, first, events, payloads, size)
-        state.keep(made)
-        return made
+        if state.keep(made):
+            return made
     blocks = block and state.queue.blocks
     return Batch(state.sid, first, events, payloads, size, blocks, state.queue.max_stall)
 

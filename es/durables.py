@@ -42,7 +42,7 @@ from es.health import Health
 from es.lane import MAX_BYTES, Lane
 from es.state import SubscriberState
 
-__all__ = ["Durables", "Plan"]
+__all__ = ["Durables", "Plan", "refilled"]
 
 log = logging.getLogger("es.broker")
 
@@ -125,6 +125,8 @@ class Durables:
         limit = self.core.config.limits.max_sid_bytes
         if not name or len(name.encode()) > limit:
             raise refuse(ErrorCode.BAD_REQUEST, f"durable must be 1 to {limit} bytes")
+        if name.startswith("$"):
+            raise refuse(ErrorCode.BAD_REQUEST, "durable names starting '$' are the server's own")
         if current is not None and current.durable != name:
             raise refuse(
                 ErrorCode.BAD_REQUEST, "a subscriber's durable name cannot change while subscribed"
@@ -255,6 +257,8 @@ class Durables:
         actions: list[Action] = []
         limit = core.config.limits.max_pattern_bytes
         for record in records:
+            if record.name.startswith("$"):  # the server's own (es.replays: the history)
+                continue
             if len(core.subscribers) >= core.room:
                 break  # kept in storage for a server with more room
             try:
@@ -332,7 +336,7 @@ class Durables:
         self.core.group_drops.append((state.durable, (start, cut)))
         state.lane.forget(cut)
 
-    def keep(self, state: SubscriberState, batch: Batch, time: float) -> None:
+    def keep(self, state: SubscriberState, batch: Batch, time: float) -> bool:
         """Append a batch numbered for durable `state` to its log (in the group)."""
         assert state.durable is not None
         first = batch.first
@@ -342,6 +346,7 @@ class Durables:
         ]
         self.core.log.append(state.durable, rows)
         self.core.log_dirty = self.core.appended = True
+        return True
 
     def acked(self, state: SubscriberState, seq: int) -> None:
         """`state` consumed up to `seq`: forget those events in its log (in the group)."""
@@ -357,19 +362,7 @@ class Durables:
         if start is None or not self.core.healthy:
             return []
         rows = self.core.log.read(state.durable, start, lane.room(), MAX_BYTES)
-        through = lane.next_seq - 1
-        if not rows:
-            return [Refilled(state.sid, None, through)]
-        first = rows[0][0]
-        count = 1
-        while count < len(rows) and rows[count][0] == first + count:
-            count += 1
-        taken = rows[:count]
-        payloads = [row[2] for row in taken]
-        batch = Batch(
-            state.sid, first, [row[1] for row in taken], payloads, sum(map(len, payloads))
-        )
-        return [Refilled(state.sid, batch, through)]
+        return [refilled(lane, rows)]
 
     def expire(self, now: float, mono: float) -> None:
         """Drop spilled events past the maximum age from every durable subscriber's log (every
@@ -466,3 +459,20 @@ class Durables:
         ]
         core.uncommitted.clear()
         return replies
+
+
+def refilled(lane: Lane, rows: list[Row]) -> Refilled:
+    """The Refilled for `lane` of `rows` read from where its spilled events wait, from its
+    `spilled_from` on: their first consecutive ones (None: nothing is kept there any more up to
+    its last seq)."""
+    if not rows:
+        return Refilled(lane.sid, None, lane.next_seq - 1)
+    first = rows[0][0]
+    count = 1
+    while count < len(rows) and rows[count][0] == first + count:
+        count += 1
+    taken = rows[:count]
+    payloads = [row[2] for row in taken]
+    events = [row[1] for row in taken]
+    batch = Batch(lane.sid, first, events, payloads, sum(map(len, payloads)))
+    return Refilled(lane.sid, batch, lane.next_seq - 1)

@@ -51,6 +51,7 @@ class Introspection:
                 "retained_bytes": core.retained.bytes,
                 "storage_errors": core.storage_errors,
                 **self._durables(),
+                **self._history(now),
                 "cache": {
                     "entries": core.index.cache_len,
                     "hits": core.index.cache_hits,
@@ -59,6 +60,28 @@ class Introspection:
             },
             "subscribers": listed,
             "truncated": len(listed) < len(core.subscribers),
+        }
+
+    def _history(self, now: float) -> dict[str, Any]:
+        """The history's stream, what it holds, and each rule's share (SPEC 7.11)."""
+        history = self.core.history
+        rules = [
+            {
+                "pattern": rule.pattern,
+                "events": events,
+                "bytes": size,
+                "oldest": 0.0 if oldest is None else max(0.0, now - oldest),
+                "max_events": rule.max_events,
+                "max_bytes": rule.max_bytes,
+                "max_age": rule.max_age,
+            }
+            for rule, (events, size, oldest) in zip(history.rules, history.counts(), strict=True)
+        ]
+        return {
+            "history_stream": history.stream,
+            "history_events": len(history.entries),
+            "history_bytes": history.size,
+            "history_rules": rules,
         }
 
     def _durables(self) -> dict[str, Any]:

@@ -17,6 +17,8 @@ Invariants (proven by tests/unit/test_lane_properties.py):
   spilled, kept in its log (es.durablelog) only, from `spilled_from` to the last seq numbered,
   and taken back in order (`refill`) as room comes. Nothing newer overtakes a spilled event.
   While it is detached (its subscriber away), everything spills.
+- A lane catching up with history (es.catchup) spills the same way, from the first event
+  replayed, until it has taken back everything spilled; then it is an ordinary lane again.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Lane:
         self.linked: bool | None = None  # the connection to its inbox: None until first seen
         self.spill = False  # a durable subscriber's: what does not fit waits in its log
         self.detached = False  # a durable subscriber that is away: everything spills
+        self.catching_up = False  # spilling until it has caught up with history (es.catchup)
         self.spilled_from: int | None = None  # the first seq kept in the log only (spill)
         # The last seq whose fate is counted: sent, or dropped (spill: what `refill` finds
         # missing from the log up to here was counted already).
@@ -115,13 +118,21 @@ class Lane:
         self.settled = max(self.handed, settled)
         self._resend()
 
+    def catch_up(self, first: int) -> None:
+        """The events from seq `first` on (numbered: a replay of history, es.catchup) are
+        taken from elsewhere as room comes, and so is everything numbered after them, until
+        the lane has caught up."""
+        assert not self.spill, "a lane catches up with one replay at a time"
+        self.spill = self.catching_up = True
+        self.spilled_from = first
+
     def _resend(self) -> None:
         """Everything not acknowledged is taken back from the log again, in order: what was
         pending or in flight is dropped from memory (the subscriber drops what it already has)."""
         self._pending.clear()
         self._flight.clear()
         self.pending_events = self.in_flight = 0
-        self.spilled_from = self.acked + 1 if self.next_seq > self.acked + 1 else None
+        self._spilled_after(self.acked)
 
     def room(self) -> int:
         """Events the queue can take now (a large number when unbounded)."""
@@ -159,7 +170,8 @@ class Lane:
 
     def wants_refill(self) -> bool:
         """Whether spilled events should be taken back from the log now: there is room."""
-        return self.spilled_from is not None and not self.detached and self.room() > 0
+        spilled = self.spilled_from is not None and self.waiting is None
+        return spilled and not self.detached and self.room() > 0
 
     def refill(self, batch: Batch | None, through: int) -> None:
         """Events taken back from the log, from `spilled_from` on; what the log no longer had
@@ -229,12 +241,15 @@ class Lane:
 
     def _spilled_after(self, seq: int) -> None:
         self.spilled_from = seq + 1 if seq + 1 < self.next_seq else None
+        if self.spilled_from is None and self.catching_up:  # caught up: an ordinary lane again
+            self.spill = self.catching_up = False
 
     def ack(self, seq: int) -> bool:
         """The subscriber consumed everything up to `seq`: free its room. False for an ACK that
         says nothing new (old, or beyond what was sent). A durable subscriber's may go beyond:
         it had events of its stream before this lane sent them (SPEC 7.10)."""
-        if self.spill and self.acked < seq and self.handed < seq < self.next_seq:
+        durable = self.spill and not self.catching_up
+        if durable and self.acked < seq and self.handed < seq < self.next_seq:
             self._had(seq)
         if not self.acked < seq <= self.handed:
             return False
@@ -275,7 +290,7 @@ class Lane:
         takes room; the subscriber sees any such loss as a gap in seq."""
         self._flight.clear()
         self.in_flight = 0
-        if self.spill:  # a durable subscriber's events are all in its log: send them again
+        if self.spill and not self.catching_up:  # a durable subscriber's are all in its log
             self._resend()
 
     def watched(self) -> bool:

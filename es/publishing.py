@@ -18,6 +18,7 @@ from es.daemon.patterns import fold
 from es.delivery import Run, batch, everyone, joined, meta_event
 from es.durables import Durables
 from es.records import StoredEvent
+from es.replays import Marks, Replays
 from es.retained import Retained
 
 __all__ = ["Publishing"]
@@ -30,9 +31,10 @@ _PUBLISHERS_KEPT = 10_000
 class Publishing:
     """The broker's publish path, over its state."""
 
-    def __init__(self, core: BrokerState, durables: Durables) -> None:
+    def __init__(self, core: BrokerState, durables: Durables, replays: Replays) -> None:
         self.core = core
         self.durables = durables
+        self.replays = replays
 
     def publish(self, peer: bytes, request: Publish, now: float) -> list[Action]:
         """A PUB: checked whole first (durable subscribers' logs too), then its retained events
@@ -41,7 +43,8 @@ class Publishing:
         retaining = [i for i in request.items if i.retain]
         _check(request, retaining, core)
         stretches: list[tuple[str, int]] = []
-        runs = self._runs(request.items, now, stretches)
+        marks = self.replays.mark(request.items, now) if core.history.rules else None
+        runs = self._runs(request.items, now, stretches, marks)
         everyone_ = everyone(runs)
         durable = bool(core.durable_sids) and not core.durable_sids.isdisjoint(everyone_)
         plan = self.durables.plan(runs, everyone_) if durable else None
@@ -55,24 +58,30 @@ class Publishing:
         if plan is not None:
             self.durables.carry_out(plan)
             core.uncommitted.append((peer, request.rid))
+        if marks is not None:
+            self.replays.keep(marks, peer, request.rid)
         wanted = {sid: joined(runs, sid) for sid in everyone_}
         batches = [batch(core.subscribers[sid], run) for sid, run in wanted.items()]
         confirms = (Confirm(peer, request.rid, frozenset(wanted)),) if request.confirm else ()
         fanout = Fanout(batches, confirms)
         if retaining:
             self._retain(retaining, now)
-        if durable and core.config.fsync == "every":
+        if (durable or marks is not None) and core.config.fsync == "every":
             core.failed += self.durables.commit()
         return [fanout, *self._seen(peer)]
 
     def _runs(
-        self, items: tuple[PubItem, ...], now: float, stretches: list[tuple[str, int]]
+        self,
+        items: tuple[PubItem, ...],
+        now: float,
+        stretches: list[tuple[str, int]],
+        marks: Marks | None = None,
     ) -> list[Run]:
         """A publish's events in runs of consecutive events that go to the same subscribers.
         Usually there is one run, which every subscriber's batch then shares. The hot path: a
         subject is looked up once for each stretch of events on it, not once per event; the
         stretches (subject, events) are noted in `stretches`, to be counted once the publish
-        is taken."""
+        is taken. Events the history keeps (`marks`) are each packed with their history seq."""
         core = self.core
         recipients_of = core.index.recipients
         note = stretches.append
@@ -82,8 +91,11 @@ class Publishing:
         same = 0  # events on `last` so far
         packed, packed_as = b"", ("", -1)  # the last event packed, and its subject and format
         run = None
+        kept = marks.packed if marks is not None else None
+        n = -1
         for item in items:
             for subject in item.subjects:
+                n += 1
                 if subject != last:
                     note((last, same))
                     last, same = subject, 0
@@ -94,7 +106,9 @@ class Publishing:
                 if run is None or run.sids is not recipients:  # the cache hands out one set per key
                     run = Run(recipients, [], [], 0)
                     runs.append(run)
-                if packed_as != (subject, item.fmt):  # packed once for a stretch of the same
+                if kept is not None and kept[n] is not None:  # with its own history seq
+                    packed, packed_as = kept[n], ("", -1)  # type: ignore[assignment]
+                elif packed_as != (subject, item.fmt):  # packed once for a stretch of the same
                     packed, packed_as = pack_event(subject, now, item.fmt), (subject, item.fmt)
                 run.events.append(packed)
                 run.payloads.append(item.payload)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from clients.wire import MAX_INT, public_id
 from es.actions import Batch
+from es.catchup import Catchup
 from es.config import QueuePolicy
 from es.health import Health
 from es.lane import Lane
@@ -37,8 +38,11 @@ class SubscriberState:
     # A durable subscriber's name (SPEC 7.10): its events wait in the log until acknowledged.
     durable: str | None = None
     detached: bool = False  # a durable subscriber that is away: no socket, its events kept
-    # A durable subscriber's: appends each batch numbered for it to its log (es.durables).
-    keep: Callable[[Batch], None] | None = field(default=None, repr=False)
+    # A durable subscriber's, or one's catching up with history: keeps each batch numbered for
+    # it where its lane takes spilled events back from (es.durables, es.replays); False when
+    # that is over and the batch goes to the lane as any other.
+    keep: Callable[[Batch], bool] | None = field(default=None, repr=False)
+    catchup: Catchup | None = None  # its replay of history, while it catches up (es.catchup)
     id: str = field(init=False)  # what it is shown as: the sid is its secret
 
     def __post_init__(self) -> None:

@@ -26,6 +26,7 @@ from es.health import Health
 from es.lane import Lane
 from es.patternsets import PatternSets
 from es.records import StoredEvent, StoredSubscriber
+from es.replays import Replays
 from es.retained import Retained
 from es.state import SubscriberState
 
@@ -52,9 +53,10 @@ class _Asked:
 class Subscriptions:
     """The broker's subscription handling, over its state."""
 
-    def __init__(self, core: BrokerState, durables: Durables) -> None:
+    def __init__(self, core: BrokerState, durables: Durables, replays: Replays) -> None:
         self.core = core
         self.durables = durables
+        self.replays = replays
 
     @property
     def heartbeat_interval(self) -> float:
@@ -74,7 +76,8 @@ class Subscriptions:
         patterns: list[tuple[str, Pattern]] | None = None,
     ) -> list[Action]:
         """A SUB (subjects) or SUBMATCH (compiled patterns): the subscriber made or updated, its
-        socket opened if new, the reply, retained events it now matches, and meta-events."""
+        socket opened if new, the reply, retained events it now matches, the history it asked
+        for, and meta-events."""
         asked = _Asked(peer, rid, sid, endpoint, options, subjects or [], patterns or [])
         if not asked.names:
             raise refuse(ErrorCode.BAD_SUBJECT, "no subjects given")
@@ -87,6 +90,7 @@ class Subscriptions:
         self._check_room(sid, current, asked)
         have = core.index.subscriptions(sid)
         kept = options.durable is not None and options.durable in core.durables
+        chosen = self._history(asked, current)
         state, actions, opened = self._settle(asked, current, policy)
         fresh = self._retained_new(asked, have.patterns)
         if asked.subjects:
@@ -103,8 +107,12 @@ class Subscriptions:
         }
         if state.durable is not None:  # its log was there before: nothing was lost meanwhile
             body["kept"] = kept or current is not None
+        if options.history is not None:
+            body["history"] = core.history.stream
+            body["replayed"] = len(chosen)
         actions.append(Reply(peer, encode(Ok(rid, body))))
         actions += self._retained_for(state, fresh)
+        actions += self.replays.start(state, chosen, opened)
         if opened:
             queue = state.queue
             news = meta.joined(state.id, endpoint, queue.policy, queue.queue_size, state.name)
@@ -113,6 +121,15 @@ class Subscriptions:
             available = {"name": state.name, "id": state.id}
             actions += meta_event(core, meta.SERVICE_AVAILABLE, available)
         return actions + meta_event(core, meta.SUBSCRIPTION_ADDED, added)
+
+    def _history(self, asked: _Asked, current: SubscriberState | None) -> list[int]:
+        """The history seqs the request asks for (none when it asks for none)."""
+        replay = asked.options.history
+        if replay is None:
+            return []
+        durable = asked.options.durable or (current.durable if current is not None else None)
+        matchers = [compiled.match for _, compiled in asked.patterns]
+        return self.replays.choose(replay, asked.subjects, matchers, durable)
 
     def _settle(
         self, asked: _Asked, current: SubscriberState | None, policy: QueuePolicy
@@ -318,6 +335,8 @@ class Subscriptions:
             return []
         if state.durable is not None:
             self.durables.acked(state, seq)
+        elif state.catchup is not None:
+            self.replays.acked(state, seq)
         state.acked_at = core.mono
         state.health.consumed(core.mono)
         return [Progress(sid)]

@@ -28,6 +28,7 @@ from clients.wire import (
     Ping,
     PubItem,
     Publish,
+    Replay,
     Stats,
     Subscribe,
     SubscribeMatch,
@@ -55,6 +56,8 @@ SID_KEY = "5f0c1e2d3b4a69788796a5b4c3d2e1f2"
 SID_NAMED = "5f0c1e2d3b4a69788796a5b4c3d2e1f3"
 SID_PATTERN = "5f0c1e2d3b4a69788796a5b4c3d2e1f4"
 SID_DURABLE = "5f0c1e2d3b4a69788796a5b4c3d2e1f5"
+SID_HISTORY = "5f0c1e2d3b4a69788796a5b4c3d2e1f6"
+SID_HISTORY_FROM = "5f0c1e2d3b4a69788796a5b4c3d2e1f7"
 
 VALID: list[tuple[str, str, Message]] = [
     ("subscribe one subject", "request", Subscribe(1, SID, ENDPOINT, ("StockQuotes",))),
@@ -79,6 +82,22 @@ VALID: list[tuple[str, str, Message]] = [
         "subscribe as a durable subscriber",
         "request",
         Subscribe(22, SID_DURABLE, ENDPOINT, ("billing.orders",), Options(durable="billing")),
+    ),
+    (
+        "subscribe with the last 100 events of the history",
+        "request",
+        Subscribe(23, SID_HISTORY, ENDPOINT, ("orders.eu",), Options(history=Replay(last=100))),
+    ),
+    (
+        "subscribe to a pattern with the history from seq 5001 of stream 77",
+        "request",
+        SubscribeMatch(
+            24,
+            SID_HISTORY_FROM,
+            ENDPOINT,
+            (r"orders\..*",),
+            Options(history=Replay(start=5001, stream=77)),
+        ),
     ),
     (
         "subscribe to a pattern",
@@ -159,6 +178,19 @@ VALID: list[tuple[str, str, Message]] = [
         ),
     ),
     (
+        "an event replayed from the history, then a live one it keeps",
+        "delivery",
+        Delivery(
+            SID,
+            81,
+            0,
+            (
+                EventItem(1, "orders.eu", 1767225000.0, 1, b"\xa2ok", history=5001, replayed=True),
+                EventItem(2, "orders.eu", 1767226000.0, 1, b"\xa3new", history=5002),
+            ),
+        ),
+    ),
+    (
         "publish a batch with the payloads inside the header",
         "request",
         Publish(
@@ -208,6 +240,8 @@ REPLIES: dict[str, str | None] = {
     "subscribe with the inbox's CurveZMQ key": "OK",  # without security the key is not used
     "subscribe as a named service": "OK",
     "subscribe as a durable subscriber": "OK",
+    "subscribe with the last 100 events of the history": "OK",
+    "subscribe to a pattern with the history from seq 5001 of stream 77": "OK",
     "subscribe to a pattern": "OK",
     "unsubscribe": "OK",  # the subscriber of "subscribe one subject", which it removes
     "subjects published on": "OK",

@@ -57,6 +57,27 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
         12,
     ),
     (
+        "SUB asking for history both since a time and from a seq",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"history": {"since": 1.5, "from": 3}})],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUB asking for history from seq 0",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"history": {"from": 0}})],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
+        "SUB asking for the history of a stream without a seq",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"history": {"last": 5, "stream": 9}})],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
         "SUBJECTS with an unknown option",
         "request",
         [_hex(1, "SUBJECTS", 35, {"limit": 5})],
@@ -362,6 +383,12 @@ REFUSED: list[tuple[str, list[str], str, int]] = [
         [_hex(1, "SUB", 26, SID, ENDPOINT, ["a"], {"durable": "d" * 129})],
         "BAD_REQUEST",
         26,
+    ),
+    (
+        "subscribe with a durable name starting $",
+        [_hex(1, "SUB", 27, SID, ENDPOINT, ["a"], {"durable": "$history"})],
+        "BAD_REQUEST",
+        27,
     ),
     (
         "publish on the server's reserved prefix",

@@ -24,6 +24,7 @@ from clients.wire import (
     Ping,
     PubItem,
     Publish,
+    Replay,
     Stats,
     Subscribe,
     SubscribeMatch,
@@ -47,6 +48,7 @@ def to_json(message: Message) -> dict[str, Any]:
                 "key": opts.key,
                 "name": opts.name,
                 "durable": opts.durable,
+                "history": None if opts.history is None else _replay_json(opts.history),
             }
             return {
                 "type": "SUB" if isinstance(message, Subscribe) else "SUBMATCH",
@@ -99,6 +101,8 @@ def to_json(message: Message) -> dict[str, Any]:
                         "payload": e.payload.hex(),
                         **({"retained": True} if e.retained else {}),
                         **({"resumed": True} if e.resumed else {}),
+                        **({"history": e.history} if e.history is not None else {}),
+                        **({"replayed": True} if e.replayed else {}),
                     }
                     for e in events
                 ],
@@ -124,6 +128,12 @@ def _item_json(item: PubItem) -> dict[str, Any]:
     return data
 
 
+def _replay_json(replay: Replay) -> dict[str, Any]:
+    asked = {"last": replay.last, "since": replay.since, "from": replay.start}
+    asked["stream"] = replay.stream
+    return {k: v for k, v in asked.items() if v is not None}
+
+
 def from_json(data: dict[str, Any]) -> Message:
     """The inverse of to_json."""
     kind = data["type"]
@@ -131,6 +141,10 @@ def from_json(data: dict[str, Any]) -> Message:
         fields = dict(data["options"])  # the wire's names: the queue size is "queue"
         if "queue" in fields:
             fields["queue_size"] = fields.pop("queue")
+        if "history" in fields:
+            asked = dict(fields["history"])
+            asked["start"] = asked.pop("from", None)
+            fields["history"] = Replay(**asked)
         options = Options(**fields)
         if kind == "SUB":
             return Subscribe(
@@ -184,6 +198,8 @@ def from_json(data: dict[str, Any]) -> Message:
             bytes.fromhex(e["payload"]),
             e.get("retained", False),
             e.get("resumed", False),
+            e.get("history"),
+            e.get("replayed", False),
         )
         for e in data["events"]
     )

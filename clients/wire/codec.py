@@ -432,4 +432,12 @@ def _event_item(seq: int, meta: Any, payload: Any) -> EventItem:
         bytes(payload),
         flags.get("retained") is True,
         flags.get("resumed") is True,
+        _history_seq(flags.get("history")),
+        flags.get("replayed") is True,
     )
+
+
+def _history_seq(value: Any) -> int | None:
+    """The `history` flag: the event's seq in the server's history, or None (a flag of another
+    type is ignored, as unknown flags are)."""
+    return int(value) if fields.is_int(value) and 0 < value <= MAX_INT else None

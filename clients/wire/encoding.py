@@ -30,6 +30,7 @@ from clients.wire.messages import (
     Ping,
     PubItem,
     Publish,
+    Replay,
     Reply,
     Request,
     Stats,
@@ -86,6 +87,17 @@ def _options_map(options: Options) -> dict[str, Any]:
         "key": options.key,
         "name": options.name,
         "durable": options.durable,
+        "history": None if options.history is None else _replay_map(options.history),
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _replay_map(replay: Replay) -> dict[str, Any]:
+    fields = {
+        "last": replay.last,
+        "since": replay.since,
+        "from": replay.start,
+        "stream": replay.stream,
     }
     return {k: v for k, v in fields.items() if v is not None}
 
@@ -108,9 +120,13 @@ def pack_event(subject: str, time: float, fmt: int, flags: dict[str, Any] | None
 
 
 def _event_meta(event: EventItem) -> bytes:
-    flags = {
+    flags: dict[str, Any] = {
         name: True for name, on in (("retained", event.retained), ("resumed", event.resumed)) if on
     }
+    if event.history is not None:
+        flags["history"] = event.history
+    if event.replayed:
+        flags["replayed"] = True
     return pack_event(event.subject, event.time, event.fmt, flags)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from clients.errors import ErrorCode, RemoteProtocolError
-from clients.wire.messages import MAX_INT, Options, Policy
+from clients.wire.messages import MAX_INT, Options, Policy, Replay
 
 __all__ = [
     "MAX_DEPTH",
@@ -31,6 +31,7 @@ __all__ = [
     "positive",
     "public_id",
     "queue_options",
+    "replay",
     "seconds",
     "sid",
     "text",
@@ -44,7 +45,8 @@ MAX_DEPTH = 32
 
 POLICIES = tuple(policy.value for policy in Policy)
 
-_OPTION_KEYS = frozenset({"policy", "queue", "max_stall", "key", "name", "durable"})
+_OPTION_KEYS = frozenset({"policy", "queue", "max_stall", "key", "name", "durable", "history"})
+_REPLAY_KEYS = frozenset({"last", "since", "from", "stream"})
 _Z85_DIGITS = (  # ZeroMQ RFC 32: the digit each character stands for is its place here
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
 )
@@ -158,6 +160,28 @@ def queue_options(value: Any, name: str) -> Options:
         key=None if key is None else curve_key(key),
         name=None if value.get("name") is None else text(value["name"], "name"),
         durable=None if value.get("durable") is None else text(value["durable"], "durable"),
+        history=None if value.get("history") is None else replay(value["history"]),
+    )
+
+
+def replay(value: Any) -> Replay:
+    """The `history` option (SPEC 7.11): a map with exactly one of `last` (an integer from 0),
+    `since` (a time) and `from` (a seq from 1), and `stream` (an integer from 1) only with
+    `from`."""
+    if not isinstance(value, dict) or not _REPLAY_KEYS.issuperset(value):
+        raise fail(ErrorCode.BAD_REQUEST, "history must be a map of last, since, from, stream")
+    asked = [k for k in ("last", "since", "from") if value.get(k) is not None]
+    if len(asked) != 1:
+        raise fail(ErrorCode.BAD_REQUEST, "history must give one of last, since and from")
+    stream = value.get("stream")
+    if stream is not None and asked[0] != "from":
+        raise fail(ErrorCode.BAD_REQUEST, "history gives stream only with from")
+    last, since, start = value.get("last"), value.get("since"), value.get("from")
+    return Replay(
+        last=None if last is None else uint(last, "history last"),
+        since=None if since is None else timestamp(since),
+        start=None if start is None else positive(start, "history from"),
+        stream=None if stream is None else positive(stream, "history stream"),
     )
 
 

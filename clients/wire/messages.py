@@ -76,6 +76,19 @@ class Policy(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Replay:
+    """What a subscription asks of the server's history (SPEC 7.11): the `last` events it holds,
+    those published `since` a wall-clock time, or those `start`ing at a seq of the history's
+    `stream`. On the wire: a map with one of `last`, `since` and `from`, and `stream` only with
+    `from`."""
+
+    last: int | None = None
+    since: float | None = None
+    start: int | None = None
+    stream: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Options:
     """Queue options a subscriber asks for; None means the server's default. On the wire the
     queue size is `queue` (SPEC 3.1)."""
@@ -90,6 +103,9 @@ class Options:
     durable: str | None = None
     """A durable name: the server stores this subscriber's events until it acknowledges them,
     while it is away too, and gives them to whoever subscribes with this name next (SPEC 7.10)."""
+    history: Replay | None = None
+    """Events from the server's history for the subscriptions this request asks for, sent before
+    any later event (SPEC 7.11)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +271,10 @@ class EventItem:
     resumed: bool = False
     """The first event after the server restarted and restored this subscriber from storage:
     events published meanwhile were lost."""
+    history: int | None = None
+    """Its seq in the server's history, when a history rule keeps it (SPEC 7.11)."""
+    replayed: bool = False
+    """Sent from the history because a subscription asked for it: it may be old."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,8 @@ class Server:
     to the broker."""
 
     def __init__(self, max_events: int = 256, max_bytes: int = 1 << 20, **config: Any) -> None:
-        self.broker = Broker(ServerConfig(limits=Limits(max_queue_size=0), **config), now=0.0)
+        limits = config.pop("limits", Limits(max_queue_size=0))
+        self.broker = Broker(ServerConfig(limits=limits, **config), now=0.0)
         self.flow = Flow(max_events=max_events, max_bytes=max_bytes)
         self.mono = 0.0
         self.readers: dict[str, Reader] = {}
