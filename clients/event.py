@@ -22,6 +22,9 @@ class Event:
     - `resumed`: True for the first event after the subscriber recovered from losing the event
       server; events published meanwhile are lost and their number is unknown.
     - `retained`: True for a retained event, sent because of a new subscription; it may be old.
+    - `history`: its seq in the server's history when a history rule keeps it (SPEC 7.11), else
+      None; `replayed`: True when it was sent from the history because a subscription asked for
+      it (it may be old).
     - `payload`, `format`: the raw frame and its format code, for programs that decode themselves.
     """
 
@@ -29,8 +32,10 @@ class Event:
         "_allow_pickle",
         "_msg",
         "format",
+        "history",
         "lost",
         "payload",
+        "replayed",
         "resumed",
         "retained",
         "seq",
@@ -61,6 +66,8 @@ class Event:
         self.stream = stream
         self.resumed = False
         self.retained = retained
+        self.history: int | None = None
+        self.replayed = False
         self._allow_pickle = allow_pickle
         self._msg: Any = _UNSET
 

@@ -15,15 +15,17 @@ seconds, so that light traffic does not cost an ACK per event); never blocking.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import zmq
 
 from clients.address import advertised_endpoint, bind_address, local_address_for
+from clients.errors import RemoteProtocolError
 from clients.event import Event
 from clients.security import Keys, as_server
 from clients.streams import STREAMS_KEPT, Streams
-from clients.wire import POLICIES, Delivery, Options, Policy
+from clients.wire import POLICIES, Delivery, Options, Policy, Replay, fields
 
 __all__ = [
     "ACK_DRY",
@@ -76,6 +78,17 @@ def asked_options(
     if durable is not None and name is not None:
         raise ValueError("a durable subscriber cannot also be a named service")
     return Options(chosen, queue_size, max_stall, inbox_key, name, durable)
+
+
+def asked_history(history: Replay | Mapping[str, Any] | None) -> Replay | None:
+    """The `history` a subscribe call asks for (SPEC 7.11): a Replay, or a map as on the wire
+    (`{"last": 100}`, `{"since": t}`, `{"from": seq, "stream": id}`); ValueError for a bad one."""
+    if history is None or isinstance(history, Replay):
+        return history
+    try:
+        return fields.replay(dict(history))
+    except RemoteProtocolError as exc:
+        raise ValueError(exc.message) from None
 
 
 def ack_every(queue_size: int) -> int:
@@ -133,6 +146,8 @@ def events_of(delivery: Delivery, streams: Streams, allow_pickle: bool) -> tuple
     for event, item in zip(events, items, strict=True):
         if item.retained or item.resumed:  # resumed: the server restarted and restored us
             event.retained, event.resumed = item.retained, item.resumed
+        if item.history is not None:  # kept by the server's history (SPEC 7.11)
+            event.history, event.replayed = item.history, item.replayed
     if events:
         events[0].lost = lost
     return events, lost

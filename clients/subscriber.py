@@ -21,7 +21,8 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from functools import partial
 from threading import Lock
 from types import TracebackType
@@ -40,6 +41,7 @@ from clients.inbox import (
     DEFAULT_QUEUE,
     Servers,
     ack_every,
+    asked_history,
     asked_options,
     events_of,
     hwm,
@@ -59,6 +61,7 @@ from clients.wire import (
     Heartbeat,
     Loss,
     Policy,
+    Replay,
     Subscribe,
     SubscribeMatch,
     Unsubscribe,
@@ -76,6 +79,9 @@ _READ_TURN = 64
 # Longest single wait in poll(): a Ctrl-C that lands just before a wait begins is only noticed
 # when the wait returns (Python runs signal handlers between calls), so waits are cut in slices.
 _SIGNAL_SLICE = 0.5
+History = Replay | Mapping[str, Any] | None
+"""What a subscription asks of the server's history: see Subscriber.subscribe."""
+
 # Longest close() waits for the server to drop this subscriber's subscriptions.
 _CLOSE_TIMEOUT = 2.0
 
@@ -187,6 +193,12 @@ class Subscriber(ForeignLoops, KeptClient):
         """Deliveries that did not decode or were meant for another subscriber (ignored)."""
         self.replaced = False
         """Another subscriber took this one's durable name: no more events come here."""
+        self.history_stream: int | None = None
+        """The server's history stream (SPEC 7.11), once a subscription asked for history."""
+        self.replayed = 0
+        """How many events of the history the last subscription that asked for them gets."""
+        self._asked_history = False
+        self._history_seen = 0  # the highest history seq of an event handed out
 
     def _probe(self, control: Control) -> bool:
         """The keeper's heartbeat: False when the server no longer knows our subscriptions."""
@@ -211,18 +223,32 @@ class Subscriber(ForeignLoops, KeptClient):
         subjects, patterns = self.subscriptions
         kinds: tuple[type[Subscribe] | type[SubscribeMatch], ...] = (Subscribe, SubscribeMatch)
         kept = False
+        again = self._history_again()
         for kind, names in zip(kinds, (tuple(subjects), tuple(patterns)), strict=True):
             if names:
-                body = self._note(control.request(partial(self._asking, kind, names)))
+                body = self._note(control.request(partial(self._asking, kind, names, again)))
                 kept = kept or body.get("kept") is True
         self._resumed = not kept  # a durable subscriber's events were kept: none lost
         log.info("subscriptions restored: %d subjects, %d patterns", len(subjects), len(patterns))
 
+    def _history_again(self) -> Replay | None:
+        """What a subscriber that asked for history asks when it subscribes again after the
+        server forgot it: the history after the last event of it it got (SPEC 7.11). A durable
+        subscriber's log has those already."""
+        if not self._asked_history or self.durable is not None:
+            return None
+        return Replay(start=self._history_seen + 1, stream=self.history_stream)
+
     def _asking(
-        self, kind: type[Subscribe] | type[SubscribeMatch], names: tuple[str, ...], rid: int
+        self,
+        kind: type[Subscribe] | type[SubscribeMatch],
+        names: tuple[str, ...],
+        history: Replay | None,
+        rid: int,
     ) -> Subscribe | SubscribeMatch:
-        """A SUB or SUBMATCH of `names` for this subscriber."""
-        return kind(rid, self.sid, self.endpoint, names, self.options)
+        """A SUB or SUBMATCH of `names` for this subscriber (asking for `history`)."""
+        options = self.options if history is None else replace(self.options, history=history)
+        return kind(rid, self.sid, self.endpoint, names, options)
 
     def _request(self, build: Callable[[int], Any]) -> dict[str, Any]:
         return self._note(self._keeper.call(lambda control: control.request(build)))
@@ -236,26 +262,41 @@ class Subscriber(ForeignLoops, KeptClient):
         if isinstance(queue, int) and queue >= 0:
             self._ack_every = ack_every(queue)  # the queue the server keeps for us, in events
             self._hwm_wanted = hwm(queue)  # set by the reading thread (see _read_inbox)
+        stream, replayed = body.get("history"), body.get("replayed")
+        if isinstance(stream, int) and isinstance(replayed, int):
+            if self.history_stream is not None and stream != self.history_stream:
+                self._history_seen = 0  # another history (the server restarted): seqs begin again
+            self.history_stream, self.replayed = stream, replayed
         return body
 
     # --- subscriptions ---------------------------------------------------------------------------
 
-    def subscribe(self, subjects: Subjects) -> int:
-        """Subscribe to one subject or several (case-insensitive); return the subscription count."""
+    def subscribe(self, subjects: Subjects, history: History = None) -> int:
+        """Subscribe to one subject or several (case-insensitive); return the subscription count.
+        `history`: first the events the server's history holds on them (SPEC 7.11), before any
+        later event: `{"last": 100}`, `{"since": a_time}` or `{"from": seq, "stream": id}` (a
+        Replay does too); `replayed` then says how many."""
         names = subject_tuple(subjects)
-        body = self._request(partial(self._asking, Subscribe, names))
+        body = self._request(partial(self._asking, Subscribe, names, self._history(history)))
         with self._record_lock:
             self._subjects.update(names)
         return int(body["count"])
 
-    def subscribe_match(self, patterns: Subjects) -> int:
+    def subscribe_match(self, patterns: Subjects, history: History = None) -> int:
         """Subscribe to subjects matching regular expressions (RE2, case-insensitive, anchored at
-        the start); return the subscription count."""
+        the start); return the subscription count. `history` as for subscribe()."""
         names = subject_tuple(patterns)
-        body = self._request(partial(self._asking, SubscribeMatch, names))
+        asked = self._history(history)
+        body = self._request(partial(self._asking, SubscribeMatch, names, asked))
         with self._record_lock:
             self._patterns.update(names)
         return int(body["count"])
+
+    def _history(self, history: History) -> Replay | None:
+        asked = asked_history(history)
+        if asked is not None:
+            self._asked_history = True
+        return asked
 
     def unsubscribe(self, subjects: Subjects) -> int:
         """Remove subjects or patterns (each name is removed as both); return the count left."""
@@ -419,6 +460,9 @@ class Subscriber(ForeignLoops, KeptClient):
         if self._resumed:
             self._resumed = False
             events[0].resumed = True
+        if self._asked_history:
+            seen = [e.history for e in events if e.history is not None]
+            self._history_seen = max(self._history_seen, *seen, 0)
         return events
 
     def _ack(self, dry: bool = False) -> float:

@@ -193,6 +193,16 @@ DurableAge = Annotated[
         help="Seconds a durable subscriber's event is kept, 0 = no limit [604800: 7 days].",
     ),
 ]
+HistoryRules = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--history",
+        help="Keep the events on subjects PATTERN matches for replay, within LIMITS: an age "
+        "(1d), a count (100000), a size (64MiB), e.g. 'orders\\..*=1d,100000'. Repeat for more "
+        "rules; the first that matches a subject keeps its events.",
+        metavar="PATTERN=LIMITS",
+    ),
+]
 Drain = Annotated[
     float | None,
     typer.Option(
@@ -207,6 +217,8 @@ def _config(*, no_naming: bool, ns: str | None, **settings: Any) -> ServerConfig
     """The server configuration from the options of `serve` and `config` (None = not given)."""
     from es.config import ConfigError, from_env
 
+    if settings.get("history") is not None:
+        settings["history"] = tuple(settings["history"])
     try:
         return from_env(os.environ, use_naming=not no_naming, ns_address=ns, **settings)
     except ConfigError as exc:
@@ -239,6 +251,7 @@ def serve(
     max_durable_events: DurableEvents = None,
     max_durable_bytes: DurableBytes = None,
     max_durable_age: DurableAge = None,
+    history: HistoryRules = None,
     drain_timeout: Drain = None,
     liveness: Liveness = None,
     evict_stalled: EvictStalled = None,

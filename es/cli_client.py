@@ -173,6 +173,15 @@ Durable = Annotated[
     ),
 ]
 
+HistoryAsked = Annotated[
+    str | None,
+    typer.Option(
+        "--history",
+        help="First the events the server's history holds: last=N, since=10m (or a Unix time), "
+        "or from=SEQ[,stream=ID].",
+    ),
+]
+
 
 @app.command()
 def sub(
@@ -187,6 +196,7 @@ def sub(
     queue_size: QueueSize = None,
     name: Name = None,
     durable: Durable = None,
+    history: HistoryAsked = None,
     timeout: Timeout = 10.0,
     ident: Ident = None,
     key: KeyFile = None,
@@ -205,6 +215,7 @@ def sub(
     keys = client_keys(ident, key, server_key, "es")
     if not subjects and not match:
         raise fail("give at least one SUBJECT or --match PATTERN", ExitCode.USAGE)
+    asked = None if history is None else _history(history, time.time())
     try:
         subscriber = Printing(
             es,
@@ -220,9 +231,9 @@ def sub(
     with subscriber:
         try:
             if subjects:
-                subscriber.subscribe(subjects)
+                subscriber.subscribe(subjects, history=asked)
             if match:
-                subscriber.subscribe_match(match)
+                subscriber.subscribe_match(match, history=asked)
         except (EsError, ValueError) as exc:
             raise fail(str(exc)) from None
         names = [*(subjects or []), *(f"/{p}/" for p in match or [])]
@@ -230,6 +241,30 @@ def sub(
         with contextlib.suppress(KeyboardInterrupt):
             typer.echo(f"es: subscribed to {', '.join(names)}", err=True)
             _print_events(subscriber, count, wait, "raw" if raw else "json" if as_json else "text")
+
+
+def _history(text: str, now: float) -> dict[str, Any]:
+    """`--history`: last=N, since=AGE (10s, 5m, 2h, 1d: before `now`) or since=UNIX_TIME,
+    from=SEQ with ,stream=ID."""
+    asked: dict[str, Any] = {}
+    for part in text.split(","):
+        key, _, value = part.strip().partition("=")
+        try:
+            if key == "since" and value[-1:] in _AGO:
+                asked[key] = now - float(value[:-1]) * _AGO[value[-1]]
+            elif key == "since":
+                asked[key] = float(value)
+            elif key in ("last", "from", "stream"):
+                asked[key] = int(value)
+            else:
+                raise ValueError
+        except ValueError:
+            wanted = "give last=N, since=10m or from=SEQ"
+            raise fail(f"--history {text!r}: {wanted}", ExitCode.USAGE) from None
+    return asked
+
+
+_AGO = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 
 
 def _print_loss(lost: int, as_json: bool, raw: bool = False) -> None:
@@ -279,6 +314,9 @@ def _print_events(subscriber: Any, count: int | None, wait: float | None, form: 
                 "seq": event.seq,
                 "lost": event.lost,
             }
+            if event.history is not None:
+                line["history"] = event.history
+                line["replayed"] = event.replayed
             typer.echo(json.dumps(line))
             continue
         if event.lost:
