@@ -84,6 +84,11 @@ export class Event {
   resumed: boolean;
   /** A retained event, sent because of a new subscription: it may be old. */
   readonly retained: boolean;
+  /** Its seq in the server's history (SPEC.md 7.11) when a history rule keeps it, live or
+   * replayed; else null. */
+  readonly history: number | null;
+  /** Sent from the server's history because a subscription asked for it: it may be old. */
+  readonly replayed: boolean;
   /** The decoded message (msgpack), or the bytes (raw). */
   readonly msg: unknown;
 }
@@ -102,8 +107,22 @@ export interface SubscriberOptions extends ClientOptions {
    * A durable name (SPEC.md 7.10): the server keeps this subscriber's events until it acknowledges
    * them, while it is away too, and gives them to the next subscriber of that name. Events sent
    * again are dropped (the program sees each once); close() leaves the subscriptions on the server.
+   * Names starting with `$` are the server's own (TypeError).
    */
   durable?: string;
+}
+
+/**
+ * What a subscription asks of the server's history (SPEC.md 7.11): its `last` events (an integer
+ * from 0), those published `since` a time (seconds since the epoch), or those `from` a seq of the
+ * history's `stream` on (integers from 1; a stream that is not the history's gets all of them).
+ */
+export type History = { last: number } | { since: number } | { from: number; stream?: number };
+
+export interface SubscribeOptions {
+  /** First the events the server's history holds for this request's subjects or patterns, before
+   * any later event; they come flagged `replayed`. A bad one throws TypeError. */
+  history?: History;
 }
 
 export class Subscriber extends EventEmitter implements AsyncIterable<Event> {
@@ -127,8 +146,18 @@ export class Subscriber extends EventEmitter implements AsyncIterable<Event> {
   readonly durable: string | null;
   /** Another subscriber took this one's durable name: no more events come here (not taken back). */
   readonly replaced: boolean;
-  subscribe(subjects: string | string[]): Promise<number>;
-  subscribeMatch(patterns: string | string[]): Promise<number>;
+  /**
+   * The server's history stream (SPEC.md 7.11), from the last reply to a subscription that asked
+   * for history; null before. Subscribing again after the server forgot this subscriber, one that
+   * asked for history (not a durable one) asks for the history after the last event of it it got.
+   */
+  readonly historyStream: number | null;
+  /** How many events of the history the last subscription that asked for them gets (0 before). */
+  readonly replayed: number;
+  /** Subscribe to subjects (any case); resolves to the subscription count. */
+  subscribe(subjects: string | string[], options?: SubscribeOptions): Promise<number>;
+  /** Subscribe to RE2 patterns (any case, anchored at the start); resolves to the subscription count. */
+  subscribeMatch(patterns: string | string[], options?: SubscribeOptions): Promise<number>;
   unsubscribe(names: string | string[]): Promise<number>;
   /** The next event, or null after `timeout` seconds or once closed. */
   next(timeout?: number): Promise<Event | null>;

@@ -15,6 +15,12 @@
 // server restart, every event it had not acknowledged: those below the seq it expects are dropped
 // here (lib/streams.js), so the program sees each event once. close() leaves its subscriptions on
 // the server, which keeps its events for the next subscriber of its name.
+//
+// A subscription may ask for events from the server's history first (option `history`, SPEC
+// 7.11): they come flagged `replayed`, before any later event, and every event a history rule
+// keeps carries its seq there (`history`). A subscriber that asked for history and subscribes
+// again after the server forgot it asks for the history after the last such event it got, so it
+// misses nothing meanwhile; a durable one does not (its log has those events).
 
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
@@ -27,7 +33,7 @@ import { decodePayload } from "./payload.js";
 import { HEARTBEAT, LIVENESS, subjectList } from "./publisher.js";
 import { asServer, chooseKeys, releaseServer } from "./security.js";
 import { Servers, Streams } from "./streams.js";
-import { decodeDelivery, encodeRequest, publicId } from "./wire.js";
+import { HISTORY_KEYS, decodeDelivery, encodeRequest, publicId } from "./wire.js";
 
 const ACK_EVERY = 256;
 const ACK_INTERVAL = 1;
@@ -37,12 +43,49 @@ const DEFAULT_QUEUE = 1000;
 /** Events between acknowledgements for a queue of `queue` events (0: unbounded). */
 const ackEvery = (queue) => (queue === 0 ? ACK_EVERY : Math.max(1, Math.min(ACK_EVERY, Math.floor((queue + 1) / 2))));
 
+/**
+ * What a subscription asks of the server's history (SPEC 7.11), checked: `{last: n}`,
+ * `{since: time}` or `{from: seq, stream?: id}`, as the wire map of the option `history`; null for
+ * none. TypeError for anything else.
+ */
+export function askedHistory(history) {
+  if (history === undefined || history === null) return null;
+  if (typeof history !== "object" || Array.isArray(history)) {
+    throw new TypeError("history must be {last: n}, {since: time} or {from: seq, stream?: id}");
+  }
+  const unknown = Object.keys(history).filter((key) => !HISTORY_KEYS.includes(key));
+  if (unknown.length) throw new TypeError(`history takes last, since, from and stream, not ${unknown.join(", ")}`);
+  const given = (key) => history[key] !== undefined && history[key] !== null;
+  const asked = ["last", "since", "from"].filter(given);
+  if (asked.length !== 1) throw new TypeError("history must give one of last, since and from");
+  const { last, since, from, stream } = history;
+  if (given("last") && !(Number.isSafeInteger(last) && last >= 0)) {
+    throw new TypeError("history last must be an integer from 0 to 2**53-1");
+  }
+  if (given("since") && !(typeof since === "number" && Number.isFinite(since))) {
+    throw new TypeError("history since must be a finite number (seconds since the epoch)");
+  }
+  if (given("from") && !(Number.isSafeInteger(from) && from >= 1)) {
+    throw new TypeError("history from must be an integer from 1 to 2**53-1");
+  }
+  if (given("stream") && !given("from")) throw new TypeError("history gives stream only with from");
+  if (given("stream") && !(Number.isSafeInteger(stream) && stream >= 1)) {
+    throw new TypeError("history stream must be an integer from 1 to 2**53-1");
+  }
+  return given("stream") ? { from, stream } : { [asked[0]]: history[asked[0]] };
+}
+
 /** One event as a subscriber receives it. `msg` decodes the payload on first use. */
 export class Event {
-  constructor({ subject, time, seq, format, payload, retained = false, resumed = false }, stream) {
+  constructor(
+    { subject, time, seq, format, payload, retained = false, resumed = false, history = null, replayed = false },
+    stream,
+  ) {
     Object.assign(this, { subject, time, seq, format, payload, stream, retained });
     this.lost = 0; // events lost just before this one (reported by the server or seen in seq)
     this.resumed = resumed; // the first event after a restart: events may have been lost
+    this.history = history; // its seq in the server's history (SPEC 7.11), or null
+    this.replayed = replayed; // sent from the history because a subscription asked for it
   }
 
   get msg() {
@@ -116,12 +159,17 @@ export class Subscriber extends EventEmitter {
     if (durable != null && (typeof durable !== "string" || !durable)) {
       throw new TypeError("durable must be a non-empty name");
     }
+    if (durable?.startsWith("$")) throw new TypeError("durable names starting with $ are the server's own");
     if (durable != null && name != null) throw new TypeError("a durable subscriber cannot also be a named service");
     // The durable name (SPEC 7.10): the server keeps this subscriber's events while it is away, and
     // gives them to the next subscriber of that name. close() leaves it; unsubscribe from
     // everything to end it.
     this.durable = durable ?? null;
     this.replaced = false; // another subscriber took our durable name: no more events come here
+    this.historyStream = null; // the server's history stream (SPEC 7.11), once a reply told it
+    this.replayed = 0; // events of the history the last subscription that asked for them gets
+    this._askedHistory = false; // asked once: subscribing again asks for what came after
+    this._historySeen = 0; // the highest history seq of an event handed on to the program
     this.options = { policy, queue: queueSize, max_stall: maxStall, key: this.keys?.publicKey, name, durable };
     this._subjects = new Set(); // this subscriber's own record, replayed after a reconnect
     this._patterns = new Set();
@@ -189,6 +237,11 @@ export class Subscriber extends EventEmitter {
       this._keeper.interval = heartbeat; // the server wants to hear from us this often
     }
     if (Number.isInteger(body.queue) && body.queue >= 0) this._ackEvery = ackEvery(body.queue);
+    if (Number.isSafeInteger(body.history) && Number.isSafeInteger(body.replayed)) {
+      if (this.historyStream !== null && body.history !== this.historyStream) this._historySeen = 0; // another history: its seqs begin again
+      this.historyStream = body.history; // asked for history: its stream, and how much comes
+      this.replayed = body.replayed;
+    }
     return body;
   }
 
@@ -212,9 +265,15 @@ export class Subscriber extends EventEmitter {
     return publicId(this.sid);
   }
 
-  /** Subscribe to one subject or several (exact, any case); resolves to the subscription count. */
-  async subscribe(subjects) {
+  /**
+   * Subscribe to one subject or several (exact, any case); resolves to the subscription count.
+   * `history`: first the events the server's history holds on them (SPEC 7.11), before any later
+   * event: `{last: 100}`, `{since: time}` or `{from: seq, stream: id}`; `replayed` then says how
+   * many, `historyStream` the history's stream.
+   */
+  async subscribe(subjects, options = {}) {
     const list = subjectList(subjects);
+    const asking = this._asking(options);
     const body = await this._keeper.call((c) =>
       c.request((rid) => ({
         type: "SUB",
@@ -222,7 +281,7 @@ export class Subscriber extends EventEmitter {
         sid: this.sid,
         endpoint: this.endpoint,
         subjects: list,
-        options: this.options,
+        options: asking,
       })),
     );
     this._learn(body);
@@ -230,9 +289,10 @@ export class Subscriber extends EventEmitter {
     return body.count;
   }
 
-  /** Subscribe to RE2 patterns (any case, anchored at the start). */
-  async subscribeMatch(patterns) {
+  /** Subscribe to RE2 patterns (any case, anchored at the start). `history` as for subscribe(). */
+  async subscribeMatch(patterns, options = {}) {
     const list = subjectList(patterns);
+    const asking = this._asking(options);
     const body = await this._keeper.call((c) =>
       c.request((rid) => ({
         type: "SUBMATCH",
@@ -240,12 +300,34 @@ export class Subscriber extends EventEmitter {
         sid: this.sid,
         endpoint: this.endpoint,
         patterns: list,
-        options: this.options,
+        options: asking,
       })),
     );
     this._learn(body);
     list.forEach((p) => this._patterns.add(p));
     return body.count;
+  }
+
+  // The options of a SUB or SUBMATCH asking for `history` (none: this subscriber's own).
+  _asking(options) {
+    if (options === null || typeof options !== "object" || Array.isArray(options)) {
+      throw new TypeError("the options of a subscription must be an object, such as {history: {last: 10}}");
+    }
+    const unknown = Object.keys(options).filter((key) => key !== "history");
+    if (unknown.length) throw new TypeError(`a subscription takes the option history, not ${unknown.join(", ")}`);
+    const asked = askedHistory(options.history);
+    if (asked === null) return this.options;
+    this._askedHistory = true;
+    return { ...this.options, history: asked };
+  }
+
+  // What a subscriber that asked for history asks when it subscribes again after the server forgot
+  // it: the history after the last event of it handed on (SPEC 7.11). A durable subscriber's log
+  // has those already.
+  _historyAgain() {
+    if (!this._askedHistory || this.durable !== null) return null;
+    const from = this._historySeen + 1;
+    return this.historyStream === null ? { from } : { from, stream: this.historyStream };
   }
 
   /** Remove subjects or patterns; resolves to the subscriptions left. */
@@ -280,7 +362,8 @@ export class Subscriber extends EventEmitter {
   }
 
   async _replay(control) {
-    const options = this.options;
+    const again = this._historyAgain();
+    const options = again === null ? this.options : { ...this.options, history: again };
     const asked = [];
     if (this._subjects.size) asked.push({ type: "SUB", subjects: [...this._subjects] });
     if (this._patterns.size) asked.push({ type: "SUBMATCH", patterns: [...this._patterns] });
@@ -352,6 +435,7 @@ export class Subscriber extends EventEmitter {
       this._resumed = false;
       events[0].resumed = true;
     }
+    for (const event of events) if (event.history > this._historySeen) this._historySeen = event.history;
     return events;
   }
 

@@ -180,6 +180,10 @@ export function decodeDelivery(frames) {
     };
     if (flags.retained === true) event.retained = true;
     if (flags.resumed === true) event.resumed = true;
+    // Its seq in the server's history (SPEC 7.11); a flag of another type is ignored, as unknown
+    // flags are.
+    if (Number.isSafeInteger(flags.history) && flags.history > 0) event.history = flags.history;
+    if (flags.replayed === true) event.replayed = true;
     return event;
   });
   return inline ? { type: "EV", sid, stream, lost, events, inline } : { type: "EV", sid, stream, lost, events };
@@ -225,11 +229,22 @@ export function decodeHere(datagram) {
 
 // --- encoding what a client sends --------------------------------------------------------------------
 
-function options(o = {}) {
+/** The keys of the SUB and SUBMATCH option `history` (SPEC 3.1, 7.11). */
+export const HISTORY_KEYS = ["last", "since", "from", "stream"];
+
+// The keys given (not undefined or null) of `o`, in this order.
+function given(o, keys) {
   const out = {};
-  for (const key of ["policy", "queue", "max_stall", "key", "name", "durable"]) {
+  for (const key of keys) {
     if (o[key] !== undefined && o[key] !== null) out[key] = o[key];
   }
+  return out;
+}
+
+function options(o = {}) {
+  const out = given(o, ["policy", "queue", "max_stall", "key", "name", "durable"]);
+  // What the request asks of the server's history (SPEC 7.11): one of last, since and from.
+  if (o.history !== undefined && o.history !== null) out.history = given(o.history, HISTORY_KEYS);
   return out;
 }
 
