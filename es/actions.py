@@ -121,6 +121,7 @@ class Confirm:
     peer: bytes
     rid: int
     sids: frozenset[str]
+    groups: int = 0  # queue groups it reached: each counts as one subscriber (es.grouping)
 
 
 @dataclass(frozen=True, slots=True)

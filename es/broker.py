@@ -50,6 +50,7 @@ from es.brokerstate import BrokerState
 from es.checks import check_subject, refuse
 from es.config import ServerConfig
 from es.durables import Durables
+from es.grouping import Groups
 from es.health import verdict
 from es.index import SubscriptionIndex
 from es.introspection import Introspection
@@ -88,9 +89,10 @@ class Broker:
         self.core = core = BrokerState(config, now, new_stream, store)
         self.durables = Durables(core)
         self.replays = Replays(core)
-        self.publishing = Publishing(core, self.durables, self.replays)
-        self.subscriptions = Subscriptions(core, self.durables, self.replays)
-        self.introspection = Introspection(core)
+        self.groups = Groups(core)
+        self.publishing = Publishing(core, self.durables, self.replays, self.groups)
+        self.subscriptions = Subscriptions(core, self.durables, self.replays, self.groups)
+        self.introspection = Introspection(core, self.groups)
         self.replays.load()  # again from the storage the shell restores from, if it has one
         lim = config.limits
         self._limits = {  # what a client needs to check before sending (in PING replies)
@@ -300,6 +302,8 @@ class Broker:
         core.subscribers.pop(sid, None)
         core.index.drop(sid)
         core.write_quietly(core.store.delete_subscriber, sid)
+        if state is not None and state.group is not None:  # what it held goes to the others
+            return [Close(sid), *self.groups.leave(state)]
         return [Close(sid)]
 
     # --- time, restarts, the end -----------------------------------------------------------------
@@ -333,6 +337,8 @@ class Broker:
                 core.write_quietly(core.store.delete_subscriber, sid)
                 actions.append(self._evict(sid, reason))
                 actions += self.subscriptions.departed(sid, state.name, reason)
+                if state.group is not None:  # what it held goes to the others
+                    actions += self.groups.leave(state)
         return self._after_failures(actions)
 
     def _evict(self, sid: str, reason: str) -> Close:
@@ -358,7 +364,9 @@ class Broker:
         self.core.mono, self.core.wall = mono, now
         self.replays.load()
         actions = self.subscriptions.restore(subscribers)
-        actions += self.durables.restore(list(self.core.log.durables()))
+        kept = list(self.core.log.durables())
+        actions += self.durables.restore(kept)
+        self.groups.restore(kept)
         self.subscriptions.restore_retained(retained, now)
         return actions
 

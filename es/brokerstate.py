@@ -24,6 +24,7 @@ from es.config import ServerConfig
 from es.daemon.patterns import Pattern, fold
 from es.daemon.storage import StorageError
 from es.durablelog import DurableLog
+from es.groups import Group
 from es.history import History
 from es.index import SubscriptionIndex
 from es.lane import Totals
@@ -101,6 +102,9 @@ class BrokerState:
         # The history (es.replays): none until the broker loads it with the server's rules.
         self.history = History((), 0)
         self.history_scanned = 0  # events of the history a request's replay looked at
+        # Queue groups (es.grouping): name -> group; their names in the index ($group:NAME).
+        self.groups: dict[str, Group] = {}
+        self.group_sids: set[str] = set()
 
     @property
     def log(self) -> DurableLog:

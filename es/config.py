@@ -93,6 +93,8 @@ class Limits:
     max_durable_age: float = 7 * 86_400.0
     # Durable subscribers, present or away.
     max_durables: int = 1000
+    # Queue groups, with members or (durable ones) without.
+    max_groups: int = 1000
 
 
 @dataclass(frozen=True, slots=True)

@@ -455,7 +455,7 @@ class Durables:
         message = f"not stored: {exc}"
         replies: list[Action] = [
             Refuse(peer, rid, encode(Err(rid, ErrorCode.STORAGE_FAILED, message)))
-            for peer, rid in core.uncommitted
+            for peer, rid in dict.fromkeys(core.uncommitted)  # once each, whatever it reached
         ]
         core.uncommitted.clear()
         return replies

@@ -306,7 +306,8 @@ class Flow:
             if owed.refused is not None:
                 actions.append(Reply(owed.confirm.peer, owed.refused))
                 continue
-            body = {"receivers": len(owed.receivers)}  # subscribers that took at least one event
+            # Subscribers that took at least one event, and each queue group reached.
+            body = {"receivers": len(owed.receivers) + owed.confirm.groups}
             actions.append(Reply(owed.confirm.peer, encode(Ok(owed.confirm.rid, body))))
         return actions
 

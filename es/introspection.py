@@ -13,6 +13,7 @@ from clients.errors import ErrorCode
 from es import __version__
 from es.brokerstate import BrokerState
 from es.checks import check_subject, refuse
+from es.grouping import Groups, index_name
 from es.state import SubscriberState
 
 __all__ = ["Introspection"]
@@ -25,8 +26,9 @@ _STATS_BUDGET = 256 * 1024
 class Introspection:
     """The broker's reports, over its state; they change nothing."""
 
-    def __init__(self, core: BrokerState) -> None:
+    def __init__(self, core: BrokerState, groups: Groups) -> None:
         self.core = core
+        self.groups = groups
 
     def stats(self, now: float) -> dict[str, Any]:
         """The STATS body: server counters, and each subscriber in detail."""
@@ -52,6 +54,7 @@ class Introspection:
                 "storage_errors": core.storage_errors,
                 **self._durables(),
                 **self._history(now),
+                "groups": self._groups(),
                 "cache": {
                     "entries": core.index.cache_len,
                     "hits": core.index.cache_hits,
@@ -83,6 +86,38 @@ class Introspection:
             "history_bytes": history.size,
             "history_rules": rules,
         }
+
+    def _groups(self) -> list[dict[str, Any]]:
+        """Each queue group: its members, what its log holds (events, bytes, the age of the
+        oldest), what waits to be handed out, what members hold unacknowledged, and its counts
+        (SPEC 7.12)."""
+        core = self.core
+        shown: list[dict[str, Any]] = []
+        for group in core.groups.values():
+            key = index_name(group.name)
+            store = self.groups.log_of(group)
+            backlog = store.backlog(key)
+            first = store.read(key, 1, 1, 1 << 62)
+            subs = core.index.subscriptions(key)
+            held = group.held
+            shown.append(
+                {
+                    "name": group.name,
+                    "durable": group.durable,
+                    "members": [core.subscribers[sid].id for sid in group.members],
+                    "subjects": sorted(subs.subjects),
+                    "patterns": sorted(subs.patterns),
+                    "stored": backlog.count,
+                    "stored_bytes": backlog.size,
+                    "oldest": max(0.0, core.wall - first[0][3]) if first else 0.0,
+                    "waiting": backlog.count - held,
+                    "pending": held,
+                    "handed": group.handed,
+                    "redelivered": group.redelivered,
+                    "dropped": group.dropped,
+                }
+            )
+        return shown
 
     def _durables(self) -> dict[str, Any]:
         """Server-wide counts of durable subscribers and what their logs hold (SPEC 7.10)."""
@@ -171,6 +206,7 @@ class Introspection:
             "stalled_for": 0.0 if full_since is None else max(0.0, mono - full_since),
             "linked": state.health.linked,
             "in_flight": lane.in_flight,
+            "group": state.group,
             **self._durable_stats(state),
         }
 

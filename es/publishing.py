@@ -17,6 +17,7 @@ from es.config import Limits
 from es.daemon.patterns import fold
 from es.delivery import Run, batch, everyone, joined, meta_event
 from es.durables import Durables
+from es.grouping import PREFIX, Groups
 from es.records import StoredEvent
 from es.replays import Marks, Replays
 from es.retained import Retained
@@ -31,10 +32,13 @@ _PUBLISHERS_KEPT = 10_000
 class Publishing:
     """The broker's publish path, over its state."""
 
-    def __init__(self, core: BrokerState, durables: Durables, replays: Replays) -> None:
+    def __init__(
+        self, core: BrokerState, durables: Durables, replays: Replays, groups: Groups
+    ) -> None:
         self.core = core
         self.durables = durables
         self.replays = replays
+        self.groups = groups
 
     def publish(self, peer: bytes, request: Publish, now: float) -> list[Action]:
         """A PUB: checked whole first (durable subscribers' logs too), then its retained events
@@ -46,8 +50,12 @@ class Publishing:
         marks = self.replays.mark(request.items, now) if core.history.rules else None
         runs = self._runs(request.items, now, stretches, marks)
         everyone_ = everyone(runs)
+        groups = core.group_sids.intersection(everyone_) if core.group_sids else None
+        if groups:  # queue groups are not subscribers: their events go to one member each
+            everyone_ = everyone_.difference(groups)
         durable = bool(core.durable_sids) and not core.durable_sids.isdisjoint(everyone_)
         plan = self.durables.plan(runs, everyone_) if durable else None
+        group_drops = self.groups.plan(runs, groups) if groups else None
         if retaining:  # stored before anything changes: a failed write fails the publish
             core.write(core.store.write_retained, _stored(retaining, now))
         core.published += 1
@@ -62,13 +70,24 @@ class Publishing:
             self.replays.keep(marks, peer, request.rid)
         wanted = {sid: joined(runs, sid) for sid in everyone_}
         batches = [batch(core.subscribers[sid], run) for sid, run in wanted.items()]
-        confirms = (Confirm(peer, request.rid, frozenset(wanted)),) if request.confirm else ()
+        reached = len(groups) if groups else 0
+        confirms = (
+            (Confirm(peer, request.rid, frozenset(wanted), reached),) if request.confirm else ()
+        )
         fanout = Fanout(batches, confirms)
+        handed: list[Action] = []
+        if groups:
+            assert group_drops is not None
+            handed = self.groups.take(runs, groups, group_drops, now)
+            if any(core.groups[key[len(PREFIX) :]].durable for key in groups):
+                durable = True  # in the group commit, as a durable subscriber's
+                if plan is None:
+                    core.uncommitted.append((peer, request.rid))
         if retaining:
             self._retain(retaining, now)
         if (durable or marks is not None) and core.config.fsync == "every":
             core.failed += self.durables.commit()
-        return [fanout, *self._seen(peer)]
+        return [fanout, *handed, *self._seen(peer)]
 
     def _runs(
         self,

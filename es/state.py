@@ -43,6 +43,7 @@ class SubscriberState:
     # that is over and the batch goes to the lane as any other.
     keep: Callable[[Batch], bool] | None = field(default=None, repr=False)
     catchup: Catchup | None = None  # its replay of history, while it catches up (es.catchup)
+    group: str | None = None  # the queue group it is a member of (es.grouping)
     id: str = field(init=False)  # what it is shown as: the sid is its secret
 
     def __post_init__(self) -> None:

@@ -22,6 +22,7 @@ from es.config import Policy, QueuePolicy
 from es.daemon.patterns import Pattern, compile_pattern, fold
 from es.delivery import meta_event, numbered
 from es.durables import Durables
+from es.grouping import Groups, index_name
 from es.health import Health
 from es.lane import Lane
 from es.patternsets import PatternSets
@@ -53,10 +54,13 @@ class _Asked:
 class Subscriptions:
     """The broker's subscription handling, over its state."""
 
-    def __init__(self, core: BrokerState, durables: Durables, replays: Replays) -> None:
+    def __init__(
+        self, core: BrokerState, durables: Durables, replays: Replays, groups: Groups
+    ) -> None:
         self.core = core
         self.durables = durables
         self.replays = replays
+        self.groups = groups
 
     @property
     def heartbeat_interval(self) -> float:
@@ -87,6 +91,8 @@ class Subscriptions:
         self.check_owner(sid)
         current = core.subscribers.get(sid)
         policy = asked_policy(options, current.queue if current else None, core.config)
+        if options.group is not None or (current is not None and current.group is not None):
+            return self._member(asked, current, policy)
         self._check_room(sid, current, asked)
         have = core.index.subscriptions(sid)
         kept = options.durable is not None and options.durable in core.durables
@@ -121,6 +127,71 @@ class Subscriptions:
             available = {"name": state.name, "id": state.id}
             actions += meta_event(core, meta.SERVICE_AVAILABLE, available)
         return actions + meta_event(core, meta.SUBSCRIPTION_ADDED, added)
+
+    def _member(
+        self, asked: _Asked, current: SubscriberState | None, policy: QueuePolicy
+    ) -> list[Action]:
+        """A SUB or SUBMATCH of a queue group's member (es.grouping): the group's subscriptions
+        added (the group made if new), the member made or updated, the reply (the group's
+        count), what waits for it, and meta-events."""
+        core, options = self.core, asked.options
+        name = options.group if options.group is not None else getattr(current, "group", None)
+        assert name is not None
+        if options.name is not None or options.history is not None:
+            raise refuse(
+                ErrorCode.BAD_REQUEST, "a group member cannot be a service or ask for history"
+            )
+        if current is not None and current.durable is not None:
+            raise refuse(ErrorCode.BAD_REQUEST, "a durable subscriber cannot join a group")
+        if current is None and len(core.subscribers) >= core.room:
+            raise refuse(ErrorCode.LIMIT_EXCEEDED, f"server has {core.room} subscribers")
+        group = self.groups.check(name, options.durable, current)
+        self._check_count(index_name(name), asked)
+        group = self.groups.subscribe(
+            group, name, options.durable is not None, policy, asked.subjects, asked.patterns
+        )
+        state, actions, opened = self._member_state(asked, current, policy)
+        body = {
+            "count": core.index.count(index_name(name)),
+            "stream": state.stream,
+            "heartbeat": self.heartbeat_interval,
+            "queue": state.queue.queue_size,
+        }
+        actions.append(Reply(asked.peer, encode(Ok(asked.rid, body))))
+        actions += self.groups.join(group, state)
+        if opened:
+            queue = state.queue
+            news = meta.joined(state.id, asked.endpoint, queue.policy, queue.queue_size, None)
+            actions += meta_event(core, meta.SUBSCRIBER_JOINED, news)
+        names = "subjects" if asked.subjects else "patterns"
+        added = {"id": state.id, names: asked.names, "group": name}
+        return actions + meta_event(core, meta.SUBSCRIPTION_ADDED, added)
+
+    def _member_state(
+        self, asked: _Asked, current: SubscriberState | None, policy: QueuePolicy
+    ) -> tuple[SubscriberState, list[Action], bool]:
+        """A member's state: a new one (and socket) when it is new or its endpoint or key
+        changed (what the old one held goes back to its group), else the same one. Members are
+        not written to storage: they subscribe again after a restart."""
+        core, sid = self.core, asked.sid
+        key = asked.options.key
+        key = key if key is not None else (current.key if current else None)
+        actions: list[Action] = []
+        state = current
+        if state is None or state.endpoint != asked.endpoint or state.key != key:
+            if state is not None:
+                actions.append(Close(sid))
+                self.groups.replaced(state)
+            owner = current.owner if current else core.caller
+            state = self._new_state(sid, asked.endpoint, policy)
+            state.key, state.owner = key, owner
+            core.subscribers[sid] = state
+            size = policy.queue_size
+            actions.append(Open(sid, asked.endpoint, size, asked.peer, asked.rid, key, state.lane))
+        state.queue = policy
+        state.health.heard(core.mono)
+        core.evicted.pop(sid, None)
+        return state, actions, bool(actions)
 
     def _history(self, asked: _Asked, current: SubscriberState | None) -> list[int]:
         """The history seqs the request asks for (none when it asks for none)."""
@@ -251,9 +322,15 @@ class Subscriptions:
 
     def _check_room(self, sid: str, current: SubscriberState | None, asked: _Asked) -> None:
         core = self.core
-        lim = core.config.limits
         if current is None and len(core.subscribers) >= core.room:
             raise refuse(ErrorCode.LIMIT_EXCEEDED, f"server has {core.room} subscribers")
+        self._check_count(sid, asked)
+
+    def _check_count(self, sid: str, asked: _Asked) -> None:
+        """Refuse a request that would take `sid` (a subscriber, or a group) past its number of
+        subscriptions."""
+        core = self.core
+        lim = core.config.limits
         have = core.index.subscriptions(sid)
         new = {fold(s) for s in asked.subjects} - have.subjects
         new_patterns = {p for p, _ in asked.patterns} - have.patterns
@@ -277,6 +354,8 @@ class Subscriptions:
         state = core.subscribers.get(sid)
         if state is not None:
             state.health.heard(core.mono)
+        if state is not None and state.group is not None:
+            return self._member_unsubscribe(peer, rid, state, names)
         if state is not None and state.durable is not None:  # written before anything changes
             self._store_durable_without(state, names)
         elif state is not None and core.store.durable:
@@ -291,6 +370,25 @@ class Subscriptions:
             actions += meta_event(core, meta.SUBSCRIPTION_REMOVED, removed)
         if gone and state is not None:
             actions += self.departed(sid, state.name, "unsubscribed")
+        return actions
+
+    def _member_unsubscribe(
+        self, peer: bytes, rid: int, state: SubscriberState, names: list[str]
+    ) -> list[Action]:
+        """A member's UNSUB: the names leave its group; with none named, or none left, the
+        member leaves (what it held goes to the others)."""
+        core = self.core
+        count = self.groups.unsubscribe(state, names)  # written first
+        actions: list[Action] = []
+        if count == 0:
+            core.subscribers.pop(state.sid, None)
+            actions += [Close(state.sid), *self.groups.leave(state)]
+        actions.append(Reply(peer, encode(Ok(rid, {"count": count}))))
+        if names:
+            removed = {"id": state.id, "names": names, "count": count}
+            actions += meta_event(core, meta.SUBSCRIPTION_REMOVED, removed)
+        if count == 0:
+            actions += self.departed(state.sid, None, "unsubscribed")
         return actions
 
     def _store_without(self, state: SubscriberState, names: list[str]) -> None:
@@ -339,6 +437,8 @@ class Subscriptions:
             self.replays.acked(state, seq)
         state.acked_at = core.mono
         state.health.consumed(core.mono)
+        if state.group is not None:  # room in its queue: more of its group's events
+            return [Progress(sid), *self.groups.acked(state, seq)]
         return [Progress(sid)]
 
     def heartbeat(self, sid: str) -> dict[str, Any]:

@@ -58,6 +58,8 @@ SID_PATTERN = "5f0c1e2d3b4a69788796a5b4c3d2e1f4"
 SID_DURABLE = "5f0c1e2d3b4a69788796a5b4c3d2e1f5"
 SID_HISTORY = "5f0c1e2d3b4a69788796a5b4c3d2e1f6"
 SID_HISTORY_FROM = "5f0c1e2d3b4a69788796a5b4c3d2e1f7"
+SID_MEMBER = "5f0c1e2d3b4a69788796a5b4c3d2e1f8"
+SID_DURABLE_MEMBER = "5f0c1e2d3b4a69788796a5b4c3d2e1f9"
 
 VALID: list[tuple[str, str, Message]] = [
     ("subscribe one subject", "request", Subscribe(1, SID, ENDPOINT, ("StockQuotes",))),
@@ -97,6 +99,24 @@ VALID: list[tuple[str, str, Message]] = [
             ENDPOINT,
             (r"orders\..*",),
             Options(history=Replay(start=5001, stream=77)),
+        ),
+    ),
+    (
+        "join a queue group",
+        "request",
+        Subscribe(
+            25, SID_MEMBER, ENDPOINT, ("jobs.resize",), Options(queue_size=10, group="workers")
+        ),
+    ),
+    (
+        "join a durable queue group",
+        "request",
+        Subscribe(
+            26,
+            SID_DURABLE_MEMBER,
+            ENDPOINT,
+            ("jobs.bill",),
+            Options(group="billers", durable="billers"),
         ),
     ),
     (
@@ -191,6 +211,16 @@ VALID: list[tuple[str, str, Message]] = [
         ),
     ),
     (
+        "a queue group's event handed again after its first member went",
+        "delivery",
+        Delivery(
+            SID,
+            82,
+            0,
+            (EventItem(1, "jobs.resize", 1767225000.0, 1, b"\xa3img", redelivered=True),),
+        ),
+    ),
+    (
         "publish a batch with the payloads inside the header",
         "request",
         Publish(
@@ -242,6 +272,8 @@ REPLIES: dict[str, str | None] = {
     "subscribe as a durable subscriber": "OK",
     "subscribe with the last 100 events of the history": "OK",
     "subscribe to a pattern with the history from seq 5001 of stream 77": "OK",
+    "join a queue group": "OK",
+    "join a durable queue group": "OK",
     "subscribe to a pattern": "OK",
     "unsubscribe": "OK",  # the subscriber of "subscribe one subject", which it removes
     "subjects published on": "OK",

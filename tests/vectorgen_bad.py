@@ -57,6 +57,13 @@ INVALID: list[tuple[str, str, list[str], str, int]] = [
         12,
     ),
     (
+        "SUB with a group that is not a string",
+        "request",
+        [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"group": ["workers"]})],
+        "BAD_REQUEST",
+        12,
+    ),
+    (
         "SUB asking for history both since a time and from a seq",
         "request",
         [_hex(1, "SUB", 12, SID, ENDPOINT, ["a"], {"history": {"since": 1.5, "from": 3}})],
@@ -389,6 +396,18 @@ REFUSED: list[tuple[str, list[str], str, int]] = [
         [_hex(1, "SUB", 27, SID, ENDPOINT, ["a"], {"durable": "$history"})],
         "BAD_REQUEST",
         27,
+    ),
+    (
+        "join a group whose name starts $",
+        [_hex(1, "SUB", 28, SID, ENDPOINT, ["a"], {"group": "$workers"})],
+        "BAD_REQUEST",
+        28,
+    ),
+    (
+        "join a durable group under another durable name",
+        [_hex(1, "SUB", 29, SID, ENDPOINT, ["a"], {"group": "workers", "durable": "other"})],
+        "BAD_REQUEST",
+        29,
     ),
     (
         "publish on the server's reserved prefix",

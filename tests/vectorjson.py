@@ -48,6 +48,7 @@ def to_json(message: Message) -> dict[str, Any]:
                 "key": opts.key,
                 "name": opts.name,
                 "durable": opts.durable,
+                "group": opts.group,
                 "history": None if opts.history is None else _replay_json(opts.history),
             }
             return {
@@ -103,6 +104,7 @@ def to_json(message: Message) -> dict[str, Any]:
                         **({"resumed": True} if e.resumed else {}),
                         **({"history": e.history} if e.history is not None else {}),
                         **({"replayed": True} if e.replayed else {}),
+                        **({"redelivered": True} if e.redelivered else {}),
                     }
                     for e in events
                 ],
@@ -200,6 +202,7 @@ def from_json(data: dict[str, Any]) -> Message:
             e.get("resumed", False),
             e.get("history"),
             e.get("replayed", False),
+            e.get("redelivered", False),
         )
         for e in data["events"]
     )

@@ -434,6 +434,7 @@ def _event_item(seq: int, meta: Any, payload: Any) -> EventItem:
         flags.get("resumed") is True,
         _history_seq(flags.get("history")),
         flags.get("replayed") is True,
+        flags.get("redelivered") is True,
     )
 
 

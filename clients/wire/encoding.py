@@ -87,6 +87,7 @@ def _options_map(options: Options) -> dict[str, Any]:
         "key": options.key,
         "name": options.name,
         "durable": options.durable,
+        "group": options.group,
         "history": None if options.history is None else _replay_map(options.history),
     }
     return {k: v for k, v in fields.items() if v is not None}
@@ -127,6 +128,8 @@ def _event_meta(event: EventItem) -> bytes:
         flags["history"] = event.history
     if event.replayed:
         flags["replayed"] = True
+    if event.redelivered:
+        flags["redelivered"] = True
     return pack_event(event.subject, event.time, event.fmt, flags)
 
 

@@ -45,7 +45,9 @@ MAX_DEPTH = 32
 
 POLICIES = tuple(policy.value for policy in Policy)
 
-_OPTION_KEYS = frozenset({"policy", "queue", "max_stall", "key", "name", "durable", "history"})
+_OPTION_KEYS = frozenset(
+    {"policy", "queue", "max_stall", "key", "name", "durable", "group", "history"}
+)
 _REPLAY_KEYS = frozenset({"last", "since", "from", "stream"})
 _Z85_DIGITS = (  # ZeroMQ RFC 32: the digit each character stands for is its place here
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
@@ -160,6 +162,7 @@ def queue_options(value: Any, name: str) -> Options:
         key=None if key is None else curve_key(key),
         name=None if value.get("name") is None else text(value["name"], "name"),
         durable=None if value.get("durable") is None else text(value["durable"], "durable"),
+        group=None if value.get("group") is None else text(value["group"], "group"),
         history=None if value.get("history") is None else replay(value["history"]),
     )
 

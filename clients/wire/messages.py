@@ -103,6 +103,8 @@ class Options:
     durable: str | None = None
     """A durable name: the server stores this subscriber's events until it acknowledges them,
     while it is away too, and gives them to whoever subscribes with this name next (SPEC 7.10)."""
+    group: str | None = None
+    """A queue group: each event its subscriptions match goes to one member (SPEC 7.12)."""
     history: Replay | None = None
     """Events from the server's history for the subscriptions this request asks for, sent before
     any later event (SPEC 7.11)."""
@@ -275,6 +277,8 @@ class EventItem:
     """Its seq in the server's history, when a history rule keeps it (SPEC 7.11)."""
     replayed: bool = False
     """Sent from the history because a subscription asked for it: it may be old."""
+    redelivered: bool = False
+    """A queue group's event handed to this member after the one that had it went (SPEC 7.12)."""
 
 
 @dataclass(frozen=True, slots=True)
