@@ -25,6 +25,8 @@ class Event:
     - `history`: its seq in the server's history when a history rule keeps it (SPEC 7.11), else
       None; `replayed`: True when it was sent from the history because a subscription asked for
       it (it may be old).
+    - `redelivered`: True for a queue group's event handed to this member after the member that
+      had it went without acknowledging it: that one may have handled it too.
     - `payload`, `format`: the raw frame and its format code, for programs that decode themselves.
     """
 
@@ -35,6 +37,7 @@ class Event:
         "history",
         "lost",
         "payload",
+        "redelivered",
         "replayed",
         "resumed",
         "retained",
@@ -68,6 +71,7 @@ class Event:
         self.retained = retained
         self.history: int | None = None
         self.replayed = False
+        self.redelivered = False
         self._allow_pickle = allow_pickle
         self._msg: Any = _UNSET
 

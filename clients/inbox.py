@@ -64,20 +64,39 @@ def asked_options(
     max_stall: float | None,
     keys: Keys | None,
     name: str | None,
-    durable: str | None = None,
+    durable: str | bool | None = None,
+    group: str | None = None,
 ) -> Options:
-    """The options of every SUB (None: the server's default); ValueError for a bad one."""
+    """The options of every SUB (None: the server's default); ValueError for a bad one. A
+    durable group's member gives `durable=True` (or the group's name)."""
     if policy is not None and policy not in POLICIES:
         raise ValueError("policy must be 'block' or 'drop'")
     if queue_size is not None and queue_size < 0:
         raise ValueError("queue_size must be 0 (unbounded) or more")
     inbox_key = None if keys is None else keys.public.decode()
     chosen = None if policy is None else Policy(policy)
+    if group is not None:
+        durable = _group_durable(group, durable, name)
+    if durable is True or durable is False:
+        raise ValueError("durable=True is for a group's members: give a durable name")
     if durable is not None and not durable:
         raise ValueError("durable must be a non-empty name")
     if durable is not None and name is not None:
         raise ValueError("a durable subscriber cannot also be a named service")
-    return Options(chosen, queue_size, max_stall, inbox_key, name, durable)
+    return Options(chosen, queue_size, max_stall, inbox_key, name, durable, group)
+
+
+def _group_durable(group: str, durable: str | bool | None, name: str | None) -> str | None:
+    """The durable option of a queue group's member (SPEC 7.12): the group's name, or none."""
+    if not group or group.startswith("$"):
+        raise ValueError("group must be a non-empty name not starting with $")
+    if name is not None:
+        raise ValueError("a group's member cannot also be a named service")
+    if durable is True or durable == group:
+        return group
+    if durable is None or durable is False:
+        return None
+    raise ValueError("a durable group's durable name is the group's: give durable=True")
 
 
 def asked_history(history: Replay | Mapping[str, Any] | None) -> Replay | None:
@@ -148,6 +167,8 @@ def events_of(delivery: Delivery, streams: Streams, allow_pickle: bool) -> tuple
             event.retained, event.resumed = item.retained, item.resumed
         if item.history is not None:  # kept by the server's history (SPEC 7.11)
             event.history, event.replayed = item.history, item.replayed
+        if item.redelivered:  # a queue group's, handed again (SPEC 7.12)
+            event.redelivered = True
     if events:
         events[0].lost = lost
     return events, lost

@@ -106,7 +106,8 @@ class Subscriber(ForeignLoops, KeptClient):
         max_stall: float | None = None,
         allow_pickle: bool = False,
         name: str | None = None,
-        durable: str | None = None,
+        durable: str | bool | None = None,
+        group: str | None = None,
         threading: bool = False,
         timeout: float = 10.0,
         heartbeat: float = HEARTBEAT,
@@ -116,8 +117,13 @@ class Subscriber(ForeignLoops, KeptClient):
         esURI: str | None = None,  # noqa: N803 - Pyro's spelling
     ) -> None:
         keys = choose(ident, keys)
-        self.options = asked_options(policy, queue_size, max_stall, keys, name, durable)
-        self.durable = durable
+        self.options = asked_options(policy, queue_size, max_stall, keys, name, durable, group)
+        self.group = group
+        """The queue group it is a member of (SPEC 7.12): each event of the group goes to one
+        member. close() leaves the group (what it held goes to the others) and keeps the
+        group's subscriptions; with `durable=True` the group keeps its events while no member
+        is present."""
+        self.durable = self.options.durable if group is None else None
         """The durable name (SPEC 7.10): the server keeps this subscriber's events while it is
         away, and gives them to the next subscriber of that name. close() leaves it; unsubscribe
         from everything to end it."""
@@ -294,6 +300,8 @@ class Subscriber(ForeignLoops, KeptClient):
 
     def _history(self, history: History) -> Replay | None:
         asked = asked_history(history)
+        if asked is not None and self.group is not None:
+            raise ValueError("a group's member cannot ask for history")
         if asked is not None:
             self._asked_history = True
         return asked
@@ -496,9 +504,15 @@ class Subscriber(ForeignLoops, KeptClient):
             return
         subjects, patterns = self.subscriptions
         names = () if self.durable is not None else tuple(subjects | patterns)
+        member = self.group is not None  # leaves its group: an UNSUB of no names (SPEC 7.12)
         self._keeper.stop()  # no replay may race the unsubscribe below
-        if names:
+        if member:
+            names = ()
+        if names or member:
             try:
+                if member and self._last_seq:  # what it handled is done: not for the others
+                    seq = self._last_seq  # on the control socket: read before the UNSUB
+                    self._keeper.control.send(lambda rid: Ack(rid, self.sid, seq))
                 self._keeper.control.request(
                     lambda rid: Unsubscribe(rid, self.sid, names), _CLOSE_TIMEOUT
                 )

@@ -173,6 +173,14 @@ Durable = Annotated[
     ),
 ]
 
+Group = Annotated[
+    str | None,
+    typer.Option(
+        "--group",
+        help="Join a queue group: each of its events goes to one member. With --durable GROUP "
+        "(the same name) the group keeps its events while no member is present.",
+    ),
+]
 HistoryAsked = Annotated[
     str | None,
     typer.Option(
@@ -196,6 +204,7 @@ def sub(
     queue_size: QueueSize = None,
     name: Name = None,
     durable: Durable = None,
+    group: Group = None,
     history: HistoryAsked = None,
     timeout: Timeout = 10.0,
     ident: Ident = None,
@@ -223,6 +232,7 @@ def sub(
             queue_size=queue_size,
             name=name,
             durable=durable,
+            group=group,
             timeout=timeout,
             keys=keys,
         )
@@ -317,6 +327,8 @@ def _print_events(subscriber: Any, count: int | None, wait: float | None, form: 
             if event.history is not None:
                 line["history"] = event.history
                 line["replayed"] = event.replayed
+            if event.redelivered:
+                line["redelivered"] = True
             typer.echo(json.dumps(line))
             continue
         if event.lost:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from clients import Event, Publisher, Subscriber
 from clients.errors import EsError
@@ -32,12 +32,14 @@ def run(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextlib.contextmanager
-def subscriber_process(*args: str) -> Iterator[subprocess.Popen[str]]:
-    """`es sub ARGS` as a process of its own, yielded once it has subscribed; killed (by its PID)
-    at the end if the test has not already killed it."""
-    proc = subprocess.Popen(
-        es_command("sub", *args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+def subscriber_process(
+    *args: str, stdout: IO[str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """`es sub ARGS` as a process of its own (what it prints going to `stdout`, if given),
+    yielded once it has subscribed; killed (by its PID) at the end if the test has not already
+    killed it."""
+    out = subprocess.DEVNULL if stdout is None else stdout
+    proc = subprocess.Popen(es_command("sub", *args), stdout=out, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
         assert "subscribed" in (read_line(proc.stderr, time.monotonic() + WAIT) or "")
