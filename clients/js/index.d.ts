@@ -89,6 +89,9 @@ export class Event {
   readonly history: number | null;
   /** Sent from the server's history because a subscription asked for it: it may be old. */
   readonly replayed: boolean;
+  /** A queue group's event (SPEC.md 7.12) handed to this member after the member that had it went
+   * without acknowledging it: that one may have handled it too. */
+  readonly redelivered: boolean;
   /** The decoded message (msgpack), or the bytes (raw). */
   readonly msg: unknown;
 }
@@ -107,9 +110,16 @@ export interface SubscriberOptions extends ClientOptions {
    * A durable name (SPEC.md 7.10): the server keeps this subscriber's events until it acknowledges
    * them, while it is away too, and gives them to the next subscriber of that name. Events sent
    * again are dropped (the program sees each once); close() leaves the subscriptions on the server.
-   * Names starting with `$` are the server's own (TypeError).
+   * Names starting with `$` are the server's own (TypeError). With `group`: `true` (or the group's
+   * name) makes the group durable; another name is a TypeError.
    */
-  durable?: string;
+  durable?: string | boolean;
+  /**
+   * A queue group (SPEC.md 7.12): this subscriber is a member, and each event the group's
+   * subscriptions match goes to one member. Not with `name`, nor history (TypeError); names
+   * starting with `$` are the server's own. close() leaves the group; its subscriptions stay.
+   */
+  group?: string;
 }
 
 /**
@@ -121,7 +131,8 @@ export type History = { last: number } | { since: number } | { from: number; str
 
 export interface SubscribeOptions {
   /** First the events the server's history holds for this request's subjects or patterns, before
-   * any later event; they come flagged `replayed`. A bad one throws TypeError. */
+   * any later event; they come flagged `replayed`. A bad one throws TypeError, as does any for a
+   * queue group's member. */
   history?: History;
 }
 
@@ -142,8 +153,10 @@ export class Subscriber extends EventEmitter implements AsyncIterable<Event> {
   readonly patterns: Set<string>;
   /** Events the server reported lost for this subscriber (or seen missing in seq), in all. */
   readonly lost: number;
-  /** The durable name, or null. */
+  /** The durable name, or null (also for a durable group's member). */
   readonly durable: string | null;
+  /** The queue group this subscriber is a member of, or null. */
+  readonly group: string | null;
   /** Another subscriber took this one's durable name: no more events come here (not taken back). */
   readonly replaced: boolean;
   /**
@@ -158,11 +171,14 @@ export class Subscriber extends EventEmitter implements AsyncIterable<Event> {
   subscribe(subjects: string | string[], options?: SubscribeOptions): Promise<number>;
   /** Subscribe to RE2 patterns (any case, anchored at the start); resolves to the subscription count. */
   subscribeMatch(patterns: string | string[], options?: SubscribeOptions): Promise<number>;
+  /** Remove subjects or patterns; resolves to the subscriptions left. A group's member removes them
+   * from its group, for every member. */
   unsubscribe(names: string | string[]): Promise<number>;
   /** The next event, or null after `timeout` seconds or once closed. */
   next(timeout?: number): Promise<Event | null>;
   [Symbol.asyncIterator](): AsyncIterator<Event>;
-  /** Unsubscribe everything (a durable subscriber's subscriptions stay), then close. */
+  /** Unsubscribe everything (a durable subscriber's subscriptions stay; a group's member leaves
+   * its group, whose subscriptions stay), then close. */
   close(): Promise<void>;
   on(event: "event", listener: (event: Event) => void): this;
   /**

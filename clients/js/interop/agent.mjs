@@ -2,7 +2,8 @@
 // test_polyglot.py). Messages travel as JSON lines, with bytes as {"$bytes": "hex"}.
 //
 //   node agent.mjs sub [--es URI] [--ident X] [--match P]... [--count N] [--emitter] [--fast]
-//                      [--leave-after-first] [--policy P] [--queue N] [--durable NAME] SUBJECT...
+//                      [--leave-after-first] [--policy P] [--queue N] [--durable NAME]
+//                      [--group NAME] SUBJECT...
 //       prints {"ready": ENDPOINT} once subscribed, then one line per event; exits after N
 //       events, or once N events were received or told lost (events' `lost` and notices).
 //       Losses the server tells with no event after them print {"gap": lost} lines.
@@ -11,7 +12,9 @@
 //       --slow: heartbeats every 30 s, gone after 300 s; --status: a {"status": S} line each
 //       time the link changes; --leave-after-first: unsubscribe everything after the first
 //       event ({"left": count}); --durable NAME: a durable subscriber (SPEC 7.10), which prints
-//       {"replaced": NAME} if another subscriber takes the name
+//       {"replaced": NAME} if another subscriber takes the name; --group NAME: a member of that
+//       queue group (SPEC 7.12), of a durable group with --durable NAME too (the same name).
+//       Event lines carry the flags resumed, retained and redelivered
 //   node agent.mjs pub [--es URI] [--ident X] [--confirm] [--retain] SUBJECTS JSON...
 //       SUBJECTS comma-separated; publishes each JSON value, in order; prints {"receivers": [...]}
 //   node agent.mjs burst [--es URI] SUBJECT N
@@ -64,6 +67,7 @@ function parse(argv) {
     else if (arg === "--policy") options.policy = argv[++i];
     else if (arg === "--queue") options.queueSize = Number(argv[++i]);
     else if (arg === "--durable") options.durable = argv[++i];
+    else if (arg === "--group") options.group = argv[++i];
     else options.rest.push(arg);
   }
   return options;
@@ -73,7 +77,7 @@ const print = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
 async function subscribe(o) {
   const timing = o.fast ? { heartbeat: 0.3, liveness: 1.5 } : o.slow ? { heartbeat: 30, liveness: 300 } : {};
-  const queue = { policy: o.policy, queueSize: o.queueSize, durable: o.durable };
+  const queue = { policy: o.policy, queueSize: o.queueSize, durable: o.durable, group: o.group };
   const sub = await Subscriber.connect({ esUri: o.esUri, ident: o.ident, ...timing, ...queue });
   if (o.status) sub.on("status", (status) => print({ status }));
   if (o.durable) sub.on("replaced", (durable) => print({ replaced: durable }));
@@ -97,8 +101,8 @@ async function subscribe(o) {
     const show = async (event) => {
       received += 1;
       told += event.lost;
-      const { subject, seq, lost, resumed, retained } = event;
-      print({ subject, msg: toJson(event.msg), seq, lost, resumed, retained });
+      const { subject, seq, lost, resumed, retained, redelivered } = event;
+      print({ subject, msg: toJson(event.msg), seq, lost, resumed, retained, redelivered });
       if (o.leave && received === 1) print({ left: await sub.unsubscribe([...o.rest, ...o.match]) });
     };
     if (o.emitter) {

@@ -21,6 +21,13 @@
 // keeps carries its seq there (`history`). A subscriber that asked for history and subscribes
 // again after the server forgot it asks for the history after the last such event it got, so it
 // misses nothing meanwhile; a durable one does not (its log has those events).
+//
+// A member of a queue group (option `group`, SPEC 7.12) shares the group's events with the other
+// members: each goes to one of them, flagged `redelivered` when the member that had it went
+// without acknowledging it. Its stream is an ordinary one: a durable group's member sends the
+// option `durable` (the group's name), but is no durable subscriber (`durable` null, never
+// `replaced`). It cannot ask for history, and close() leaves the group (an UNSUB of no names)
+// without removing the group's subscriptions.
 
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
@@ -75,10 +82,45 @@ export function askedHistory(history) {
   return given("stream") ? { from, stream } : { [asked[0]]: history[asked[0]] };
 }
 
+/** A subscriber's own durable name (SPEC 7.10), checked; null for none. TypeError for a bad one. */
+function ownDurable(durable, name) {
+  if (durable == null) return null;
+  if (typeof durable === "boolean") throw new TypeError("durable: true is for a group's members: give a durable name");
+  if (typeof durable !== "string" || !durable) throw new TypeError("durable must be a non-empty name");
+  if (durable.startsWith("$")) throw new TypeError("durable names starting with $ are the server's own");
+  if (name != null) throw new TypeError("a durable subscriber cannot also be a named service");
+  return durable;
+}
+
+/**
+ * The option `durable` a queue group's member sends (SPEC 7.12): the group's name for a durable
+ * group (`durable` true or the group's name), else none. TypeError for a bad group, a `name` with
+ * it, or another durable name.
+ */
+export function memberDurable(group, durable, name) {
+  if (typeof group !== "string" || !group) throw new TypeError("group must be a non-empty name");
+  if (group.startsWith("$")) throw new TypeError("group names starting with $ are the server's own");
+  if (name != null) throw new TypeError("a group's member cannot also be a named service");
+  if (durable === true || durable === group) return group;
+  if (durable == null || durable === false) return null;
+  throw new TypeError("a durable group's durable name is the group's: give durable: true");
+}
+
 /** One event as a subscriber receives it. `msg` decodes the payload on first use. */
 export class Event {
   constructor(
-    { subject, time, seq, format, payload, retained = false, resumed = false, history = null, replayed = false },
+    {
+      subject,
+      time,
+      seq,
+      format,
+      payload,
+      retained = false,
+      resumed = false,
+      history = null,
+      replayed = false,
+      redelivered = false,
+    },
     stream,
   ) {
     Object.assign(this, { subject, time, seq, format, payload, stream, retained });
@@ -86,6 +128,7 @@ export class Event {
     this.resumed = resumed; // the first event after a restart: events may have been lost
     this.history = history; // its seq in the server's history (SPEC 7.11), or null
     this.replayed = replayed; // sent from the history because a subscription asked for it
+    this.redelivered = redelivered; // a queue group's, handed here after the member that had it went
   }
 
   get msg() {
@@ -127,7 +170,8 @@ export class Subscriber extends EventEmitter {
   /**
    * @param {{esUri?: string, ident?: string, keys?: object, host?: string, publishHost?: string,
    *   policy?: "block"|"drop", queueSize?: number, maxStall?: number, name?: string,
-   *   durable?: string, timeout?: number, heartbeat?: number, liveness?: number}} options
+   *   durable?: string|boolean, group?: string, timeout?: number, heartbeat?: number,
+   *   liveness?: number}} options
    */
   static async connect(options = {}) {
     const subscriber = new Subscriber(options);
@@ -149,6 +193,7 @@ export class Subscriber extends EventEmitter {
     maxStall,
     name,
     durable,
+    group,
     timeout = 10,
     heartbeat = HEARTBEAT,
     liveness = LIVENESS,
@@ -156,21 +201,30 @@ export class Subscriber extends EventEmitter {
     super();
     this.sid = randomBytes(16).toString("hex");
     this.keys = chooseKeys({ ident, keys });
-    if (durable != null && (typeof durable !== "string" || !durable)) {
-      throw new TypeError("durable must be a non-empty name");
-    }
-    if (durable?.startsWith("$")) throw new TypeError("durable names starting with $ are the server's own");
-    if (durable != null && name != null) throw new TypeError("a durable subscriber cannot also be a named service");
+    // A queue group's member (SPEC 7.12): each event of the group goes to one member. Its durable
+    // option is the group's (a durable group), not a durable name of its own: what a durable
+    // subscriber does (`replaced`, close() leaving its subscriptions, no history asked again) is
+    // not a member's, whose stream is an ordinary one.
+    this.group = group ?? null;
+    const wired = this.group === null ? ownDurable(durable, name) : memberDurable(group, durable, name);
     // The durable name (SPEC 7.10): the server keeps this subscriber's events while it is away, and
     // gives them to the next subscriber of that name. close() leaves it; unsubscribe from
-    // everything to end it.
-    this.durable = durable ?? null;
+    // everything to end it. Null for a member, whatever its group is.
+    this.durable = this.group === null ? wired : null;
     this.replaced = false; // another subscriber took our durable name: no more events come here
     this.historyStream = null; // the server's history stream (SPEC 7.11), once a reply told it
     this.replayed = 0; // events of the history the last subscription that asked for them gets
     this._askedHistory = false; // asked once: subscribing again asks for what came after
     this._historySeen = 0; // the highest history seq of an event handed on to the program
-    this.options = { policy, queue: queueSize, max_stall: maxStall, key: this.keys?.publicKey, name, durable };
+    this.options = {
+      policy,
+      queue: queueSize,
+      max_stall: maxStall,
+      key: this.keys?.publicKey,
+      name,
+      durable: wired,
+      group: this.group,
+    };
     this._subjects = new Set(); // this subscriber's own record, replayed after a reconnect
     this._patterns = new Set();
     this.badDeliveries = 0;
@@ -317,20 +371,22 @@ export class Subscriber extends EventEmitter {
     if (unknown.length) throw new TypeError(`a subscription takes the option history, not ${unknown.join(", ")}`);
     const asked = askedHistory(options.history);
     if (asked === null) return this.options;
+    if (this.group !== null) throw new TypeError("a group's member cannot ask for history (SPEC 7.12)");
     this._askedHistory = true;
     return { ...this.options, history: asked };
   }
 
   // What a subscriber that asked for history asks when it subscribes again after the server forgot
   // it: the history after the last event of it handed on (SPEC 7.11). A durable subscriber's log
-  // has those already.
+  // has those already; a group's member never asks for history.
   _historyAgain() {
-    if (!this._askedHistory || this.durable !== null) return null;
+    if (!this._askedHistory || this.durable !== null || this.group !== null) return null;
     const from = this._historySeen + 1;
     return this.historyStream === null ? { from } : { from, stream: this.historyStream };
   }
 
-  /** Remove subjects or patterns; resolves to the subscriptions left. */
+  /** Remove subjects or patterns; resolves to the subscriptions left. A group's member removes them
+   * from its group, for every member (SPEC 7.12). */
   async unsubscribe(names) {
     const list = subjectList(names);
     const body = await this._keeper.call((c) =>
@@ -345,7 +401,8 @@ export class Subscriber extends EventEmitter {
 
   async _probe(control, heartbeat) {
     const body = await control.request((rid) => ({ type: "HEARTBEAT", rid, sid: this.sid }), heartbeat);
-    if (body.evicted === "replaced") this._lose(); // told once: later heartbeats get known: false
+    // Told once (later heartbeats get known: false), and only to a durable subscriber.
+    if (body.evicted === "replaced" && this.durable !== null) this._lose();
     // Replaced, we must not subscribe again: two programs would take the name from each other.
     if (this.replaced || (!this._subjects.size && !this._patterns.size)) return true;
     // Known with another inbox: someone subscribed with our sid elsewhere; take it back.
@@ -542,13 +599,21 @@ export class Subscriber extends EventEmitter {
   }
 
   /** Unsubscribe everything (best effort), then close; iterators end. A durable subscriber's
-   * subscriptions stay: the server keeps its events for the next subscriber of its name. */
+   * subscriptions stay: the server keeps its events for the next subscriber of its name. A
+   * group's member leaves its group (an UNSUB of no names): the group's subscriptions stay, and
+   * what it held goes to the other members. */
   async close() {
     if (this._closed) return;
     this._closed = true;
-    const names = this.durable === null ? [...this._subjects, ...this._patterns] : [];
-    if (names.length && this._keeper.control) {
+    const member = this.group !== null; // its subjects are the group's: naming them removes them
+    const names = this.durable === null && !member ? [...this._subjects, ...this._patterns] : [];
+    if ((names.length || member) && this._keeper.control) {
       try {
+        if (member && this._lastSeq) {
+          // What it handled is done, not for the others: on the control socket, read before the UNSUB.
+          const seq = this._lastSeq;
+          await this._keeper.control.send((rid) => ({ type: "ACK", rid, sid: this.sid, seq }));
+        }
         await this._keeper.control.request((rid) => ({ type: "UNSUB", rid, sid: this.sid, subjects: names }), 2);
       } catch (err) {
         if (!(err instanceof EsError)) throw err;

@@ -184,6 +184,7 @@ export function decodeDelivery(frames) {
     // flags are.
     if (Number.isSafeInteger(flags.history) && flags.history > 0) event.history = flags.history;
     if (flags.replayed === true) event.replayed = true;
+    if (flags.redelivered === true) event.redelivered = true; // a queue group's, handed again (SPEC 7.12)
     return event;
   });
   return inline ? { type: "EV", sid, stream, lost, events, inline } : { type: "EV", sid, stream, lost, events };
@@ -242,7 +243,7 @@ function given(o, keys) {
 }
 
 function options(o = {}) {
-  const out = given(o, ["policy", "queue", "max_stall", "key", "name", "durable"]);
+  const out = given(o, ["policy", "queue", "max_stall", "key", "name", "durable", "group"]);
   // What the request asks of the server's history (SPEC 7.11): one of last, since and from.
   if (o.history !== undefined && o.history !== null) out.history = given(o.history, HISTORY_KEYS);
   return out;
