@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -396,3 +397,53 @@ def test_quick_js_publishes_arrive_in_order_in_fewer_pub_messages(start_es: Star
     server = admin.stats(es.endpoint)["server"]
     assert server["events_published"] == count
     assert server["publish_requests"] < count // 10, server
+
+
+def test_a_js_subscriber_replays_history_then_goes_on_live(
+    start_es: Start, js_subscriber: Callable[..., JsSubscriber]
+) -> None:
+    """SPEC 7.11 from JavaScript: the last events the history keeps, flagged replayed, then a
+    live one, each with its seq in the history."""
+    es = start_es("--history", r"poly\..*=1000")
+    topic = subject()
+    with Publisher(es.endpoint) as pub:
+        for i in range(5):
+            pub.publish(topic, i, confirm=True)
+        sub = js_subscriber("--es", es.endpoint, "--history", '{"last": 3}', topic)
+        pub.publish(topic, "live", confirm=True)
+    events = sub.events(4)
+    assert [(e["msg"], e["replayed"]) for e in events] == [
+        (2, True),
+        (3, True),
+        (4, True),
+        ("live", False),
+    ]
+    assert [e["history"] for e in events] == [3, 4, 5, 6]
+
+
+def test_js_and_python_members_of_one_group_share_its_events(
+    start_es: Start, js_subscriber: Callable[..., JsSubscriber]
+) -> None:
+    """SPEC 7.12 across languages: a JS member and a Python member, each event to one of them,
+    and every event to one."""
+    es = start_es()
+    topic = subject()
+    js = js_subscriber("--es", es.endpoint, "--group", "mixed", "--queue", "5", topic)
+    with Subscriber(es.endpoint, group="mixed", queue_size=5) as py:
+        py.subscribe(topic)
+        with Publisher(es.endpoint) as pub:
+            for i in range(20):
+                assert pub.publish(topic, i, confirm=True) == 1  # the group, once
+        py_got: list[Any] = []
+        js_got: list[Any] = []
+        deadline = time.monotonic() + WAIT
+        while len(py_got) + len(js_got) < 20 and time.monotonic() < deadline:
+            event = py.next(timeout=0.1)
+            if event is not None:
+                py_got.append(event.msg)
+            try:
+                js_got.append(json.loads(js._lines.get(timeout=0.1))["msg"])
+            except queue.Empty:
+                continue
+    assert sorted(py_got + js_got) == list(range(20))
+    assert py_got and js_got

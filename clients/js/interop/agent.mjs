@@ -3,7 +3,7 @@
 //
 //   node agent.mjs sub [--es URI] [--ident X] [--match P]... [--count N] [--emitter] [--fast]
 //                      [--leave-after-first] [--policy P] [--queue N] [--durable NAME]
-//                      [--group NAME] SUBJECT...
+//                      [--group NAME] [--history JSON] SUBJECT...
 //       prints {"ready": ENDPOINT} once subscribed, then one line per event; exits after N
 //       events, or once N events were received or told lost (events' `lost` and notices).
 //       Losses the server tells with no event after them print {"gap": lost} lines.
@@ -14,7 +14,8 @@
 //       event ({"left": count}); --durable NAME: a durable subscriber (SPEC 7.10), which prints
 //       {"replaced": NAME} if another subscriber takes the name; --group NAME: a member of that
 //       queue group (SPEC 7.12), of a durable group with --durable NAME too (the same name).
-//       Event lines carry the flags resumed, retained and redelivered
+//       --history JSON: its subscriptions ask for that history (SPEC 7.11), e.g. '{"last": 5}'.
+//       Event lines carry the flags resumed, retained, redelivered, history and replayed
 //   node agent.mjs pub [--es URI] [--ident X] [--confirm] [--retain] SUBJECTS JSON...
 //       SUBJECTS comma-separated; publishes each JSON value, in order; prints {"receivers": [...]}
 //   node agent.mjs burst [--es URI] SUBJECT N
@@ -68,6 +69,7 @@ function parse(argv) {
     else if (arg === "--queue") options.queueSize = Number(argv[++i]);
     else if (arg === "--durable") options.durable = argv[++i];
     else if (arg === "--group") options.group = argv[++i];
+    else if (arg === "--history") options.history = JSON.parse(argv[++i]);
     else options.rest.push(arg);
   }
   return options;
@@ -82,8 +84,9 @@ async function subscribe(o) {
   if (o.status) sub.on("status", (status) => print({ status }));
   if (o.durable) sub.on("replaced", (durable) => print({ replaced: durable }));
   try {
-    if (o.rest.length) await sub.subscribe(o.rest);
-    if (o.match.length) await sub.subscribeMatch(o.match);
+    const asked = o.history ? { history: o.history } : {};
+    if (o.rest.length) await sub.subscribe(o.rest, asked);
+    if (o.match.length) await sub.subscribeMatch(o.match, asked);
     print({ ready: sub.endpoint, esUri: sub.esUri });
     const count = o.count ?? Infinity;
     let received = 0;
@@ -101,8 +104,9 @@ async function subscribe(o) {
     const show = async (event) => {
       received += 1;
       told += event.lost;
-      const { subject, seq, lost, resumed, retained, redelivered } = event;
-      print({ subject, msg: toJson(event.msg), seq, lost, resumed, retained, redelivered });
+      const { subject, seq, lost, resumed, retained, redelivered, history, replayed } = event;
+      const msg = toJson(event.msg);
+      print({ subject, msg, seq, lost, resumed, retained, redelivered, history, replayed });
       if (o.leave && received === 1) print({ left: await sub.unsubscribe([...o.rest, ...o.match]) });
     };
     if (o.emitter) {
