@@ -358,7 +358,30 @@ def stats(
         f"{srv['events_delivered']} delivered in {srv['delivery_messages']} messages, "
         f"{srv['events_dropped']} dropped"
     )
+    if srv.get("history_rules"):
+        typer.echo(
+            f"history {srv['history_stream']}: {srv['history_events']} events, "
+            f"{srv['history_bytes']} bytes, {len(srv['history_rules'])} rule(s)"
+        )
+    _group_table(srv.get("groups", []))
     _subscriber_table(body)
+
+
+def _group_table(groups: list[dict[str, Any]]) -> None:
+    """The queue groups: members, what waits and what members hold, what was handed out."""
+    if not groups:
+        return
+    typer.echo(
+        f"{'GROUP':<16} {'DURABLE':<7} {'MEMBERS':>7} {'WAITING':>8} {'PENDING':>8} "
+        f"{'HANDED':>8} {'AGAIN':>6} {'DROPPED':>8}  SUBSCRIPTIONS"
+    )
+    for g in groups:
+        names = ", ".join([*g["subjects"], *(f"/{p}/" for p in g["patterns"])])
+        typer.echo(
+            f"{g['name']:<16} {'yes' if g['durable'] else 'no':<7} {len(g['members']):>7} "
+            f"{g['waiting']:>8} {g['pending']:>8} {g['handed']:>8} {g['redelivered']:>6} "
+            f"{g['dropped']:>8}  {names}"
+        )
 
 
 def _subscriber_table(body: dict[str, Any]) -> None:
@@ -371,6 +394,8 @@ def _subscriber_table(body: dict[str, Any]) -> None:
     )
     for s in body["subscribers"]:
         names = ", ".join([*s["subjects"], *(f"/{p}/" for p in s["patterns"])])
+        if s.get("group"):
+            names = f"(member of {s['group']})"
         typer.echo(
             f"{s['id']:<16} {s['policy']:<6} {s['queue']:>6} {s['depth']:>6} {s['sent']:>8} "
             f"{s['dropped']:>8} {s['stalls']:>6} {s['behind']:>6.1f}s {s['stalled_for']:>6.1f}s"

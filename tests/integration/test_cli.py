@@ -133,6 +133,17 @@ def test_stats_and_ping(es: Daemon) -> None:
     assert ping.returncode == 0 and ping.stdout.startswith("es ")
 
 
+def test_stats_shows_the_history_and_the_queue_groups(start_es: Callable[..., Daemon]) -> None:
+    es = start_es("--history", r"cli\.=100")
+    with Subscriber(es.endpoint, group="cli-workers") as member:
+        member.subscribe("cli.jobs")
+        with Publisher(es.endpoint) as pub:
+            pub.publish("cli.jobs", 1, confirm=True)
+        table = es_cli("stats", "--es", es.endpoint).stdout
+    assert "history " in table and ": 1 events" in table
+    assert "cli-workers" in table and "(member of cli-workers)" in table
+
+
 def test_es_uri_environment_variable(es: Daemon) -> None:
     assert es_cli("ping", env={"ES_URI": es.endpoint}).returncode == 0
 
