@@ -4,6 +4,7 @@ Each configuration runs on a private name and event server of its own (es.bench.
 so that storage settings differ; the reference is an ordinary subscriber on memory storage, in
 the same run. Figures: the delivered rate of a durable subscriber with memory storage and with
 sqlite at each fsync setting, the rate at which one that was away gets what it missed (replay),
+the rate at which a new subscriber gets what a history rule kept (history-replay, SPEC 7.11),
 and how long a server killed with -9 holding many stored events takes to be ready again.
 """
 
@@ -61,6 +62,8 @@ def durable(target: Target, settings: Settings, progress: Callable[[str], None])
             rows.append({"workload": "durable", "impl": impl, **row})
         progress("durable: replay")
         rows.append(_replay(Path(tmp) / "replay.db", settings))
+        progress("durable: history replay")
+        rows.append(_history_replay(settings))
         progress("durable: recovery after kill -9")
         rows.append(_recovery(Path(tmp) / "recovery.db", settings))
     return rows
@@ -118,6 +121,31 @@ def _replay(path: Path, settings: Settings) -> Row:
     return {
         "workload": "durable",
         "impl": "replay",
+        "sent": count,
+        "stored_rate": rate(count, fill),
+        "delivered": seen["received"],
+        "delivered_rate": rate(seen["received"], span),
+        "lost_reported": seen["lost"],
+    }
+
+
+def _history_replay(settings: Settings) -> Row:
+    """`durable_events` kept by a history rule (memory storage), then a new subscriber asking
+    for all of them (SPEC 7.11): the rate it gets them at."""
+    count = settings.durable_events
+    most = count + 1000
+    rule = rf"bench\..*={most},{most * (settings.size + 200)}B"
+    with Stack("--history", rule) as stack, _served(stack) as served:
+        args = {"count": count, "seconds": _FILL_SECONDS, "size": settings.size}
+        with roles(_pub(served, args)) as (pub,):
+            pub.say("go")
+            fill = float(pub.line(_FILL_SECONDS + 120)["flushed_seconds"])
+        with roles(_sub(served, None, history={"from": 1})) as (sub,):
+            seen = sub.line(_FILL_SECONDS)["subs"][0]
+    span = seen["last"] - seen["first"]
+    return {
+        "workload": "durable",
+        "impl": "history-replay",
         "sent": count,
         "stored_rate": rate(count, fill),
         "delivered": seen["received"],

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import zmq
@@ -197,10 +198,12 @@ def our_sub(args: dict[str, Any]) -> None:
         )
         subs.append(sub)
         sub.tally = tallies[sub.sid] = Tally(bool(args.get("latency")))
+        history = args.get("history")  # SPEC 7.11: asked with each subscription
         for start in range(0, len(subjects), 1000):
-            _within_budget(sub.subscribe, subjects[start : start + 1000])
+            _within_budget(partial(sub.subscribe, history=history), subjects[start : start + 1000])
         for start in range(0, len(patterns), 1000):
-            _within_budget(sub.subscribe_match, patterns[start : start + 1000])
+            chunk = patterns[start : start + 1000]
+            _within_budget(partial(sub.subscribe_match, history=history), chunk)
     cpu = ready({"ready": "sub", "sids": list(tallies)})
     try:
         if args.get("stall"):
