@@ -89,8 +89,10 @@ def _flagged(packed: bytes, flag: str) -> bytes:
 
 def meta_event(core: BrokerState, subject: str, body: dict[str, Any]) -> list[Action]:
     """A meta-event for whoever subscribed to it, stamped with the request's wall clock. Never
-    in block mode: the server must not wait on its own news."""
+    in block mode: the server must not wait on its own news. Never to a queue group (SPEC 13)."""
     recipients = core.index.recipients(subject)
+    if core.group_sids and not recipients.isdisjoint(core.group_sids):
+        recipients = recipients.difference(core.group_sids)
     if not recipients:
         return []
     payload = encode_payload(body, Format.MSGPACK)

@@ -385,3 +385,16 @@ def test_a_publish_to_a_durable_subscriber_and_a_durable_group_fails_once_when_n
     server.request(encode(Publish(9, False, (PubItem((TOPIC,), 0, b"1"),))))
     answers = [decode_reply(r.frames) for r in server.replies[before:]]
     assert [a.code for a in answers if isinstance(a, Err)] == ["STORAGE_FAILED"]
+
+
+def test_meta_events_never_go_to_a_group_and_cost_its_members_nothing() -> None:
+    server = _server()
+    before = len(server.replies)
+    asked = Options(queue_size=5, group="watchers")
+    server.readers["w"] = Member("w", TOPIC)
+    server.readers["w"].got = []  # type: ignore[attr-defined]
+    server.request(encode(SubscribeMatch(1, "w", EP, (r"^\$es\.",), asked)), peer=b"w")
+    assert isinstance(decode_reply(server.replies[before].frames), Ok)
+    _join(server, "a")  # a subscriber joins: $es.subscriber.joined, which no member gets
+    server.apply(server.flow.route(server.broker.sweep(server.mono + 100.0), server.mono))
+    assert _work(server, "w") == []
