@@ -80,6 +80,11 @@ class Storage(Protocol):
         key's), all of them or, if that fails, none."""
         ...
 
+    def compact(self) -> int:
+        """Give some of the space deleted rows freed back to the file system; how much (a
+        bounded step each call, es.storage)."""
+        ...
+
     def close(self) -> None:
         """Release the storage (a file, a connection)."""
         ...
@@ -92,6 +97,10 @@ class MemoryStorage:
 
     def __init__(self) -> None:
         self.log: DurableLog = MemoryLog()
+
+    def compact(self) -> int:
+        """Nothing to give back."""
+        return 0
 
     def subscribers(self) -> Iterable[StoredSubscriber]:
         return ()

@@ -381,6 +381,17 @@ class EventServer(Daemon):
                 log.warning("subscriber %s removed (%s)", public_id(action.sid), action.reason)
         self._apply(actions)
         self._flush(everything=True)  # what was only forgotten is written at least this often
+        self._compact()
+
+    def _compact(self) -> None:
+        """A bounded step of giving space that acknowledged and dropped events freed back to
+        the file system (es.storage); a failure is logged, and tried again later."""
+        if self._storage is None:
+            return
+        try:
+            self._storage.compact()
+        except StorageError as exc:
+            log.warning("%s", exc)
 
     def _apply(self, actions: Sequence[Action | Outcome]) -> None:
         """Carry out actions in order; pass the outcomes among them on to the broker. A

@@ -55,6 +55,10 @@ _TABLES.update(DURABLE_TABLES)
 # sqlite's `synchronous` for each fsync setting: FULL syncs the write-ahead log at each commit;
 # NORMAL leaves it to the OS (a killed server loses nothing, a crashed machine may).
 _SYNCHRONOUS = {"group": "FULL", "every": "FULL", "os": "NORMAL"}
+# Free pages (4 KiB each) given back to the file system at most per `compact` (about 40 ms), and
+# how many there must be first (4 MiB).
+COMPACT_PAGES = 2048
+COMPACT_FROM = 1024
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscribers (
     sid TEXT PRIMARY KEY,
@@ -96,6 +100,8 @@ class SqliteStorage:
         found = check_storage_file(self.path, _TABLES, (_BEFORE_DURABLE, _BEFORE_OWNER))
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
+            if not found:  # a new file: free pages can be given back (`compact`)
+                self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")  # a killed process loses no commit
             self._db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[fsync]}")
             if found == _BEFORE_OWNER:
@@ -109,6 +115,22 @@ class SqliteStorage:
 
     def _failed(self, exc: sqlite3.Error) -> StorageError:
         return StorageError(f"cannot write to {self.path}: {exc}")
+
+    def compact(self) -> int:
+        """Give pages that deleted rows freed back to the file system, at most COMPACT_PAGES
+        at a time, once there are COMPACT_FROM of them and they are a quarter of the file or
+        more. Returns the pages given back. Files made before incremental vacuum was turned
+        on keep their free pages for sqlite to reuse (`VACUUM` shrinks them)."""
+        try:
+            free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+            pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+            if free < COMPACT_FROM or 4 * free < pages or self._db.in_transaction:
+                return 0
+            self._db.executescript(f"PRAGMA incremental_vacuum({COMPACT_PAGES});")
+            left = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
+        return int(free - left)
 
     def subscribers(self) -> Iterable[StoredSubscriber]:
         """Every subscriber kept."""

@@ -214,3 +214,36 @@ def test_a_durable_subscriber_the_server_gave_up_on_comes_back_having_lost_nothi
     assert [e.msg for e in got] == list(range(50))
     assert sub.recoveries >= 1  # it subscribed again
     assert not any(e.resumed for e in got) and sub.lost == 0  # and was told nothing was lost
+
+
+def test_the_server_gives_back_the_space_of_acknowledged_events(
+    start_es: Start, tmp_path: Path
+) -> None:
+    """Storage is compacted: once a durable subscriber consumed 20 MB of events, the file's
+    pages go back to the file system, a bounded step every half second."""
+    import sqlite3
+
+    path = tmp_path / "es.db"
+    es = start_es("--storage", f"sqlite:{path}")
+    topic = f"bulk.{uuid.uuid4().hex[:8]}"
+
+    def pages() -> int:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            return int(db.execute("PRAGMA page_count").fetchone()[0])
+        finally:
+            db.close()
+
+    with Subscriber(es.endpoint, durable="bulk", queue_size=100) as sub:
+        sub.subscribe(topic)
+        sub.close()  # away: everything is stored
+    with Publisher(es.endpoint) as pub:
+        for _ in range(5000):
+            pub.publish(topic, b"x" * 4000)
+        pub.flush()
+    full = pages()
+    assert full > 4000
+    with Subscriber(es.endpoint, durable="bulk", queue_size=100) as sub:
+        sub.subscribe(topic)
+        assert len(_take(sub, 5000)) == 5000
+    wait_until(lambda: pages() < full // 4, WAIT, "the file compacted")
