@@ -29,6 +29,7 @@ class ForeignLoops:
     _closed: bool
     _handlers: Handlers[Event]
     _take: Callable[[], Event | None]
+    _done: Callable[[], None]
     _ack: Callable[..., float]
 
     @property
@@ -47,6 +48,7 @@ class ForeignLoops:
         while limit is None or count < limit:
             event = self._take()
             if event is None:
+                self._done()
                 self._ack(dry=True)
                 break
             self._handlers.run(event)
@@ -62,6 +64,7 @@ class ForeignLoops:
             if event is not None:
                 yield event
                 continue
+            self._done()  # waiting for another: the last one is done
             ack_due = self._ack(dry=True)
             if int(self._inbox.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 continue  # ZeroMQ's fd is edge-triggered: never wait while data is already here

@@ -183,7 +183,8 @@ class Subscriber(ForeignLoops, KeptClient):
         self._patterns: set[str] = set()
         self._ready: deque[Event] = deque()
         self._streams = Streams(durable=self.durable is not None)
-        self._last_seq = 0
+        self._last_seq = 0  # the last event the program is done with: what an ACK says
+        self._handed: Event | None = None  # the event the program has now (not done yet)
         self._acked_at = time.monotonic()
         self._unacked = 0
         self._servers = Servers()  # the delivery connections of each stream: ACKs go there
@@ -393,6 +394,7 @@ class Subscriber(ForeignLoops, KeptClient):
             event = self._take()
             if event is not None:
                 return event
+            self._done()  # asking, with nothing here: the last one is done
             ack_due = self._ack(dry=True)
             wait = _SIGNAL_SLICE if deadline is None else deadline - time.monotonic()
             if wait <= 0:
@@ -409,11 +411,21 @@ class Subscriber(ForeignLoops, KeptClient):
         if not self._ready:
             return None
         event = self._ready.popleft()
-        self._last_seq, self._last_stream = event.seq, event.stream
-        self._unacked += 1
+        self._done()
+        self._handed = event
         if self._unacked >= self._ack_every or time.monotonic() - self._acked_at >= ACK_INTERVAL:
             self._ack()  # room for more; a slow consumer still reports progress now and then
         return event
+
+    def _done(self) -> None:
+        """The program asks for another event (or closes): the one it was handed is done, and
+        is acknowledged with the next ACK. An event a program was still handling when it died
+        is therefore sent again (a durable subscriber's) or to another member (a group's)."""
+        handed = self._handed
+        if handed is not None:
+            self._handed = None
+            self._last_seq, self._last_stream = handed.seq, handed.stream
+            self._unacked += 1
 
     def _read_inbox(self) -> None:
         if self._hwm != self._hwm_wanted:  # this thread owns the inbox now
@@ -510,6 +522,7 @@ class Subscriber(ForeignLoops, KeptClient):
             names = ()
         if names or member:
             try:
+                self._done()  # closing: the program is done with what it had
                 if member and self._last_seq:  # what it handled is done: not for the others
                     seq = self._last_seq  # on the control socket: read before the UNSUB
                     self._keeper.control.send(lambda rid: Ack(rid, self.sid, seq))

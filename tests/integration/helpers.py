@@ -278,3 +278,15 @@ def relay(
             conn.close()
         for t in threads:
             t.join(WAIT)
+
+
+def take(sub: Subscriber, count: int) -> list[Event]:
+    """`count` events from a Python subscriber (fewer if they do not come), each waited for up
+    to one second, all within WAIT."""
+    got: list[Event] = []
+    deadline = time.monotonic() + WAIT
+    while len(got) < count and time.monotonic() < deadline:
+        event = sub.next(timeout=1.0)
+        if event is not None:
+            got.append(event)
+    return got

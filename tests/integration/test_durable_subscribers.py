@@ -16,21 +16,10 @@ import pytest
 from clients import Event, Publisher, Subscriber
 from clients.errors import EsError, StoreFull
 from tests.integration.conftest import Daemon, wait_until
-from tests.integration.helpers import WAIT, subscriber_process
+from tests.integration.helpers import WAIT, subscriber_process, take
 
 Start = Callable[..., Daemon]
 FAST = {"heartbeat": 0.3, "liveness": 1.5}
-
-
-def _take(sub: Subscriber, count: int) -> list[Event]:
-    """`count` events from `sub`, each within the deadline."""
-    got: list[Event] = []
-    deadline = time.monotonic() + WAIT
-    while len(got) < count and time.monotonic() < deadline:
-        event = sub.next(timeout=1.0)
-        if event is not None:
-            got.append(event)
-    return got
 
 
 @pytest.mark.parametrize("storage", ["memory", "sqlite"])
@@ -52,10 +41,10 @@ def test_a_killed_durable_subscriber_gets_what_it_missed_then_live_events(
         assert stored["depth"] == 10_000  # everything waits for it (in flight or in its log)
         with Subscriber(es.endpoint, durable=durable) as sub:
             sub.subscribe(topic)
-            missed = _take(sub, 10_000)
+            missed = take(sub, 10_000)
             for i in range(10_000, 10_100):
                 pub.publish(topic, i)
-            live = _take(sub, 100)
+            live = take(sub, 100)
             assert sub.next(timeout=0.5) is None  # nothing more: no duplicate
             assert sub.lost == 0
     got = [e.msg for e in missed + live]
@@ -75,7 +64,7 @@ def test_a_durable_subscriber_away_past_its_limit_refuses_publishers_in_block_mo
                 pub.publish(topic, i, confirm=True)
             with pytest.raises(StoreFull):
                 pub.publish(topic, 100, confirm=True)
-            got = _take(sub, 100)  # reading makes room
+            got = take(sub, 100)  # reading makes room
             assert [e.msg for e in got] == list(range(100))
             wait_until(lambda: _accepted(pub, topic), WAIT, "room in the log again")
 
@@ -111,7 +100,7 @@ def test_a_durable_subscriber_away_past_its_limit_in_drop_mode_is_told_its_losse
             pub.publish(topic, i, confirm=True)
         with Subscriber(es.endpoint, durable="metrics", policy="drop", queue_size=10) as sub:
             sub.subscribe(topic)
-            got = _take(sub, 100)
+            got = take(sub, 100)
             assert sub.next(timeout=0.5) is None
     # The first events went out to the killed one and came back from the log; the oldest
     # spilled ones were dropped to keep it at 100 events, and it was told how many.
@@ -159,7 +148,7 @@ def test_the_server_killed_under_a_confirmed_stream_loses_no_confirmed_event(
             thread.join(WAIT)
             last = confirmed[-1]
             while not got or got[-1].msg < last:
-                more = _take(sub, 1)
+                more = take(sub, 1)
                 assert more, f"stuck after {got[-1].msg if got else None}, waiting for {last}"
                 got += more
     msgs = [e.msg for e in got]
@@ -177,14 +166,14 @@ def test_a_new_program_taking_a_durable_name_gets_what_follows_its_acknowledged_
             first.subscribe(topic)
             for i in range(100):
                 pub.publish(topic, i)
-            assert [e.msg for e in _take(first, 100)] == list(range(100))
+            assert [e.msg for e in take(first, 100)] == list(range(100))
             assert first.next(timeout=0.5) is None  # its inbox ran dry: it acknowledges
             wait_until(lambda: es.stats()["subscribers"][0]["acked"] == 100, WAIT, "its ACK")
         for i in range(100, 200):  # while no one holds the name
             pub.publish(topic, i)
         with Subscriber(es.endpoint, durable="invoices") as second:
             second.subscribe(topic)
-            got = _take(second, 100)
+            got = take(second, 100)
             assert second.next(timeout=0.5) is None
     assert [e.msg for e in got] == list(range(100, 200))
     assert second.lost == 0  # its stream began before it: what came first was consumed, not lost
@@ -210,7 +199,7 @@ def test_a_durable_subscriber_the_server_gave_up_on_comes_back_having_lost_nothi
         wait_until(lambda: es.stats()["server"]["durables_away"] == 1, WAIT, "it to be away")
         for i in range(50):
             pub.publish(topic, i, confirm=True)
-        got = _take(sub, 50)
+        got = take(sub, 50)
     assert [e.msg for e in got] == list(range(50))
     assert sub.recoveries >= 1  # it subscribed again
     assert not any(e.resumed for e in got) and sub.lost == 0  # and was told nothing was lost
@@ -245,5 +234,5 @@ def test_the_server_gives_back_the_space_of_acknowledged_events(
     assert full > 4000
     with Subscriber(es.endpoint, durable="bulk", queue_size=100) as sub:
         sub.subscribe(topic)
-        assert len(_take(sub, 5000)) == 5000
+        assert len(take(sub, 5000)) == 5000
     wait_until(lambda: pages() < full // 4, WAIT, "the file compacted")

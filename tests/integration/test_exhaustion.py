@@ -184,21 +184,23 @@ def test_a_full_disk_fails_each_write_and_keeps_serving_what_needs_no_disk(
                 codes.append(reply.code)
         assert 0 < len(confirmed) < 60
         assert set(codes) == {"STORAGE_FAILED"}
-        refused = ask(raw, Subscribe(2, "late", inbox, ("news",)))
-        assert isinstance(refused, Err) and refused.code == "STORAGE_FAILED"
+        # A small write may still fit where the 8 KiB ones did not: its answer says which.
+        late = ask(raw, Subscribe(2, "late", inbox, ("news",)))
+        assert isinstance(late, Ok) or late.code == "STORAGE_FAILED"
+        subscribed = 2 if isinstance(late, Ok) else 1
         plain = ask(raw, Publish(3, True, (PubItem(("news",), 1, b"no disk needed"),)))
-        assert isinstance(plain, Ok) and plain.body == {"receivers": 1}
+        assert isinstance(plain, Ok) and plain.body == {"receivers": subscribed}
         stats = ask(raw, Stats(4))
         assert isinstance(stats, Ok)
         assert stats.body["server"]["retained"] == len(confirmed)
-        assert stats.body["server"]["subscribers"] == 1
+        assert stats.body["server"]["subscribers"] == subscribed
     finally:
         assert es.stop() == 0, es.log()
     again = es_with_limits("--storage", storage)
     try:
         # What was confirmed is exactly what comes back.
         stats = again.stats()["server"]
-        assert (stats["retained"], stats["subscribers"]) == (len(confirmed), 1)
+        assert (stats["retained"], stats["subscribers"]) == (len(confirmed), subscribed)
     finally:
         assert again.stop() == 0, again.log()
 

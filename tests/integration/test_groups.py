@@ -6,7 +6,6 @@ kill -9 of the server with sqlite; a group that is not durable ends with its las
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections import Counter
 from contextlib import ExitStack
@@ -15,7 +14,7 @@ from typing import Any
 
 from clients import Publisher, Subscriber, admin
 from tests.integration.conftest import Daemon, wait_until
-from tests.integration.helpers import WAIT, subscriber_process
+from tests.integration.helpers import WAIT, subscriber_process, take
 
 TOTAL = 30_000
 
@@ -90,12 +89,7 @@ def test_a_durable_group_keeps_its_events_while_no_member_is_present_across_kill
     assert (_group(again, "billers") or {}).get("stored") == 500
     with Subscriber(again.endpoint, group="billers", durable=True) as member:
         member.subscribe(topic)
-        got = []
-        deadline = time.monotonic() + WAIT
-        while len(got) < 500 and time.monotonic() < deadline:
-            event = member.next(timeout=1.0)
-            if event is not None:
-                got.append(event.msg)
+        got = [event.msg for event in take(member, 500)]
     assert got == list(range(500))
     wait_until(lambda: (_group(again, "billers") or {}).get("stored") == 0, WAIT, "acknowledged")
 
@@ -111,3 +105,30 @@ def test_a_group_that_is_not_durable_ends_with_its_last_member(start_es: Any) ->
         assert pub.publish(topic, "nobody", confirm=True) == 0
     stats = admin.stats(es.endpoint)
     assert stats["server"]["groups"] == []
+
+
+def test_an_event_a_member_was_still_handling_when_it_died_goes_to_another(
+    start_es: Any,
+) -> None:
+    """An event counts as handled when the program asks for the next one (or closes), not when
+    it is handed out: a member that dies in its handler has not acknowledged it."""
+    es = start_es()
+    topic = f"tasks.{uuid.uuid4().hex[:8]}"
+    survivor = Subscriber(es.endpoint, group="careful", queue_size=5)
+    try:
+        survivor.subscribe(topic)
+        dying = Subscriber(es.endpoint, group="careful", queue_size=5)
+        dying.subscribe(topic)
+        with Publisher(es.endpoint) as pub:
+            pub.publish(topic, "first", confirm=True)  # the first member in turn: survivor
+            pub.publish(topic, "second", confirm=True)  # then the dying one
+        event = dying.next(timeout=WAIT)
+        assert event is not None and event.msg == "second"
+        dying._ack()  # whatever it would send now: nothing, the event is not done
+        dying._keeper.close()  # then it dies in its handler: no word to the server
+        dying._inbox.close(linger=0)
+        got = take(survivor, 2)
+        assert [(e.msg, e.redelivered) for e in got] == [("first", False), ("second", True)]
+        dying.close()  # what is left of it (the server forgot it)
+    finally:
+        survivor.close()

@@ -12,23 +12,12 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from clients import Event, Publisher, Subscriber
+from clients import Publisher, Subscriber
 from tests.integration.conftest import Daemon, es_command, wait_until
-from tests.integration.helpers import WAIT, run
+from tests.integration.helpers import WAIT, run, take
 
 Start = Callable[..., Daemon]
 RULE = r"orders\..*=1d,100000"
-
-
-def _take(sub: Subscriber, count: int) -> list[Event]:
-    """`count` events from `sub`, each within the deadline."""
-    got: list[Event] = []
-    deadline = time.monotonic() + WAIT
-    while len(got) < count and time.monotonic() < deadline:
-        event = sub.next(timeout=1.0)
-        if event is not None:
-            got.append(event)
-    return got
 
 
 def _topic() -> str:
@@ -48,18 +37,18 @@ def test_the_last_n_since_a_time_and_from_a_seq_on_subjects_and_patterns(start_e
     with Subscriber(es.endpoint) as sub:
         sub.subscribe(eu, history={"last": 3})
         assert sub.replayed == 3
-        last = _take(sub, 3)
+        last = take(sub, 3)
     assert [e.msg for e in last] == ["eu10", "eu11", "eu12"]
     assert all(e.replayed for e in last) and [e.seq for e in last] == [1, 2, 3]
     with Subscriber(es.endpoint) as sub:
         sub.subscribe_match(rf"({eu}|{us})$", history={"since": middle})
-        since = _take(sub, 3)
+        since = take(sub, 3)
     assert [e.msg for e in since] == ["eu10", "eu11", "eu12"]
     start = last[0].history
     assert start is not None
     with Subscriber(es.endpoint) as sub:
         sub.subscribe_match(r"orders\.", history={"from": start - 3, "stream": sub_stream(es)})
-        got = _take(sub, 6)
+        got = take(sub, 6)
         assert sub.next(timeout=0.3) is None  # and nothing else
     assert [e.msg for e in got] == ["us8", "eu9", "us9", "eu10", "eu11", "eu12"]
     assert [e.history for e in got] == list(range(start - 3, start + 3))
@@ -100,7 +89,7 @@ def test_a_new_subscriber_rebuilds_from_history_and_goes_on_live_with_no_gap(
         with Subscriber(es.endpoint, queue_size=100) as sub:
             sub.subscribe(topic, history={"from": 1})
             replayed = sub.replayed
-            got = _take(sub, total)
+            got = take(sub, total)
             assert sub.next(timeout=0.5) is None  # no duplicate
             assert sub.lost == 0
     finally:
@@ -126,7 +115,7 @@ def test_the_history_outlives_kill_9_with_sqlite(start_es: Start, tmp_path: Path
     assert sub_stream(again) == stream
     with Subscriber(again.endpoint) as sub:
         sub.subscribe(topic, history={"from": 1, "stream": stream})
-        got = _take(sub, 2000)
+        got = take(sub, 2000)
     assert [e.msg for e in got] == list(range(2000))
     with Publisher(again.endpoint) as pub:  # its seqs go on
         pub.publish(topic, "next", confirm=True)
@@ -144,14 +133,14 @@ def test_a_subscriber_that_asked_for_history_gets_what_came_while_its_server_was
         sub.subscribe(topic, history={"last": 0})
         with Publisher(first.endpoint) as pub:
             pub.publish(topic, "before", confirm=True)
-        assert [e.msg for e in _take(sub, 1)] == ["before"]
+        assert [e.msg for e in take(sub, 1)] == ["before"]
         old = sub.history_stream
         first.kill()
         again = start_es("-p", str(first.port), "--history", RULE)
         with Publisher(again.endpoint) as pub:
             for i in range(5):  # most likely before the subscriber is back: kept by the history
                 pub.publish(topic, i, confirm=True)
-        got = _take(sub, 5)
+        got = take(sub, 5)
         assert sub.next(timeout=0.5) is None
         assert sub.history_stream not in (None, old)
     assert [e.msg for e in got] == list(range(5))
