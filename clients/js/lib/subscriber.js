@@ -236,7 +236,8 @@ export class Subscriber extends EventEmitter {
     this._ackEvery = ackEvery(queueSize ?? DEFAULT_QUEUE);
     this._streams = new Streams(); // the next seq expected in each stream
     this._resumed = false;
-    this._lastSeq = 0; // the last event consumed, and its stream: what an ACK says
+    this._lastSeq = 0; // the last event the program is done with, and its stream: what an ACK says
+    this._handed = null; // the event handed to a reader, done when it asks for the next one
     this._lastStream = 0;
     this._unacked = 0;
     this._ackedAt = Date.now();
@@ -511,13 +512,23 @@ export class Subscriber extends EventEmitter {
     if (waiter) {
       clearTimeout(waiter.timer);
       waiter.resolve(event);
-      this._consumed(event);
+      this._handed = event; // done when the reader asks for the next one
       return;
     }
     this._queue.push(event);
     if (this._queue.length >= this._limit && !this._room) {
       this._room = new Promise((resolve) => (this._wake = resolve));
     }
+  }
+
+  // The reader asks for another event (or closes): the one it was handed is done. An event a
+  // program was still handling when it died is therefore sent again (a durable subscriber's) or to
+  // another member (a group's).
+  _done() {
+    const handed = this._handed;
+    if (!handed) return;
+    this._handed = null;
+    this._consumed(handed);
   }
 
   _consumed(event) {
@@ -564,6 +575,7 @@ export class Subscriber extends EventEmitter {
 
   /** The next event, or null after `timeout` seconds (or once closed). */
   next(timeout) {
+    this._done();
     while (this._queue.length) {
       const event = this._queue.shift();
       if (this._room && this._queue.length < this._limit / 2) {
@@ -574,7 +586,7 @@ export class Subscriber extends EventEmitter {
         this.emit("gap", event.lost, null);
         continue;
       }
-      this._consumed(event);
+      this._handed = event; // done when the reader asks for the next one
       return Promise.resolve(event);
     }
     if (this._closed) return Promise.resolve(null);
@@ -604,6 +616,7 @@ export class Subscriber extends EventEmitter {
    * what it held goes to the other members. */
   async close() {
     if (this._closed) return;
+    this._done(); // closing: the program is done with what it had
     this._closed = true;
     const member = this.group !== null; // its subjects are the group's: naming them removes them
     const names = this.durable === null && !member ? [...this._subjects, ...this._patterns] : [];

@@ -79,6 +79,7 @@ async function deliver(sub, ...deliveries) {
 async function consume(sub) {
   const events = [];
   while (sub._queue.length) events.push(await sub.next());
+  await sub.next(0); // asks for another, finds none: done with the last one
   return events;
 }
 

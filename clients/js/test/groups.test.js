@@ -300,3 +300,16 @@ test("close() of a member that handled events acknowledges them first, on the co
     ],
   );
 });
+
+test("an event is acknowledged once the reader asks for the next one, not when it is handed out", async () => {
+  const { sub } = subscriber({ group: "workers" });
+  await deliver(sub, { flags: [null, null] });
+  const sent = () => sub._inbox.sent.map((frames) => decode(frames.at(-1)).slice(3));
+  assert.equal((await sub.next()).seq, 1);
+  sub._ack();
+  assert.deepEqual(sent(), []); // still handling it: a death now hands it to another member
+  assert.equal((await sub.next()).seq, 2);
+  sub._ack();
+  assert.deepEqual(sent(), [[sub.sid, 1]]);
+  await sub.close();
+});
