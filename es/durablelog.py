@@ -128,7 +128,7 @@ class _Kept:
         if j <= i:
             return 0
         self.backlog.count -= j - i
-        self.backlog.size -= sum(row_size(row) for row in self.rows[i:j])
+        self.backlog.size -= sum([len(row[1]) + len(row[2]) for row in self.rows[i:j]])
         del self.seqs[i:j], self.rows[i:j]
         return j - i
 
@@ -164,7 +164,7 @@ class MemoryLog:
         kept.seqs += [row[0] for row in rows]
         kept.rows += rows
         kept.backlog.count += len(rows)
-        kept.backlog.size += sum(row_size(row) for row in rows)
+        kept.backlog.size += sum([len(row[1]) + len(row[2]) for row in rows])
         kept.backlog.next_seq = rows[-1][0] + 1
 
     def ack(self, name: str, seq: int) -> None:

@@ -96,14 +96,16 @@ class _Tail:
     kept: _Kept = field(default_factory=_Kept)
     start: int = 1
 
-    def add(self, rows: list[Row]) -> None:
-        """Append `rows`; forget the oldest past TAIL_EVENTS or TAIL_BYTES."""
+    def add(self, rows: list[Row], size: int) -> None:
+        """Append `rows` (`size` bytes); forget the oldest past TAIL_EVENTS or TAIL_BYTES."""
         kept = self.kept
         kept.seqs += [row[0] for row in rows]
         kept.rows += rows
         kept.backlog.count += len(rows)
-        kept.backlog.size += sum(map(row_size, rows))
+        kept.backlog.size += size
         n = max(0, kept.backlog.count - TAIL_EVENTS)
+        if not n and kept.backlog.size <= TAIL_BYTES:
+            return
         excess = kept.backlog.size - TAIL_BYTES - sum(map(row_size, kept.rows[:n]))
         while excess > 0 and n < len(kept.rows):
             excess -= row_size(kept.rows[n])
@@ -228,12 +230,13 @@ class SqliteLog:
             )
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
+        size = sum([len(event) + len(payload) for _, event, payload, _ in rows])
         backlog = self._backlogs[name]
         backlog.count += len(rows)
-        backlog.size += sum(map(row_size, rows))
+        backlog.size += size
         backlog.next_seq = rows[-1][0] + 1
         self._moved.add(name)
-        self._tails[name].add(rows)
+        self._tails[name].add(rows, size)
 
     def ack(self, name: str, seq: int) -> None:
         """`name` consumed everything up to `seq`: forget those events, in the group."""
