@@ -11,6 +11,7 @@ import { decode, encode } from "@msgpack/msgpack";
 import { Servers, Streams } from "../lib/streams.js";
 import { Subscriber } from "../lib/subscriber.js";
 import { pack } from "../lib/wire.js";
+import { consume, feed, subscriber } from "./standin.js";
 
 test("a batch that starts below the seq expected is sent again: duplicates dropped, lost told once", () => {
   const streams = new Streams();
@@ -45,42 +46,14 @@ test("the connections of a stream: at most four, oldest first; at most eight str
 
 // --- the subscriber, fed fake frames -------------------------------------------------------------
 
-/** A subscriber never started (no sockets), with a stand-in keeper answering `reply(message)`. */
-function subscriber(options = {}, reply = () => ({ count: 1 })) {
-  const sub = new Subscriber({ esUri: "tcp://127.0.0.1:1", ...options });
-  const requests = [];
-  const control = {
-    request: async (build) => {
-      const message = build(requests.length + 1);
-      requests.push(message);
-      return reply(message);
-    },
-  };
-  sub._keeper = { control, interval: 2, call: async (action) => action(control), close() {} };
-  sub.endpoint = "tcp://127.0.0.1:5555";
-  return { sub, requests };
-}
-
 /** Feed `sub` deliveries (a routing id and an EV of messages from seq `first`) through its inbox;
  * resolves once all were read. The inbox records what the subscriber sends back (ACKs). */
 async function deliver(sub, ...deliveries) {
-  sub._inbox ??= { sent: [], send: async (frames) => sub._inbox.sent.push(frames), close() {} };
   const frames = deliveries.map(({ server, stream, lost = 0, first, messages }) => [
     Buffer.from(server),
     pack([1, "EV", sub.sid, stream, lost, first, messages.map(() => ["s", 1.5, 1]), messages.map((m) => encode(m))]),
   ]);
-  sub._inbox[Symbol.asyncIterator] = async function* () {
-    yield* frames;
-  };
-  await sub._readInbox();
-}
-
-/** The events waiting, consumed as the program would. */
-async function consume(sub) {
-  const events = [];
-  while (sub._queue.length) events.push(await sub.next());
-  await sub.next(0); // asks for another, finds none: done with the last one
-  return events;
+  await feed(sub, frames);
 }
 
 /** The ACKs sent: [routing id as text, seq]. */

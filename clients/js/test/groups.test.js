@@ -11,49 +11,20 @@ import { test } from "node:test";
 import { decode, encode } from "@msgpack/msgpack";
 import { Subscriber, memberDurable } from "../lib/subscriber.js";
 import { decodeDelivery, encodeRequest, pack } from "../lib/wire.js";
+import { consume, feed, subscriber } from "./standin.js";
 
 const vectors = JSON.parse(readFileSync(new URL("../../wire/vectors.json", import.meta.url), "utf8"));
 
 const ES = "tcp://127.0.0.1:1";
 
-/** A subscriber never started (no sockets), with a stand-in keeper answering `reply(message)`. */
-function subscriber(options = {}, reply = () => ({ count: 1 })) {
-  const sub = new Subscriber({ esUri: ES, ...options });
-  const requests = [];
-  const control = {
-    request: async (build) => {
-      const message = build(requests.length + 1);
-      requests.push(message);
-      return reply(message);
-    },
-    send: async (build) => {
-      requests.push(build(requests.length + 1)); // no reply: an ACK
-    },
-  };
-  sub._keeper = { control, interval: 2, call: async (action) => action(control), close() {} };
-  sub.endpoint = "tcp://127.0.0.1:5555";
-  return { sub, requests };
-}
-
 /** Feed `sub` one EV of `flags` (one map, or null for none, per event) from seq `first`. */
 async function deliver(sub, { stream = 7, first = 1, lost = 0, flags }) {
-  sub._inbox ??= { sent: [], send: async (frames) => sub._inbox.sent.push(frames), close() {} };
   const metas = flags.map((f) => (f === null ? ["jobs.resize", 1.5, 1] : ["jobs.resize", 1.5, 1, f]));
   const frames = [
     Buffer.from("a"),
     pack([1, "EV", sub.sid, stream, lost, first, metas, flags.map((_, i) => encode(first + i))]),
   ];
-  sub._inbox[Symbol.asyncIterator] = async function* () {
-    yield frames;
-  };
-  await sub._readInbox();
-}
-
-/** The events waiting, consumed as the program would. */
-async function consume(sub) {
-  const events = [];
-  while (sub._queue.length) events.push(await sub.next());
-  return events;
+  await feed(sub, [frames]);
 }
 
 /** The options map of a SUB or SUBMATCH as it goes on the wire (header field 6). */
