@@ -22,9 +22,10 @@ from es.config import Policy, QueuePolicy
 from es.daemon.patterns import Pattern, compile_pattern, fold
 from es.delivery import meta_event, numbered
 from es.durables import Durables
-from es.grouping import Groups, index_name
+from es.grouping import Groups
 from es.health import Health
 from es.lane import Lane
+from es.members import Members
 from es.patternsets import PatternSets
 from es.records import StoredEvent, StoredSubscriber
 from es.replays import Replays
@@ -35,7 +36,7 @@ __all__ = ["Subscriptions"]
 
 
 @dataclass
-class _Asked:
+class Asked:
     """What one SUB or SUBMATCH asks for: subjects (as sent) or compiled patterns."""
 
     peer: bytes
@@ -48,6 +49,7 @@ class _Asked:
 
     @property
     def names(self) -> list[str]:
+        """The subjects and patterns asked for, as sent."""
         return self.subjects + [p for p, _ in self.patterns]
 
 
@@ -60,7 +62,7 @@ class Subscriptions:
         self.core = core
         self.durables = durables
         self.replays = replays
-        self.groups = groups
+        self.members = Members(self, groups)
 
     @property
     def heartbeat_interval(self) -> float:
@@ -82,7 +84,7 @@ class Subscriptions:
         """A SUB (subjects) or SUBMATCH (compiled patterns): the subscriber made or updated, its
         socket opened if new, the reply, retained events it now matches, the history it asked
         for, and meta-events."""
-        asked = _Asked(peer, rid, sid, endpoint, options, subjects or [], patterns or [])
+        asked = Asked(peer, rid, sid, endpoint, options, subjects or [], patterns or [])
         if not asked.names:
             raise refuse(ErrorCode.BAD_SUBJECT, "no subjects given")
         core = self.core
@@ -92,7 +94,7 @@ class Subscriptions:
         current = core.subscribers.get(sid)
         policy = asked_policy(options, current.queue if current else None, core.config)
         if options.group is not None or (current is not None and current.group is not None):
-            return self._member(asked, current, policy)
+            return self.members.subscribe(asked, current, policy)
         self._check_room(sid, current, asked)
         have = core.index.subscriptions(sid)
         kept = options.durable is not None and options.durable in core.durables
@@ -128,72 +130,7 @@ class Subscriptions:
             actions += meta_event(core, meta.SERVICE_AVAILABLE, available)
         return actions + meta_event(core, meta.SUBSCRIPTION_ADDED, added)
 
-    def _member(
-        self, asked: _Asked, current: SubscriberState | None, policy: QueuePolicy
-    ) -> list[Action]:
-        """A SUB or SUBMATCH of a queue group's member (es.grouping): the group's subscriptions
-        added (the group made if new), the member made or updated, the reply (the group's
-        count), what waits for it, and meta-events."""
-        core, options = self.core, asked.options
-        name = options.group if options.group is not None else getattr(current, "group", None)
-        assert name is not None
-        if options.name is not None or options.history is not None:
-            raise refuse(
-                ErrorCode.BAD_REQUEST, "a group member cannot be a service or ask for history"
-            )
-        if current is not None and current.durable is not None:
-            raise refuse(ErrorCode.BAD_REQUEST, "a durable subscriber cannot join a group")
-        if current is None and len(core.subscribers) >= core.room:
-            raise refuse(ErrorCode.LIMIT_EXCEEDED, f"server has {core.room} subscribers")
-        group = self.groups.check(name, options.durable, current)
-        self._check_count(index_name(name), asked)
-        group = self.groups.subscribe(
-            group, name, options.durable is not None, policy, asked.subjects, asked.patterns
-        )
-        state, actions, opened = self._member_state(asked, current, policy)
-        body = {
-            "count": core.index.count(index_name(name)),
-            "stream": state.stream,
-            "heartbeat": self.heartbeat_interval,
-            "queue": state.queue.queue_size,
-        }
-        actions.append(Reply(asked.peer, encode(Ok(asked.rid, body))))
-        actions += self.groups.join(group, state)
-        if opened:
-            queue = state.queue
-            news = meta.joined(state.id, asked.endpoint, queue.policy, queue.queue_size, None)
-            actions += meta_event(core, meta.SUBSCRIBER_JOINED, news)
-        names = "subjects" if asked.subjects else "patterns"
-        added = {"id": state.id, names: asked.names, "group": name}
-        return actions + meta_event(core, meta.SUBSCRIPTION_ADDED, added)
-
-    def _member_state(
-        self, asked: _Asked, current: SubscriberState | None, policy: QueuePolicy
-    ) -> tuple[SubscriberState, list[Action], bool]:
-        """A member's state: a new one (and socket) when it is new or its endpoint or key
-        changed (what the old one held goes back to its group), else the same one. Members are
-        not written to storage: they subscribe again after a restart."""
-        core, sid = self.core, asked.sid
-        key = asked.options.key
-        key = key if key is not None else (current.key if current else None)
-        actions: list[Action] = []
-        state = current
-        if state is None or state.endpoint != asked.endpoint or state.key != key:
-            if state is not None:
-                actions.append(Close(sid))
-                self.groups.replaced(state)
-            owner = current.owner if current else core.caller
-            state = self._new_state(sid, asked.endpoint, policy)
-            state.key, state.owner = key, owner
-            core.subscribers[sid] = state
-            size = policy.queue_size
-            actions.append(Open(sid, asked.endpoint, size, asked.peer, asked.rid, key, state.lane))
-        state.queue = policy
-        state.health.heard(core.mono)
-        core.evicted.pop(sid, None)
-        return state, actions, bool(actions)
-
-    def _history(self, asked: _Asked, current: SubscriberState | None) -> list[int]:
+    def _history(self, asked: Asked, current: SubscriberState | None) -> list[int]:
         """The history seqs the request asks for (none when it asks for none)."""
         replay = asked.options.history
         if replay is None:
@@ -203,7 +140,7 @@ class Subscriptions:
         return self.replays.choose(replay, asked.subjects, matchers, durable)
 
     def _settle(
-        self, asked: _Asked, current: SubscriberState | None, policy: QueuePolicy
+        self, asked: Asked, current: SubscriberState | None, policy: QueuePolicy
     ) -> tuple[SubscriberState, list[Action], bool]:
         """Store what the subscriber will be, then make it so: a new state (and socket) when it
         is new or its endpoint or key changed, else the same one with the policy asked for.
@@ -236,7 +173,7 @@ class Subscriptions:
         if state is None or state.endpoint != asked.endpoint or state.key != key:
             if state is not None:
                 actions.append(Close(sid))
-            state = self._new_state(sid, asked.endpoint, policy)
+            state = self.new_state(sid, asked.endpoint, policy)
             state.key, state.name, state.owner = key, name, owner
             core.subscribers[sid] = state
             size = policy.queue_size
@@ -248,7 +185,7 @@ class Subscriptions:
         return state, actions, bool(actions)
 
     def _settle_durable(
-        self, asked: _Asked, current: SubscriberState | None, policy: QueuePolicy
+        self, asked: Asked, current: SubscriberState | None, policy: QueuePolicy
     ) -> tuple[SubscriberState, list[Action], bool]:
         """_settle for a durable subscriber (es.durables)."""
         core, sid = self.core, asked.sid
@@ -260,7 +197,7 @@ class Subscriptions:
         core.evicted.pop(sid, None)
         return settled
 
-    def _new_state(self, sid: str, endpoint: str, policy: QueuePolicy) -> SubscriberState:
+    def new_state(self, sid: str, endpoint: str, policy: QueuePolicy) -> SubscriberState:
         """A subscriber on a new stream, heard from now."""
         core = self.core
         return SubscriberState(
@@ -273,7 +210,7 @@ class Subscriptions:
             acked_at=core.mono,
         )
 
-    def _retained_new(self, asked: _Asked, had: frozenset[str] | set[str]) -> list[Retained]:
+    def _retained_new(self, asked: Asked, had: frozenset[str] | set[str]) -> list[Retained]:
         """The retained events this request's new subscriptions match and the subscriber's
         earlier ones did not (those were sent to it then): each event reaches a subscriber
         once, however many of its subscriptions match it."""
@@ -320,13 +257,13 @@ class Subscriptions:
             raise refuse(ErrorCode.BAD_REQUEST, "the service name cannot change while subscribed")
         return asked
 
-    def _check_room(self, sid: str, current: SubscriberState | None, asked: _Asked) -> None:
+    def _check_room(self, sid: str, current: SubscriberState | None, asked: Asked) -> None:
         core = self.core
         if current is None and len(core.subscribers) >= core.room:
             raise refuse(ErrorCode.LIMIT_EXCEEDED, f"server has {core.room} subscribers")
-        self._check_count(sid, asked)
+        self.check_count(sid, asked)
 
-    def _check_count(self, sid: str, asked: _Asked) -> None:
+    def check_count(self, sid: str, asked: Asked) -> None:
         """Refuse a request that would take `sid` (a subscriber, or a group) past its number of
         subscriptions."""
         core = self.core
@@ -355,7 +292,7 @@ class Subscriptions:
         if state is not None:
             state.health.heard(core.mono)
         if state is not None and state.group is not None:
-            return self._member_unsubscribe(peer, rid, state, names)
+            return self.members.unsubscribe(peer, rid, state, names)
         if state is not None and state.durable is not None:  # written before anything changes
             self._store_durable_without(state, names)
         elif state is not None and core.store.durable:
@@ -370,25 +307,6 @@ class Subscriptions:
             actions += meta_event(core, meta.SUBSCRIPTION_REMOVED, removed)
         if gone and state is not None:
             actions += self.departed(sid, state.name, "unsubscribed")
-        return actions
-
-    def _member_unsubscribe(
-        self, peer: bytes, rid: int, state: SubscriberState, names: list[str]
-    ) -> list[Action]:
-        """A member's UNSUB: the names leave its group; with none named, or none left, the
-        member leaves (what it held goes to the others)."""
-        core = self.core
-        count = self.groups.unsubscribe(state, names)  # written first
-        actions: list[Action] = []
-        if count == 0:
-            core.subscribers.pop(state.sid, None)
-            actions += [Close(state.sid), *self.groups.leave(state)]
-        actions.append(Reply(peer, encode(Ok(rid, {"count": count}))))
-        if names:
-            removed = {"id": state.id, "names": names, "count": count}
-            actions += meta_event(core, meta.SUBSCRIPTION_REMOVED, removed)
-        if count == 0:
-            actions += self.departed(state.sid, None, "unsubscribed")
         return actions
 
     def _store_without(self, state: SubscriberState, names: list[str]) -> None:
@@ -438,7 +356,7 @@ class Subscriptions:
         state.acked_at = core.mono
         state.health.consumed(core.mono)
         if state.group is not None:  # room in its queue: more of its group's events
-            return [Progress(sid), *self.groups.acked(state, seq)]
+            return [Progress(sid), *self.members.groups.acked(state, seq)]
         return [Progress(sid)]
 
     def heartbeat(self, sid: str) -> dict[str, Any]:
@@ -470,7 +388,7 @@ class Subscriptions:
             if not record.subjects and not patterns:
                 core.write_quietly(core.store.delete_subscriber, record.sid)
                 continue
-            state = self._new_state(
+            state = self.new_state(
                 record.sid,
                 record.endpoint,
                 QueuePolicy(Policy(record.policy), record.queue_size, record.max_stall),
