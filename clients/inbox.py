@@ -14,6 +14,7 @@ seconds, so that light traffic does not cost an ACK per event); never blocking.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -96,7 +97,7 @@ def _group_durable(group: str, durable: str | bool | None, name: str | None) -> 
         return group
     if durable is None or durable is False:
         return None
-    raise ValueError("a durable group's durable name is the group's: give durable=True")
+    raise ValueError(f"a durable group's durable name is the group's: {group!r} (or True)")
 
 
 def asked_history(history: Replay | Mapping[str, Any] | None) -> Replay | None:
@@ -104,8 +105,16 @@ def asked_history(history: Replay | Mapping[str, Any] | None) -> Replay | None:
     (`{"last": 100}`, `{"since": t}`, `{"from": seq, "stream": id}`); ValueError for a bad one."""
     if history is None or isinstance(history, Replay):
         return history
+    if not isinstance(history, Mapping):
+        raise ValueError('history must be a map: {"last": N}, {"since": t} or {"from": seq}')
+    asked = dict(history)
+    since = asked.get("since")
+    if isinstance(since, datetime.datetime):  # an aware datetime, as messages take them
+        if since.tzinfo is None:
+            raise ValueError("history since: a datetime must be aware (it has a time zone)")
+        asked["since"] = since.timestamp()
     try:
-        return fields.replay(dict(history))
+        return fields.replay(asked)
     except RemoteProtocolError as exc:
         raise ValueError(exc.message) from None
 

@@ -276,33 +276,45 @@ class Groups:
         log.warning("group %r at its bounds: %d waiting event(s) dropped", group.name, n)
 
     def dispatch(self, group: Group) -> list[Action]:
-        """Hand what waits to the members with room, in turn."""
-        core = self.core
+        """Hand what waits to the members with room, in turn, each its share of it (as many
+        as wait over the members with room, rounded up, within its room), so that a burst is
+        spread among them, not taken by the first."""
         key, store = index_name(group.name), self.log_of(group)
         batches: list[Batch] = []
-        for member in group.takers():
-            rows, again = self._waiting(group, member, store, key)
-            if not rows:
-                break
-            state = core.subscribers[member.sid]
-            events = [_redelivered(row[1]) for row in rows[:again]]
-            events += [row[1] for row in rows[again:]]
-            payloads = [row[2] for row in rows]
-            made = numbered(state, events, payloads, sum(map(len, payloads)), block=False)
-            group.hand(member, made.first, [row[0] for row in rows], again)
-            batches.append(made)
+        while takers := group.takers():
+            waiting = store.backlog(key).count - group.held
+            share = max(1, -(-waiting // len(takers)))
+            handed = [self._hand(group, member, min(member.free, share)) for member in takers]
+            batches += [made for made in handed if made is not None]
+            if None in handed:
+                break  # nothing more waits
         return [Fanout(batches)] if batches else []
 
+    def _hand(self, group: Group, member: Member, most: int) -> Batch | None:
+        """Hand `member` up to `most` of what waits, numbered in its stream; None if nothing
+        does."""
+        key, store = index_name(group.name), self.log_of(group)
+        rows, again = self._waiting(group, most, store, key)
+        if not rows:
+            return None
+        state = self.core.subscribers[member.sid]
+        events = [_redelivered(row[1]) for row in rows[:again]]
+        events += [row[1] for row in rows[again:]]
+        payloads = [row[2] for row in rows]
+        made = numbered(state, events, payloads, sum(map(len, payloads)), block=False)
+        group.hand(member, made.first, [row[0] for row in rows], again)
+        return made
+
     def _waiting(
-        self, group: Group, member: Member, store: DurableLog, key: str
+        self, group: Group, free: int, store: DurableLog, key: str
     ) -> tuple[list[Row], int]:
-        """Up to `member`'s free room of what waits: those to hand again first (how many)."""
-        free = member.free
+        """Up to `free` of what waits: those to hand again first (how many)."""
         rows: list[Row] = []
-        for seq in group.take_again(free):
-            found = store.read(key, seq, 1, 1 << 62)
-            if found and found[0][0] == seq:
-                rows.append(found[0])
+        while len(rows) < free and group.again:  # those gone from the log meanwhile are not
+            for seq in group.take_again(free - len(rows)):
+                found = store.read(key, seq, 1, 1 << 62)
+                if found and found[0][0] == seq:
+                    rows.append(found[0])
         again = len(rows)
         if len(rows) < free:
             fresh = store.read(key, group.cursor, free - len(rows), MAX_BYTES)

@@ -379,3 +379,32 @@ def test_meta_events_never_go_to_a_group_and_cost_its_members_nothing() -> None:
     _join(server, "a")  # a subscriber joins: $es.subscriber.joined, which no member gets
     server.apply(server.flow.route(server.broker.sweep(server.mono + 100.0), server.mono))
     assert _work(server, "w") == []
+
+
+def test_a_burst_is_spread_among_the_members_with_room() -> None:
+    server = _server()
+    _join(server, "a", queue=1000)
+    _join(server, "b", queue=1000)
+    _join(server, "c", queue=1000)
+    _publish(server, *[str(i).encode() for i in range(200)])
+    shares = [len(server.readers[sid].inbox) for sid in "abc"]
+    assert shares == [1, 1, 1]  # one EV each
+    assert [len(_work(server, sid)) for sid in "abc"] == [67, 67, 66]
+
+
+def test_the_client_checks_what_a_subscription_asks_of_the_history() -> None:
+    import datetime
+
+    from clients.inbox import asked_history, asked_options
+    from clients.wire import Replay
+
+    moment = datetime.datetime(2026, 12, 3, 12, 0, tzinfo=datetime.UTC)
+    assert asked_history({"since": moment}) == Replay(since=moment.timestamp())
+    with pytest.raises(ValueError, match="aware"):
+        asked_history({"since": moment.replace(tzinfo=None)})
+    with pytest.raises(ValueError, match="must be a map"):
+        asked_history(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="history must give one of"):
+        asked_history({"last": 3, "since": 1.0})
+    with pytest.raises(ValueError, match="'workers' \\(or True\\)"):
+        asked_options(None, None, None, None, None, "other", "workers")
