@@ -333,7 +333,16 @@ def _print_events(subscriber: Any, count: int | None, wait: float | None, form: 
             continue
         if event.lost:
             _print_loss(event.lost, False)
-        typer.echo(f"[#{event.seq}] {event.subject}: {msg if isinstance(msg, str) else repr(msg)}")
+        text = msg if isinstance(msg, str) else repr(msg)
+        typer.echo(f"[#{event.seq}] {event.subject}{_marks(event)}: {text}")
+
+
+def _marks(event: Any) -> str:
+    """What the text form says of an event beyond its seq: its seq in the history, and whether
+    it was replayed or handed again."""
+    marks = [] if event.history is None else [f"history {event.history}"]
+    marks += [flag for flag in ("replayed", "redelivered") if getattr(event, flag)]
+    return f" ({', '.join(marks)})" if marks else ""
 
 
 @app.command()

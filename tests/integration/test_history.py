@@ -160,6 +160,8 @@ def test_es_sub_prints_the_history_it_asked_for(start_es: Start) -> None:
         (1, True),
         (2, True),
     ]
+    text = run(es_command("sub", topic, "--es", es.endpoint, "--history", "last=1", "-c", "1"))
+    assert f"[#1] {topic} (history 3, replayed): 2" in text.stdout
     bad = run(es_command("sub", topic, "--es", es.endpoint, "--history", "first=2"))
     assert bad.returncode != 0 and "give last=N" in bad.stderr
     wait_until(lambda: not es.stats()["subscribers"], WAIT, "the printing subscriber gone")
