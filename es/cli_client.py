@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from clients import admin
-from clients.errors import EsError, PayloadError
+from clients.errors import EsError
 from es.cli_app import EsUri, Timeout, app, ask, fail
+from es.cli_print import group_table, print_events, print_loss, subscriber_table
 from es.daemon.lifecycle import ExitCode
 from es.daemon.options import Ident, KeyFile, ServerKeyFile, client_keys
 
@@ -219,7 +220,7 @@ def sub(
     class Printing(Subscriber):
         def gap(self, lost: int | None, event: Event | None) -> None:
             if event is None and lost:  # a LOST notice: no event follows to carry it
-                _print_loss(lost, as_json, raw)
+                print_loss(lost, as_json, raw)
 
     keys = client_keys(ident, key, server_key, "es")
     if not subjects and not match:
@@ -250,7 +251,7 @@ def sub(
         # From the moment it says it has subscribed, an interrupt (or SIGTERM) is the way out.
         with contextlib.suppress(KeyboardInterrupt):
             typer.echo(f"es: subscribed to {', '.join(names)}", err=True)
-            _print_events(subscriber, count, wait, "raw" if raw else "json" if as_json else "text")
+            print_events(subscriber, count, wait, "raw" if raw else "json" if as_json else "text")
 
 
 def _history(text: str, now: float) -> dict[str, Any]:
@@ -275,74 +276,6 @@ def _history(text: str, now: float) -> dict[str, Any]:
 
 
 _AGO = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
-
-
-def _print_loss(lost: int, as_json: bool, raw: bool = False) -> None:
-    """Say that events were lost: in the output's own form, or on stderr beside raw payloads."""
-    typer.echo(json.dumps({"lost": lost}) if as_json else f"-- {lost} event(s) lost --", err=raw)
-
-
-def _jsonable(value: Any) -> Any:
-    """A message as JSON can carry it: bytes as {"$bytes": "HEX"}, anything JSON lacks as its
-    text; maps, lists and plain values as they are."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"$bytes": bytes(value).hex()}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
-def _print_events(subscriber: Any, count: int | None, wait: float | None, form: str) -> None:
-    """Print each event: as text, as a JSON object, or its raw payload (`form`)."""
-    deadline = None if wait is None else time.monotonic() + wait
-    received = 0
-    while count is None or received < count:
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        event = subscriber.next(remaining)
-        if event is None:
-            return
-        received += 1
-        if form == "raw":
-            if event.lost:
-                _print_loss(event.lost, False, raw=True)
-            sys.stdout.buffer.write(bytes(event.payload) + b"\n")
-            sys.stdout.buffer.flush()
-            continue
-        try:
-            msg = event.msg
-        except PayloadError as exc:
-            msg = f"<{exc}>"
-        if form == "json":
-            line = {
-                "subject": event.subject,
-                "msg": _jsonable(msg),
-                "time": event.time,
-                "seq": event.seq,
-                "lost": event.lost,
-            }
-            if event.history is not None:
-                line["history"] = event.history
-                line["replayed"] = event.replayed
-            if event.redelivered:
-                line["redelivered"] = True
-            typer.echo(json.dumps(line))
-            continue
-        if event.lost:
-            _print_loss(event.lost, False)
-        text = msg if isinstance(msg, str) else repr(msg)
-        typer.echo(f"[#{event.seq}] {event.subject}{_marks(event)}: {text}")
-
-
-def _marks(event: Any) -> str:
-    """What the text form says of an event beyond its seq: its seq in the history, and whether
-    it was replayed or handed again."""
-    marks = [] if event.history is None else [f"history {event.history}"]
-    marks += [flag for flag in ("replayed", "redelivered") if getattr(event, flag)]
-    return f" ({', '.join(marks)})" if marks else ""
 
 
 @app.command()
@@ -372,46 +305,8 @@ def stats(
             f"history {srv['history_stream']}: {srv['history_events']} events, "
             f"{srv['history_bytes']} bytes, {len(srv['history_rules'])} rule(s)"
         )
-    _group_table(srv.get("groups", []))
-    _subscriber_table(body)
-
-
-def _group_table(groups: list[dict[str, Any]]) -> None:
-    """The queue groups: members, what waits and what members hold, what was handed out."""
-    if not groups:
-        return
-    typer.echo(
-        f"{'GROUP':<16} {'DURABLE':<7} {'MEMBERS':>7} {'WAITING':>8} {'PENDING':>8} "
-        f"{'HANDED':>8} {'AGAIN':>6} {'DROPPED':>8}  SUBSCRIPTIONS"
-    )
-    for g in groups:
-        names = ", ".join([*g["subjects"], *(f"/{p}/" for p in g["patterns"])])
-        typer.echo(
-            f"{g['name']:<16} {'yes' if g['durable'] else 'no':<7} {len(g['members']):>7} "
-            f"{g['waiting']:>8} {g['pending']:>8} {g['handed']:>8} {g['redelivered']:>6} "
-            f"{g['dropped']:>8}  {names}"
-        )
-
-
-def _subscriber_table(body: dict[str, Any]) -> None:
-    if not body["subscribers"]:
-        typer.echo("no subscribers", err=True)
-        return
-    typer.echo(
-        f"{'ID':<16} {'POLICY':<6} {'QUEUE':>6} {'DEPTH':>6} {'SENT':>8} {'DROPPED':>8} "
-        f"{'STALLS':>6} {'BEHIND':>7} {'STALLED':>7}  SUBSCRIPTIONS"
-    )
-    for s in body["subscribers"]:
-        names = ", ".join([*s["subjects"], *(f"/{p}/" for p in s["patterns"])])
-        if s.get("group"):
-            names = f"(member of {s['group']})"
-        typer.echo(
-            f"{s['id']:<16} {s['policy']:<6} {s['queue']:>6} {s['depth']:>6} {s['sent']:>8} "
-            f"{s['dropped']:>8} {s['stalls']:>6} {s['behind']:>6.1f}s {s['stalled_for']:>6.1f}s"
-            f"  {names}"
-        )
-    if body.get("truncated"):
-        typer.echo("(list truncated)")
+    group_table(srv.get("groups", []))
+    subscriber_table(body)
 
 
 @app.command()
@@ -485,7 +380,7 @@ def subscribers(
     if as_json:
         typer.echo(json.dumps(body, indent=2))
     else:
-        _subscriber_table(body)
+        subscriber_table(body)
     found = len(body["subscribers"])
     if prefix is not None and found != 1:  # like git: a prefix must name one
         what = "no subscriber has" if found == 0 else f"{found} subscribers have"
