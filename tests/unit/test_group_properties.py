@@ -2,7 +2,8 @@
 the model shell of tests/unit/flowsim.py: whatever members join, read, acknowledge and leave
 (with what they held), every event published to the group is acknowledged by exactly one member
 once the survivors have read everything; a member is only handed an event again when the one
-that held it went; members lose nothing, and never hold more than their queue."""
+that held it went; members lose nothing, and never hold more than their queue; and the group's
+counts (handed, redelivered) are exact."""
 
 from __future__ import annotations
 
@@ -131,6 +132,9 @@ def test_every_event_is_acknowledged_by_one_member_and_handed_again_only_when_it
             assert not again or payload in held_by_gone  # handed again only after its member went
     group = server.broker.core.groups[GROUP]
     assert group.held == 0 and not group.again
+    # What STATS says of the group (handed, redelivered) is exactly what the members got.
+    assert group.handed == sum(len(m.handled) for m in members)
+    assert group.redelivered == sum(again for m in members for _, again in m.handled)
     for member in live:
         state = server.broker.subscriber(member.sid)
         assert state is not None and state.lane.dropped == 0
