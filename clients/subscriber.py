@@ -30,14 +30,13 @@ from typing import Any
 
 import zmq
 
+from clients.acks import SIGNAL_SLICE, Acknowledging
 from clients.control import Control
 from clients.errors import EsError, RemoteProtocolError
 from clients.event import Event
 from clients.foreign import ForeignLoops
 from clients.handlers import Handlers
 from clients.inbox import (
-    ACK_DRY,
-    ACK_INTERVAL,
     DEFAULT_QUEUE,
     Servers,
     ack_every,
@@ -65,7 +64,6 @@ from clients.wire import (
     Subscribe,
     SubscribeMatch,
     Unsubscribe,
-    encode,
     public_id,
 )
 from clients.wire import decode_delivery as _decode
@@ -76,9 +74,6 @@ log = logging.getLogger("clients.subscriber")
 
 # Messages read from the inbox per call before handing control back.
 _READ_TURN = 64
-# Longest single wait in poll(): a Ctrl-C that lands just before a wait begins is only noticed
-# when the wait returns (Python runs signal handlers between calls), so waits are cut in slices.
-_SIGNAL_SLICE = 0.5
 History = Replay | Mapping[str, Any] | None
 """What a subscription asks of the server's history: see Subscriber.subscribe."""
 
@@ -86,7 +81,7 @@ History = Replay | Mapping[str, Any] | None
 _CLOSE_TIMEOUT = 2.0
 
 
-class Subscriber(ForeignLoops, KeptClient):
+class Subscriber(Acknowledging, ForeignLoops, KeptClient):
     """Subscribe to subjects or patterns and handle the events.
 
     Subclass and override `event(self, event)`, then call `listen()`; or iterate:
@@ -396,36 +391,13 @@ class Subscriber(ForeignLoops, KeptClient):
                 return event
             self._done()  # asking, with nothing here: the last one is done
             ack_due = self._ack(dry=True)
-            wait = _SIGNAL_SLICE if deadline is None else deadline - time.monotonic()
+            wait = SIGNAL_SLICE if deadline is None else deadline - time.monotonic()
             if wait <= 0:
                 return None
-            wait = min(wait, _SIGNAL_SLICE, ack_due)
+            wait = min(wait, SIGNAL_SLICE, ack_due)
             ready = self._poller.poll(int(wait * 1000) + 1)
             self._waker.clear_if_woken(ready)
         return None
-
-    def _take(self) -> Event | None:
-        """One event without waiting: from the decoded batch, else from the inbox."""
-        if not self._ready:
-            self._read_inbox()
-        if not self._ready:
-            return None
-        event = self._ready.popleft()
-        self._done()
-        self._handed = event
-        if self._unacked >= self._ack_every or time.monotonic() - self._acked_at >= ACK_INTERVAL:
-            self._ack()  # room for more; a slow consumer still reports progress now and then
-        return event
-
-    def _done(self) -> None:
-        """The program asks for another event (or closes): the one it was handed is done, and
-        is acknowledged with the next ACK. An event a program was still handling when it died
-        is therefore sent again (a durable subscriber's) or to another member (a group's)."""
-        handed = self._handed
-        if handed is not None:
-            self._handed = None
-            self._last_seq, self._last_stream = handed.seq, handed.stream
-            self._unacked += 1
 
     def _read_inbox(self) -> None:
         if self._hwm != self._hwm_wanted:  # this thread owns the inbox now
@@ -484,28 +456,6 @@ class Subscriber(ForeignLoops, KeptClient):
             seen = [e.history for e in events if e.history is not None]
             self._history_seen = max(self._history_seen, *seen, 0)
         return events
-
-    def _ack(self, dry: bool = False) -> float:
-        """Tell the server how far we got; `dry` (the inbox ran dry): only if ACK_DRY passed.
-        Returns the seconds until a dry ACK is due (a long time when none is)."""
-        if not self._unacked or self._last_seq == 0:
-            return _SIGNAL_SLICE
-        if dry:
-            wait = self._acked_at + ACK_DRY - time.monotonic()
-            if wait > 0:
-                return wait
-        servers = self._servers.of(self._last_stream)
-        if not servers:
-            return _SIGNAL_SLICE
-        ack = encode(Ack(0, self.sid, self._last_seq))
-        for server in servers:
-            try:
-                self._inbox.send_multipart([server, *ack], zmq.NOBLOCK)
-            except zmq.ZMQError:  # no room towards that server now: try again soon
-                return ACK_DRY
-        self._unacked = 0
-        self._acked_at = time.monotonic()
-        return _SIGNAL_SLICE
 
     # --- closing ---------------------------------------------------------------------------------
 
