@@ -33,16 +33,16 @@ from es import meta
 from es.actions import Action, Batch, Close, Open, Refilled, Refuse
 from es.brokerstate import BrokerState
 from es.checks import refuse
-from es.config import Policy, QueuePolicy
+from es.config import Limits, Policy, QueuePolicy
 from es.daemon.patterns import Pattern, compile_pattern
 from es.daemon.storage import StorageError
 from es.delivery import Run, joined, meta_event
-from es.durablelog import Row, StoredDurable
+from es.durablelog import Backlog, Row, StoredDurable
 from es.health import Health
 from es.lane import MAX_BYTES, Lane
 from es.state import SubscriberState
 
-__all__ = ["Durables", "Plan", "refilled"]
+__all__ = ["Durables", "Plan", "excess", "refilled"]
 
 log = logging.getLogger("es.broker")
 
@@ -284,20 +284,12 @@ class Durables:
         for sid in core.durable_sids & wanted:
             state = core.subscribers[sid]
             assert state.durable is not None
-            run = joined(runs, sid)
-            size = run.size + sum(map(len, run.events))
             backlog = core.log.backlog(state.durable)
-            over = backlog.count + len(run.events) - lim.max_durable_events
-            over_bytes = backlog.size + size - lim.max_durable_bytes
-            if over <= 0 and over_bytes <= 0:
+            what = f"durable subscriber {state.durable!r}"
+            found = excess(backlog, joined(runs, sid), lim, state.queue.blocks, what)
+            if found is None:
                 continue
-            if state.queue.blocks or size > lim.max_durable_bytes:
-                raise refuse(
-                    ErrorCode.STORE_FULL,
-                    f"durable subscriber {state.durable!r} holds {backlog.count} events "
-                    f"({backlog.size} bytes): at its limit",
-                )
-            cut = self._oldest(state, max(over, 0), max(over_bytes, 0))
+            cut = self._oldest(state, *found)
             if cut is not None:
                 plan.drops[sid] = cut
         return plan
@@ -476,3 +468,22 @@ def refilled(lane: Lane, rows: list[Row]) -> Refilled:
     events = [row[1] for row in taken]
     batch = Batch(lane.sid, first, events, payloads, sum(map(len, payloads)))
     return Refilled(lane.sid, batch, lane.next_seq - 1)
+
+
+def excess(
+    backlog: Backlog, run: Run, limits: Limits, blocks: bool, what: str
+) -> tuple[int, int] | None:
+    """What a run of events would take a log (`what`'s) past its bounds by: None if nothing,
+    else (events, bytes) to drop first; refused with STORE_FULL in block mode, or when the run
+    alone is too large."""
+    size = run.size + sum(map(len, run.events))
+    over = backlog.count + len(run.events) - limits.max_durable_events
+    over_bytes = backlog.size + size - limits.max_durable_bytes
+    if over <= 0 and over_bytes <= 0:
+        return None
+    if blocks or size > limits.max_durable_bytes:
+        raise refuse(
+            ErrorCode.STORE_FULL,
+            f"{what} holds {backlog.count} events ({backlog.size} bytes): at its limit",
+        )
+    return max(over, 0), max(over_bytes, 0)

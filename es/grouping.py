@@ -28,6 +28,7 @@ from es.daemon.patterns import Pattern, compile_pattern
 from es.daemon.storage import StorageError
 from es.delivery import Run, joined, numbered
 from es.durablelog import DurableLog, MemoryLog, Row, StoredDurable
+from es.durables import excess
 from es.groups import Group, Member
 from es.lane import MAX_BYTES
 from es.state import SubscriberState
@@ -202,20 +203,12 @@ class Groups:
         drops: dict[str, tuple[int, int]] = {}
         for key in keys:
             group = core.groups[key[len(PREFIX) :]]
-            run = joined(runs, key)
             backlog = self.log_of(group).backlog(key)
-            over = backlog.count + len(run.events) - lim.max_durable_events
-            size = run.size + sum(map(len, run.events))
-            over_bytes = backlog.size + size - lim.max_durable_bytes
-            if over <= 0 and over_bytes <= 0:
-                continue
-            if group.policy.blocks or size > lim.max_durable_bytes:
-                raise refuse(
-                    ErrorCode.STORE_FULL,
-                    f"group {group.name!r} holds {backlog.count} events ({backlog.size} bytes): "
-                    "at its limit",
-                )
-            drops[key] = (max(over, 0), max(over_bytes, 0))
+            found = excess(
+                backlog, joined(runs, key), lim, group.policy.blocks, f"group {group.name!r}"
+            )
+            if found is not None:
+                drops[key] = found
         return drops
 
     def take(
