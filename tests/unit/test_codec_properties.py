@@ -28,7 +28,8 @@ from clients.wire import (
     encode,
     peek_command,
 )
-from clients.wire.codec import _decode_publish, _pub_item
+from clients.wire.codec import _decode_publish, _pub_item, decode_general, quick_publish
+from clients.wire.counts import Counts
 
 uints = st.integers(min_value=0, max_value=2**53 - 1)
 texts = st.text(max_size=20)
@@ -175,3 +176,93 @@ def test_the_short_path_for_pub_items_decides_as_the_general_one(
         lambda: tuple(_pub_item(item, b"p%d" % i, per_item) for i, item in enumerate(items))
     )
     assert short == general
+
+
+# PUB requests near the hot shape, each field right or wrong: quick_publish must return what
+# the general decoder returns, or leave the request to it (None).
+hot_items = st.tuples(st.lists(texts, min_size=1, max_size=1), st.integers(0, 127)).map(list)
+_WRONG = ["version", "command", "rid", "confirm", "items", "item", "inline", "frames"]
+
+
+@st.composite
+def near_pubs(draw: st.DrawFn) -> list[bytes]:
+    """A PUB of hot-shaped items, inline or in frames; often one thing in it wrong."""
+    wrong = draw(st.none() | st.sampled_from(_WRONG))
+
+    def field(right: object, bad: st.SearchStrategy[object], name: str) -> object:
+        return draw(bad) if wrong == name else right
+
+    items = draw(st.lists(hot_items, min_size=1, max_size=4))
+    if wrong == "item":
+        at = draw(st.integers(0, len(items) - 1))
+        edges = st.sampled_from([-1, 128, True, 1.5, None])
+        items[at] = draw(item_values | st.tuples(st.lists(texts, min_size=1, max_size=1), edges))
+        items[at] = list(items[at])
+    bodies = [draw(payloads) for _ in items]
+    header: list[object] = [
+        field(1, st.sampled_from([2, True, 1.0]) | values, "version"),
+        field("PUB", st.sampled_from(["pub", "SUB"]) | values, "command"),
+        field(draw(uints), st.sampled_from([-1, 2**53, True, "7"]) | values, "rid"),
+        field(draw(st.booleans()), st.sampled_from([0, 1, None]) | values, "confirm"),
+        field(items, st.just([]) | values, "items"),
+    ]
+    inline = draw(st.booleans())
+    if inline:
+        header.append(field(bodies, st.just(bodies[1:]) | values, "inline"))
+    frames = [msgpack.packb(header, use_bin_type=True)]
+    if not inline:
+        frames += field(bodies, st.just(bodies[1:]) | st.just([*bodies, b"z"]), "frames")
+    elif wrong == "frames":
+        frames.append(b"z")
+    return frames
+
+
+counts = st.builds(
+    Counts, st.none() | st.integers(0, 5), st.none(), st.sampled_from([None, 0, 1, 2])
+)
+
+
+def _decides_as_the_general_path(frames: list[bytes], limits: Counts | None) -> None:
+    quick = quick_publish(frames, limits)
+    if quick is not None:
+        assert _outcome(lambda: decode_general(frames, limits)) == quick
+    assert _outcome(lambda: decode_request(frames, limits)) == _outcome(
+        lambda: decode_general(frames, limits)
+    )
+
+
+@settings(max_examples=1000)
+@given(near_pubs(), st.none() | counts)
+def test_the_quick_publish_path_decides_as_the_general_one(
+    frames: list[bytes], limits: Counts | None
+) -> None:
+    _decides_as_the_general_path(frames, limits)
+
+
+@settings(max_examples=300)
+@given(frame_lists | mutated(), st.none() | counts)
+def test_the_quick_publish_path_leaves_other_requests_alone(
+    frames: list[bytes], limits: Counts | None
+) -> None:
+    _decides_as_the_general_path(frames, limits)
+
+
+def test_the_quick_publish_path_takes_what_publishers_send() -> None:
+    for inline in (b"", b"x" * 100):  # short payloads go inline, longer ones in frames
+        request = Publish(3, False, (PubItem(("a.b",), 1, inline), PubItem(("c",), 0, b"y")))
+        assert quick_publish(encode(request), Counts(1000, 10_000, 100)) == request
+
+
+def test_the_quick_publish_path_at_the_edges_of_each_field() -> None:
+    """The boundaries, each tried on its own (the property above finds them only now and then)."""
+    ok = [1, "PUB", 7, False, [[["a"], 1]], [b"p"]]
+    edges: list[tuple[int, object]] = [
+        (2, 2**53 - 1), (2, 2**53), (2, -1), (3, True), (3, 0),
+        (4, [[["a"], 127]]), (4, [[["a"], 128]]), (4, [[["a"], -1]]), (4, [[["a"], True]]),
+        (4, [[[], 1]]), (4, [[["a", "b"], 1]]), (4, [[["a"], 1, {}]]), (4, [[[b"a"], 1]]),
+        (5, [b"p", b"q"]), (5, ["p"]),
+    ]  # fmt: skip
+    for at, value in edges:
+        header = [*ok[:at], value, *ok[at + 1 :]]
+        for limits in (None, Counts(1, None, 1), Counts(0, None, 0), Counts(None, None, 0)):
+            _decides_as_the_general_path([msgpack.packb(header, use_bin_type=True)], limits)
