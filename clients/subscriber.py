@@ -52,7 +52,7 @@ from clients.naming import resolve_es_uri
 from clients.publisher import HEARTBEAT, LIVENESS, Subjects, subject_tuple
 from clients.security import Keys, choose, release
 from clients.streams import Streams
-from clients.waker import Waker
+from clients.waker import Waker, readable
 from clients.wire import (
     Ack,
     Bye,
@@ -405,7 +405,7 @@ class Subscriber(Acknowledging, ForeignLoops, KeptClient):
             self._inbox.setsockopt(zmq.RCVHWM, self._hwm)
         inbox = self._inbox
         for _ in range(_READ_TURN):
-            if not inbox.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not readable(inbox):
                 return  # half the cost of the exception an empty receive raises
             try:
                 frames = inbox.recv_multipart(zmq.NOBLOCK)

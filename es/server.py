@@ -32,6 +32,7 @@ from clients.security import (
     as_server,
     release,
 )
+from clients.waker import readable
 from clients.wire import MAX_HEADER_BYTES, public_id
 from es.actions import Action, Close, Open, Reply, Send
 from es.broker import Broker
@@ -300,7 +301,7 @@ class EventServer(Daemon):
         mono = time.monotonic()
         until = mono + _TURN_SECONDS
         while handled < _TURN and flow.reading() and mono < until:
-            if handled == 1 and not self._router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if handled == 1 and not readable(self._router):
                 break  # the usual turn at a light load: one request, and no exception to end it
             try:
                 inbound = self._receive()
