@@ -83,6 +83,12 @@ def bill(
     matched its new patterns against `retained` events."""
     header = max(0, len(frames[0]) - FREE_BYTES) if frames else 0
     units = 1 + received(frames)  # the header and one payload come with the unit
+    if type(request) is Publish and compiled is None and not retained:  # the hot path
+        return (
+            units
+            + sum([len(item.subjects) for item in request.items]) * EVENT
+            + header * HEADER_BYTE
+        )
     units += retained * RETAINED
     if compiled is not None:
         units += compiling(compiled)
@@ -128,6 +134,10 @@ class RateLimiter:
     def charge(self, peer: bytes, units: float, mono: float) -> None:
         """Take `units` more from `peer`'s bucket, for work done: it may go below zero."""
         if self.rate <= 0 or units <= 0:
+            return
+        bucket = self._buckets.get(peer)
+        if bucket is not None and bucket[1] == mono:  # allow() refilled it at this very time
+            self._buckets[peer] = (bucket[0] - units, mono)
             return
         tokens, at = self._refilled(peer, mono)
         self._buckets[peer] = (tokens - units, at)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clients.wire import (
     Ack,
@@ -115,3 +117,52 @@ def test_a_publisher_in_a_tight_loop_is_never_refused_at_the_default_rate() -> N
     for n in range(5000):
         assert limiter.allow(b"publisher", n * 0.002)
         limiter.charge(b"publisher", cost - 1, n * 0.002)
+
+
+class _Bucket:
+    """The token bucket by its definition: refilled at the rate, up to the burst, at each use."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, 0.0
+
+    def refill(self, mono: float) -> None:
+        self.tokens = min(self.burst, self.tokens + max(0.0, mono - self.at) * self.rate)
+        self.at = max(self.at, mono)
+
+    def allow(self, mono: float) -> bool:
+        self.refill(mono)
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+    def charge(self, units: float, mono: float) -> None:
+        if units > 0:
+            self.refill(mono)
+            self.tokens -= units
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["allow", "charge"]),
+            st.sampled_from([0.0, 0.001, 0.5]),
+            st.floats(-1, 50),
+        ),
+        max_size=40,
+    )
+)
+def test_the_bucket_keeps_to_its_definition(steps: list[tuple[str, float, float]]) -> None:
+    """What the broker does for each request (allow, then charge the rest at the same time),
+    and any other order, leaves the bucket where the definition says."""
+    limiter, model, mono = RateLimiter(rate=100, burst=20), _Bucket(100, 20), 0.0
+    for what, later, units in steps:
+        mono += later
+        if what == "allow":
+            assert limiter.allow(b"a", mono) == model.allow(mono)
+        else:
+            limiter.charge(b"a", units, mono)
+            model.charge(units, mono)
+        model.refill(mono)
+        assert limiter.balance(b"a", mono) == pytest.approx(model.tokens)
