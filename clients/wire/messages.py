@@ -156,9 +156,10 @@ class PubItem:
     """Seconds the retained event lives; None: until replaced or cleared."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publish:
-    """PUB (SPEC 3.4): events to publish, in order; with `confirm`, the server answers."""
+    """PUB (SPEC 3.4): events to publish, in order; with `confirm`, the server answers. Not
+    frozen, as PubItem: one is built for every PUB on both sides, in half the time."""
 
     rid: int
     confirm: bool
