@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 
 import msgpack
@@ -28,7 +29,14 @@ from clients.wire import (
     encode,
     peek_command,
 )
-from clients.wire.codec import _decode_publish, _pub_item, decode_general, quick_publish
+from clients.wire.codec import (
+    _decode_delivery,
+    _decode_publish,
+    _pub_item,
+    decode_general,
+    quick_delivery,
+    quick_publish,
+)
 from clients.wire.counts import Counts
 
 uints = st.integers(min_value=0, max_value=2**53 - 1)
@@ -266,3 +274,78 @@ def test_the_quick_publish_path_at_the_edges_of_each_field() -> None:
         header = [*ok[:at], value, *ok[at + 1 :]]
         for limits in (None, Counts(1, None, 1), Counts(0, None, 0), Counts(None, None, 0)):
             _decides_as_the_general_path([msgpack.packb(header, use_bin_type=True)], limits)
+
+
+# EV batches near the hot shape: quick_delivery must return what the general decoder returns,
+# or leave the batch to it (None).
+hot_events = st.tuples(texts, st.floats(-1e12, 1e12), st.integers(0, 127)).map(list)
+_WRONG_EV = ["version", "command", "sid", "stream", "lost", "first", "events", "event", "inline"]
+
+
+@st.composite
+def near_evs(draw: st.DrawFn) -> list[bytes]:
+    """An EV of flagless events, inline or in frames; often one thing in it wrong."""
+    wrong = draw(st.none() | st.sampled_from([*_WRONG_EV, "frames"]))
+
+    def field(right: object, bad: st.SearchStrategy[object], name: str) -> object:
+        return draw(bad) if wrong == name else right
+
+    events = draw(st.lists(hot_events, min_size=1, max_size=4))
+    if wrong == "event":
+        at = draw(st.integers(0, len(events) - 1))
+        edges = st.sampled_from([["a", 1.0, 128], ["a", 1, 0], ["a", math.inf, 0], [1, 1.0, 0]])
+        flagged = st.just(["a", 1.0, 0, 1])
+        events[at] = draw(edges | flagged | st.lists(values, max_size=4))
+    bodies = [draw(payloads) for _ in events]
+    last = 2**53 - len(events)  # the highest first whose last seq is still 2**53-1
+    header: list[object] = [
+        field(1, st.sampled_from([2, True]) | values, "version"),
+        field("EV", st.sampled_from(["ev", "LOST"]) | values, "command"),
+        field(draw(sids), st.sampled_from(["", 1, None]), "sid"),
+        field(draw(uints), st.sampled_from([-1, 2**53, True]), "stream"),
+        field(draw(uints), st.sampled_from([-1, 2**53, False]), "lost"),
+        field(draw(st.integers(1, last)), st.sampled_from([0, last + 1, 1.0]), "first"),
+        field(events, st.just([]) | values, "events"),
+    ]
+    inline = draw(st.booleans())
+    if inline:
+        header.append(field(bodies, st.just(bodies[1:]) | values, "inline"))
+    frames = [msgpack.packb(header, use_bin_type=True)]
+    if not inline:
+        frames += field(bodies, st.just(bodies[1:]) | st.just([*bodies, b"z"]), "frames")
+    elif wrong == "frames":
+        frames.append(b"z")
+    return frames
+
+
+def _delivers_as_the_general_path(frames: list[bytes]) -> None:
+    quick = quick_delivery(frames)
+    if quick is not None:
+        assert _outcome(lambda: _decode_delivery(frames)) == quick
+    assert _outcome(lambda: decode_delivery(frames)) == _outcome(lambda: _decode_delivery(frames))
+
+
+@settings(max_examples=1000)
+@given(near_evs())
+def test_the_quick_delivery_path_decides_as_the_general_one(frames: list[bytes]) -> None:
+    _delivers_as_the_general_path(frames)
+
+
+@settings(max_examples=300)
+@given(frame_lists | mutated())
+def test_the_quick_delivery_path_leaves_other_messages_alone(frames: list[bytes]) -> None:
+    _delivers_as_the_general_path(frames)
+
+
+def test_the_quick_delivery_path_at_the_edges_of_each_field() -> None:
+    """The boundaries, each tried on its own."""
+    ok = [1, "EV", "s", 0, 0, 1, [["a", 1.0, 0]], [b"p"]]
+    edges: list[tuple[int, object]] = [
+        (3, 2**53 - 1), (3, 2**53), (4, 2**53 - 1), (4, -1), (5, 0), (5, 2**53 - 1), (5, 2**53),
+        (6, [["a", 1.0, 127]]), (6, [["a", 1.0, 128]]), (6, [["a", math.nan, 0]]),
+        (6, [["a", 1.0, 0, 0]]), (6, [["a", 1.0, 0, 1]]), (6, [["a", 1, 0]]), (7, ["p"]),
+    ]  # fmt: skip
+    for at, value in edges:
+        header = [*ok[:at], value, *ok[at + 1 :]]
+        _delivers_as_the_general_path([msgpack.packb(header, use_bin_type=True)])
+    assert quick_delivery([msgpack.packb(ok, use_bin_type=True)]) is not None
