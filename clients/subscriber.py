@@ -45,6 +45,7 @@ from clients.inbox import (
     events_of,
     hwm,
     open_inbox,
+    plain_events,
     still_registered,
 )
 from clients.keeper import Keeper, KeptClient, Status
@@ -56,7 +57,6 @@ from clients.waker import Waker, readable
 from clients.wire import (
     Ack,
     Bye,
-    Delivery,
     Heartbeat,
     Loss,
     Policy,
@@ -66,7 +66,7 @@ from clients.wire import (
     Unsubscribe,
     public_id,
 )
-from clients.wire import decode_delivery as _decode
+from clients.wire.codec import decode_delivery_general, quick_batch
 
 __all__ = ["Subscriber"]
 
@@ -419,8 +419,19 @@ class Subscriber(Acknowledging, ForeignLoops, KeptClient):
 
     def _accept(self, frames: list[bytes]) -> int | None:
         """Take in a delivery; its stream, or None if it was not one for us."""
+        batch = quick_batch(frames)
+        if batch is not None:  # the hot path: events without flags, made with no Delivery
+            sid, stream, lost, first, metas, payloads, _ = batch
+            if sid != self.sid:
+                self.bad_deliveries += 1
+                return None
+            made = plain_events(
+                stream, lost, first, metas, payloads, self._streams, self.allow_pickle
+            )
+            self._ready.extend(self._taken(made, len(metas)))
+            return stream
         try:
-            delivery = _decode(frames)
+            delivery = decode_delivery_general(frames)
         except RemoteProtocolError as exc:
             self.bad_deliveries += 1
             log.warning("ignored a delivery that does not decode: %s", exc)
@@ -433,7 +444,8 @@ class Subscriber(Acknowledging, ForeignLoops, KeptClient):
         elif isinstance(delivery, Loss):
             self._notice(delivery)
         elif delivery.events:
-            self._ready.extend(self._events(delivery))
+            made = events_of(delivery, self._streams, self.allow_pickle)
+            self._ready.extend(self._taken(made, len(delivery.events)))
         return delivery.stream
 
     def _notice(self, loss: Loss) -> None:
@@ -445,10 +457,11 @@ class Subscriber(Acknowledging, ForeignLoops, KeptClient):
         except Exception:  # the program's hook must not end the subscription
             log.exception("gap() failed")
 
-    def _events(self, delivery: Delivery) -> list[Event]:
-        events, lost = events_of(delivery, self._streams, self.allow_pickle)
+    def _taken(self, made: tuple[list[Event], int], count: int) -> list[Event]:
+        """The events made of a batch of `count` (and the loss before them), noted."""
+        events, lost = made
         self.lost += lost
-        if len(events) < len(delivery.events):  # had already: the server waits for our ACK
+        if len(events) < count:  # had already: the server waits for our ACK
             self._unacked += 1
         if not events:
             return events

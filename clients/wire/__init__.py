@@ -18,6 +18,7 @@ from clients.wire.codec import (
     encode_loss,
     pack_event,
     peek_command,
+    quick_batch,
 )
 from clients.wire.counts import Counts, peek_rid
 from clients.wire.messages import (
@@ -98,4 +99,5 @@ __all__ = [
     "peek_command",
     "peek_rid",
     "public_id",
+    "quick_batch",
 ]

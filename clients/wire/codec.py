@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -77,6 +78,7 @@ __all__ = [
     "pack_event",
     "pack_header",
     "peek_command",
+    "quick_batch",
 ]
 
 INLINE_BYTES = 256 << 10
@@ -410,13 +412,32 @@ def decode_delivery(frames: Sequence[bytes]) -> InboxMessage:
     """Decode what a subscriber's ROUTER receives, without the routing-id frame: an event batch
     (EV), a loss notice (LOST) or a goodbye (BYE)."""
     quick = quick_delivery(frames)
-    return quick if quick is not None else _decode_delivery(frames)
+    return quick if quick is not None else decode_delivery_general(frames)
 
 
 def quick_delivery(frames: Sequence[bytes]) -> Delivery | None:
     """The hot path of decode_delivery: a well-formed EV whose events carry no flags, the
     common case by far. It returns what decode_delivery would, or None for anything else, which
     then takes the general path (a property test holds the two equal). It never raises."""
+    batch = quick_batch(frames)
+    if batch is None:
+        return None
+    sid, stream, lost, first, metas, payloads, inline = batch
+    items = tuple(
+        EventItem(seq, meta[0], meta[1], meta[2], payload)
+        for seq, meta, payload in zip(itertools.count(first), metas, payloads)
+    )
+    return Delivery(sid, stream, lost, items, inline)
+
+
+QuickBatch = tuple[str, int, int, int, list[list[Any]], Sequence[bytes], bool]
+"""An EV checked by quick_batch: sid, stream, lost, first, each event's [subject, time,
+format], the payloads, and whether they were inline."""
+
+
+def quick_batch(frames: Sequence[bytes]) -> QuickBatch | None:
+    """quick_delivery's check, without building its items: what a subscriber makes its events
+    from directly (clients.inbox.plain_events). None for anything quick_delivery leaves."""
     if not frames or len(frames) > MAX_FRAMES or len(frames[0]) > MAX_HEADER_BYTES:
         return None
     try:
@@ -446,9 +467,8 @@ def quick_delivery(frames: Sequence[bytes]) -> Delivery | None:
         events
     ):
         return None
-    items = []
     isfinite = math.isfinite
-    for seq, (meta, payload) in enumerate(zip(events, payloads, strict=True), first):
+    for meta, payload in zip(events, payloads, strict=True):
         if type(meta) is not list or len(meta) != 3 or type(payload) is not bytes:
             return None
         subject, time, fmt = meta
@@ -460,11 +480,10 @@ def quick_delivery(frames: Sequence[bytes]) -> Delivery | None:
             or not 0 <= fmt <= 127
         ):
             return None
-        items.append(EventItem(seq, subject, time, fmt, payload))
-    return Delivery(sid, stream, lost, tuple(items), inline)
+    return sid, stream, lost, first, events, payloads, inline
 
 
-def _decode_delivery(frames: Sequence[bytes]) -> InboxMessage:
+def decode_delivery_general(frames: Sequence[bytes]) -> InboxMessage:
     """decode_delivery for every message: what quick_delivery leaves, each field checked and
     every error told."""
     header = decode_header(frames)

@@ -30,9 +30,9 @@ from clients.wire import (
     peek_command,
 )
 from clients.wire.codec import (
-    _decode_delivery,
     _decode_publish,
     _pub_item,
+    decode_delivery_general,
     decode_general,
     quick_delivery,
     quick_publish,
@@ -321,8 +321,10 @@ def near_evs(draw: st.DrawFn) -> list[bytes]:
 def _delivers_as_the_general_path(frames: list[bytes]) -> None:
     quick = quick_delivery(frames)
     if quick is not None:
-        assert _outcome(lambda: _decode_delivery(frames)) == quick
-    assert _outcome(lambda: decode_delivery(frames)) == _outcome(lambda: _decode_delivery(frames))
+        assert _outcome(lambda: decode_delivery_general(frames)) == quick
+    assert _outcome(lambda: decode_delivery(frames)) == _outcome(
+        lambda: decode_delivery_general(frames)
+    )
 
 
 @settings(max_examples=1000)

@@ -1,11 +1,15 @@
-"""A subscriber's own count of losses (clients.streams): the larger of told and seen, once."""
+"""A subscriber's own count of losses (clients.streams): the larger of told and seen, once; and
+the events it makes of a batch, by the hot path (clients.inbox.plain_events) or the general."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clients.event import Event
+from clients.inbox import events_of, plain_events
 from clients.streams import Streams
+from clients.wire import Delivery, decode_delivery, encode_delivery, pack_event, quick_batch
 
 
 def test_the_gap_counts_when_it_is_larger_than_what_was_told() -> None:
@@ -115,3 +119,58 @@ def test_a_durable_stream_sent_again_is_seen_once(steps: list[tuple[str, int]]) 
     send(seq + 1, seq + 1)  # one more event shows the rest
     assert seen == [s for s in range(1, seq + 2) if s not in dropped]
     assert reported == len(dropped)
+
+
+# --- events made straight from a checked batch, as from a decoded one -------------------------
+
+batches = st.lists(
+    st.tuples(
+        st.sampled_from([1, 2]),  # stream
+        st.integers(0, 3),  # lost told
+        st.integers(1, 12),  # first seq
+        st.lists(st.tuples(st.sampled_from(["a", "B"]), st.integers(0, 3)), min_size=1, max_size=4),
+    ),
+    max_size=8,
+)
+
+
+_SHOWN = [
+    "subject",
+    "time",
+    "seq",
+    "payload",
+    "format",
+    "stream",
+    "lost",
+    "resumed",
+    "retained",
+    "history",
+    "replayed",
+    "msg",
+]
+
+
+def _seen(events: list[Event]) -> list[tuple[object, ...]]:
+    return [(*(getattr(e, name) for name in _SHOWN), e.redelivered) for e in events]
+
+
+@settings(max_examples=300)
+@given(batches, st.booleans())
+def test_plain_events_are_the_events_of_the_decoded_batch(
+    sent: list[tuple[int, int, int, list[tuple[str, int]]]], durable: bool
+) -> None:
+    """Fresh, repeated (a durable subscriber's sent again) and gapped batches, in any order."""
+    quick, general = Streams(durable=durable), Streams(durable=durable)
+    for stream, lost, first, bodies in sent:
+        metas = [[subject, 1.5, 0] for subject, _ in bodies]
+        payloads = [b"%d" % n for _, n in bodies]
+        frames = encode_delivery(
+            "s", stream, lost, first, [pack_event(*m) for m in metas], payloads
+        )
+        batch = quick_batch(frames)
+        assert batch is not None
+        delivery = decode_delivery(frames)
+        assert isinstance(delivery, Delivery)
+        made, lost_made = plain_events(stream, lost, first, batch[4], batch[5], quick, False)
+        want, lost_wanted = events_of(delivery, general, False)
+        assert (_seen(made), lost_made) == (_seen(want), lost_wanted)
