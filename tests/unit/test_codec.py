@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+import threading
 
 import msgpack
 import pytest
@@ -25,6 +27,7 @@ from clients.wire import (
     encode,
     peek_command,
 )
+from clients.wire.encoding import pack_header
 
 
 def test_codec_imports_without_zmq() -> None:
@@ -111,3 +114,25 @@ def test_peek_command_reads_only_the_start_and_never_raises() -> None:
     assert peek_command([msgpack.packb([1, "STATS"])[:-1]]) is None  # cut short
     for bad in ([], [b""], [b"\xc1"], [msgpack.packb({"a": 1})], [msgpack.packb([2, "PING", 1])]):
         assert peek_command(bad) is None
+
+
+def test_headers_packed_by_many_threads_at_once_are_each_their_own() -> None:
+    """pack_header shares one Packer between threads (each pack runs whole in C, under the
+    GIL): what each thread gets is exactly its own header, also after another's failed."""
+    mine = {n: [1, "PUB", n, False, [[[f"s{n}" * n], 1]], [b"p" * n]] for n in range(8)}
+    wrong: list[int] = []
+
+    def pack(n: int) -> None:
+        want = msgpack.packb(mine[n], use_bin_type=True)
+        for _ in range(3000):
+            if pack_header(mine[n]) != want:
+                wrong.append(n)
+            with contextlib.suppress(TypeError):
+                pack_header([1, "X", object()])  # a failed pack leaves nothing behind
+
+    threads = [threading.Thread(target=pack, args=(n,)) for n in mine]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert wrong == []
