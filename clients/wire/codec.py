@@ -137,6 +137,11 @@ def _read(header: list[Any], readers: Sequence[tuple[str, fields.Reader]], start
 # A header array of 2 to 15 elements, then 1 and "PUB", as every encoder writes them.
 _SHORT_ARRAYS = frozenset(bytes([0x90 + n]) for n in range(2, 16))
 _PUB = msgpack.packb([VERSION, "PUB"])[1:]
+# The first bytes of a PUB header (5 or 6 elements) and of an EV header (7 or 8), as every
+# encoder writes them: the quick decoders look at them before unpacking anything.
+_PUB_ARRAYS = frozenset([b"\x95", b"\x96"])
+_EV_ARRAYS = frozenset([b"\x97", b"\x98"])
+_EV = msgpack.packb([VERSION, "EV"])[1:]
 
 
 def peek_command(frames: Sequence[bytes]) -> str | None:
@@ -297,6 +302,8 @@ def quick_publish(frames: Sequence[bytes], counts: Counts | None = None) -> Publ
     the two equal). It never raises: every doubt is left to the general path."""
     if not frames or len(frames) > MAX_FRAMES or len(frames[0]) > QUICK_BYTES:
         return None
+    if frames[0][:1] not in _PUB_ARRAYS or frames[0][1:6] != _PUB:
+        return None  # not a PUB as encoders write one: nothing is unpacked twice
     try:
         header = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
     except ValueError:
@@ -440,6 +447,8 @@ def quick_batch(frames: Sequence[bytes]) -> QuickBatch | None:
     from directly (clients.inbox.plain_events). None for anything quick_delivery leaves."""
     if not frames or len(frames) > MAX_FRAMES or len(frames[0]) > MAX_HEADER_BYTES:
         return None
+    if frames[0][:1] not in _EV_ARRAYS or frames[0][1:5] != _EV:
+        return None  # not an EV as encoders write one: nothing is unpacked twice
     try:
         header = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
     except ValueError:
