@@ -18,7 +18,13 @@ import typer
 import es.cli_client  # noqa: F401 - adds the client commands (pub, sub, stats...) to the app
 from es import __version__
 from es.cli_app import app, ask, fail
-from es.daemon.lifecycle import ExitCode, command_logging, setup_logging, terminate_like_interrupt
+from es.daemon.lifecycle import (
+    ExitCode,
+    command_logging,
+    setup_logging,
+    terminate_like_interrupt,
+    tune_collector,
+)
 from es.daemon.options import Ident, KeysDir, options_of
 
 if TYPE_CHECKING:  # the daemon's modules load only for the commands that run it
@@ -269,6 +275,7 @@ def serve(
 
     server = EventServer(config, on_ready=_announce)
     server.install_signal_handlers()
+    tune_collector()  # this process is the server's alone
     code = server.serve()
     if server.forced:
         sys.stdout.flush()
