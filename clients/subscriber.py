@@ -32,7 +32,7 @@ import zmq
 
 from clients.acks import SIGNAL_SLICE, Acknowledging
 from clients.control import Control
-from clients.errors import EsError, RemoteProtocolError
+from clients.errors import EsError
 from clients.event import Event
 from clients.foreign import ForeignLoops
 from clients.handlers import Handlers
@@ -42,10 +42,8 @@ from clients.inbox import (
     ack_every,
     asked_history,
     asked_options,
-    events_of,
     hwm,
     open_inbox,
-    plain_events,
     still_registered,
 )
 from clients.keeper import Keeper, KeptClient, Status
@@ -53,12 +51,11 @@ from clients.naming import resolve_es_uri
 from clients.publisher import HEARTBEAT, LIVENESS, Subjects, subject_tuple
 from clients.security import Keys, choose, release
 from clients.streams import Streams
-from clients.waker import Waker, readable
+from clients.taking import Taking
+from clients.waker import Waker
 from clients.wire import (
     Ack,
-    Bye,
     Heartbeat,
-    Loss,
     Policy,
     Replay,
     Subscribe,
@@ -66,14 +63,11 @@ from clients.wire import (
     Unsubscribe,
     public_id,
 )
-from clients.wire.codec import decode_delivery_general, quick_batch
 
 __all__ = ["Subscriber"]
 
 log = logging.getLogger("clients.subscriber")
 
-# Messages read from the inbox per call before handing control back.
-_READ_TURN = 64
 History = Replay | Mapping[str, Any] | None
 """What a subscription asks of the server's history: see Subscriber.subscribe."""
 
@@ -81,7 +75,7 @@ History = Replay | Mapping[str, Any] | None
 _CLOSE_TIMEOUT = 2.0
 
 
-class Subscriber(Acknowledging, ForeignLoops, KeptClient):
+class Subscriber(Acknowledging, Taking, ForeignLoops, KeptClient):
     """Subscribe to subjects or patterns and handle the events.
 
     Subclass and override `event(self, event)`, then call `listen()`; or iterate:
@@ -398,80 +392,6 @@ class Subscriber(Acknowledging, ForeignLoops, KeptClient):
             ready = self._poller.poll(int(wait * 1000) + 1)
             self._waker.clear_if_woken(ready)
         return None
-
-    def _read_inbox(self) -> None:
-        if self._hwm != self._hwm_wanted:  # this thread owns the inbox now
-            self._hwm = self._hwm_wanted
-            self._inbox.setsockopt(zmq.RCVHWM, self._hwm)
-        inbox = self._inbox
-        for _ in range(_READ_TURN):
-            if not readable(inbox):
-                return  # half the cost of the exception an empty receive raises
-            try:
-                frames = inbox.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            stream = self._accept(frames[1:])
-            if stream is not None:
-                self._servers.heard(stream, frames[0])  # where our ACKs go back to
-            if self._ready:
-                return
-
-    def _accept(self, frames: list[bytes]) -> int | None:
-        """Take in a delivery; its stream, or None if it was not one for us."""
-        batch = quick_batch(frames)
-        if batch is not None:  # the hot path: events without flags, made with no Delivery
-            sid, stream, lost, first, metas, payloads, _ = batch
-            if sid != self.sid:
-                self.bad_deliveries += 1
-                return None
-            made = plain_events(
-                stream, lost, first, metas, payloads, self._streams, self.allow_pickle
-            )
-            self._ready.extend(self._taken(made, len(metas)))
-            return stream
-        try:
-            delivery = decode_delivery_general(frames)
-        except RemoteProtocolError as exc:
-            self.bad_deliveries += 1
-            log.warning("ignored a delivery that does not decode: %s", exc)
-            return None
-        if delivery.sid != self.sid:
-            self.bad_deliveries += 1
-            return None
-        if isinstance(delivery, Bye):
-            self._keeper.gone()  # find the server again now, not after its silence
-        elif isinstance(delivery, Loss):
-            self._notice(delivery)
-        elif delivery.events:
-            made = events_of(delivery, self._streams, self.allow_pickle)
-            self._ready.extend(self._taken(made, len(delivery.events)))
-        return delivery.stream
-
-    def _notice(self, loss: Loss) -> None:
-        """The server dropped events and no event followed them: say so now."""
-        lost = self._streams.notice(loss.stream, loss.seq, loss.lost)
-        self.lost += lost
-        try:
-            self.gap(lost, None)
-        except Exception:  # the program's hook must not end the subscription
-            log.exception("gap() failed")
-
-    def _taken(self, made: tuple[list[Event], int], count: int) -> list[Event]:
-        """The events made of a batch of `count` (and the loss before them), noted."""
-        events, lost = made
-        self.lost += lost
-        if len(events) < count:  # had already: the server waits for our ACK
-            self._unacked += 1
-        if not events:
-            return events
-        if self._resumed:
-            self._resumed = False
-            events[0].resumed = True
-        if self._asked_history:
-            seen = [e.history for e in events if e.history is not None]
-            self._history_seen = max(self._history_seen, *seen, 0)
-        return events
 
     # --- closing ---------------------------------------------------------------------------------
 

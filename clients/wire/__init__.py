@@ -18,7 +18,6 @@ from clients.wire.codec import (
     encode_loss,
     pack_event,
     peek_command,
-    quick_batch,
 )
 from clients.wire.counts import Counts, peek_rid
 from clients.wire.messages import (
@@ -52,6 +51,7 @@ from clients.wire.messages import (
     Unsubscribe,
     public_id,
 )
+from clients.wire.quick import quick_batch
 
 __all__ = [
     "INLINE_BYTES",

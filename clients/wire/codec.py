@@ -1,6 +1,7 @@
 """Frames to messages and back: the whole wire protocol, with no I/O.
 
-Decoding is here; encoding is in clients.wire.encoding, whose functions this module re-exports.
+Decoding is here, its hot paths in clients.wire.quick; encoding is in clients.wire.encoding,
+whose functions this module re-exports.
 
 Invariants:
 - No zmq import, no clock, no logging: bytes in, messages out (a test proves it).
@@ -13,7 +14,6 @@ Invariants:
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -58,6 +58,7 @@ from clients.wire.messages import (
     SubscribeMatch,
     Unsubscribe,
 )
+from clients.wire.quick import PUB_START, quick_delivery, quick_publish
 
 __all__ = [
     "INLINE_BYTES",
@@ -78,7 +79,6 @@ __all__ = [
     "pack_event",
     "pack_header",
     "peek_command",
-    "quick_batch",
 ]
 
 INLINE_BYTES = 256 << 10
@@ -136,12 +136,6 @@ def _read(header: list[Any], readers: Sequence[tuple[str, fields.Reader]], start
 
 # A header array of 2 to 15 elements, then 1 and "PUB", as every encoder writes them.
 _SHORT_ARRAYS = frozenset(bytes([0x90 + n]) for n in range(2, 16))
-_PUB = msgpack.packb([VERSION, "PUB"])[1:]
-# The first bytes of a PUB header (5 or 6 elements) and of an EV header (7 or 8), as every
-# encoder writes them: the quick decoders look at them before unpacking anything.
-_PUB_ARRAYS = frozenset([b"\x95", b"\x96"])
-_EV_ARRAYS = frozenset([b"\x97", b"\x98"])
-_EV = msgpack.packb([VERSION, "EV"])[1:]
 
 
 def peek_command(frames: Sequence[bytes]) -> str | None:
@@ -153,7 +147,7 @@ def peek_command(frames: Sequence[bytes]) -> str | None:
     if not frames or len(frames[0]) > MAX_HEADER_BYTES:
         return None
     head = frames[0]
-    if head[:1] in _SHORT_ARRAYS and head[1:6] == _PUB:  # the usual PUB, without an Unpacker
+    if head[:1] in _SHORT_ARRAYS and head[1:6] == PUB_START:  # the usual PUB, without an Unpacker
         return "PUB"
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=True)
     unpacker.feed(head[:PEEK_BYTES])  # not a copy of a whole large header: a command is short
@@ -290,61 +284,6 @@ _NOT_BIN = "inline payloads must be an array of bin"
 _INLINE_AT = {"PUB": 5, "EV": 7}
 
 
-QUICK_BYTES = 4096
-"""Headers up to this size may take quick_publish: small enough to unpack without pausing the
-collector or counting arrays first (a 4 KiB header holds a few thousand values at most)."""
-
-
-def quick_publish(frames: Sequence[bytes], counts: Counts | None = None) -> Publish | None:
-    """The hot path of decode_request: a small, well-formed PUB whose every item is one event on
-    one subject ([[subject], format]), the common case by far. It returns what decode_request
-    would, or None for anything else, which then takes the general path (a property test holds
-    the two equal). It never raises: every doubt is left to the general path."""
-    if not frames or len(frames) > MAX_FRAMES or len(frames[0]) > QUICK_BYTES:
-        return None
-    if frames[0][:1] not in _PUB_ARRAYS or frames[0][1:6] != _PUB:
-        return None  # not a PUB as encoders write one: nothing is unpacked twice
-    try:
-        header = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
-    except ValueError:
-        return None
-    if type(header) is not list or not 5 <= len(header) <= 6:
-        return None
-    version, command, rid, confirm, items = header[:5]
-    if (
-        type(version) is not int
-        or version != VERSION
-        or command != "PUB"
-        or type(rid) is not int
-        or not 0 <= rid <= MAX_INT
-        or type(confirm) is not bool
-        or type(items) is not list
-        or not items
-        or (counts is not None and counts.items is not None and len(items) > counts.items)
-        or (counts is not None and counts.subjects_per_item == 0)
-    ):
-        return None
-    inline = len(header) == 6
-    payloads = header[5] if inline else frames[1:]
-    if (inline and (len(frames) != 1 or type(payloads) is not list)) or len(payloads) != len(items):
-        return None
-    decoded = []
-    for item, payload in zip(items, payloads, strict=True):
-        if type(item) is not list or len(item) != 2 or type(payload) is not bytes:
-            return None
-        subjects, fmt = item
-        if (
-            type(subjects) is not list
-            or len(subjects) != 1
-            or type(subjects[0]) is not str
-            or type(fmt) is not int
-            or not 0 <= fmt <= 127
-        ):
-            return None
-        decoded.append(PubItem((subjects[0],), fmt, payload))
-    return Publish(rid, confirm, tuple(decoded), inline)
-
-
 def _decode_publish(header: list[Any], frames: Sequence[bytes], per_item: int | None) -> Publish:
     inline = len(header) == _INLINE_AT["PUB"] + 1
     readers = (("rid", fields.uint), ("confirm", fields.flag), ("items", fields.array))
@@ -420,76 +359,6 @@ def decode_delivery(frames: Sequence[bytes]) -> InboxMessage:
     (EV), a loss notice (LOST) or a goodbye (BYE)."""
     quick = quick_delivery(frames)
     return quick if quick is not None else decode_delivery_general(frames)
-
-
-def quick_delivery(frames: Sequence[bytes]) -> Delivery | None:
-    """The hot path of decode_delivery: a well-formed EV whose events carry no flags, the
-    common case by far. It returns what decode_delivery would, or None for anything else, which
-    then takes the general path (a property test holds the two equal). It never raises."""
-    batch = quick_batch(frames)
-    if batch is None:
-        return None
-    sid, stream, lost, first, metas, payloads, inline = batch
-    items = tuple(
-        EventItem(seq, meta[0], meta[1], meta[2], payload)
-        for seq, meta, payload in zip(itertools.count(first), metas, payloads)
-    )
-    return Delivery(sid, stream, lost, items, inline)
-
-
-QuickBatch = tuple[str, int, int, int, list[list[Any]], Sequence[bytes], bool]
-"""An EV checked by quick_batch: sid, stream, lost, first, each event's [subject, time,
-format], the payloads, and whether they were inline."""
-
-
-def quick_batch(frames: Sequence[bytes]) -> QuickBatch | None:
-    """quick_delivery's check, without building its items: what a subscriber makes its events
-    from directly (clients.inbox.plain_events). None for anything quick_delivery leaves."""
-    if not frames or len(frames) > MAX_FRAMES or len(frames[0]) > MAX_HEADER_BYTES:
-        return None
-    if frames[0][:1] not in _EV_ARRAYS or frames[0][1:5] != _EV:
-        return None  # not an EV as encoders write one: nothing is unpacked twice
-    try:
-        header = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
-    except ValueError:
-        return None
-    if type(header) is not list or not 7 <= len(header) <= 8:
-        return None
-    version, command, sid, stream, lost, first, events = header[:7]
-    if (
-        type(version) is not int
-        or version != VERSION
-        or command != "EV"
-        or type(sid) is not str
-        or type(stream) is not int
-        or type(lost) is not int
-        or type(first) is not int
-        or type(events) is not list
-        or not events
-        or not (0 <= stream <= MAX_INT and 0 <= lost <= MAX_INT and 1 <= first <= MAX_INT)
-        or first + len(events) - 1 > MAX_INT
-    ):
-        return None
-    inline = len(header) == 8
-    payloads = header[7] if inline else frames[1:]
-    if (inline and (len(frames) != 1 or type(payloads) is not list)) or len(payloads) != len(
-        events
-    ):
-        return None
-    isfinite = math.isfinite
-    for meta, payload in zip(events, payloads, strict=True):
-        if type(meta) is not list or len(meta) != 3 or type(payload) is not bytes:
-            return None
-        subject, time, fmt = meta
-        if (
-            type(subject) is not str
-            or type(time) is not float
-            or not isfinite(time)
-            or type(fmt) is not int
-            or not 0 <= fmt <= 127
-        ):
-            return None
-    return sid, stream, lost, first, events, payloads, inline
 
 
 def decode_delivery_general(frames: Sequence[bytes]) -> InboxMessage:

@@ -29,15 +29,9 @@ from clients.wire import (
     encode,
     peek_command,
 )
-from clients.wire.codec import (
-    _decode_publish,
-    _pub_item,
-    decode_delivery_general,
-    decode_general,
-    quick_delivery,
-    quick_publish,
-)
+from clients.wire.codec import _decode_publish, _pub_item, decode_delivery_general, decode_general
 from clients.wire.counts import Counts
+from clients.wire.quick import quick_delivery, quick_publish
 
 uints = st.integers(min_value=0, max_value=2**53 - 1)
 texts = st.text(max_size=20)
