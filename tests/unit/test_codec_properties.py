@@ -186,6 +186,25 @@ hot_items = st.tuples(st.lists(texts, min_size=1, max_size=1), st.integers(0, 12
 _WRONG = ["version", "command", "rid", "confirm", "items", "item", "inline", "frames"]
 
 
+Field = Callable[[object, st.SearchStrategy[object], str], object]
+
+
+def _framed(
+    draw: st.DrawFn, header: list[object], bodies: list[bytes], field: Field, wrong: str | None
+) -> list[bytes]:
+    """The frames of a PUB or EV: its payloads inline (the header's last element) or in frames
+    of their own, now and then too few or too many (`wrong` "inline" or "frames")."""
+    inline = draw(st.booleans())
+    if inline:
+        header.append(field(bodies, st.just(bodies[1:]) | values, "inline"))
+    frames = [msgpack.packb(header, use_bin_type=True)]
+    if not inline:
+        frames += field(bodies, st.just(bodies[1:]) | st.just([*bodies, b"z"]), "frames")
+    elif wrong == "frames":
+        frames.append(b"z")
+    return frames
+
+
 @st.composite
 def near_pubs(draw: st.DrawFn) -> list[bytes]:
     """A PUB of hot-shaped items, inline or in frames; often one thing in it wrong."""
@@ -208,15 +227,7 @@ def near_pubs(draw: st.DrawFn) -> list[bytes]:
         field(draw(st.booleans()), st.sampled_from([0, 1, None]) | values, "confirm"),
         field(items, st.just([]) | values, "items"),
     ]
-    inline = draw(st.booleans())
-    if inline:
-        header.append(field(bodies, st.just(bodies[1:]) | values, "inline"))
-    frames = [msgpack.packb(header, use_bin_type=True)]
-    if not inline:
-        frames += field(bodies, st.just(bodies[1:]) | st.just([*bodies, b"z"]), "frames")
-    elif wrong == "frames":
-        frames.append(b"z")
-    return frames
+    return _framed(draw, header, bodies, field, wrong)
 
 
 counts = st.builds(
@@ -301,15 +312,7 @@ def near_evs(draw: st.DrawFn) -> list[bytes]:
         field(draw(st.integers(1, last)), st.sampled_from([0, last + 1, 1.0]), "first"),
         field(events, st.just([]) | values, "events"),
     ]
-    inline = draw(st.booleans())
-    if inline:
-        header.append(field(bodies, st.just(bodies[1:]) | values, "inline"))
-    frames = [msgpack.packb(header, use_bin_type=True)]
-    if not inline:
-        frames += field(bodies, st.just(bodies[1:]) | st.just([*bodies, b"z"]), "frames")
-    elif wrong == "frames":
-        frames.append(b"z")
-    return frames
+    return _framed(draw, header, bodies, field, wrong)
 
 
 def _delivers_as_the_general_path(frames: list[bytes]) -> None:
