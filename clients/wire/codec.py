@@ -291,25 +291,10 @@ def _decode_publish(header: list[Any], frames: Sequence[bytes], per_item: int | 
     if not items:
         raise fields.fail(ErrorCode.BAD_REQUEST, "a PUB carries at least one item")
     payloads = _payloads(header, frames, "PUB", len(items))
-    decoded: list[PubItem] = []
-    append = decoded.append
-    for item, payload in zip(items, payloads, strict=True):
-        # The hot path, one event on one subject: [[subject], format], checked inline. The
-        # general path below checks the same and says what is wrong.
-        if type(item) is list and len(item) == 2 and type(payload) is bytes:
-            subjects, fmt = item
-            if (
-                type(subjects) is list
-                and len(subjects) == 1
-                and type(subjects[0]) is str
-                and type(fmt) is int
-                and 0 <= fmt <= 127
-                and (per_item is None or per_item >= 1)
-            ):
-                append(PubItem((subjects[0],), fmt, payload))
-                continue
-        append(_pub_item(item, payload, per_item))
-    return Publish(rid, confirm, tuple(decoded), inline)
+    decoded = tuple(
+        _pub_item(item, payload, per_item) for item, payload in zip(items, payloads, strict=True)
+    )
+    return Publish(rid, confirm, decoded, inline)
 
 
 def _pub_item(item: Any, payload: bytes, per_item: int | None) -> PubItem:

@@ -1,7 +1,7 @@
 """The quick decoders: the two messages that carry events, in their common shape, checked in one
 pass (the hot paths of clients.wire.codec).
 
-- `quick_publish`: a small PUB whose every item is one event on one subject.
+- `quick_publish`: a PUB whose every item is one event on one subject.
 - `quick_batch` and `quick_delivery`: an EV whose events carry no flags.
 
 Invariants:
@@ -22,7 +22,8 @@ from typing import Any
 
 import msgpack
 
-from clients.wire.counts import Counts
+from clients.errors import RemoteProtocolError
+from clients.wire.counts import Counts, check_counts, collector_paused
 from clients.wire.encoding import MAX_FRAMES, MAX_HEADER_BYTES
 from clients.wire.messages import MAX_INT, VERSION, Delivery, EventItem, PubItem, Publish
 
@@ -36,8 +37,9 @@ __all__ = [
 ]
 
 QUICK_BYTES = 4096
-"""Headers up to this size may take quick_publish: small enough to unpack without pausing the
-collector or counting arrays first (a 4 KiB header holds a few thousand values at most)."""
+"""PUB headers up to this size are unpacked at once: a 4 KiB header holds a few thousand values
+at most. Larger ones (a fast publisher's batches) are first counted against the server's limits
+and unpacked with the collector paused, as the general decoder does (clients.wire.counts)."""
 
 PUB_START = msgpack.packb([VERSION, "PUB"])[1:]
 """What follows a PUB header's array length: version 1 and "PUB"."""
@@ -51,8 +53,20 @@ format], the payloads, and whether they were inline."""
 
 
 def quick_publish(frames: Sequence[bytes], counts: Counts | None = None) -> Publish | None:
-    """decode_request of a small PUB of `[[subject], format]` items, or None."""
-    header = _header(frames, _PUB_ARRAYS, PUB_START, QUICK_BYTES)
+    """decode_request of a PUB of `[[subject], format]` items, or None."""
+    if not frames or len(frames[0]) <= QUICK_BYTES:
+        return _publish(frames, counts)
+    if counts is not None:
+        try:
+            check_counts(frames, counts)
+        except RemoteProtocolError:
+            return None  # over the server's limits: the general decoder says so
+    with collector_paused():
+        return _publish(frames, counts)
+
+
+def _publish(frames: Sequence[bytes], counts: Counts | None) -> Publish | None:
+    header = _header(frames, _PUB_ARRAYS, PUB_START, MAX_HEADER_BYTES)
     if header is None:
         return None
     rid, confirm, items = header[2:5]

@@ -29,9 +29,9 @@ from clients.wire import (
     encode,
     peek_command,
 )
-from clients.wire.codec import _decode_publish, _pub_item, decode_delivery_general, decode_general
+from clients.wire.codec import decode_delivery_general, decode_general
 from clients.wire.counts import Counts
-from clients.wire.quick import quick_delivery, quick_publish
+from clients.wire.quick import QUICK_BYTES, quick_delivery, quick_publish
 
 uints = st.integers(min_value=0, max_value=2**53 - 1)
 texts = st.text(max_size=20)
@@ -169,15 +169,30 @@ def _outcome(decode: Callable[[], object]) -> object:
 
 @settings(max_examples=500)
 @given(st.lists(item_values, min_size=1, max_size=4), st.none() | st.integers(0, 3))
-def test_the_short_path_for_pub_items_decides_as_the_general_one(
+def test_pub_items_of_any_shape_decode_as_the_general_path_decodes_them(
     items: list[list[object]], per_item: int | None
 ) -> None:
     header = [1, "PUB", 7, False, items, [b"p%d" % i for i in range(len(items))]]
-    short = _outcome(lambda: _decode_publish(header, [b""], per_item).items)
-    general = _outcome(
-        lambda: tuple(_pub_item(item, b"p%d" % i, per_item) for i, item in enumerate(items))
-    )
-    assert short == general
+    limits = Counts(None, None, per_item)
+    _decides_as_the_general_path([msgpack.packb(header, use_bin_type=True)], limits)
+
+
+def test_a_big_pub_takes_the_quick_path_only_within_the_counts_and_with_plain_items() -> None:
+    """A fast publisher's batch: a header over QUICK_BYTES, inline or with payload frames."""
+    limits = Counts(1000, 10_000, 100)
+    plain = [[[f"orders.eu.{i % 7}"], 1] for i in range(400)]
+    payloads = [b"p%d" % i for i in range(400)]
+    odd = [[["s"], 128], [["s"], 1, {"retain": True}]]  # the last item wrong, or not plain
+    for inline in (True, False):
+        for items in (plain, *([*plain[:-1], last] for last in odd)):
+            header = [1, "PUB", 7, False, items, *([payloads] if inline else [])]
+            frames = [msgpack.packb(header, use_bin_type=True), *([] if inline else payloads)]
+            assert len(frames[0]) > QUICK_BYTES
+            _decides_as_the_general_path(frames, limits)
+            assert (quick_publish(frames, limits) is not None) == (items is plain)
+            over = Counts(399, 10_000, 100)  # left to the general decoder, which refuses it
+            assert quick_publish(frames, over) is None
+            assert _outcome(lambda: decode_request(frames, over))[0] == "LIMIT_EXCEEDED"  # noqa: B023
 
 
 # PUB requests near the hot shape, each field right or wrong: quick_publish must return what
