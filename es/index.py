@@ -56,6 +56,9 @@ class SubscriptionIndex:
         self.cache_hits = 0
         self.cache_misses = 0
         self._compiled = Compiled()
+        # When a list, every key that comes or goes is noted in it (is_pattern, added, key), for
+        # a node of a cluster to listen on what its subscribers want (es.cluster.interest).
+        self.journal: list[tuple[bool, bool, str]] | None = None
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -165,7 +168,11 @@ class SubscriptionIndex:
             key = fold(subject)
             if key not in subs.subjects:
                 subs.subjects.add(key)
-                self._exact.setdefault(key, set()).add(sid)
+                members = self._exact.get(key)
+                if members is None:
+                    members = self._exact[key] = set()
+                    self._note(False, True, key)
+                members.add(sid)
                 self._cache.pop(key, None)
         return len(subs)
 
@@ -176,7 +183,11 @@ class SubscriptionIndex:
         for text, _ in patterns:
             if text not in subs.patterns:
                 subs.patterns.add(text)
-                self._patterns.setdefault(text, set()).add(sid)
+                members = self._patterns.get(text)
+                if members is None:
+                    members = self._patterns[text] = set()
+                    self._note(True, True, text)
+                members.add(sid)
                 self._cache.clear()
         self._sets.add(new)  # one new set for all the new ones (merged with small ones)
         return len(subs)
@@ -190,7 +201,7 @@ class SubscriptionIndex:
             key = fold(name)
             if key in subs.subjects:
                 subs.subjects.discard(key)
-                self._discard(self._exact, key, sid)
+                self._discard_subject(key, sid)
                 self._cache.pop(key, None)
         gone = [name for name in names if name in subs.patterns]
         subs.patterns.difference_update(gone)
@@ -205,17 +216,22 @@ class SubscriptionIndex:
         if subs is None:
             return
         for key in subs.subjects:
-            self._discard(self._exact, key, sid)
+            self._discard_subject(key, sid)
             self._cache.pop(key, None)
         self._discard_patterns(subs.patterns, sid)
 
-    @staticmethod
-    def _discard(index: dict[str, set[str]], key: str, sid: str) -> None:
-        members = index.get(key)
+    def _note(self, is_pattern: bool, added: bool, key: str) -> None:
+        if self.journal is not None:
+            self.journal.append((is_pattern, added, key))
+
+    def _discard_subject(self, key: str, sid: str) -> None:
+        """`sid` no longer has the exact subject `key`."""
+        members = self._exact.get(key)
         if members is not None:
             members.discard(sid)
             if not members:
-                del index[key]
+                del self._exact[key]
+                self._note(False, False, key)
 
     def _discard_patterns(self, texts: Iterable[str], sid: str) -> None:
         """`sid` no longer has these patterns; those nobody has any more leave the sets, all
@@ -228,6 +244,7 @@ class SubscriptionIndex:
                 if not members:
                     del self._patterns[text]
                     unused.append(text)
+                    self._note(True, False, text)
         if texts:
             self._cache.clear()
         self._sets.discard_many(unused)

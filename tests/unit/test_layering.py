@@ -21,11 +21,14 @@ CORES = [
     "es.flow",
     "es.index",
     "es.lane",
+    "es.cluster.subjects",
+    "es.cluster.frames",
+    "es.cluster.interest",
     "naming.registry",
     "naming.service",
     "clients.wire",
 ]
-BLOCKED = ["zmq", "sqlite3", "typer"]
+BLOCKED = ["zmq", "sqlite3", "typer", "nats"]
 
 # Installed before anything else: any import of a blocked package (or of a module inside it)
 # raises ImportError, as if it were not installed.
