@@ -33,6 +33,7 @@ from clients.wire import (
     NumSub,
     Ok,
     Ping,
+    PubItem,
     Publish,
     Request,
     Stats,
@@ -70,6 +71,9 @@ log = logging.getLogger("es.broker")
 SWEEP_SUBSCRIPTIONS = 10_000
 """Subscriptions one sweep removes at most (with their subscribers): removing 10,000 patterns can
 rebuild pattern sets for about 0.1 s, which everyone else waits for."""
+
+REMOTE = b""
+"""The peer of events from other nodes: no client connection has an empty routing id."""
 
 # Evicted sids remembered, so a client's next heartbeat can be told why it was removed.
 _EVICTIONS_KEPT = 1000
@@ -205,7 +209,10 @@ class Broker:
         subs, reports = self.subscriptions, self.introspection
         match request:
             case Publish():
-                return self.publishing.publish(peer, request, now)
+                actions = self.publishing.publish(peer, request, now)
+                if self.core.forward is not None:  # taken: the cluster's other nodes get it too
+                    self.core.forward.append((request.items, now))
+                return actions
             case Subscribe(rid, sid, endpoint, subjects, options):
                 names = [check_subject(s, self.config.limits) for s in subjects]
                 return subs.subscribe(peer, rid, sid, endpoint, options, subjects=names)
@@ -232,6 +239,23 @@ class Broker:
             case Stats(rid):
                 return [Reply(peer, encode(Ok(rid, reports.stats(now))))]
         raise refuse(ErrorCode.UNKNOWN_COMMAND, type(request).__name__)  # pragma: no cover
+
+    def remote(self, runs: list[tuple[float, tuple[PubItem, ...]]], mono: float) -> list[Action]:
+        """Events other nodes of the cluster published (es.cluster), each run (its origin's
+        time, its events) fanned out here as a local client's PUB would be, but never answered
+        and never forwarded again. A run this node refuses (over its own limits, or a reserved
+        subject) is counted in `remote_refused`, its events one by one."""
+        core = self.core
+        core.mono = mono
+        actions: list[Action] = []
+        for now, items in runs:
+            core.wall = now
+            try:
+                actions += self.publishing.fan(REMOTE, Publish(0, False, items), now)
+                core.remote_in += len(items)
+            except RequestError:
+                core.remote_refused += len(items)
+        return self._after_failures(actions)
 
     # --- what the shell and the flow saw ----------------------------------------------------------
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from clients.errors import ErrorCode
-from clients.wire import Counts
+from clients.wire import Counts, PubItem
 from es.actions import Open
 from es.checks import refuse
 from es.config import ServerConfig
@@ -105,6 +105,13 @@ class BrokerState:
         # Queue groups (es.grouping): name -> group; their names in the index ($group:NAME).
         self.groups: dict[str, Group] = {}
         self.group_sids: set[str] = set()
+        # A node of a cluster (es.cluster): the publishes its clients made, (items, time), for
+        # the shell to put on the backbone; None when not in a cluster. Events that other nodes
+        # published and this one took, and those it refused (over its own limits).
+        self.forward: list[tuple[tuple[PubItem, ...], float]] | None = None
+        self.remote_in = 0
+        self.remote_refused = 0
+        self.cluster_stats: Callable[[], dict[str, Any]] | None = None  # the node's, for STATS
 
     @property
     def log(self) -> DurableLog:

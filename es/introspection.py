@@ -55,6 +55,7 @@ class Introspection:
                 **self._durables(),
                 **self._history(now),
                 "groups": self._groups(),
+                **({"cluster": core.cluster_stats()} if core.cluster_stats else {}),
                 "cache": {
                     "entries": core.index.cache_len,
                     "hits": core.index.cache_hits,

@@ -79,6 +79,11 @@ class Publishing:
 
     def general(self, peer: bytes, request: Publish, now: float) -> list[Action]:
         """Any publish, the hot path's cases included."""
+        return [*self.fan(peer, request, now), *self._seen(peer)]
+
+    def fan(self, peer: bytes, request: Publish, now: float) -> list[Action]:
+        """A publish checked, stored, numbered and fanned out: all of `general` but the notice
+        of a new publisher (events from other nodes of a cluster come this way)."""
         core = self.core
         retaining = [i for i in request.items if i.retain]
         _check(request, retaining, core)
@@ -123,7 +128,7 @@ class Publishing:
             self._retain(retaining, now)
         if (durable or marks is not None) and core.config.fsync == "every":
             core.failed += self.durables.commit()
-        return [fanout, *handed, *self._seen(peer)]
+        return [fanout, *handed]
 
     def _runs(
         self,

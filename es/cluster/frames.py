@@ -23,7 +23,9 @@ VERSION = 1
 # subject are short strings, the payload at most the largest message a node takes from a client
 # (es.config.Limits.max_message_bytes); NATS's own max_payload bounds the whole message first.
 _MAX_STR = 64 << 10
-_MAX_BIN = 64 << 20
+MAX_PAYLOAD = 64 << 20
+"""The largest payload a node takes from the backbone (a node in a cluster takes no larger one
+from its clients: es.config)."""
 
 
 class BadFrame(ValueError):
@@ -76,7 +78,7 @@ def unpack(data: bytes) -> RemoteEvent:
             raw=False,
             strict_map_key=True,
             max_str_len=_MAX_STR,
-            max_bin_len=_MAX_BIN,
+            max_bin_len=MAX_PAYLOAD,
             max_array_len=16,
             max_map_len=0,
             max_ext_len=0,
@@ -95,3 +97,31 @@ def unpack(data: bytes) -> RemoteEvent:
     if type(time) is not float or not isinstance(payload, bytes):
         raise BadFrame("time must be a float and the payload bytes")
     return RemoteEvent(node, epoch, seq, time, subject, fmt, payload)
+
+
+CONTROL_KINDS = ("hb", "barrier", "here")
+"""A node's heartbeat (es.hb), its barrier request (es.barrier) and the answer to one."""
+
+
+def pack_control(kind: str, node: str, epoch: int) -> bytes:
+    """The body of a control message between nodes: [version, kind, node, epoch]."""
+    body: bytes = msgpack.packb([VERSION, kind, node, epoch], use_bin_type=True)
+    return body
+
+
+def unpack_control(data: bytes) -> tuple[str, str, int]:
+    """(kind, node, epoch) of a control message; BadFrame if it is not one."""
+    try:
+        fields = msgpack.unpackb(
+            data, raw=False, max_str_len=256, max_bin_len=0, max_array_len=8, max_map_len=0
+        )
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
+        raise BadFrame(f"not msgpack: {e}") from None
+    if not (isinstance(fields, list) and len(fields) == 4 and fields[0] == VERSION):
+        raise BadFrame("a control message is [1, kind, node, epoch]")
+    _, kind, node, epoch = fields
+    if kind not in CONTROL_KINDS or not (isinstance(node, str) and node):
+        raise BadFrame(f"unknown control message {kind!r} or no node")
+    if type(epoch) is not int or epoch < 0:
+        raise BadFrame("epoch must be an integer >= 0")
+    return kind, node, epoch

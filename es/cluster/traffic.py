@@ -1,0 +1,79 @@
+"""Events onto the backbone and off it, as values: no sockets, no NATS. Pure.
+
+Invariants:
+- `Departures` numbers every event this node puts on the backbone, 1, 2, ... in the order its
+  clients' publishes were taken, one event per subject of each item (as local delivery counts
+  them), and addresses each to its subject's backbone subject.
+- `Arrivals` turns message bodies, in the order they arrived, into runs for the broker
+  (es.broker.Broker.remote): each event taken once (es.cluster.interest.Origins), in order;
+  consecutive events of one origin time share a run, as the events of one publish share a
+  server time. A body that is not an event is counted in `bad`, a second copy in `duplicates`.
+"""
+
+from __future__ import annotations
+
+from clients.wire import PubItem
+from es.cluster.frames import BadFrame, RemoteEvent, pack, unpack
+from es.cluster.interest import Origins
+from es.cluster.subjects import backbone
+
+__all__ = ["Arrivals", "Departures", "Run"]
+
+Run = tuple[float, tuple[PubItem, ...]]
+"""Events that other nodes published at one time: what es.broker.Broker.remote takes."""
+
+# Events in one run at most: far under any node's max_items_per_publish (SPEC 9), so a run is
+# never refused for its length.
+MAX_RUN = 100
+
+
+class Departures:
+    """This node's events, numbered and addressed for the backbone."""
+
+    def __init__(self, node: str, epoch: int) -> None:
+        self.node = node
+        self.epoch = epoch
+        self.seq = 0  # the last number given
+
+    def messages(
+        self, published: list[tuple[tuple[PubItem, ...], float]]
+    ) -> list[tuple[str, bytes]]:
+        """(NATS subject, body) for each event of these publishes (items, server time)."""
+        out: list[tuple[str, bytes]] = []
+        node, epoch = self.node, self.epoch
+        for items, now in published:
+            for item in items:
+                for subject in item.subjects:
+                    self.seq += 1
+                    event = RemoteEvent(node, epoch, self.seq, now, subject, item.fmt, item.payload)
+                    out.append((backbone(subject), pack(event)))
+        return out
+
+
+class Arrivals:
+    """Events from other nodes, checked and taken once."""
+
+    def __init__(self, origins: Origins | None = None) -> None:
+        self.origins = origins if origins is not None else Origins()
+        self.bad = 0
+        self.duplicates = 0
+
+    def runs(self, bodies: list[bytes]) -> list[Run]:
+        """The new events among `bodies`, in runs."""
+        runs: list[tuple[float, list[PubItem]]] = []
+        fresh = self.origins.fresh
+        for body in bodies:
+            try:
+                event = unpack(body)
+            except BadFrame:
+                self.bad += 1
+                continue
+            if not fresh(event.node, event.epoch, event.seq):
+                self.duplicates += 1
+                continue
+            item = PubItem((event.subject,), event.fmt, event.payload)
+            if runs and runs[-1][0] == event.time and len(runs[-1][1]) < MAX_RUN:
+                runs[-1][1].append(item)
+            else:
+                runs.append((event.time, [item]))
+        return [(time, tuple(items)) for time, items in runs]

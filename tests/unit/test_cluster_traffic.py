@@ -1,0 +1,168 @@
+"""A cluster node's pure parts around the broker: what goes onto the backbone, what comes off
+it, peers and barriers (es.cluster.traffic, es.cluster.peers, the broker's remote path).
+
+- Departures number every event of every publish taken, one per subject, in order.
+- Arrivals give the broker every new event once, in order, in runs of one origin time; the
+  property test holds this for any interleaving of copies, garbage and origins.
+- The broker forwards what its clients publish, never what other nodes sent it, and fans the
+  latter out at their origin time; what it refuses of them it counts.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clients.wire import PubItem, Publish, encode
+from es.actions import Fanout
+from es.broker import REMOTE
+from es.cluster.frames import BadFrame, RemoteEvent, pack, pack_control, unpack, unpack_control
+from es.cluster.peers import Barrier, Peers
+from es.cluster.subjects import backbone
+from es.cluster.traffic import MAX_RUN, Arrivals, Departures
+from tests.unit.brokerkit import PEER, deliveries, make, ok, sub
+
+
+def test_departures_number_each_event_of_each_publish_in_order() -> None:
+    out = Departures("a", 7).messages(
+        [
+            ((PubItem(("X", "y"), 1, b"p"),), 5.0),
+            ((PubItem(("z",), 2, b"q"), PubItem(("X",), 1, b"r")), 6.0),
+        ]
+    )
+    assert [s for s, _ in out] == [backbone("X"), backbone("y"), backbone("z"), backbone("X")]
+    events = [unpack(body) for _, body in out]
+    assert [(e.seq, e.subject, e.time, e.payload) for e in events] == [
+        (1, "X", 5.0, b"p"),
+        (2, "y", 5.0, b"p"),
+        (3, "z", 6.0, b"q"),
+        (4, "X", 6.0, b"r"),
+    ]
+    assert {(e.node, e.epoch) for e in events} == {("a", 7)}
+
+
+arrivals = st.lists(
+    st.one_of(
+        st.tuples(
+            st.sampled_from("ab"),
+            st.integers(1, 2),
+            st.integers(1, 30),
+            st.sampled_from([1.0, 2.0]),
+        ),
+        st.just(None),  # garbage
+    ),
+    max_size=60,
+)
+
+
+@given(arrivals)
+def test_arrivals_give_each_new_event_once_in_order_in_runs(drawn: list[object]) -> None:
+    bodies: list[bytes] = []
+    for entry in drawn:
+        if entry is None:
+            bodies.append(b"\xc1garbage")
+            continue
+        node, epoch, seq, time = entry  # type: ignore[misc]
+        bodies.append(pack(RemoteEvent(node, epoch, seq, time, f"s{seq}", 0, b"%d" % seq)))
+    taken = Arrivals()
+    runs = taken.runs(bodies)
+    last: dict[tuple[str, int], int] = {}
+    wanted, bad, copies = [], 0, 0
+    for entry in drawn:
+        if entry is None:
+            bad += 1
+            continue
+        node, epoch, seq, time = entry  # type: ignore[misc]
+        if seq > last.get((node, epoch), 0):
+            last[node, epoch] = seq
+            wanted.append((time, f"s{seq}"))
+        else:
+            copies += 1
+    got = [(time, item.subjects[0]) for time, items in runs for item in items]
+    assert got == wanted
+    assert (taken.bad, taken.duplicates) == (bad, copies)
+    assert all(0 < len(items) <= MAX_RUN for _, items in runs)
+    for (t1, first), (t2, _) in itertools.pairwise(runs):
+        assert t1 != t2 or len(first) == MAX_RUN  # a new run: a new time, or the last was full
+
+
+def test_a_long_run_of_one_time_is_cut_at_max_run() -> None:
+    bodies = [pack(RemoteEvent("a", 1, n, 1.0, "s", 0, b"")) for n in range(1, MAX_RUN + 2)]
+    runs = Arrivals().runs(bodies)
+    assert [len(items) for _, items in runs] == [MAX_RUN, 1]
+
+
+def test_the_broker_forwards_its_clients_publishes_and_not_other_nodes_events() -> None:
+    broker = make()
+    broker.core.forward = []
+    ok(sub(broker, "s1", "news"))
+    items = (PubItem(("news",), 1, b"x"),)
+    broker.handle(PEER, encode(Publish(5, False, items)), 3.0)
+    assert broker.core.forward == [(items, 3.0)]
+    broker.core.forward.clear()
+    actions = broker.remote([(9.0, (PubItem(("NEWS",), 1, b"y"),))], mono=4.0)
+    assert broker.core.forward == []  # not sent on again
+    fanout = next(a for a in actions if isinstance(a, Fanout))
+    delivery = deliveries(fanout, broker)["s1"]
+    assert [(e.subject, e.time) for e in delivery.events] == [("NEWS", 9.0)]
+    assert broker.core.remote_in == 1 and REMOTE not in broker.core.publishers
+
+
+def test_the_broker_counts_what_it_refuses_of_other_nodes_events() -> None:
+    broker = make()
+    ok(sub(broker, "s1", "news"))
+    runs = [
+        (1.0, (PubItem(("$es.subscriber.joined",), 1, b""),)),  # reserved here
+        (2.0, (PubItem(("news",), 1, b"ok"), PubItem(("news",), 1, b"ok"))),
+    ]
+    broker.remote(runs, mono=1.0)
+    assert (broker.core.remote_refused, broker.core.remote_in) == (1, 2)
+
+
+def test_stats_show_the_cluster_when_a_node_says_what() -> None:
+    broker = make()
+    assert "cluster" not in broker.stats(1.0)["server"]
+    broker.core.cluster_stats = lambda: {"node": "a"}
+    assert broker.stats(1.0)["server"]["cluster"] == {"node": "a"}
+
+
+# --- control messages, peers, barriers ---------------------------------------------------------
+
+
+def test_control_messages_round_trip_and_refuse_anything_else() -> None:
+    assert unpack_control(pack_control("hb", "a", 3)) == ("hb", "a", 3)
+    for bad in [
+        b"\xc1",
+        pack_control("hb", "a", 3)[:-1],
+        pack(RemoteEvent("a", 1, 1, 1.0, "s", 0, b"")),
+    ]:
+        with pytest.raises(BadFrame):
+            unpack_control(bad)
+    with pytest.raises(BadFrame, match="unknown"):
+        unpack_control(pack_control("hello", "a", 1))
+    with pytest.raises(BadFrame, match="epoch"):
+        unpack_control(pack_control("hb", "a", -1))
+
+
+def test_peers_are_live_while_heard_and_news_when_new_restarted_or_back() -> None:
+    peers = Peers(liveness=3.0)
+    assert peers.heard("b", 1, 0.0)  # new
+    assert not peers.heard("b", 1, 1.0)
+    assert peers.heard("b", 2, 2.0)  # restarted
+    assert peers.live(5.0) == {"b"} and peers.live(5.1) == set()
+    assert peers.heard("b", 2, 9.0)  # back after being taken for gone
+
+
+def test_a_barrier_ends_when_everyone_waited_for_answered_or_at_its_deadline() -> None:
+    barrier = Barrier({"b", "c"}, deadline=2.0)
+    barrier.answer("x")  # not waited for: changes nothing
+    barrier.answer("b")
+    assert not barrier.done(1.0)
+    barrier.answer("c")
+    assert barrier.done(1.0) and barrier.answered == {"b", "c"}
+    late = Barrier({"b"}, deadline=2.0)
+    assert not late.done(1.9) and late.done(2.0)
+    assert Barrier(set(), deadline=0.0).done(-1.0)
