@@ -209,6 +209,23 @@ HistoryRules = Annotated[
         metavar="PATTERN=LIMITS",
     ),
 ]
+Cluster = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        envvar="ES_CLUSTER",
+        help="Be a node of a cluster whose backbone is these NATS servers (nats://HOST:PORT, "
+        "comma-separated): events published on any node reach subscribers on every node.",
+    ),
+]
+NodeName = Annotated[
+    str | None,
+    typer.Option(
+        "--node-name",
+        envvar="ES_NODE_NAME",
+        help="This node's name in the cluster, unique among its nodes [host name-port].",
+    ),
+]
 Drain = Annotated[
     float | None,
     typer.Option(
@@ -259,6 +276,8 @@ def serve(
     max_durable_age: DurableAge = None,
     history: HistoryRules = None,
     drain_timeout: Drain = None,
+    cluster: Cluster = None,
+    node_name: NodeName = None,
     liveness: Liveness = None,
     evict_stalled: EvictStalled = None,
     log_level: Annotated[

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 from clients.wire import PUB_BYTES_ACCEPTED, PUB_ITEMS_ACCEPTED, Policy
 from es.daemon.config import ConfigError, given, make
 from es.daemon.storage import storage_path
+from es.cluster.frames import MAX_PAYLOAD as MAX_BACKBONE_PAYLOAD
 from es.history import MAX_RULES, RuleError, parse_rule
 
 __all__ = [
@@ -35,6 +39,10 @@ FSYNC = ("group", "every", "os")
 
 DEFAULT_PORT = 7766
 """Pyro's event server port, kept so that old habits still work."""
+
+# A node's name travels in every event on the backbone and names its NATS subjects: one token.
+_NODE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_NODE_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +145,28 @@ class ServerConfig:
     drain_timeout: float = 5.0
     # Subjects whose recipient sets are remembered between publishes.
     cache_size: int = 10_000
+    # A cluster (SPEC 15): the NATS servers of its backbone, comma-separated (nats://HOST:PORT),
+    # and this node's name among the others (None: the host's name and this server's port).
+    cluster: str | None = None
+    node_name: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         validate(self)
         object.__setattr__(self, "policy", Policy(self.policy))  # given as text from outside
+
+    @property
+    def cluster_servers(self) -> list[str]:
+        """The NATS servers of the backbone (empty: not in a cluster)."""
+        return [url.strip() for url in (self.cluster or "").split(",") if url.strip()]
+
+    @property
+    def node(self) -> str:
+        """This node's name in the cluster."""
+        if self.node_name:
+            return self.node_name
+        host = _NODE_NAME_BAD.sub("-", socket.gethostname())[:48] or "es"
+        return f"{host}-{self.port or os.getpid()}"
 
     @property
     def queue_policy(self) -> QueuePolicy:
@@ -178,6 +203,19 @@ def validate(config: ServerConfig) -> None:
     _check(_seconds(config.ns_lease) and config.ns_lease >= 1, "ns_lease must be >= 1 second")
     _check(config.cache_size >= 0, "cache_size must be >= 0")
     _check(config.fsync in FSYNC, f"fsync must be one of {', '.join(FSYNC)}")
+    if config.cluster is not None:
+        urls = config.cluster_servers
+        _check(bool(urls), "cluster needs at least one NATS server URL")
+        _check(all(u.startswith("nats://") for u in urls), "cluster URLs are nats://HOST:PORT")
+        _check(
+            lim.max_message_bytes <= MAX_BACKBONE_PAYLOAD,
+            f"in a cluster, max_message_bytes must be <= {MAX_BACKBONE_PAYLOAD}",
+        )
+    if config.node_name is not None:
+        _check(
+            bool(_NODE_NAME.fullmatch(config.node_name)),
+            "node_name must be 1 to 64 letters, digits, '-' or '_'",
+        )
     _check(len(config.history) <= MAX_RULES, f"at most {MAX_RULES} history rules")
     for rule in config.history:
         try:

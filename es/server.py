@@ -14,9 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import resource
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,10 +34,11 @@ from clients.waker import readable
 from clients.wire import MAX_HEADER_BYTES, public_id
 from es.actions import Action, Close, Open, Reply, Send
 from es.broker import Broker
-from es.capacity import Capacity, plan, wanted_descriptors
+from es.cluster.node import Node
 from es.config import ServerConfig
 from es.daemon.lifecycle import Daemon, ExitCode
 from es.daemon.security import HandshakeWatch, server_keys, warn_if_exposed
+from es.daemon.sizing import size_for
 from es.deliveries import Deliveries
 from es.flow import Flow, Inbound
 from es.outcomes import Full, OpenFailed, Outcome, Refill, Stalled
@@ -66,6 +65,8 @@ _TURN = 512
 # Longest a turn reads requests before it sends what they gathered: what one client's requests
 # can add to the delay of another's events, past the cost of the one request being handled.
 _TURN_SECONDS = 0.005
+# Seconds `es serve --cluster` waits for a NATS server of the backbone at start.
+_JOIN_TIMEOUT = 10.0
 _OPEN_FAILED = {
     ErrorCode.LIMIT_EXCEEDED: "the server is out of descriptors for subscribers",
     ErrorCode.BAD_ENDPOINT: "cannot connect to {endpoint}",
@@ -74,26 +75,6 @@ _OPEN_FAILED = {
 
 class BindError(OSError):
     """The control socket could not bind (address in use, or not an address of this host)."""
-
-
-def _size_for(ctx: zmq.Context[zmq.Socket[bytes]], subscribers: int) -> Capacity:
-    """Raise the soft descriptor limit as far as `subscribers` need (and the hard limit allows),
-    size ZeroMQ's socket table from what that allows, and say what it allows."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = wanted_descriptors(subscribers)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    descriptors = wanted if soft == resource.RLIM_INFINITY else soft
-    capacity = plan(subscribers, descriptors, ctx.get(zmq.SOCKET_LIMIT))
-    ctx.set(zmq.MAX_SOCKETS, capacity.sockets)
-    return capacity
-
-
-def _bind_endpoint(host: str, port: int) -> str:
-    return tcp_endpoint(host, port)
 
 
 class EventServer(Daemon):
@@ -130,6 +111,7 @@ class EventServer(Daemon):
         self._readers = zmq.Poller()
         self._sleepers = zmq.Poller()
         self._watching: dict[zmq.Socket[bytes], str] = {}  # watched delivery sockets -> sids
+        self._node: Node | None = None  # in a cluster (es serve --cluster)
         self.broker = Broker(config, now=clock())
         self.flow = Flow()
 
@@ -151,7 +133,7 @@ class EventServer(Daemon):
         self.broker.use(self._storage)
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         wanted = self.config.limits.max_subscribers
-        capacity = _size_for(ctx, wanted)
+        capacity = size_for(ctx, wanted)
         (log.warning if capacity.bound_by else log.info)("%s", capacity.describe(wanted))
         self.broker.limit_room(capacity.subscribers)
         self._ctx = ctx
@@ -164,6 +146,12 @@ class EventServer(Daemon):
             ctx.destroy(linger=0)
             self._storage.close()
             return self._failed_to_start(ExitCode.BIND)
+        if self.config.cluster is not None:
+            self._node = Node.join(self.broker, self.config, _JOIN_TIMEOUT)
+            if self._node is None:
+                self._close_all()
+                return self._failed_to_start(ExitCode.CLUSTER)
+            self._readers.register(self._node.link, zmq.POLLIN)
         registration = self._register(endpoint) if self.config.use_naming else None
         if registration is False:
             self._close_all()
@@ -214,7 +202,7 @@ class EventServer(Daemon):
         if ":" in self.config.host:
             router.setsockopt(zmq.IPV6, 1)
         as_server(router, self._keys, _ZAP_DOMAIN)
-        address = _bind_endpoint(self.config.host, self.config.port)
+        address = tcp_endpoint(self.config.host, self.config.port)
         try:
             router.bind(address)
         except zmq.ZMQError as exc:
@@ -265,13 +253,29 @@ class EventServer(Daemon):
             wake = min(wake, due)
         self._watch(flow.watched())
         poller = self._readers if flow.reading() else self._sleepers
-        ready = poller.poll(max(0, int((wake - time.monotonic()) * 1000)) + 1)
+        node = self._node
+        taking = node is not None and not flow.stalled  # a stall holds other nodes' events too
+        waiting = taking and node is not None and node.pending
+        ready = poller.poll(0 if waiting else max(0, int((wake - time.monotonic()) * 1000)) + 1)
         self._waker.clear_if_woken(ready)
+        if taking and node is not None and node.pending:
+            self._take_in(node)
         acks = [self._watching[socket] for socket, _ in ready if socket in self._watching]
         if acks:  # room: what it made room for goes out now, not after the requests
             self._read_acks(acks)
             self._flush()
         return self._read_requests()
+
+    def _take_in(self, node: Node) -> None:
+        """Events from other nodes: fanned out here, then sent before the requests are read.
+        (While a block-mode subscriber holds publishers back, they wait in the link.)"""
+        mono = time.monotonic()
+        self._apply(node.released())
+        for actions in node.runs(mono, _TURN):
+            self._apply(self.flow.route(actions, mono))
+            if self.flow.stalled:
+                break
+        self._flush()
 
     def _watch(self, sids: list[str]) -> None:
         """Poll the delivery sockets of `sids` for ACKs (their queues need them), and no others."""
@@ -321,6 +325,8 @@ class EventServer(Daemon):
         if failed:
             self._apply(self.flow.route(failed, time.monotonic()))
         self._apply(self.flow.flush(self.broker.holding()))
+        if self._node is not None:
+            self._node.send_out()
 
     def _handle(self, inbound: Inbound, mono: float) -> None:
         """One request, one way through: what was gathered before it if it must go first, the
@@ -331,6 +337,8 @@ class EventServer(Daemon):
         actions = self.broker.handle(
             inbound.peer, inbound.frames, self._clock(), mono, inbound.owner
         )
+        if self._node is not None and self._node.needs_barrier():
+            actions = self._node.after_subscribing(actions)
         self._apply(self.flow.route(actions, mono))
         self._note_stall(stalled)
 
@@ -465,6 +473,8 @@ class EventServer(Daemon):
             return
         if self._handshakes is not None:
             self._handshakes.close()
+        if self._node is not None:
+            self._node.stop(self.config.drain_timeout)
         if self._router is not None:
             self._router.close(linger=0)  # before the goodbyes: no client finds this one again
         if self._deliveries is not None:

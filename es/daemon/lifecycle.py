@@ -70,6 +70,7 @@ class ExitCode:
     USAGE = 2
     BIND = 3
     NAMING = 4
+    CLUSTER = 5  # es serve --cluster: no NATS server of the backbone could be reached at start
     FORCED = 130
 
 

@@ -44,11 +44,24 @@ def test_explicit_values_beat_pyro_variables() -> None:
         ({}, {"max_items_per_publish": 255}),  # below what a client may gather unasked
         ({}, {"max_publish_bytes": 1000}),
         ({}, {"colour": "blue"}),
+        ({}, {"cluster": " , "}),  # no server
+        ({}, {"cluster": "http://127.0.0.1:4222"}),
+        ({}, {"node_name": "a.b"}),  # one NATS token: no dots
+        ({}, {"node_name": "x" * 65}),
+        ({}, {"cluster": "nats://h:1", "max_message_bytes": (64 << 20) + 1}),
     ],
 )
 def test_bad_settings_are_refused(env: dict[str, str], explicit: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         from_env(env, **explicit)
+
+
+def test_a_cluster_node_has_servers_and_a_name() -> None:
+    config = from_env({}, cluster="nats://127.0.0.1:4222, nats://127.0.0.1:4223", port=7000)
+    assert config.cluster_servers == ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]
+    assert config.node.endswith("-7000")  # the host's name and the port, unless named
+    assert from_env({}, cluster="nats://h:1", node_name="a_1").node == "a_1"
+    assert from_env({}).cluster_servers == []
 
 
 def test_unbounded_queues_are_an_explicit_choice() -> None:

@@ -1,0 +1,137 @@
+"""A node of a cluster: the event server's side of the backbone, between its broker and the
+NATS link. Glue only: what decides lives in es.cluster.interest and es.cluster.traffic.
+
+Invariants:
+- After each turn of the server's loop (`send_out`), interest follows the subscription index
+  and the publishes the broker took go onto the backbone, in the order they were taken.
+- Events from other nodes reach the broker one run at a time (`next_run`), so that the shell
+  can stop at a stall (a block-mode subscriber's full queue): what is left waits here, in order,
+  and nothing is offered to a lane that already waits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from es.actions import Action, Reply
+from es.broker import Broker
+from es.cluster.interest import Interest
+from es.cluster.link import Link, LinkError
+from es.cluster.traffic import Arrivals, Departures, Run
+from es.config import ServerConfig
+
+__all__ = ["Node"]
+
+log = logging.getLogger("es.cluster")
+
+
+class Node:
+    """This server as a node of a cluster (see the module)."""
+
+    def __init__(self, broker: Broker, servers: list[str], name: str) -> None:
+        self.broker = broker
+        self.name = name
+        epoch = secrets.randbits(63)
+        self.link = Link(servers, name, epoch)
+        self.interest = Interest()
+        self.departures = Departures(name, epoch)
+        self._held: list[Reply] = []  # answers to subscriptions, until their barrier ends
+        self._waiting: dict[int, list[Reply]] = {}
+        self._tokens = itertools.count(1)
+        self._runs: deque[Run] = deque()  # taken from the link, not yet handed to the broker
+        self.arrivals = Arrivals()
+        broker.core.forward = []
+        broker.core.cluster_stats = self.stats
+        broker.index.journal = []
+
+    @classmethod
+    def join(cls, broker: Broker, config: ServerConfig, timeout: float) -> Node | None:
+        """This server as a node of the cluster `config` names, connected to its backbone;
+        None (after logging why) if no NATS server of it answers within `timeout` seconds."""
+        node = cls(broker, config.cluster_servers, config.node)
+        try:
+            node.link.start(timeout)
+        except LinkError as exc:
+            log.error("%s", exc)
+            return None
+        return node
+
+    def stop(self, timeout: float) -> None:
+        """Send what is left and close the connection."""
+        self.send_out()
+        self.link.stop(timeout)
+
+    def needs_barrier(self) -> bool:
+        """Whether what was handled since the last `send_out` added interest: the answers to
+        it must then wait until every peer knows (`hold`)."""
+        journal = self.broker.index.journal
+        return journal is not None and any(added for _, added, _ in journal)
+
+    def after_subscribing(self, actions: list[Action]) -> list[Action]:
+        """A request's actions, less its answers, which wait for the barrier that the next
+        `send_out` starts (other nodes must know the new interest first)."""
+        self._held += [a for a in actions if isinstance(a, Reply)]
+        return [a for a in actions if not isinstance(a, Reply)]
+
+    def released(self) -> list[Reply]:
+        """The answers whose barriers ended."""
+        out: list[Reply] = []
+        for token in self.link.ended():
+            out += self._waiting.pop(token, [])
+        return out
+
+    def send_out(self) -> None:
+        """Listen on what the index now needs; put what clients published on the backbone."""
+        journal = self.broker.index.journal
+        if journal:
+            start, stop = self.interest.apply(journal)
+            journal.clear()
+            if start or stop:
+                self.link.listen(start, stop)
+        if self._held:
+            token = next(self._tokens)
+            self._waiting[token], self._held = self._held, []
+            self.link.barrier(token)
+        forward = self.broker.core.forward
+        if forward:
+            self.link.send(self.departures.messages(forward))
+            forward.clear()
+
+    @property
+    def pending(self) -> bool:
+        """Whether events of other nodes (or ended barriers) are waiting."""
+        return bool(self._runs) or self.link.pending
+
+    def runs(self, mono: float, most: int) -> Iterator[list[Action]]:
+        """What the broker does with each run of other nodes' events, one run at a time, for
+        up to `most` runs (reading up to `most` more messages whenever none is left). A run
+        not asked for yet stays here: the shell stops asking at a stall."""
+        for _ in range(most):
+            if not self._runs:
+                bodies = [body for body, _ in self.link.take(most)]
+                self._runs.extend(self.arrivals.runs(bodies))
+            if not self._runs:
+                return
+            yield self.broker.remote([self._runs.popleft()], mono)
+
+    def stats(self) -> dict[str, Any]:
+        """The cluster part of STATS."""
+        core, link, arrivals = self.broker.core, self.link, self.arrivals
+        return {
+            "node": self.name,
+            "connected": link.connected,
+            "peers": list(link.known),
+            "listening": len(self.interest.filters),
+            "sent": self.departures.seq,
+            "received": core.remote_in,
+            "refused": core.remote_refused,
+            "duplicates": arrivals.duplicates,
+            "bad": arrivals.bad,
+            "overflow": link.overflow,
+            "unsent": link.unsent,
+        }

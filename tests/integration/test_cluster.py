@@ -1,0 +1,130 @@
+"""A cluster on one machine: three nats-servers in a NATS cluster on loopback, three `es` nodes
+(a, b, c), each connected to its own nats-server, at the default settings.
+
+- A publish on one node reaches exact and pattern subscribers on another once, spelled as sent;
+  10,000 events on several subjects arrive in the order published.
+- A SUB's answer means every other node knows: a publish on another node right after it is not
+  missed (the interest barrier), 50 times over.
+- A node listens on the backbone only for what its subscribers want: with none, its NATS
+  connection gets (almost) nothing of a 10,000-event run.
+- A node that cannot reach NATS at start says so and exits with code 5.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from clients import Publisher, Subscriber
+from es.cluster.natsd import NatsServer, start_cluster
+from tests.integration.conftest import Daemon, es_command, spawn_es, wait_until
+from tests.integration.helpers import take
+
+pytestmark = pytest.mark.skipif(
+    __import__("es.cluster.natsd", fromlist=["binary"]).binary() is None,
+    reason="nats-server is not installed in this venv (make test installs it)",
+)
+
+
+class Cluster:
+    def __init__(self, nats: list[NatsServer], nodes: dict[str, Daemon]) -> None:
+        self.nats = nats
+        self.nodes = nodes
+
+    def __getitem__(self, name: str) -> Daemon:
+        return self.nodes[name]
+
+
+def cluster_stats(node: Daemon) -> dict[str, Any]:
+    stats: dict[str, Any] = node.stats()["server"]["cluster"]
+    return stats
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    nats = start_cluster(3)
+    nodes: dict[str, Daemon] = {}
+    try:
+        for name, server in zip("abc", nats, strict=True):
+            nodes[name] = spawn_es("--cluster", server.url, "--node-name", name)
+        for node in nodes.values():  # each knows the two others (their heartbeats)
+            wait_until(lambda n=node: len(cluster_stats(n)["peers"]) == 2, what="peers")
+        yield Cluster(nats, nodes)
+    finally:
+        for node in nodes.values():
+            node.stop()
+            node.log_path.unlink(missing_ok=True)
+        for server in nats:
+            server.stop()
+
+
+def test_a_publish_on_one_node_reaches_exact_and_pattern_subscribers_on_another_once(
+    cluster: Cluster,
+) -> None:
+    with Subscriber(cluster["b"].endpoint) as sub, Publisher(cluster["a"].endpoint) as pub:
+        sub.subscribe("Quotes.IBM")
+        sub.subscribe_match(r"quotes\..*")  # overlaps the exact one: still once
+        pub.publish("QUOTES.ibm", 1)
+        pub.publish("quotes.SAP", 2)
+        got = take(sub, 2)
+        assert [(e.subject, e.msg) for e in got] == [("QUOTES.ibm", 1), ("quotes.SAP", 2)]
+        pub.publish("quotes.end", 3)
+        assert [e.msg for e in take(sub, 1)] == [3]  # nothing more came between
+    stats = cluster_stats(cluster["b"])
+    assert stats["duplicates"] >= 1 and stats["bad"] == 0 and stats["connected"]
+
+
+def test_ten_thousand_events_on_several_subjects_arrive_in_order(cluster: Cluster) -> None:
+    subjects = ["order.a", "order.b", "Order.C", "order.d.x"]
+    with Subscriber(cluster["c"].endpoint) as sub, Publisher(cluster["a"].endpoint) as pub:
+        sub.subscribe(subjects[:2])
+        sub.subscribe_match(r"order\.(c|d)")
+        for n in range(10_000):
+            pub.publish(subjects[n % 4], n)
+        got = take(sub, 10_000)
+    assert [e.msg for e in got] == list(range(10_000))
+    assert [e.subject for e in got[:4]] == subjects
+
+
+def test_a_publish_right_after_subscribe_returns_on_another_node_is_not_missed(
+    cluster: Cluster,
+) -> None:
+    with Publisher(cluster["a"].endpoint) as pub:
+        for n in range(50):
+            with Subscriber(cluster["c"].endpoint) as sub:
+                # New backbone subjects each time, enough that node c takes a while to listen
+                # on all of them: the last is the one published on.
+                sub.subscribe([f"barrier.{n}.{k}" for k in range(100)])
+                pub.publish(f"barrier.{n}.99", n)
+                assert [e.msg for e in take(sub, 1)] == [n], f"round {n}"
+
+
+def _delivered_to(server: NatsServer, client_name: str) -> int:
+    """Messages the nats-server sent to the named client connection."""
+    with urllib.request.urlopen(f"{server.monitor}/connz", timeout=5) as reply:
+        connections = json.load(reply)["connections"]
+    return sum(c["out_msgs"] for c in connections if c.get("name") == client_name)
+
+
+def test_a_node_without_subscribers_gets_almost_nothing(cluster: Cluster) -> None:
+    before = _delivered_to(cluster.nats[2], "es node c")
+    with Subscriber(cluster["b"].endpoint) as sub, Publisher(cluster["a"].endpoint) as pub:
+        sub.subscribe("quiet")
+        for n in range(10_000):
+            pub.publish("quiet", n)
+        assert len(take(sub, 10_000)) == 10_000
+    after = _delivered_to(cluster.nats[2], "es node c")
+    assert after - before < 100, after - before  # heartbeats and barriers, no events
+
+
+def test_a_node_that_cannot_reach_nats_says_so_and_exits_5(cluster: Cluster) -> None:
+    nowhere = cluster.nats[0].monitor.replace("http://", "nats://")  # not a NATS port
+    command = es_command("serve", "-p", "0", "-N", "--cluster", nowhere, "--node-name", "x")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 5, done.stderr
+    assert "cannot connect to NATS" in done.stderr or "no NATS server" in done.stderr
