@@ -37,6 +37,7 @@ from clients.wire import (
     ns,
 )
 from tests.vectorgen_bad import INVALID, REFUSED, UNANSWERED, _hex
+from tests.vectorgen_cluster import backbone_vectors
 from tests.vectorgen_ns import (
     DISCOVERY,
     NS_INVALID,
@@ -389,6 +390,7 @@ def document() -> dict[str, Any]:
         "invalid": invalid,
         "refused": refused,
         "keys": key_vectors(),
+        "backbone": backbone_vectors(),
     }
 
 

@@ -31,6 +31,8 @@ from clients.wire.ns import (
     encode_where,
 )
 from es.broker import Broker, Reply
+from es.cluster import frames
+from es.cluster.subjects import backbone, cover, decode
 from es.config import ServerConfig
 from naming.records import MemoryStorage
 from naming.registry import Registry
@@ -237,3 +239,37 @@ def test_key_vectors_follow_from_the_documented_kdf() -> None:
         assert secret.hex() == pair["secret_hex"]
         assert z85.encode(secret).decode() == pair["secret_z85"]
         assert zmq.curve_public(z85.encode(secret)).decode() == pair["public_z85"]
+
+
+BACKBONE = VECTORS["backbone"]
+
+
+@pytest.mark.parametrize("vector", BACKBONE["subjects"], ids=lambda v: repr(v["subject"]))
+def test_a_subject_vector_is_its_backbone_subject_and_decodes_to_the_folded_subject(
+    vector: dict[str, Any],
+) -> None:
+    """SPEC 15.2: lower-cased as 7.2 says, then fully case-folded; and back."""
+    assert backbone(vector["subject"]) == vector["backbone"]
+    assert decode(vector["backbone"]) == vector["subject"].lower().casefold()
+
+
+@pytest.mark.parametrize("vector", BACKBONE["covers"], ids=lambda v: repr(v["pattern"]))
+def test_a_cover_vector_is_the_cover_of_its_pattern(vector: dict[str, Any]) -> None:
+    assert cover(vector["pattern"]) == vector["cover"]
+
+
+@pytest.mark.parametrize("vector", BACKBONE["events"], ids=lambda v: v["message"]["subject"])
+def test_an_event_vector_unpacks_to_its_message_and_packs_back(vector: dict[str, Any]) -> None:
+    message = vector["message"]
+    event = frames.unpack(bytes.fromhex(vector["hex"]))
+    assert message["version"] == frames.VERSION
+    assert event == frames.RemoteEvent(
+        message["node"],
+        message["epoch"],
+        message["seq"],
+        message["time"],
+        message["subject"],
+        message["fmt"],
+        bytes.fromhex(message["payload_hex"]),
+    )
+    assert frames.pack(event).hex() == vector["hex"]
