@@ -27,7 +27,8 @@ from es.daemon.patterns import compile_pattern, fold
 # Letters that fold into others in surprising ways: the Kelvin sign and the long s (RE2 takes them
 # for k and s), the dotted capital I (lower-cases to two characters), the sharp s, final sigma.
 _TRICKY = (
-    "kK\u212asS\u017f\u0130\u0131iI\u00df\u1e9e\u03c3\u03c2\u03a3\u00b5\u039c.-_ *>$\\\u00e9\u0301\x00"
+    "kK\u212asS\u017f\u0130\u0131iI\u00df\u1e9e"  # k, K, Kelvin, s, S, long s, I...
+    "\u03c3\u03c2\u03a3\u00b5\u039c.-_ *>$\\\u00e9\u0301\x00"  # sigmas, micro, mu...
 )
 SUBJECT_CHARS = (
     st.sampled_from(_TRICKY)
