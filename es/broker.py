@@ -257,6 +257,12 @@ class Broker:
                 core.remote_refused += len(items)
         return self._after_failures(actions)
 
+    def resume_all(self) -> None:
+        """Events from other nodes may have been lost (a cluster node's backbone had a gap):
+        every subscriber's next event says `resumed`, as after a restart (SPEC 15.5)."""
+        for state in self.core.subscribers.values():
+            state.resumed = True
+
     # --- what the shell and the flow saw ----------------------------------------------------------
 
     def subscriber(self, sid: str) -> SubscriberState | None:

@@ -9,7 +9,9 @@ Invariants:
   would reorder messages across subscriptions, so `_Client` takes ours off its reader before
   that (the one method of nats-py's we override).
 - The inbound queue is bounded (`max_inbound`); past it, messages are counted in `overflow`,
-  not kept, and the reader never waits for the server's thread.
+  not kept, and the reader never waits for the server's thread. Where messages may be missing
+  (dropped here, or lost with a connection to NATS), the queue holds a gap (None) in their
+  place, once for each stretch of them: the node then tells its subscribers.
 - When the queue goes from empty to not empty, one byte on a socketpair wakes the server's
   poll (`fileno`); so does a barrier that ends.
 - Heartbeats: every `heartbeat` seconds the node says it is alive on `es.hb`; hearing a node
@@ -115,7 +117,9 @@ class Link:
         self.unsent = 0  # events NATS refused to take (buffer full while reconnecting)
         self.connected = False
         self._stopping = False
-        self._inbound: deque[tuple[bytes, bytes]] = deque()
+        self._inbound: deque[tuple[bytes, bytes] | None] = deque()
+        self._gapped = False  # the last thing queued is a gap
+        self.gaps = 0
         self._signalled = False
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -159,8 +163,9 @@ class Link:
         ended = self._ended
         return [ended.popleft() for _ in range(len(ended))]
 
-    def take(self, most: int) -> list[tuple[bytes, bytes]]:
-        """Up to `most` waiting messages (body, reply subject), oldest first."""
+    def take(self, most: int) -> list[tuple[bytes, bytes] | None]:
+        """Up to `most` waiting messages (body, reply subject), oldest first; None where some
+        may be missing."""
         with contextlib.suppress(BlockingIOError):
             while self._wake_r.recv(4096):
                 pass
@@ -199,9 +204,20 @@ class Link:
         """A message on one of our filters (called by nats-py's reader, in wire order)."""
         if len(self._inbound) >= self.max_inbound:
             self.overflow += 1
+            self._gap()
             return
+        self._gapped = False
         self._inbound.append((data, reply))
         self._wake()
+
+    def _gap(self) -> None:
+        """Messages may be missing here: one gap for the stretch (the bound may be passed by
+        this one entry)."""
+        if not self._gapped:
+            self._gapped = True
+            self.gaps += 1
+            self._inbound.append(None)
+            self._wake()
 
     def _wake(self) -> None:
         if not self._signalled:
@@ -340,6 +356,7 @@ class Link:
     async def _disconnected(self) -> None:
         self.connected = False
         if not self._stopping:
+            self._gap()  # what NATS sent meanwhile is lost with the connection
             log.warning("backbone: disconnected from NATS; reconnecting")
 
     async def _reconnected(self) -> None:

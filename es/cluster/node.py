@@ -43,7 +43,8 @@ class Node:
         self._held: list[Reply] = []  # answers to subscriptions, until their barrier ends
         self._waiting: dict[int, list[Reply]] = {}
         self._tokens = itertools.count(1)
-        self._runs: deque[Run] = deque()  # taken from the link, not yet handed to the broker
+        # Taken from the link, not yet handed to the broker; None where events may be missing.
+        self._runs: deque[Run | None] = deque()
         self.arrivals = Arrivals()
         broker.core.forward = []
         broker.core.cluster_stats = self.stats
@@ -113,11 +114,26 @@ class Node:
         not asked for yet stays here: the shell stops asking at a stall."""
         for _ in range(most):
             if not self._runs:
-                bodies = [body for body, _ in self.link.take(most)]
-                self._runs.extend(self.arrivals.runs(bodies))
+                self._take(most)
             if not self._runs:
                 return
-            yield self.broker.remote([self._runs.popleft()], mono)
+            run = self._runs.popleft()
+            if run is None:  # events may be missing here: every subscriber's next one says so
+                self.broker.resume_all()
+                continue
+            yield self.broker.remote([run], mono)
+
+    def _take(self, most: int) -> None:
+        """Runs of the messages waiting in the link, with the gaps between them (None)."""
+        bodies: list[bytes] = []
+        for taken in self.link.take(most):
+            if taken is not None:
+                bodies.append(taken[0])
+                continue
+            self._runs.extend(self.arrivals.runs(bodies))
+            self._runs.append(None)
+            bodies = []
+        self._runs.extend(self.arrivals.runs(bodies))
 
     def stats(self) -> dict[str, Any]:
         """The cluster part of STATS."""

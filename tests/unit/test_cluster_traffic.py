@@ -166,3 +166,16 @@ def test_a_barrier_ends_when_everyone_waited_for_answered_or_at_its_deadline() -
     late = Barrier({"b"}, deadline=2.0)
     assert not late.done(1.9) and late.done(2.0)
     assert Barrier(set(), deadline=0.0).done(-1.0)
+
+
+def test_after_a_gap_on_the_backbone_every_subscribers_next_event_says_resumed() -> None:
+    broker = make()
+    ok(sub(broker, "s1", "news"))
+    ok(sub(broker, "s2", "news"))
+    broker.resume_all()
+    run = [(1.0, (PubItem(("news",), 1, b"a"), PubItem(("news",), 1, b"b")))]
+    fanout = next(a for a in broker.remote(run, mono=1.0) if isinstance(a, Fanout))
+    for delivery in deliveries(fanout, broker).values():
+        assert [e.resumed for e in delivery.events] == [True, False]
+    again = next(a for a in broker.remote(run, mono=2.0) if isinstance(a, Fanout))
+    assert not any(e.resumed for d in deliveries(again, broker).values() for e in d.events)
