@@ -12,7 +12,8 @@ Invariants:
 - After reconnecting, the session is restored only if the server says it lost it.
 - The program can read `status` and is told of every change through `on_status`.
 - Reconnecting re-resolves the server's address each time (through the name server when the
-  address was a name), so a server that comes back on another port is found.
+  address was a name), so a server that comes back on another port is found; `resolve` is told
+  the address that failed, so that a name with several (the nodes of a cluster) gives another.
 - Backoff is a pure policy object: it only computes delays.
 """
 
@@ -81,7 +82,7 @@ class Keeper:
 
     def __init__(
         self,
-        resolve: Callable[[], str],
+        resolve: Callable[[str | None], str],
         *,
         timeout: float,
         interval: float,
@@ -109,7 +110,7 @@ class Keeper:
         self._told_gone = False
         self._swap = threading.Lock()
         self.status = Status.CONNECTING
-        self.endpoint = resolve()
+        self.endpoint = resolve(None)
         self.control = Control(self._context, self.endpoint, timeout, keys=keys)
         self._pulse = Control(self._context, self.endpoint, timeout, keys=keys)
         self.recoveries = 0
@@ -190,7 +191,7 @@ class Keeper:
         self._backoff.reset()
         while not self._stop.is_set():
             try:
-                endpoint = self._resolve()
+                endpoint = self._resolve(self.endpoint)
                 pulse = Control(self._context, endpoint, self._timeout, keys=self.keys)
             except (EsError, ValueError) as exc:
                 log.info("reconnect: %s", exc)

@@ -9,6 +9,7 @@ only) on port $NS_PORT (default 9090), answered by `ns` with its endpoint.
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import socket
 import tempfile
@@ -50,6 +51,7 @@ __all__ = [
     "default_uri_file",
     "discover",
     "locate_ns",
+    "pick",
     "resolve_es_uri",
 ]
 
@@ -203,10 +205,14 @@ class NameServer:
         replace: bool = False,
         lease: float | None = None,
         meta: str = "",
+        shared: bool = False,
     ) -> dict[str, Any]:
-        """Register `name`; with a lease, the reply holds the token needed to renew it."""
+        """Register `name`; with a lease, the reply holds the token needed to renew it. With
+        `shared`, `uri` joins the name's other URIs (SPEC 12.6)."""
         full = self._name(name)
-        return self._control.request(lambda rid: Register(rid, full, uri, replace, lease, meta))
+        return self._control.request(
+            lambda rid: Register(rid, full, uri, replace, lease, meta, shared)
+        )
 
     def renew(self, name: str, token: str) -> dict[str, Any]:
         """Extend the lease of `name`, with the token its registration returned."""
@@ -219,8 +225,14 @@ class NameServer:
         return self._control.request(lambda rid: Lookup(rid, full))
 
     def lookup(self, name: str) -> str:
-        """The URI registered for `name` (Pyro's resolve)."""
+        """The URI registered for `name` (Pyro's resolve); a shared name's first."""
         return str(self.entry(name)["uri"])
+
+    def lookup_all(self, name: str) -> list[str]:
+        """Every URI registered for `name`: one, or a shared name's (SPEC 12.6)."""
+        entry = self.entry(name)
+        uris = entry.get("uris")  # a name server before 12.6 sends only `uri`
+        return [str(u) for u in uris] if isinstance(uris, list) and uris else [str(entry["uri"])]
 
     resolve = lookup
 
@@ -290,17 +302,31 @@ def _pyroname(uri: str) -> tuple[str | None, str]:
 
 
 def resolve_es_uri(
-    es_uri: str | None = None, *, timeout: float = 5.0, keys: Keys | None = None
+    es_uri: str | None = None,
+    *,
+    timeout: float = 5.0,
+    keys: Keys | None = None,
+    avoid: str | None = None,
 ) -> str:
     """The event server's endpoint.
 
     `tcp://HOST:PORT` (or `HOST:PORT`) is used as it is. `PYRONAME://[NSHOST:PORT]/NAME` looks
     NAME up in that name server (or the one the locator finds). With nothing given, $ES_URI is
-    used in the same way, and without it `:Pyro.EventService` is looked up.
+    used in the same way, and without it `:Pyro.EventService` is looked up. A name with several
+    endpoints (the nodes of a cluster) gives one of them at random, other than `avoid` (one that
+    just failed) while there is another.
     """
     uri = es_uri or os.environ.get("ES_URI") or f"PYRONAME://{EVENT_SERVICE}"
     if not uri.upper().startswith("PYRONAME://"):
         return resolve_tcp(uri)
     address, name = _pyroname(uri)
     with NameServer(address, timeout=timeout, keys=keys) as ns:
-        return resolve_tcp(ns.lookup(name))
+        endpoints = [resolve_tcp(u) for u in ns.lookup_all(name)]
+    return pick(endpoints, avoid)
+
+
+def pick(endpoints: list[str], avoid: str | None = None, rng: random.Random | None = None) -> str:
+    """One of `endpoints` at random (spreading clients over a cluster's nodes), other than
+    `avoid` unless it is the only one."""
+    others = [e for e in endpoints if e != avoid] or endpoints
+    return (rng or random).choice(others)

@@ -124,7 +124,7 @@ class Publisher(KeptClient):
         self.format = format_for(serializer)
         probe_id = uuid.uuid4().hex
         self._keeper = Keeper(
-            lambda: resolve_es_uri(spec, keys=keys),
+            lambda failed: resolve_es_uri(spec, keys=keys, avoid=failed),
             timeout=timeout,
             interval=heartbeat,
             liveness=liveness,

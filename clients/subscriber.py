@@ -121,7 +121,7 @@ class Subscriber(Acknowledging, Taking, ForeignLoops, KeptClient):
         the server; tools list subscribers by `id`."""
         spec = es_uri or esURI
         self._keeper = Keeper(
-            lambda: resolve_es_uri(spec, keys=keys),
+            lambda failed: resolve_es_uri(spec, keys=keys, avoid=failed),
             timeout=timeout,
             interval=heartbeat,
             liveness=liveness,

@@ -349,6 +349,16 @@ def up(
     host: Annotated[str, typer.Option("-n", "--host", help="Address both bind.")] = "127.0.0.1",
     ident: Ident = None,
     keys_dir: KeysDir = None,
+    nodes: Annotated[
+        int,
+        typer.Option(
+            "--nodes",
+            help="Run this many event servers as the nodes of a cluster, on ports from --port "
+            "up, over as many local nats-servers (the venv's) in a NATS cluster [1: no cluster].",
+            min=1,
+            max=16,
+        ),
+    ] = 1,
 ) -> None:
     """Run a name server and an event server together in the foreground (Ctrl-C stops both)."""
     from es.stack import run_stack
@@ -359,7 +369,10 @@ def up(
     if keys_dir:
         os.environ["ES_KEYS"] = keys_dir
     ns_args = ["-n", host, "-p", str(ns_port)]
-    raise typer.Exit(run_stack(ns_args, ["-n", host, "-p", str(port)]))
+    if nodes == 1:
+        raise typer.Exit(run_stack(ns_args, ["-n", host, "-p", str(port)]))
+    each = [["-p", str(port + n if port else 0), "--node-name", f"n{n + 1}"] for n in range(nodes)]
+    raise typer.Exit(run_stack(ns_args, ["-n", host], each))
 
 
 @app.command()

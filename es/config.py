@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clients.wire import PUB_BYTES_ACCEPTED, PUB_ITEMS_ACCEPTED, Policy
+from es.cluster.frames import MAX_PAYLOAD as MAX_BACKBONE_PAYLOAD
 from es.daemon.config import ConfigError, given, make
 from es.daemon.storage import storage_path
-from es.cluster.frames import MAX_PAYLOAD as MAX_BACKBONE_PAYLOAD
 from es.history import MAX_RULES, RuleError, parse_rule
 
 __all__ = [

@@ -8,6 +8,8 @@ Invariants:
   name server restarted without storage, or the lease ran out) registers again.
 - On a graceful stop the name is removed, with the lease token, so a successor's registration is
   never removed by mistake.
+- A node of a cluster registers the name shared (SPEC 12.6): beside the other nodes, each with a
+  lease of its own, and removes only its own entry.
 """
 
 from __future__ import annotations
@@ -72,8 +74,10 @@ class Registration:
         lease: float,
         keys: Keys | None = None,
         name: str = EVENT_SERVICE,
+        shared: bool = False,
     ) -> None:
         self.name = name
+        self.shared = shared
         self.keys = keys
         self.ns_endpoint = ns_endpoint
         self.uri = advertised(endpoint, ns_endpoint)
@@ -93,7 +97,9 @@ class Registration:
 
     def _claim(self, ns: NameServer) -> None:
         try:
-            body = ns.register(self.name, self.uri, lease=self.lease, meta="event server")
+            body = ns.register(
+                self.name, self.uri, lease=self.lease, meta="event server", shared=self.shared
+            )
         except NameTaken:
             holder = ns.lookup(self.name)
             if holder != self.uri and is_live_event_server(holder, self.keys):
@@ -103,7 +109,12 @@ class Registration:
                 ) from None
             log.warning("replacing the stale registration of %s (%s)", self.name, holder)
             body = ns.register(
-                self.name, self.uri, replace=True, lease=self.lease, meta="event server"
+                self.name,
+                self.uri,
+                replace=True,
+                lease=self.lease,
+                meta="event server",
+                shared=self.shared,
             )
         self._token = str(body["token"])
 

@@ -183,9 +183,10 @@ class EventServer(Daemon):
 
     def _register(self, endpoint: str) -> Registration | Literal[False]:
         """Claim :Pyro.EventService and keep it; False (after logging why) if that is impossible."""
+        config, shared = self.config, self.config.cluster is not None  # a node: beside the others
         try:
-            ns_endpoint = locate_ns(self.config.ns_address, keys=self._keys)
-            registration = Registration(endpoint, ns_endpoint, self.config.ns_lease, self._keys)
+            ns = locate_ns(config.ns_address, keys=self._keys)
+            registration = Registration(endpoint, ns, config.ns_lease, self._keys, shared=shared)
             registration.claim()
         except (EsError, ValueError) as exc:
             log.error("%s", exc)

@@ -62,16 +62,18 @@ class NameService:
         match request:
             case Ping():
                 return {"server": "ns", "version": __version__, "time": now}
-            case Register(_, name, uri, replace, lease, meta):
+            case Register(_, name, uri, replace, lease, meta, shared):
                 entry = reg.register(
-                    name, uri, now, replace_existing=replace, lease=lease, meta=meta
+                    name, uri, now, replace_existing=replace, lease=lease, meta=meta, shared=shared
                 )
                 return _lease(entry)
             case Renew(_, name, token):
                 return _lease(reg.renew(name, token, now))
             case Lookup(_, name):
-                entry = reg.lookup(name, now)  # never the token: it is the registrant's secret
-                found = {"name": entry.name, "uri": entry.uri, "meta": entry.meta}
+                entries = reg.lookup_all(name, now)  # never a token: the registrant's secret
+                entry = entries[0]
+                found: dict[str, Any] = {"name": entry.name, "uri": entry.uri, "meta": entry.meta}
+                found["uris"] = [e.uri for e in entries]
                 return found if entry.expires is None else {**found, "expires": entry.expires}
             case Remove(_, name, token):
                 reg.remove(name, now, token)

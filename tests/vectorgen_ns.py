@@ -42,6 +42,11 @@ NS_VALID: list[tuple[str, ns.NsRequest]] = [
     ("remove a name only if still mine", ns.Remove(13, ":Pyro.EventService", "9f86d081884c7d65")),
     ("remove a name", ns.Remove(14, ":Stock.Quotes")),
     ("delete a group", ns.DeleteGroup(15, ":Stock")),
+    (
+        "register a shared name: one node of a cluster beside the others",
+        ns.Register(16, ":Default.Nodes", ENDPOINT, lease=30.0, meta="node a", shared=True),
+    ),
+    ("look a shared name up: every node's URI", ns.Lookup(17, ":Default.Nodes")),
 ]
 
 # What a new name server (memory storage, default settings) answers to each of NS_VALID, sent in
@@ -62,6 +67,8 @@ NS_REPLIES: dict[str, str | None] = {
     "remove a name only if still mine": "NOT_OWNER",  # the same token
     "remove a name": "OK",
     "delete a group": "OK",
+    "register a shared name: one node of a cluster beside the others": "OK",
+    "look a shared name up: every node's URI": "OK",
 }
 
 NS_INVALID: list[tuple[str, list[str], str, int]] = [
@@ -71,6 +78,12 @@ NS_INVALID: list[tuple[str, list[str], str, int]] = [
         [_hex(1, "REGISTER", 41, ":a", ENDPOINT, {"ttl": 5})],
         "BAD_REQUEST",
         41,
+    ),
+    (
+        "REGISTER with shared not a boolean",
+        [_hex(1, "REGISTER", 58, ":a", ENDPOINT, {"shared": 1})],
+        "BAD_REQUEST",
+        58,
     ),
     (
         "REGISTER with a negative lease",

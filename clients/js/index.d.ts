@@ -196,11 +196,15 @@ export class NameServer {
   static connect(options?: { address?: string; ident?: string; keys?: Keys; timeout?: number }): Promise<NameServer>;
   readonly endpoint: string;
   ping(): Promise<Record<string, unknown>>;
+  /** The URI registered for `name`; a shared name's first. */
   lookup(name: string): Promise<string>;
+  /** Every URI registered for `name`: one, or a shared name's (SPEC 12.6). */
+  lookupAll(name: string): Promise<string[]>;
+  /** With `shared`, `uri` joins the name's other URIs (SPEC 12.6). */
   register(
     name: string,
     uri: string,
-    options?: { replace?: boolean; lease?: number; meta?: string },
+    options?: { replace?: boolean; lease?: number; meta?: string; shared?: boolean },
   ): Promise<Record<string, unknown>>;
   remove(name: string, token?: string): Promise<void>;
   list(group?: string): Promise<Record<string, unknown>>;
@@ -209,7 +213,13 @@ export class NameServer {
 
 export const EVENT_SERVICE: ":Pyro.EventService";
 export function locateNs(address?: string, options?: { keys?: Keys | null }): Promise<string>;
-export function resolveEsUri(esUri?: string, options?: { keys?: Keys | null; timeout?: number }): Promise<string>;
+/** A name with several endpoints gives one at random, other than `avoid` while there is another. */
+export function resolveEsUri(
+  esUri?: string,
+  options?: { keys?: Keys | null; timeout?: number; avoid?: string | null },
+): Promise<string>;
+/** One of `endpoints` at random, other than `avoid` unless it is the only one. */
+export function pick(endpoints: readonly string[], avoid?: string | null, random?: () => number): string;
 export function keysFromPassphrase(passphrase: string): Keys;
 export function keysFromFiles(keyFile: string, serverKeyFile: string): Keys;
 

@@ -42,7 +42,8 @@ MAX_DATAGRAM = 512
 
 @dataclass(frozen=True, slots=True)
 class Register:
-    """REGISTER: map `name` to `uri`, for good or with a lease; `replace` overwrites."""
+    """REGISTER: map `name` to `uri`, for good or with a lease; `replace` overwrites. With
+    `shared`, `uri` is added to the name's entries beside the others (SPEC 12.6)."""
 
     rid: int
     name: str
@@ -50,6 +51,7 @@ class Register:
     replace: bool = False
     lease: float | None = None
     meta: str = ""
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +144,9 @@ NsRequest = (
     | GetMeta
 )
 
-_register_options = options_reader({"replace": flag, "lease": seconds, "meta": text})
+_register_options = options_reader(
+    {"replace": flag, "lease": seconds, "meta": text, "shared": flag}
+)
 _remove_options = options_reader({"token": text})
 _list_options = options_reader({"group": text, "prefix": text, "regex": text})
 
@@ -191,14 +195,14 @@ def encode_ns(message: NsRequest) -> list[bytes]:
     match message:
         case Ping(rid):
             head: list[Any] = [VERSION, "PING", rid]
-        case Register(rid, name, uri, replace, lease, meta):
+        case Register(rid, name, uri, replace, lease, meta, shared):
             head = [
                 VERSION,
                 "REGISTER",
                 rid,
                 name,
                 uri,
-                _present(replace=replace, lease=lease, meta=meta),
+                _present(replace=replace, lease=lease, meta=meta, shared=shared),
             ]
         case Renew(rid, name, token):
             head = [VERSION, "RENEW", rid, name, token]

@@ -11,6 +11,8 @@
 // Keeper: heartbeats on a connection of their own (`pulse`), never behind the program's traffic;
 // after `liveness` seconds without an answer the server counts as gone; then it looks the server up
 // again (it may have moved), reconnects with backoff, and asks the owner to restore its session.
+// `resolve` is told the endpoint that failed (null at the start), so that a name with several (the
+// nodes of a cluster, SPEC 12.5) gives another.
 
 import { EventEmitter } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
@@ -269,7 +271,7 @@ export class Keeper extends EventEmitter {
   }
 
   async start() {
-    this.endpoint = await this.resolve();
+    this.endpoint = await this.resolve(null);
     this.control = this._open(this.endpoint);
     this._pulse = this._open(this.endpoint);
     this._loop().catch((err) => this.emit("error", err));
@@ -330,7 +332,7 @@ export class Keeper extends EventEmitter {
       let endpoint;
       let pulse;
       try {
-        endpoint = await this.resolve();
+        endpoint = await this.resolve(this.endpoint);
         pulse = this._open(endpoint);
         const intact = await this.probe(pulse);
         this._pulse.close();

@@ -128,12 +128,22 @@ export class NameServer {
     return this._ask({ type: "PING" });
   }
 
+  /** The URI registered for `name` (Pyro's resolve); a shared name's first. */
   async lookup(name) {
     return (await this._ask({ type: "LOOKUP", name: this._name(name) })).uri;
   }
 
-  register(name, uri, { replace = false, lease, meta = "" } = {}) {
-    return this._ask({ type: "REGISTER", name: this._name(name), uri, replace, lease, meta });
+  /** Every URI registered for `name`: one, or a shared name's (SPEC 12.6). */
+  async lookupAll(name) {
+    const entry = await this._ask({ type: "LOOKUP", name: this._name(name) });
+    const uris = entry.uris; // a name server before 12.6 sends only `uri`
+    return Array.isArray(uris) && uris.length ? uris.map(String) : [String(entry.uri)];
+  }
+
+  /** Register `name`; with a lease, the reply holds the token needed to renew it. With `shared`,
+   * `uri` joins the name's other URIs (SPEC 12.6). */
+  register(name, uri, { replace = false, lease, meta = "", shared = false } = {}) {
+    return this._ask({ type: "REGISTER", name: this._name(name), uri, replace, lease, meta, shared });
   }
 
   async remove(name, token) {
@@ -156,15 +166,30 @@ function pyroname(uri) {
   return [rest.slice(0, slash) || undefined, rest.slice(slash + 1)];
 }
 
-/** The event server's endpoint for an address, a PYRONAME, $ES_URI, or :Pyro.EventService. */
-export async function resolveEsUri(esUri, { keys = null, timeout = 5 } = {}) {
+/**
+ * The event server's endpoint for an address, a PYRONAME, $ES_URI, or :Pyro.EventService. A name
+ * with several endpoints (the nodes of a cluster, SPEC 12.5) gives one of them at random, other
+ * than `avoid` (one that just failed) while there is another.
+ */
+export async function resolveEsUri(esUri, { keys = null, timeout = 5, avoid = null } = {}) {
   const uri = esUri || process.env.ES_URI || `PYRONAME://${EVENT_SERVICE}`;
   if (!uri.toUpperCase().startsWith("PYRONAME://")) return tcpAddress(uri);
   const [address, name] = pyroname(uri);
   const ns = await NameServer.connect({ address, keys, timeout });
+  let endpoints;
   try {
-    return tcpAddress(await ns.lookup(name));
+    endpoints = (await ns.lookupAll(name)).map(tcpAddress);
   } finally {
     ns.close();
   }
+  return pick(endpoints, avoid);
+}
+
+/** One of `endpoints` at random (spreading clients over a cluster's nodes), other than `avoid`
+ * unless it is the only one (as Python's `pick`). `random` returns a number in [0, 1). */
+export function pick(endpoints, avoid = null, random = Math.random) {
+  if (!endpoints.length) throw new RangeError("no endpoint to pick from");
+  const others = endpoints.filter((e) => e !== avoid);
+  const from = others.length ? others : endpoints;
+  return from[Math.min(from.length - 1, Math.floor(random() * from.length))];
 }

@@ -88,7 +88,7 @@ export class Publisher extends EventEmitter {
     this.format = formatFor(serializer);
     const probeId = randomBytes(16).toString("hex"); // a sid that never subscribes (SPEC 3.8)
     this._keeper = new Keeper({
-      resolve: () => resolveEsUri(esUri, { keys: chosen }),
+      resolve: (avoid) => resolveEsUri(esUri, { keys: chosen, avoid }),
       probe: async (control) => {
         await control.request((rid) => ({ type: "HEARTBEAT", rid, sid: probeId }), heartbeat);
         return true;

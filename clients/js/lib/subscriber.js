@@ -247,7 +247,7 @@ export class Subscriber extends EventEmitter {
     this._closed = false;
     this._domain = `es-inbox-${this.sid}`;
     this._keeper = new Keeper({
-      resolve: () => resolveEsUri(esUri, { keys: this.keys }),
+      resolve: (avoid) => resolveEsUri(esUri, { keys: this.keys, avoid }),
       probe: (control) => this._probe(control, heartbeat),
       restore: (control) => this._replay(control),
       timeout,

@@ -265,10 +265,13 @@ const ENCODERS = {
 const NS_ENCODERS = {
   PING: () => [],
   REGISTER: (m) => {
+    // Only the options set, in this order, as the Python encoder writes them: a false flag, an
+    // empty meta and no lease are left out. `shared` adds the URI beside the name's others (12.6).
     const o = {};
     if (m.replace) o.replace = true;
     if (m.lease !== undefined && m.lease !== null) o.lease = m.lease;
     if (m.meta) o.meta = m.meta;
+    if (m.shared) o.shared = true;
     return [m.name, m.uri, o];
   },
   RENEW: (m) => [m.name, m.token],

@@ -1,0 +1,142 @@
+"""The nodes of a cluster as one service to clients that find it by name: two nats-servers in a
+NATS cluster, two `es` nodes, one `ns`, all on loopback, clients at their default heartbeats.
+
+- Every node registers `:Pyro.EventService` shared: a lookup gives them all.
+- kill -9 of the node a subscriber uses: it is receiving on the other node within seconds (its
+  first event there marked resumed), with nothing out of order.
+- `es up --nodes 3` runs such a stack (three of each) until Ctrl-C, which stops it all cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clients import Event, Publisher, Subscriber
+from clients.names import EVENT_SERVICE
+from clients.naming import NameServer
+from es.cluster.natsd import NatsServer, binary, start_cluster
+from tests.integration.conftest import (
+    Daemon,
+    es_command,
+    read_line,
+    spawn_es,
+    spawn_ns,
+    wait_until,
+)
+
+pytestmark = pytest.mark.skipif(binary() is None, reason="nats-server is not in this venv")
+
+# Receiving again after a kill -9 takes the subscriber's liveness (6 s at the defaults) and a
+# lookup; this is the bound the test holds it to on a busy machine, not the figure it shows.
+FAILOVER_BOUND = 30.0
+
+
+class Stack:
+    def __init__(self, ns: Daemon, nats: list[NatsServer], nodes: list[Daemon]) -> None:
+        self.ns, self.nats, self.nodes = ns, nats, nodes
+
+    @property
+    def by_name(self) -> str:
+        return f"PYRONAME://{self.ns.endpoint.removeprefix('tcp://')}/{EVENT_SERVICE}"
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    ns = spawn_ns()
+    nats = start_cluster(2)
+    nodes: list[Daemon] = []
+    try:
+        for name, server in zip("xy", nats, strict=True):
+            args = ("--cluster", server.url, "--node-name", name, "--ns", ns.endpoint)
+            nodes.append(spawn_es(*args, naming=True))
+        yield Stack(ns, nats, nodes)
+    finally:
+        for node in nodes:
+            if node.proc.poll() is None:
+                node.stop()
+            node.log_path.unlink(missing_ok=True)
+        for server in nats:
+            server.stop()
+        ns.stop()
+        ns.log_path.unlink(missing_ok=True)
+
+
+def test_every_node_is_registered_under_the_event_service_name(stack: Stack) -> None:
+    with NameServer(stack.ns.endpoint) as names:
+        assert sorted(names.lookup_all(EVENT_SERVICE)) == sorted(n.endpoint for n in stack.nodes)
+        assert names.lookup(EVENT_SERVICE) in {n.endpoint for n in stack.nodes}  # old clients
+
+
+def test_a_subscriber_whose_node_is_killed_receives_on_another_within_seconds(
+    stack: Stack,
+) -> None:
+    with Subscriber(stack.by_name) as sub:
+        sub.subscribe("failover")
+        doomed = next(n for n in stack.nodes if n.endpoint == sub.es_uri)
+        survivor = next(n for n in stack.nodes if n is not doomed)
+        with Publisher(survivor.endpoint) as pub:
+            pub.publish("failover", -1)
+            assert _next(sub, 30.0).msg == -1  # across the backbone, before the kill
+            doomed.kill()
+            killed = time.monotonic()
+            got: list[Event] = []
+            for n in range(int(FAILOVER_BOUND / 0.05)):  # bounded: a publish every 50 ms
+                pub.publish("failover", n)
+                event = sub.next(timeout=0.05)
+                if event is not None:
+                    got.append(event)
+                    break
+            took = time.monotonic() - killed
+            assert got, f"nothing received on the other node {FAILOVER_BOUND} s after the kill"
+            assert sub.es_uri == survivor.endpoint
+            assert got[0].resumed
+            print(f"\nsubscriber receiving on the other node {took:.1f} s after kill -9")
+            for n in range(1000, 1003):
+                pub.publish("failover", n)
+            more = [_next(sub, 30.0) for _ in range(3)]
+            values = [e.msg for e in got + more]
+            assert values[-3:] == [1000, 1001, 1002] and values == sorted(values)  # in order
+
+
+def _next(sub: Subscriber, timeout: float) -> Event:
+    event = wait_until(lambda: sub.next(timeout=0.5), timeout, "an event")
+    assert isinstance(event, Event)
+    return event
+
+
+def test_es_up_nodes_3_runs_a_cluster_that_ctrl_c_stops(private_naming: Path) -> None:
+    proc = subprocess.Popen(
+        es_command("up", "--nodes", "3", "-p", "0", "--ns-port", "0"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = read_line(proc.stdout, time.monotonic() + 120)
+        assert line is not None
+        ready: dict[str, Any] = json.loads(line)
+        nodes = ready["nodes"]
+        assert len(nodes) == 3 and len(ready["nats"]) == 3 and ready["es"] == nodes[0]
+        with NameServer() as names:  # found through the stack's URI file
+            assert sorted(names.lookup_all(EVENT_SERVICE)) == sorted(nodes)
+        with Subscriber(nodes[2]) as sub, Publisher(nodes[0]) as pub:
+            sub.subscribe("up.nodes")
+            pub.publish("up.nodes", "across")
+            assert _next(sub, 30.0).msg == "across"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(120) == 0
+        assert not private_naming.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(120)
+        if proc.stdout is not None:
+            proc.stdout.close()
