@@ -65,8 +65,6 @@ _TURN = 512
 # Longest a turn reads requests before it sends what they gathered: what one client's requests
 # can add to the delay of another's events, past the cost of the one request being handled.
 _TURN_SECONDS = 0.005
-# Seconds `es serve --cluster` waits for a NATS server of the backbone at start.
-_JOIN_TIMEOUT = 10.0
 _OPEN_FAILED = {
     ErrorCode.LIMIT_EXCEEDED: "the server is out of descriptors for subscribers",
     ErrorCode.BAD_ENDPOINT: "cannot connect to {endpoint}",
@@ -147,11 +145,12 @@ class EventServer(Daemon):
             self._storage.close()
             return self._failed_to_start(ExitCode.BIND)
         if self.config.cluster is not None:
-            self._node = Node.join(self.broker, self.config, _JOIN_TIMEOUT)
+            self._node = Node.join(self.broker, self.config)
             if self._node is None:
                 self._close_all()
                 return self._failed_to_start(ExitCode.CLUSTER)
             self._readers.register(self._node.link, zmq.POLLIN)
+            self._sleepers.register(self._node.link, zmq.POLLIN)
         registration = self._register(endpoint) if self.config.use_naming else None
         if registration is False:
             self._close_all()
@@ -253,7 +252,7 @@ class EventServer(Daemon):
         if due is not None:
             wake = min(wake, due)
         self._watch(flow.watched())
-        poller = self._readers if flow.reading() else self._sleepers
+        poller = self._readers if self._reading() else self._sleepers
         node = self._node
         taking = node is not None and not flow.stalled  # a stall holds other nodes' events too
         waiting = taking and node is not None and node.pending
@@ -266,6 +265,10 @@ class EventServer(Daemon):
             self._read_acks(acks)
             self._flush()
         return self._read_requests()
+
+    def _reading(self) -> bool:
+        """Whether to read requests: the flow's backlog has room, and so has the backbone's."""
+        return self.flow.reading() and (self._node is None or not self._node.link.backlogged)
 
     def _take_in(self, node: Node) -> None:
         """Events from other nodes: fanned out here, then sent before the requests are read.
@@ -305,7 +308,7 @@ class EventServer(Daemon):
         flow, handled = self.flow, 0
         mono = time.monotonic()
         until = mono + _TURN_SECONDS
-        while handled < _TURN and flow.reading() and mono < until:
+        while handled < _TURN and self._reading() and mono < until:
             if handled == 1 and not readable(self._router):
                 break  # the usual turn at a light load: one request, and no exception to end it
             try:
@@ -341,7 +344,9 @@ class EventServer(Daemon):
         if self._node is not None and self._node.needs_barrier():
             actions = self._node.after_subscribing(actions)
         self._apply(self.flow.route(actions, mono))
-        self._note_stall(stalled)
+        if self.flow.stalled and not stalled:  # a stall that has just begun
+            waiting = ", ".join(map(public_id, self.flow.waiting()))
+            log.debug("publish waits: queue of subscriber(s) %s full", waiting)
 
     def _hear(self, outcomes: list[Outcome], mono: float) -> None:
         """Tell the broker what happened; carry out what follows, through the flow."""
@@ -360,14 +365,6 @@ class EventServer(Daemon):
         frames = self._router.recv_multipart(zmq.NOBLOCK) if first.more else []
         owner = first.get("User-Id")
         return Inbound(first.bytes, frames, owner if isinstance(owner, str) and owner else None)
-
-    def _note_stall(self, before: bool) -> None:
-        """Log a stall that has just begun (`before`: whether one was on already)."""
-        if self.flow.stalled and not before:
-            log.debug(
-                "publish waits: queue of subscriber(s) %s full",
-                ", ".join(map(public_id, self.flow.waiting())),
-            )
 
     def _read_link(self, sid: str, mono: float) -> None:
         """Pass on what the subscriber's socket monitor saw: its connection up or down."""

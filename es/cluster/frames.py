@@ -99,8 +99,9 @@ def unpack(data: bytes) -> RemoteEvent:
     return RemoteEvent(node, epoch, seq, time, subject, fmt, payload)
 
 
-CONTROL_KINDS = ("hb", "barrier", "here")
-"""A node's heartbeat (es.hb), its barrier request (es.barrier) and the answer to one."""
+CONTROL_KINDS = ("hb", "barrier", "here", "gap")
+"""A node's heartbeat (es.hb), its barrier request (es.barrier), the answer to one, and its word
+that events it should have sent are missing (es.gap)."""
 
 
 def pack_control(kind: str, node: str, epoch: int) -> bytes:

@@ -13,7 +13,12 @@ Invariants:
   (dropped here, or lost with a connection to NATS), the queue holds a gap (None) in their
   place, once for each stretch of them: the node then tells its subscribers.
 - When the queue goes from empty to not empty, one byte on a socketpair wakes the server's
-  poll (`fileno`); so does a barrier that ends.
+  poll (`fileno`); so does a barrier that ends, and a backlog that falls back under its bound.
+- Events handed to `send` and not yet taken by NATS are bounded (`backlogged`): past
+  MAX_BACKLOG bytes the server reads no more requests, so publishers are held back as a full
+  block-mode queue holds them, until NATS takes more. An event NATS refuses (its buffer full
+  while it reconnects) is counted in `unsent`, and before the next event this node sends a
+  `gap` on `es.gap`, which every node reads in order with its events: their subscribers are told.
 - Heartbeats: every `heartbeat` seconds the node says it is alive on `es.hb`; hearing a node
   that is news, it answers at once, so a new node knows its peers within a round trip.
 - A barrier (`barrier`) is carried out after everything handed over before it: so the
@@ -58,6 +63,11 @@ BARRIER_TIMEOUT = 2.0
 """Seconds a barrier waits for peers to answer: the longest a SUB's reply waits for it."""
 HEARTBEATS = "es.hb"
 BARRIERS = "es.barrier"
+GAPS = "es.gap"
+_GAPS = GAPS.encode()
+MAX_BACKLOG = 64 << 20
+"""Bytes of events handed to the link and not yet taken by NATS, past which the server stops
+reading requests (nats-py's own buffer holds as much again)."""
 
 
 class LinkError(ConnectionError):
@@ -69,6 +79,7 @@ class _Client(Client):
     order they arrive (see the module)."""
 
     def __init__(self, sink: Callable[[bytes, bytes], None]) -> None:
+        """`sink(subject, body)` takes the messages of the ordered subscriptions."""
         super().__init__()
         self.ordered: set[int] = set()
         self._sink = sink
@@ -79,7 +90,7 @@ class _Client(Client):
         if sid in self.ordered:
             self.stats["in_msgs"] += 1
             self.stats["in_bytes"] += len(data)
-            self._sink(data, reply)
+            self._sink(subject, data)
             return
         await super()._process_msg(sid, subject, reply, data, headers)
 
@@ -117,7 +128,11 @@ class Link:
         self.unsent = 0  # events NATS refused to take (buffer full while reconnecting)
         self.connected = False
         self._stopping = False
-        self._inbound: deque[tuple[bytes, bytes] | None] = deque()
+        self._inbound: deque[bytes | None] = deque()
+        self.handed = 0  # bytes of events given to `send` (by the server's thread only)
+        self.taken = 0  # bytes of them NATS took or refused (by the link's thread only)
+        self._throttled = False  # the server found the backlog full: wake it when it is not
+        self._owe_gap = False  # an event was not sent: say so before the next one
         self._gapped = False  # the last thing queued is a gap
         self.gaps = 0
         self._signalled = False
@@ -163,9 +178,16 @@ class Link:
         ended = self._ended
         return [ended.popleft() for _ in range(len(ended))]
 
-    def take(self, most: int) -> list[tuple[bytes, bytes] | None]:
-        """Up to `most` waiting messages (body, reply subject), oldest first; None where some
-        may be missing."""
+    @property
+    def backlogged(self) -> bool:
+        """Whether events handed over and not yet taken by NATS are over MAX_BACKLOG bytes."""
+        if self.handed - self.taken <= MAX_BACKLOG:
+            return False
+        self._throttled = True
+        return True
+
+    def take(self, most: int) -> list[bytes | None]:
+        """Up to `most` waiting message bodies, oldest first; None where some may be missing."""
         with contextlib.suppress(BlockingIOError):
             while self._wake_r.recv(4096):
                 pass
@@ -175,6 +197,7 @@ class Link:
 
     def send(self, messages: list[tuple[str, bytes]]) -> None:
         """Publish (subject, body) messages, in order."""
+        self.handed += sum([len(body) for _, body in messages])
         self._hand("send", messages)
 
     def listen(self, start: list[str], stop: list[str]) -> None:
@@ -200,14 +223,14 @@ class Link:
         assert self._work is not None
         self._work.put_nowait(item)
 
-    def _arrived(self, data: bytes, reply: bytes) -> None:
+    def _arrived(self, subject: bytes, data: bytes) -> None:
         """A message on one of our filters (called by nats-py's reader, in wire order)."""
-        if len(self._inbound) >= self.max_inbound:
-            self.overflow += 1
+        if subject == _GAPS or len(self._inbound) >= self.max_inbound:
+            self.overflow += subject != _GAPS
             self._gap()
             return
         self._gapped = False
-        self._inbound.append((data, reply))
+        self._inbound.append(data)
         self._wake()
 
     def _gap(self) -> None:
@@ -254,6 +277,7 @@ class Link:
             self._ready.set()
             return
         self.connected = True
+        await client.subscribe_ordered(GAPS)  # read in order with events: a gap falls in place
         await client.subscribe(HEARTBEATS, cb=self._heard)
         await client.subscribe(BARRIERS, cb=self._asked)
         beating = asyncio.get_running_loop().create_task(self._beat())
@@ -276,12 +300,7 @@ class Link:
             asyncio.get_running_loop().create_task(self._barrier(work))
             return
         if kind == "send":
-            for subject, body in work:
-                try:
-                    await client.publish(subject, body)
-                except NatsError as exc:
-                    self.unsent += 1
-                    log.debug("backbone: publish refused: %r", exc)
+            await self._send(client, work)
             return
         start, stop = work
         for nats_filter in stop:
@@ -292,6 +311,23 @@ class Link:
                     await sub.unsubscribe()
         for nats_filter in start:
             self._subs[nats_filter] = await client.subscribe_ordered(nats_filter)
+
+    async def _send(self, client: _Client, messages: list[tuple[str, bytes]]) -> None:
+        """Publish events; one NATS refuses is counted, and a gap goes before the next."""
+        for subject, body in messages:
+            try:
+                if self._owe_gap:
+                    await client.publish(GAPS, pack_control("gap", self.name, self.epoch))
+                    self._owe_gap = False
+                await client.publish(subject, body)
+            except NatsError as exc:
+                self.unsent += 1
+                self._owe_gap = True
+                log.debug("backbone: publish refused: %r", exc)
+        self.taken += sum([len(body) for _, body in messages])
+        if self._throttled and self.handed - self.taken <= MAX_BACKLOG // 2:
+            self._throttled = False
+            self._wake()  # the server may read requests again
 
     async def _beat(self) -> None:
         """A heartbeat every `heartbeat` seconds, for as long as the link runs."""

@@ -29,6 +29,9 @@ __all__ = ["Node"]
 
 log = logging.getLogger("es.cluster")
 
+JOIN_TIMEOUT = 10.0
+"""Seconds `es serve --cluster` waits for a NATS server of the backbone at start."""
+
 
 class Node:
     """This server as a node of a cluster (see the module)."""
@@ -51,7 +54,9 @@ class Node:
         broker.index.journal = []
 
     @classmethod
-    def join(cls, broker: Broker, config: ServerConfig, timeout: float) -> Node | None:
+    def join(
+        cls, broker: Broker, config: ServerConfig, timeout: float = JOIN_TIMEOUT
+    ) -> Node | None:
         """This server as a node of the cluster `config` names, connected to its backbone;
         None (after logging why) if no NATS server of it answers within `timeout` seconds."""
         node = cls(broker, config.cluster_servers, config.node)
@@ -128,7 +133,7 @@ class Node:
         bodies: list[bytes] = []
         for taken in self.link.take(most):
             if taken is not None:
-                bodies.append(taken[0])
+                bodies.append(taken)
                 continue
             self._runs.extend(self.arrivals.runs(bodies))
             self._runs.append(None)
@@ -149,5 +154,6 @@ class Node:
             "duplicates": arrivals.duplicates,
             "bad": arrivals.bad,
             "overflow": link.overflow,
+            "gaps": link.gaps,
             "unsent": link.unsent,
         }

@@ -7,6 +7,7 @@
   missed (the interest barrier), 50 times over.
 - A node listens on the backbone only for what its subscribers want: with none, its NATS
   connection gets (almost) nothing of a 10,000-event run.
+- A node stopped until NATS cuts it off tells its subscribers: their next event says resumed.
 - A node that cannot reach NATS at start says so and exits with code 5.
 """
 
@@ -20,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from clients import Publisher, Subscriber
+from clients import Event, Publisher, Subscriber
 from es.cluster.natsd import NatsServer, start_cluster
 from tests.integration.conftest import Daemon, es_command, spawn_es, wait_until
-from tests.integration.helpers import take
+from tests.integration.helpers import paused, take
 
 pytestmark = pytest.mark.skipif(
     __import__("es.cluster.natsd", fromlist=["binary"]).binary() is None,
@@ -111,6 +112,13 @@ def _delivered_to(server: NatsServer, client_name: str) -> int:
     return sum(c["out_msgs"] for c in connections if c.get("name") == client_name)
 
 
+def _pending(server: NatsServer, client_name: str) -> int:
+    """Bytes the nats-server holds for the named client, not yet written to it."""
+    with urllib.request.urlopen(f"{server.monitor}/connz", timeout=5) as reply:
+        found = [c for c in json.load(reply)["connections"] if c.get("name") == client_name]
+    return sum(c.get("pending_bytes", 0) for c in found)
+
+
 def test_a_node_without_subscribers_gets_almost_nothing(cluster: Cluster) -> None:
     before = _delivered_to(cluster.nats[2], "es node c")
     with Subscriber(cluster["b"].endpoint) as sub, Publisher(cluster["a"].endpoint) as pub:
@@ -120,6 +128,42 @@ def test_a_node_without_subscribers_gets_almost_nothing(cluster: Cluster) -> Non
         assert len(take(sub, 10_000)) == 10_000
     after = _delivered_to(cluster.nats[2], "es node c")
     assert after - before < 100, after - before  # heartbeats and barriers, no events
+
+
+def test_a_node_stopped_until_nats_cuts_it_off_tells_its_subscribers(cluster: Cluster) -> None:
+    with Subscriber(cluster["c"].endpoint) as sub, Publisher(cluster["a"].endpoint) as pub:
+        sub.subscribe("stopped")
+        pub.publish("stopped", "before")
+        assert [e.msg for e in take(sub, 1)] == ["before"]
+        gaps = cluster_stats(cluster["c"])["gaps"]
+        big, sent = b"x" * 100_000, 0
+        with paused(cluster["c"]):  # NATS holds at most 64 MiB for a client that does not read
+            while _pending(cluster.nats[2], "es node c") < 60 << 20 and sent < 3_000:
+                for _ in range(100):
+                    pub.publish("stopped", big)
+                sent += 100
+                pub.flush()
+            for _ in range(100):  # over what NATS holds for it: it drops them, and cuts it off
+                pub.publish("stopped", big)
+            sent += 100
+            pub.flush()
+        wait_until(lambda: cluster_stats(cluster["c"])["gaps"] > gaps, what="a gap on node c")
+        wait_until(lambda: cluster_stats(cluster["c"])["connected"], what="node c back")
+        pub.publish("stopped", "after")
+        got = _until(sub, "after")
+        assert any(e.resumed for e in got), "the loss was not told"
+        assert len(got) < sent + 2  # some were lost: NATS cut node c off
+    assert wait_until(lambda: len(cluster_stats(cluster["c"])["peers"]) == 2, what="peers")
+
+
+def _until(sub: Subscriber, last: object) -> list[Event]:
+    """Events until the one whose message is `last` (each waited for up to 30 s)."""
+    got: list[Event] = []
+    while not got or got[-1].msg != last:
+        event = sub.next(timeout=30.0)
+        assert event is not None, f"no {last!r} after {len(got)} events"
+        got.append(event)
+    return got
 
 
 def test_a_node_that_cannot_reach_nats_says_so_and_exits_5(cluster: Cluster) -> None:
