@@ -4,14 +4,20 @@ NATS cluster, two `es` nodes, one `ns`, all on loopback, clients at their defaul
 - Every node registers `:Pyro.EventService` shared: a lookup gives them all.
 - kill -9 of the node a subscriber uses: it is receiving on the other node within seconds (its
   first event there marked resumed), with nothing out of order.
+- kill -9 of a nats-server: its node moves to another; the other node's own events lose nothing.
+- A node whose nats-server takes nothing holds its publishers back, within bounded memory, and
+  loses nothing.
 - `es up --nodes 3` runs such a stack (three of each) until Ctrl-C, which stops it all cleanly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +37,7 @@ from tests.integration.conftest import (
     spawn_ns,
     wait_until,
 )
+from tests.integration.helpers import rss_bytes
 
 pytestmark = pytest.mark.skipif(binary() is None, reason="nats-server is not in this venv")
 
@@ -180,3 +187,62 @@ def test_kill_9_of_a_nats_server_its_node_moves_to_another_and_others_lose_nothi
 def _cluster(node: Daemon) -> dict[str, Any]:
     stats: dict[str, Any] = node.stats()["server"]["cluster"]
     return stats
+
+
+def test_a_node_whose_nats_server_takes_nothing_holds_its_publishers_back_within_bounds(
+    stack: Stack,
+) -> None:
+    x, y = stack.nodes
+    big, count = b"x" * 100_000, 8_000  # 800 MB: more than every buffer on the way holds
+    published = [0]
+    with Subscriber(y.endpoint) as sub, Publisher(x.endpoint) as pub:
+        sub.subscribe("held")
+        pub.publish("held", -1)
+        assert _next(sub, 30.0).msg == -1
+        before = rss_bytes(x.proc.pid)
+
+        def publish() -> None:
+            for n in range(count):
+                pub.publish("held", big if n < count - 1 else "last")
+                published[0] = n + 1
+
+        worker = threading.Thread(target=publish, daemon=True)
+        with paused_nats(stack.nats[0]):  # node x's nats-server reads nothing
+            worker.start()
+            _wait_still(published)  # the publisher is held back
+            held, grown = published[0], rss_bytes(x.proc.pid) - before
+        assert held < count, f"nothing held the publisher back ({grown >> 20} MiB)"
+        got = 0
+        while True:
+            event = sub.next(timeout=30.0)
+            assert event is not None, f"only {got} of {count} events arrived"
+            got += 1
+            if event.msg == "last":
+                break
+        worker.join(60)
+    assert got == count  # nothing lost: held back, not dropped
+    assert grown < 400 << 20, f"node x grew {grown >> 20} MiB while held"
+    print(f"\nheld back after {held} of {count} events of 100 kB; node x grew {grown >> 20} MiB")
+
+
+@contextlib.contextmanager
+def paused_nats(server: NatsServer) -> Iterator[None]:
+    """SIGSTOP a nats-server this test started, for the block."""
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+def _wait_still(counter: list[int], still: float = 1.0, deadline: float = 120.0) -> None:
+    """Return once `counter` has not moved for `still` seconds (within `deadline`)."""
+    until = time.monotonic() + deadline
+    last, since = counter[0], time.monotonic()
+    while time.monotonic() < until:
+        time.sleep(0.1)  # polling a counter another thread moves: nothing to wait on
+        if counter[0] != last:
+            last, since = counter[0], time.monotonic()
+        elif time.monotonic() - since >= still:
+            return
+    raise AssertionError("the publisher was never held back")
