@@ -290,3 +290,27 @@ def take(sub: Subscriber, count: int) -> list[Event]:
         if event is not None:
             got.append(event)
     return got
+
+
+def read_all(sub: Telling, published: int, pause: float = 0.0) -> None:
+    """Read until every event published to `sub` after its warm-up was received or told lost,
+    pausing `pause` seconds after each event (a slow reader)."""
+    deadline = time.monotonic() + WAIT
+    while _accounted(sub) < published:
+        assert time.monotonic() < deadline, f"{_accounted(sub)} of {published} accounted for"
+        if sub.next(0.2) is not None and pause:
+            threading.Event().wait(pause)
+
+
+def _accounted(sub: Telling) -> int:
+    timeline = sub.timeline[1:]  # after the warm-up event
+    return sum(1 for e in timeline if isinstance(e, Event)) + lost_in(timeline)
+
+
+def check_told(es: Daemon, sub: Telling, published: int) -> None:
+    timeline = sub.timeline[1:]
+    assert_losses_are_told(timeline)
+    received = [e for e in timeline if isinstance(e, Event)]
+    assert [e.msg for e in received] == sorted(e.msg for e in received)
+    assert len(received) + lost_in(timeline) == published
+    assert subscriber_stats(es, sub.sid)["dropped"] == lost_in(timeline) == sub.lost

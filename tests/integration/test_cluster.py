@@ -3,6 +3,8 @@
 
 - A publish on one node reaches exact and pattern subscribers on another once, spelled as sent;
   10,000 events on several subjects arrive in the order published.
+- Drop accounting across nodes: what a drop-mode subscriber reads plus what it is told it lost
+  is what another node published, and what its own node counted as dropped.
 - A SUB's answer means every other node knows: a publish on another node right after it is not
   missed (the interest barrier), 50 times over.
 - A node listens on the backbone only for what its subscribers want: with none, its NATS
@@ -24,7 +26,15 @@ import pytest
 from clients import Event, Publisher, Subscriber
 from es.cluster.natsd import NatsServer, start_cluster
 from tests.integration.conftest import Daemon, es_command, spawn_es, wait_until
-from tests.integration.helpers import paused, take
+from tests.integration.helpers import (
+    Telling,
+    check_told,
+    lost_in,
+    paused,
+    read_all,
+    take,
+    warm_up,
+)
 
 pytestmark = pytest.mark.skipif(
     __import__("es.cluster.natsd", fromlist=["binary"]).binary() is None,
@@ -103,6 +113,28 @@ def test_a_publish_right_after_subscribe_returns_on_another_node_is_not_missed(
                 sub.subscribe([f"barrier.{n}.{k}" for k in range(100)])
                 pub.publish(f"barrier.{n}.99", n)
                 assert [e.msg for e in take(sub, 1)] == [n], f"round {n}"
+
+
+def test_drop_accounting_across_nodes_received_plus_lost_is_what_was_published(
+    cluster: Cluster,
+) -> None:
+    with (
+        Telling(cluster["b"].endpoint, policy="drop", queue_size=10) as sub,
+        Publisher(cluster["a"].endpoint) as pub,
+    ):
+        sub.subscribe("drops")
+        warm_up(pub, "drops", sub)
+        before = cluster_stats(cluster["b"])["received"]
+        for n in range(5_000):  # it reads nothing meanwhile
+            pub.publish("drops", n)
+        pub.flush()
+        arrived = before + 5_000
+        wait_until(lambda: cluster_stats(cluster["b"])["received"] >= arrived, what="all at b")
+        read_all(sub, 5_000)
+        check_told(cluster["b"], sub, 5_000)  # and equal to node b's own count of drops
+        assert lost_in(sub.timeline) > 0 and not any(
+            e.resumed for e in sub.timeline if isinstance(e, Event)
+        )
 
 
 def _delivered_to(server: NatsServer, client_name: str) -> int:

@@ -22,8 +22,8 @@ from tests.integration.conftest import Daemon, es_command, read_line, wait_until
 from tests.integration.helpers import (
     WAIT,
     Telling,
-    assert_losses_are_told,
-    lost_in,
+    check_told,
+    read_all,
     subscriber_stats,
     warm_up,
 )
@@ -33,30 +33,6 @@ REPEAT = 10  # the issue saw a wrong `lost` in a third to half of the runs: ten 
 
 def subject() -> str:
     return f"loss.{uuid.uuid4().hex[:8]}"
-
-
-def read_all(sub: Telling, published: int, pause: float = 0.0) -> None:
-    """Read until every event published to `sub` after its warm-up was received or told lost,
-    pausing `pause` seconds after each event (a slow reader)."""
-    deadline = time.monotonic() + WAIT
-    while _accounted(sub) < published:
-        assert time.monotonic() < deadline, f"{_accounted(sub)} of {published} accounted for"
-        if sub.next(0.2) is not None and pause:
-            threading.Event().wait(pause)
-
-
-def _accounted(sub: Telling) -> int:
-    timeline = sub.timeline[1:]  # after the warm-up event
-    return sum(1 for e in timeline if isinstance(e, Event)) + lost_in(timeline)
-
-
-def check_told(es: Daemon, sub: Telling, published: int) -> None:
-    timeline = sub.timeline[1:]
-    assert_losses_are_told(timeline)
-    received = [e for e in timeline if isinstance(e, Event)]
-    assert [e.msg for e in received] == sorted(e.msg for e in received)
-    assert len(received) + lost_in(timeline) == published
-    assert subscriber_stats(es, sub.sid)["dropped"] == lost_in(timeline) == sub.lost
 
 
 def test_a_stopped_drop_mode_reader_gets_one_queue_then_is_told_the_rest(es: Daemon) -> None:
