@@ -45,11 +45,12 @@ from clients.wire import (
     peek_command,
     peek_rid,
 )
-from es import __version__
+from es import __version__, meta
 from es.actions import Action, Batch, Close, Fanout, Link, Open, Reply
 from es.brokerstate import BrokerState
 from es.checks import check_subject, refuse
 from es.config import ServerConfig
+from es.delivery import meta_fanout
 from es.durables import Durables
 from es.grouping import Groups
 from es.health import verdict
@@ -250,11 +251,20 @@ class Broker:
         actions: list[Action] = []
         for now, items in runs:
             core.wall = now
+            plain: list[PubItem] = []
+            for item in items:
+                if meta.is_reserved(item.subjects[0]):  # another node's meta-event: as ours
+                    actions += meta_fanout(core, item.subjects[0], item.payload)
+                    core.remote_in += 1
+                else:
+                    plain.append(item)
+            if not plain:
+                continue
             try:
-                actions += self.publishing.fan(REMOTE, Publish(0, False, items), now)
-                core.remote_in += len(items)
+                actions += self.publishing.fan(REMOTE, Publish(0, False, tuple(plain)), now)
+                core.remote_in += len(plain)
             except RequestError:
-                core.remote_refused += len(items)
+                core.remote_refused += len(plain)
         return self._after_failures(actions)
 
     def resume_all(self) -> None:

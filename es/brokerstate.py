@@ -112,6 +112,7 @@ class BrokerState:
         self.remote_in = 0
         self.remote_refused = 0
         self.cluster_stats: Callable[[], dict[str, Any]] | None = None  # the node's, for STATS
+        self.node = ""  # this node's name, in its meta-events (with `forward`)
 
     @property
     def log(self) -> DurableLog:

@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 
 from clients.payload import encode_payload
-from clients.wire import Format, pack_event
+from clients.wire import Format, PubItem, pack_event
 from es.actions import Action, Batch, Fanout
 from es.brokerstate import BrokerState
 from es.state import SubscriberState
@@ -89,13 +89,29 @@ def _flagged(packed: bytes, flag: str) -> bytes:
 
 def meta_event(core: BrokerState, subject: str, body: dict[str, Any]) -> list[Action]:
     """A meta-event for whoever subscribed to it, stamped with the request's wall clock. Never
-    in block mode: the server must not wait on its own news. Never to a queue group (SPEC 13)."""
+    in block mode: the server must not wait on its own news. Never to a queue group (SPEC 13).
+    A node of a cluster names itself in it, and the other nodes get it too (SPEC 15.5)."""
+    if core.forward is not None:
+        payload = encode_payload({**body, "node": core.node}, Format.MSGPACK)
+        core.forward.append(((PubItem((subject,), Format.MSGPACK, payload),), core.wall))
+        return meta_fanout(core, subject, payload)
+    if not _meta_recipients(core, subject):
+        return []  # nobody wants it: not even encoded
+    return meta_fanout(core, subject, encode_payload(body, Format.MSGPACK))
+
+
+def _meta_recipients(core: BrokerState, subject: str) -> frozenset[str]:
     recipients = core.index.recipients(subject)
     if core.group_sids and not recipients.isdisjoint(core.group_sids):
         recipients = recipients.difference(core.group_sids)
+    return recipients
+
+
+def meta_fanout(core: BrokerState, subject: str, payload: bytes) -> list[Action]:
+    """A meta-event's payload for its local subscribers (none in a queue group)."""
+    recipients = _meta_recipients(core, subject)
     if not recipients:
         return []
-    payload = encode_payload(body, Format.MSGPACK)
     run = Run(recipients, [pack_event(subject, core.wall, Format.MSGPACK)], [payload], len(payload))
     subscribers = core.subscribers
     return [Fanout([batch(subscribers[sid], run, block=False) for sid in recipients])]

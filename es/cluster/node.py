@@ -51,6 +51,7 @@ class Node:
         self.arrivals = Arrivals()
         broker.core.forward = []
         broker.core.cluster_stats = self.stats
+        broker.core.node = name
         broker.index.journal = []
 
     @classmethod

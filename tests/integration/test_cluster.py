@@ -5,6 +5,7 @@
   10,000 events on several subjects arrive in the order published.
 - Drop accounting across nodes: what a drop-mode subscriber reads plus what it is told it lost
   is what another node published, and what its own node counted as dropped.
+- Meta-events travel the backbone, each naming the node it happened on.
 - A SUB's answer means every other node knows: a publish on another node right after it is not
   missed (the interest barrier), 50 times over.
 - A node listens on the backbone only for what its subscribers want: with none, its NATS
@@ -88,6 +89,26 @@ def test_a_publish_on_one_node_reaches_exact_and_pattern_subscribers_on_another_
         assert [e.msg for e in take(sub, 1)] == [3]  # nothing more came between
     stats = cluster_stats(cluster["b"])
     assert stats["duplicates"] >= 1 and stats["bad"] == 0 and stats["connected"]
+
+
+def test_meta_events_travel_the_backbone_naming_their_node(cluster: Cluster) -> None:
+    with Subscriber(cluster["b"].endpoint) as watcher:  # it hears of itself first, on node b
+        watcher.subscribe_match(r"^\$es\.(subscriber\.joined|service\.)")
+        with Subscriber(cluster["a"].endpoint, name="meta-svc") as joining:
+            joining.subscribe("meta.x")
+            seen = {e.subject: e.msg for e in take(watcher, 3) if e.msg["node"] == "a"}
+            assert seen["$es.subscriber.joined"]["node"] == "a"
+            assert seen["$es.service.available"] == {
+                "name": "meta-svc",
+                "id": joining.id,
+                "node": "a",
+            }
+        gone = take(watcher, 1)[0]  # it unsubscribed on closing
+        assert (gone.subject, gone.msg["name"], gone.msg["node"]) == (
+            "$es.service.gone",
+            "meta-svc",
+            "a",
+        )
 
 
 def test_ten_thousand_events_on_several_subjects_arrive_in_order(cluster: Cluster) -> None:

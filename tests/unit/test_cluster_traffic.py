@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clients.wire import PubItem, Publish, encode
+from clients.payload import decode_payload, encode_payload
+from clients.wire import PubItem, Publish, encode, public_id
 from es.actions import Fanout
 from es.broker import REMOTE
 from es.cluster.frames import BadFrame, RemoteEvent, pack, pack_control, unpack, unpack_control
@@ -99,9 +100,10 @@ def test_the_broker_forwards_its_clients_publishes_and_not_other_nodes_events() 
     broker = make()
     broker.core.forward = []
     ok(sub(broker, "s1", "news"))
+    broker.core.forward.clear()  # its meta-events
     items = (PubItem(("news",), 1, b"x"),)
     broker.handle(PEER, encode(Publish(5, False, items)), 3.0)
-    assert broker.core.forward == [(items, 3.0)]
+    assert broker.core.forward[-1] == (items, 3.0)  # after its $es.publisher.seen
     broker.core.forward.clear()
     actions = broker.remote([(9.0, (PubItem(("NEWS",), 1, b"y"),))], mono=4.0)
     assert broker.core.forward == []  # not sent on again
@@ -115,11 +117,42 @@ def test_the_broker_counts_what_it_refuses_of_other_nodes_events() -> None:
     broker = make()
     ok(sub(broker, "s1", "news"))
     runs = [
-        (1.0, (PubItem(("$es.subscriber.joined",), 1, b""),)),  # reserved here
+        (1.0, (PubItem(("x" * 300,), 1, b""),)),  # over this node's subject limit
         (2.0, (PubItem(("news",), 1, b"ok"), PubItem(("news",), 1, b"ok"))),
     ]
     broker.remote(runs, mono=1.0)
     assert (broker.core.remote_refused, broker.core.remote_in) == (1, 2)
+
+
+def test_a_nodes_meta_events_name_it_and_go_to_the_other_nodes() -> None:
+    broker = make()
+    broker.core.forward, broker.core.node = [], "a"
+    ok(sub(broker, "watcher", "$es.subscriber.joined"))
+    actions = sub(broker, "s2", "news")
+    fanout = next(a for a in actions if isinstance(a, Fanout))
+    body = decode_payload(deliveries(fanout, broker)["watcher"].events[0].payload, 1)
+    assert body["node"] == "a" and body["id"] == public_id("s2")
+    forwarded = [item.subjects[0] for items, _ in broker.core.forward for item in items]
+    assert "$es.subscriber.joined" in forwarded and "$es.subscription.added" in forwarded
+
+
+def test_another_nodes_meta_events_reach_subscribers_here_and_never_a_queue_group() -> None:
+    broker = make()
+    ok(sub(broker, "watcher", "$es.service.gone"))
+    payload = encode_payload({"name": "svc", "id": "x", "reason": "r", "node": "b"}, 1)
+    runs = [
+        (7.0, (PubItem(("$es.service.gone",), 1, payload),)),
+        (8.0, (PubItem(("news",), 1, b"n"),)),
+    ]
+    actions = broker.remote(runs, mono=1.0)
+    fanout = next(a for a in actions if isinstance(a, Fanout))
+    event = deliveries(fanout, broker)["watcher"].events[0]
+    assert (event.subject, event.time, decode_payload(event.payload, 1)["node"]) == (
+        "$es.service.gone",
+        7.0,
+        "b",
+    )
+    assert broker.core.remote_in == 2 and broker.core.remote_refused == 0
 
 
 def test_stats_show_the_cluster_when_a_node_says_what() -> None:
