@@ -39,7 +39,7 @@ CORES := es/broker.py,es/brokerstate.py,es/publishing.py,es/subscriptions.py,es/
 	es/delivery.py,es/flow.py,es/lane.py,es/actions.py,es/outcomes.py,es/durables.py,es/durablelog.py,$\
 	es/history.py,es/catchup.py,es/replays.py,es/groups.py,es/grouping.py,es/members.py,$\
 	es/cluster/subjects.py,es/cluster/frames.py,es/cluster/interest.py,es/cluster/traffic.py,$\
-	es/cluster/peers.py
+	es/cluster/peers.py,es/cluster/roster.py
 
 check: lint ## for the edit loop, under a minute: lint, the unit tests (cores fully covered), JS's own
 	$(BIN)/python -m coverage run --branch -m pytest -q -p no:cacheprovider -m "not integration" tests/unit

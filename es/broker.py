@@ -50,7 +50,7 @@ from es.actions import Action, Batch, Close, Fanout, Link, Open, Reply
 from es.brokerstate import BrokerState
 from es.checks import check_subject, refuse
 from es.config import ServerConfig
-from es.delivery import meta_fanout
+from es.delivery import meta_event, meta_fanout
 from es.durables import Durables
 from es.grouping import Groups
 from es.health import verdict
@@ -266,6 +266,14 @@ class Broker:
             except RequestError:
                 core.remote_refused += len(plain)
         return self._after_failures(actions)
+
+    def announce(self, news: list[tuple[str, dict[str, Any]]], now: float) -> list[Action]:
+        """Meta-events this node tells on behalf of another (a lost node of its cluster)."""
+        self.core.wall = now
+        actions: list[Action] = []
+        for subject, body in news:
+            actions += meta_event(self.core, subject, body)
+        return actions
 
     def resume_all(self) -> None:
         """Events from other nodes may have been lost (a cluster node's backbone had a gap):

@@ -92,7 +92,7 @@ def meta_event(core: BrokerState, subject: str, body: dict[str, Any]) -> list[Ac
     in block mode: the server must not wait on its own news. Never to a queue group (SPEC 13).
     A node of a cluster names itself in it, and the other nodes get it too (SPEC 15.5)."""
     if core.forward is not None:
-        payload = encode_payload({**body, "node": core.node}, Format.MSGPACK)
+        payload = encode_payload({"node": core.node, **body}, Format.MSGPACK)
         core.forward.append(((PubItem((subject,), Format.MSGPACK, payload),), core.wall))
         return meta_fanout(core, subject, payload)
     if not _meta_recipients(core, subject):

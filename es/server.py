@@ -275,6 +275,7 @@ class EventServer(Daemon):
         (While a block-mode subscriber holds publishers back, they wait in the link.)"""
         mono = time.monotonic()
         self._apply(node.released())
+        self._apply(self.flow.route(node.losses(self._clock()), mono))
         for actions in node.runs(mono, _TURN):
             self._apply(self.flow.route(actions, mono))
             if self.flow.stalled:

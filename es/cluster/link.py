@@ -333,7 +333,15 @@ class Link:
         """A heartbeat every `heartbeat` seconds, for as long as the link runs."""
         while True:
             await self._say(HEARTBEATS, "hb")
+            self._look(time.monotonic())  # a peer may have gone silent
             await asyncio.sleep(self.heartbeat)
+
+    def _look(self, now: float) -> None:
+        """Note the live peers for the server's thread, and wake it when they changed."""
+        known = tuple(sorted(self.peers.live(now)))
+        if known != self.known:
+            self.known = known
+            self._wake()
 
     async def _say(self, subject: str, kind: str, reply: str = "") -> None:
         assert self._client is not None
@@ -350,7 +358,7 @@ class Link:
             return
         now = time.monotonic()
         news = self.peers.heard(node, epoch, now)
-        self.known = tuple(sorted(self.peers.live(now)))
+        self._look(now)
         if news:
             await self._say(HEARTBEATS, "hb")
 

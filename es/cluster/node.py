@@ -11,6 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import secrets
@@ -18,10 +19,13 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+from clients.errors import PayloadError
+from clients.payload import decode_payload
 from es.actions import Action, Reply
 from es.broker import Broker
 from es.cluster.interest import Interest
 from es.cluster.link import Link, LinkError
+from es.cluster.roster import WATCHED, Roster, announcer
 from es.cluster.traffic import Arrivals, Departures, Run
 from es.config import ServerConfig
 
@@ -46,6 +50,8 @@ class Node:
         self._held: list[Reply] = []  # answers to subscriptions, until their barrier ends
         self._waiting: dict[int, list[Reply]] = {}
         self._tokens = itertools.count(1)
+        self.roster = Roster()
+        self._known: set[str] = set()  # the live peers at the last look
         # Taken from the link, not yet handed to the broker; None where events may be missing.
         self._runs: deque[Run | None] = deque()
         self.arrivals = Arrivals()
@@ -66,6 +72,8 @@ class Node:
         except LinkError as exc:
             log.error("%s", exc)
             return None
+        start, _ = node.interest.apply([(False, True, subject) for subject in WATCHED])
+        node.link.listen(start, [])  # the roster follows every node's subscribers
         return node
 
     def stop(self, timeout: float) -> None:
@@ -111,8 +119,8 @@ class Node:
 
     @property
     def pending(self) -> bool:
-        """Whether events of other nodes (or ended barriers) are waiting."""
-        return bool(self._runs) or self.link.pending
+        """Whether events of other nodes, ended barriers or news of peers are waiting."""
+        return bool(self._runs) or self.link.pending or set(self.link.known) != self._known
 
     def runs(self, mono: float, most: int) -> Iterator[list[Action]]:
         """What the broker does with each run of other nodes' events, one run at a time, for
@@ -127,7 +135,27 @@ class Node:
             if run is None:  # events may be missing here: every subscriber's next one says so
                 self.broker.resume_all()
                 continue
+            self._follow(run)
             yield self.broker.remote([run], mono)
+
+    def _follow(self, run: Run) -> None:
+        """Keep the roster up to date with the other nodes' subscribers joining and leaving."""
+        for item in run[1]:
+            if item.subjects[0] in WATCHED:
+                with contextlib.suppress(PayloadError):
+                    self.roster.heard(item.subjects[0], decode_payload(item.payload, item.fmt))
+
+    def losses(self, now: float) -> list[Action]:
+        """Peers that went silent: forgotten, and their subscribers announced gone if this node
+        is the one to announce them (es.cluster.roster)."""
+        known = set(self.link.known)
+        lost, self._known = self._known - known, known
+        actions: list[Action] = []
+        for node in sorted(lost):
+            log.warning("backbone: node %s is lost (silent for 3 heartbeats)", node)
+            announce = announcer(self.name, known) == self.name
+            actions += self.broker.announce(self.roster.lost(node, announce), now)
+        return actions
 
     def _take(self, most: int) -> None:
         """Runs of the messages waiting in the link, with the gaps between them (None)."""

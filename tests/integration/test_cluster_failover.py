@@ -7,6 +7,8 @@ NATS cluster, two `es` nodes, one `ns`, all on loopback, clients at their defaul
 - kill -9 of a nats-server: its node moves to another; the other node's own events lose nothing.
 - A node whose nats-server takes nothing holds its publishers back, within bounded memory, and
   loses nothing.
+- A lost node's named services are announced gone once, by one survivor, to watchers on every
+  other node.
 - `es up --nodes 3` runs such a stack (three of each) until Ctrl-C, which stops it all cleanly.
 """
 
@@ -55,15 +57,18 @@ class Stack:
         return f"PYRONAME://{self.ns.endpoint.removeprefix('tcp://')}/{EVENT_SERVICE}"
 
 
-@pytest.fixture
-def stack() -> Iterator[Stack]:
+@contextlib.contextmanager
+def running(names: str) -> Iterator[Stack]:
+    """A name server, a NATS cluster of one server per node, and the nodes (one per letter)."""
     ns = spawn_ns()
-    nats = start_cluster(2)
+    nats = start_cluster(len(names))
     nodes: list[Daemon] = []
     try:
-        for name, server in zip("xy", nats, strict=True):
+        for name, server in zip(names, nats, strict=True):
             args = ("--cluster", server.url, "--node-name", name, "--ns", ns.endpoint)
             nodes.append(spawn_es(*args, naming=True))
+        for node in nodes:  # each knows the others (their heartbeats)
+            wait_until(lambda n=node: len(_cluster(n)["peers"]) == len(names) - 1, what="peers")
         yield Stack(ns, nats, nodes)
     finally:
         for node in nodes:
@@ -74,6 +79,12 @@ def stack() -> Iterator[Stack]:
             server.stop()
         ns.stop()
         ns.log_path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    with running("xy") as two:
+        yield two
 
 
 def test_every_node_is_registered_under_the_event_service_name(stack: Stack) -> None:
@@ -246,3 +257,38 @@ def _wait_still(counter: list[int], still: float = 1.0, deadline: float = 120.0)
         elif time.monotonic() - since >= still:
             return
     raise AssertionError("the publisher was never held back")
+
+
+def test_a_lost_nodes_services_are_announced_gone_once_by_one_survivor() -> None:
+    with running("xyz") as trio:
+        x, y, z = trio.nodes
+        watchers = [Subscriber(node.endpoint) for node in (y, z)]
+        try:
+            for watcher in watchers:
+                watcher.subscribe_match(r"^\$es\.service\.")
+            with Subscriber(x.endpoint, name="boiler") as service:
+                service.subscribe("boiler.control")
+                for watcher in watchers:  # each heard it arrive, from node x
+                    came = _next(watcher, 30.0)
+                    assert (came.subject, came.msg["name"], came.msg["node"]) == (
+                        "$es.service.available",
+                        "boiler",
+                        "x",
+                    )
+                x.kill()
+                killed = time.monotonic()
+                for watcher in watchers:
+                    went = _next(watcher, 30.0)
+                    assert (went.subject, went.msg["name"], went.msg["node"]) == (
+                        "$es.service.gone",
+                        "boiler",
+                        "x",
+                    )
+                    assert went.msg["reason"] == "node lost"
+                took = time.monotonic() - killed
+                for watcher in watchers:  # once: no second announcement, from anyone
+                    assert watcher.next(timeout=5.0) is None
+        finally:
+            for watcher in watchers:
+                watcher.close()
+    print(f"\na lost node's service announced gone {took:.1f} s after kill -9")
