@@ -50,6 +50,7 @@ __all__ = [
     "NameServerNotFound",
     "default_uri_file",
     "discover",
+    "es_endpoints",
     "locate_ns",
     "pick",
     "resolve_es_uri",
@@ -316,13 +317,20 @@ def resolve_es_uri(
     endpoints (the nodes of a cluster) gives one of them at random, other than `avoid` (one that
     just failed) while there is another.
     """
+    return pick(es_endpoints(es_uri, timeout=timeout, keys=keys), avoid)
+
+
+def es_endpoints(
+    es_uri: str | None = None, *, timeout: float = 5.0, keys: Keys | None = None
+) -> list[str]:
+    """Every endpoint `es_uri` stands for (as in resolve_es_uri): an address is one; a name
+    has one, or one for each node of a cluster (SPEC 12.6)."""
     uri = es_uri or os.environ.get("ES_URI") or f"PYRONAME://{EVENT_SERVICE}"
     if not uri.upper().startswith("PYRONAME://"):
-        return resolve_tcp(uri)
+        return [resolve_tcp(uri)]
     address, name = _pyroname(uri)
     with NameServer(address, timeout=timeout, keys=keys) as ns:
-        endpoints = [resolve_tcp(u) for u in ns.lookup_all(name)]
-    return pick(endpoints, avoid)
+        return [resolve_tcp(u) for u in ns.lookup_all(name)]
 
 
 def pick(endpoints: list[str], avoid: str | None = None, rng: random.Random | None = None) -> str:

@@ -16,9 +16,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from clients import admin
+from clients.clusterview import cluster_stats
 from clients.errors import EsError
 from es.cli_app import EsUri, Timeout, app, ask, fail
-from es.cli_print import group_table, print_events, print_loss, subscriber_table
+from es.cli_print import (
+    cluster_lines,
+    group_table,
+    print_events,
+    print_loss,
+    subscriber_table,
+)
 from es.daemon.lifecycle import ExitCode
 from es.daemon.options import Ident, KeyFile, ServerKeyFile, client_keys
 
@@ -286,8 +293,20 @@ def stats(
     ident: Ident = None,
     key: KeyFile = None,
     server_key: ServerKeyFile = None,
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster",
+            help="Every node of the cluster the name lists: each one's counters, and their sums; "
+            "says PARTIAL when a node does not answer.",
+        ),
+    ] = False,
 ) -> None:
     """Server counters and per-subscriber queue depth, drops and subscriptions."""
+    if cluster:
+        view = ask(ident, key, server_key, lambda keys: cluster_stats(es, timeout, keys))
+        typer.echo(json.dumps(view, indent=2) if as_json else cluster_lines(view))
+        return
     body = ask(ident, key, server_key, lambda keys: admin.stats(es, timeout, keys))
     if as_json:
         typer.echo(json.dumps(body, indent=2))

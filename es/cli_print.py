@@ -121,3 +121,27 @@ def subscriber_table(body: dict[str, Any]) -> None:
         )
     if body.get("truncated"):
         typer.echo("(list truncated)")
+
+
+def cluster_lines(view: dict[str, Any]) -> str:
+    """`es stats --cluster` for people: a line for each node, the sums, and what is missing."""
+    lines = []
+    for name, node in view["nodes"].items():
+        link = node.get("cluster", {})
+        state = "connected" if link.get("connected") else "NOT connected to NATS"
+        lines.append(
+            f"node {name} ({node['endpoint']}), {state}: {node['subscribers']} subscribers, "
+            f"{node['events_published']} published, {node['events_delivered']} delivered, "
+            f"{node['events_dropped']} dropped; from other nodes {link.get('received', 0)}, "
+            f"gaps {link.get('gaps', 0)}"
+        )
+    totals = view["totals"]
+    lines.append(
+        f"all {len(view['nodes'])} node(s): {totals['subscribers']} subscribers, "
+        f"{totals['events_published']} published, {totals['events_delivered']} delivered, "
+        f"{totals['events_dropped']} dropped"
+    )
+    if view["partial"]:
+        absent = [*view["missing"], *view["unanswered"]]
+        lines.append(f"PARTIAL: no answer from {', '.join(absent)}")
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ NATS cluster, two `es` nodes, one `ns`, all on loopback, clients at their defaul
   loses nothing.
 - A lost node's named services are announced gone once, by one survivor, to watchers on every
   other node.
+- `es stats --cluster` gathers every node, and says PARTIAL when one does not answer.
 - `es up --nodes 3` runs such a stack (three of each) until Ctrl-C, which stops it all cleanly.
 """
 
@@ -292,3 +293,21 @@ def test_a_lost_nodes_services_are_announced_gone_once_by_one_survivor() -> None
             for watcher in watchers:
                 watcher.close()
     print(f"\na lost node's service announced gone {took:.1f} s after kill -9")
+
+
+def test_es_stats_cluster_gathers_every_node_and_says_partial_when_one_is_silent(
+    stack: Stack,
+) -> None:
+    command = es_command("stats", "--cluster", "--es", stack.by_name, "--timeout", "2")
+    whole = json.loads(subprocess.run([*command, "--json"], **_RUN).stdout)
+    assert sorted(whole["nodes"]) == ["x", "y"] and not whole["partial"]
+    assert whole["totals"]["subscribers"] == 0
+    stack.nodes[0].kill()  # its name lives on for its lease: listed, and silent
+    shown = subprocess.run(command, **_RUN)
+    assert shown.returncode == 0, shown.stderr
+    partial = shown.stdout.splitlines()[-1]  # x's endpoint, and its name while y still hears it
+    assert "node y" in shown.stdout and partial.startswith("PARTIAL: no answer from")
+    assert stack.nodes[0].endpoint in partial
+
+
+_RUN: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 120}
