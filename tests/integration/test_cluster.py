@@ -5,6 +5,7 @@
   10,000 events on several subjects arrive in the order published.
 - Drop accounting across nodes: what a drop-mode subscriber reads plus what it is told it lost
   is what another node published, and what its own node counted as dropped.
+- Durable subscribers and queue groups take other nodes' events on their own node.
 - Meta-events travel the backbone, each naming the node it happened on.
 - A SUB's answer means every other node knows: a publish on another node right after it is not
   missed (the interest barrier), 50 times over.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -89,6 +91,32 @@ def test_a_publish_on_one_node_reaches_exact_and_pattern_subscribers_on_another_
         assert [e.msg for e in take(sub, 1)] == [3]  # nothing more came between
     stats = cluster_stats(cluster["b"])
     assert stats["duplicates"] >= 1 and stats["bad"] == 0 and stats["connected"]
+
+
+def test_durable_subscribers_and_queue_groups_take_other_nodes_events_on_their_own_node(
+    cluster: Cluster,
+) -> None:
+    b = cluster["b"].endpoint
+    with (
+        Subscriber(b, durable="ledger") as durable,
+        Subscriber(b, group="workers") as one,
+        Subscriber(b, group="workers") as two,
+        Publisher(cluster["a"].endpoint) as pub,
+    ):
+        durable.subscribe("work.items")
+        one.subscribe("work.items")
+        two.subscribe("work.items")
+        for n in range(100):
+            pub.publish("work.items", n)
+        assert [e.msg for e in take(durable, 100)] == list(range(100))
+        shared: list[int] = []
+        deadline = time.monotonic() + 60
+        while len(shared) < 100 and time.monotonic() < deadline:
+            for member in (one, two):
+                event = member.next(timeout=0.05)
+                if event is not None:
+                    shared.append(event.msg)
+        assert sorted(shared) == list(range(100))  # each to one member, once, none lost
 
 
 def test_meta_events_travel_the_backbone_naming_their_node(cluster: Cluster) -> None:
