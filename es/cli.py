@@ -385,8 +385,8 @@ def bench(
         str | None,
         typer.Option(
             help="Workloads, comma-separated: throughput, latency, matching, many, slow, "
-            "hostile, cli, durable (on private servers of its own) [default: all; hostile only "
-            "when named if --es is given]."
+            "hostile, cli, durable, cluster (these two on private servers of their own) "
+            "[default: all; hostile only when named if --es is given]."
         ),
     ] = None,
     quick: Annotated[

@@ -41,6 +41,7 @@ def _steps(names: Sequence[str], settings: Settings) -> int:
         "hostile": 7,
         "cli": 1,
         "durable": 7,
+        "cluster": 7 + (len({1, settings.cluster_spread}) + 1 if nats_available() else 0),
     }
     return sum(per[name] for name in names)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from es.bench.clusterbench import cluster
 from es.bench.durable import durable
 from es.bench.hostile import KINDS
 from es.bench.natspeer import nats_server
@@ -49,6 +50,7 @@ class Settings:
     durable_events: int = 200_000  # durable: events per run, and for the replay
     recovery_events: int = 1_000_000  # durable: events stored when the server is killed
     size: int = 100
+    cluster_spread: int = 6  # cluster: subscribers spread over 1, 2 and 3 nodes
     profile: Path | None = None  # where py-spy's profiles of the throughput runs go, if anywhere
 
     @classmethod
@@ -70,6 +72,7 @@ class Settings:
             cli_runs=2,
             durable_events=2000,
             recovery_events=5000,
+            cluster_spread=2,
         )
 
 
@@ -384,4 +387,5 @@ WORKLOADS: dict[str, Callable[[Target, Settings, Callable[[str], None]], list[Ro
     "hostile": hostile,
     "cli": cli,
     "durable": durable,
+    "cluster": cluster,
 }

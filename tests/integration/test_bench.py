@@ -13,7 +13,17 @@ from pathlib import Path
 from tests.integration.conftest import Daemon, es_command
 from tests.integration.helpers import run
 
-WORKLOADS = {"throughput", "latency", "matching", "many", "slow", "hostile", "cli", "durable"}
+WORKLOADS = {
+    "throughput",
+    "latency",
+    "matching",
+    "many",
+    "slow",
+    "hostile",
+    "cli",
+    "durable",
+    "cluster",
+}
 
 
 def test_a_quick_run_measures_every_workload_and_appends_its_results(tmp_path: Path) -> None:
