@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from es.bench.natspeer import nats_server
-from es.bench.runs import Row, Target, measure, roles
+from es.bench.runs import Row, Target, measure, paced, roles
 from es.cluster.natsd import start_cluster
 
 if TYPE_CHECKING:
@@ -103,16 +103,10 @@ def cluster(target: Target, settings: Settings, progress: Callable[[str], None])
             progress(f"cluster: {spread} subscribers over {k} node(s)")
             row("spread", k, spread, _run(first, [ts[i % k] for i in range(spread)], pub_args))
         rate = settings.rates[0]
-        paced = {
-            "count": int(rate * settings.latency_seconds),
-            "rate": rate,
-            "seconds": settings.latency_seconds + 5,
-            "size": settings.size,
-            "latency": True,
-        }
+        stamped = paced(rate, settings.latency_seconds, settings.size)
         if nats is not None:
             progress(f"cluster: latency at {rate}/s, NATS core alone")
-            measured = _nats(nats[0], nats[1], 1, paced)
+            measured = _nats(nats[0], nats[1], 1, stamped)
             rows.append(
                 {
                     "workload": "cluster",
@@ -125,7 +119,7 @@ def cluster(target: Target, settings: Settings, progress: Callable[[str], None])
             )
         for impl, where in (("latency-same", first), ("latency-cross", ts[1])):
             progress(f"cluster: latency at {rate}/s, {impl.removeprefix('latency-')} node")
-            measured = _run(first, [where], paced)
+            measured = _run(first, [where], stamped)
             rows.append(
                 {
                     "workload": "cluster",

@@ -16,7 +16,7 @@ from typing import Any
 from es.bench.procs import Role, cpu_of, rss_of
 from es.bench.profile import Profiler
 
-__all__ = ["Profile", "Row", "Target", "measure", "rate", "roles"]
+__all__ = ["Profile", "Row", "Target", "measure", "paced", "rate", "roles"]
 
 Row = dict[str, Any]
 # What to sample with py-spy during a run: the profiler, the run's label, and whether the server
@@ -122,6 +122,18 @@ def _per_event(row: Row) -> Row:
         "us_publisher": micros(row["cpu_publisher"], row["sent"]),
         "us_server": micros(row["cpu_server"], row["sent"]),
         "us_subscriber": micros(row["cpu_subscribers"], row["delivered"]),
+    }
+
+
+def paced(rate: int, seconds: float, size: int) -> dict[str, Any]:
+    """A latency run's publisher: `rate` events a second for `seconds`, each stamped with its
+    send time (with 5 s more for the run to end)."""
+    return {
+        "count": int(rate * seconds),
+        "rate": rate,
+        "seconds": seconds + 5,
+        "size": size,
+        "latency": True,
     }
 
 

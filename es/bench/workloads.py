@@ -25,7 +25,7 @@ from es.bench.hostile import KINDS
 from es.bench.natspeer import nats_server
 from es.bench.procs import BenchError
 from es.bench.profile import Profiler
-from es.bench.runs import Profile, Row, Target, measure, rate, roles
+from es.bench.runs import Profile, Row, Target, measure, paced, rate, roles
 
 __all__ = ["WORKLOADS", "Settings", "Target"]
 
@@ -170,13 +170,7 @@ def _latencies(
     progress: Callable[[str], None],
 ) -> list[tuple[str, Row]]:
     """At one rate: ours, plain pyzmq, plain pyzmq relayed, and NATS if it runs here."""
-    pub_args = {
-        "count": int(rate * settings.latency_seconds),
-        "rate": rate,
-        "seconds": settings.latency_seconds + 5,
-        "size": settings.size,
-        "latency": True,
-    }
+    pub_args = paced(rate, settings.latency_seconds, settings.size)
     progress(f"latency at {rate}/s: ours")
     with (
         roles(_our_sub(target, subjects=["bench.data"], latency=True)) as subs,
