@@ -1,10 +1,11 @@
 """A node of a cluster: the event server's side of the backbone, between its broker and the
-NATS link. Glue only: what decides lives in es.cluster.interest and es.cluster.traffic.
+NATS link. What decides lives in the pure modules beside it (interest, traffic, peers, roster);
+this moves their results between the broker and the link.
 
 Invariants:
 - After each turn of the server's loop (`send_out`), interest follows the subscription index
   and the publishes the broker took go onto the backbone, in the order they were taken.
-- Events from other nodes reach the broker one run at a time (`next_run`), so that the shell
+- Events from other nodes reach the broker one run at a time (`runs`), so that the shell
   can stop at a stall (a block-mode subscriber's full queue): what is left waits here, in order,
   and nothing is offered to a lane that already waits.
 """
@@ -25,6 +26,7 @@ from es.actions import Action, Reply
 from es.broker import Broker
 from es.cluster.interest import Interest
 from es.cluster.link import Link, LinkError
+from es.cluster.peers import Lookout
 from es.cluster.roster import WATCHED, Roster, announcer
 from es.cluster.traffic import Arrivals, Departures, Run
 from es.config import ServerConfig
@@ -51,8 +53,7 @@ class Node:
         self._waiting: dict[int, list[Reply]] = {}
         self._tokens = itertools.count(1)
         self.roster = Roster()
-        self._known: set[str] = set()  # the live peers at the last look
-        self._gone: set[str] = set()  # peers lost and not heard since
+        self.lookout = Lookout()
         # Taken from the link, not yet handed to the broker; None where events may be missing.
         self._runs: deque[Run | None] = deque()
         self.arrivals = Arrivals()
@@ -121,7 +122,7 @@ class Node:
     @property
     def pending(self) -> bool:
         """Whether events of other nodes, ended barriers or news of peers are waiting."""
-        return bool(self._runs) or self.link.pending or set(self.link.known) != self._known
+        return bool(self._runs) or self.link.pending or set(self.link.known) != self.lookout.known
 
     def runs(self, mono: float, most: int) -> Iterator[list[Action]]:
         """What the broker does with each run of other nodes' events, one run at a time, for
@@ -129,7 +130,7 @@ class Node:
         not asked for yet stays here: the shell stops asking at a stall."""
         for _ in range(most):
             if not self._runs:
-                self._take(most)
+                self._runs.extend(self.arrivals.runs_with_gaps(self.link.take(most)))
             if not self._runs:
                 return
             run = self._runs.popleft()
@@ -150,30 +151,16 @@ class Node:
         """Peers that went silent: forgotten, and their subscribers announced gone if this node
         is the one to announce them (es.cluster.roster)."""
         known = set(self.link.known)
-        lost, back = self._known - known, known & self._gone - self._known
-        self._known = known
+        lost, back = self.lookout.look(known)
         actions: list[Action] = []
-        for node in sorted(lost):
+        for node in lost:
             log.warning("backbone: node %s is lost (silent for 3 heartbeats)", node)
             announce = announcer(self.name, known) == self.name
             actions += self.broker.announce(self.roster.lost(node, announce), now)
-        self._gone = (self._gone | lost) - back
         if back:  # heard again (a partition healed, or it restarted): its events in between
-            log.warning("backbone: node(s) %s heard again", ", ".join(sorted(back)))
+            log.warning("backbone: node(s) %s heard again", ", ".join(back))
             self.broker.resume_all()  # are lost here, and every subscriber is told
         return actions
-
-    def _take(self, most: int) -> None:
-        """Runs of the messages waiting in the link, with the gaps between them (None)."""
-        bodies: list[bytes] = []
-        for taken in self.link.take(most):
-            if taken is not None:
-                bodies.append(taken)
-                continue
-            self._runs.extend(self.arrivals.runs(bodies))
-            self._runs.append(None)
-            bodies = []
-        self._runs.extend(self.arrivals.runs(bodies))
 
     def stats(self) -> dict[str, Any]:
         """The cluster part of STATS."""

@@ -4,6 +4,7 @@ is passed in.
 Invariants:
 - A peer is live while its last heartbeat is at most `liveness` seconds old; a peer heard with
   a new epoch is a restarted node (the old one is gone).
+- The lookout reports each loss of a peer once, and a peer back only after it was lost.
 - A barrier waits for an answer from each peer live when it began, and ends when all answered
   or at its deadline, whichever is first; an answer from anyone else changes nothing.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Barrier", "Peers"]
+__all__ = ["Barrier", "Lookout", "Peers"]
 
 
 class Peers:
@@ -31,6 +32,22 @@ class Peers:
     def live(self, now: float) -> set[str]:
         """The peers heard from within `liveness`."""
         return {name for name, (_, when) in self._last.items() if now - when <= self.liveness}
+
+
+class Lookout:
+    """The live peers as the server's loop last saw them: which were lost since, and which are
+    heard again after being lost (a partition healed, or a restart)."""
+
+    def __init__(self) -> None:
+        self.known: set[str] = set()
+        self.gone: set[str] = set()  # lost, and not heard since
+
+    def look(self, live: set[str]) -> tuple[list[str], list[str]]:
+        """Take the live peers now; return those lost and those back since the last look."""
+        lost, back = self.known - live, live & self.gone - self.known
+        self.known = set(live)
+        self.gone = (self.gone | lost) - back
+        return sorted(lost), sorted(back)
 
 
 @dataclass

@@ -58,6 +58,19 @@ class Arrivals:
         self.bad = 0
         self.duplicates = 0
 
+    def runs_with_gaps(self, taken: list[bytes | None]) -> list[Run | None]:
+        """The runs of message bodies as the link queued them, with its gaps (None) kept in
+        place: where events may be missing."""
+        out: list[Run | None] = []
+        bodies: list[bytes] = []
+        for body in taken:
+            if body is not None:
+                bodies.append(body)
+                continue
+            out += [*self.runs(bodies), None]
+            bodies = []
+        return out + self.runs(bodies)
+
     def runs(self, bodies: list[bytes]) -> list[Run]:
         """The new events among `bodies`, in runs."""
         runs: list[tuple[float, list[PubItem]]] = []

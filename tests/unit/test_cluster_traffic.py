@@ -21,7 +21,7 @@ from clients.wire import PubItem, Publish, encode, public_id
 from es.actions import Fanout
 from es.broker import REMOTE
 from es.cluster.frames import BadFrame, RemoteEvent, pack, pack_control, unpack, unpack_control
-from es.cluster.peers import Barrier, Peers
+from es.cluster.peers import Barrier, Lookout, Peers
 from es.cluster.subjects import backbone
 from es.cluster.traffic import MAX_RUN, Arrivals, Departures
 from tests.unit.brokerkit import PEER, deliveries, make, ok, sub
@@ -212,3 +212,27 @@ def test_after_a_gap_on_the_backbone_every_subscribers_next_event_says_resumed()
         assert [e.resumed for e in delivery.events] == [True, False]
     again = next(a for a in broker.remote(run, mono=2.0) if isinstance(a, Fanout))
     assert not any(e.resumed for d in deliveries(again, broker).values() for e in d.events)
+
+
+def test_runs_keep_the_links_gaps_in_place() -> None:
+    def body(seq: int) -> bytes:
+        return pack(RemoteEvent("a", 1, seq, float(seq), "s", 0, b""))
+
+    runs = Arrivals().runs_with_gaps([body(1), None, None, body(2), body(3), None])
+    times = [None if run is None else run[0] for run in runs]
+    assert times == [1.0, None, None, 2.0, 3.0, None]  # a run per time, the gaps where they were
+
+
+@given(st.lists(st.sets(st.sampled_from("bcde"))))
+def test_the_lookout_reports_each_loss_once_and_a_return_only_after_a_loss(
+    views: list[set[str]],
+) -> None:
+    lookout = Lookout()
+    live: set[str] = set()
+    lost_before: set[str] = set()
+    for view in views:
+        lost, back = lookout.look(view)
+        assert set(lost) == live - view
+        assert set(back) == view & lost_before - live
+        lost_before = (lost_before | set(lost)) - set(back)
+        live = view
