@@ -260,6 +260,8 @@ class EventServer(Daemon):
         self._waker.clear_if_woken(ready)
         if taking and node is not None and node.pending:
             self._take_in(node)
+        elif node is not None:
+            node.link.hush()  # nothing taken during a stall: the pipe must not keep waking us
         acks = [self._watching[socket] for socket, _ in ready if socket in self._watching]
         if acks:  # room: what it made room for goes out now, not after the requests
             self._read_acks(acks)

@@ -8,7 +8,8 @@ Invariants:
   it, whatever filter it came by. nats-py gives each subscription its own queue and task, which
   would reorder messages across subscriptions, so `_Client` takes ours off its reader before
   that (the one method of nats-py's we override).
-- The inbound queue is bounded (`max_inbound`); past it, messages are counted in `overflow`,
+- The inbound queue is bounded, in messages and in bytes; past either, messages are counted in
+  `overflow`,
   not kept, and the reader never waits for the server's thread. Where messages may be missing
   (dropped here, or lost with a connection to NATS), the queue holds a gap (None) in their
   place, once for each stretch of them: the node then tells its subscribers.
@@ -50,9 +51,11 @@ __all__ = ["Link", "LinkError"]
 
 log = logging.getLogger("es.cluster")
 
-# Messages kept for the server's thread at most: about 1 s of a busy node's traffic. Past it the
-# backbone reader drops them (counted) rather than wait, as a full drop-mode queue does.
+# Messages kept for the server's thread at most, and their bytes: about 1 s of a busy node's
+# traffic. Past either the backbone reader drops them (counted) rather than wait, as a full
+# drop-mode queue does.
 MAX_INBOUND = 100_000
+MAX_INBOUND_BYTES = 64 << 20
 # Seconds between reconnection attempts to the NATS servers (nats-py's default is 2).
 _RECONNECT_WAIT = 1
 # Bytes nats-py buffers for us while it reconnects; past that a publish fails (and is counted).
@@ -129,6 +132,8 @@ class Link:
         self.connected = False
         self._stopping = False
         self._inbound: deque[bytes | None] = deque()
+        self._in_added = 0  # bytes queued inbound (by the link's thread only)
+        self._in_taken = 0  # bytes of them taken (by the server's thread only)
         self.handed = 0  # bytes of events given to `send` (by the server's thread only)
         self.taken = 0  # bytes of them NATS took or refused (by the link's thread only)
         self._throttled = False  # the server found the backlog full: wake it when it is not
@@ -188,12 +193,19 @@ class Link:
 
     def take(self, most: int) -> list[bytes | None]:
         """Up to `most` waiting message bodies, oldest first; None where some may be missing."""
+        self.hush()
+        self._signalled = False  # before taking: a message added now wakes the poll again
+        inbound = self._inbound
+        taken = [inbound.popleft() for _ in range(min(most, len(inbound)))]
+        self._in_taken += sum([len(body) for body in taken if body is not None])
+        return taken
+
+    def hush(self) -> None:
+        """Empty the wake pipe without taking anything (the server cannot take now, during a
+        stall): no new byte comes until the next `take`, so the poll does not spin."""
         with contextlib.suppress(BlockingIOError):
             while self._wake_r.recv(4096):
                 pass
-        self._signalled = False  # before taking: a message added now wakes the poll again
-        inbound = self._inbound
-        return [inbound.popleft() for _ in range(min(most, len(inbound)))]
 
     def send(self, messages: list[tuple[str, bytes]]) -> None:
         """Publish (subject, body) messages, in order."""
@@ -225,11 +237,16 @@ class Link:
 
     def _arrived(self, subject: bytes, data: bytes) -> None:
         """A message on one of our filters (called by nats-py's reader, in wire order)."""
-        if subject == _GAPS or len(self._inbound) >= self.max_inbound:
+        full = (
+            len(self._inbound) >= self.max_inbound
+            or self._in_added - self._in_taken + len(data) > MAX_INBOUND_BYTES
+        )
+        if subject == _GAPS or full:
             self.overflow += subject != _GAPS
             self._gap()
             return
         self._gapped = False
+        self._in_added += len(data)
         self._inbound.append(data)
         self._wake()
 
