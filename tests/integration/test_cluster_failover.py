@@ -3,7 +3,7 @@ NATS cluster, two `es` nodes, one `ns`, all on loopback, clients at their defaul
 
 - Every node registers `:Pyro.EventService` shared: a lookup gives them all.
 - kill -9 of the node a subscriber uses: it is receiving on the other node within seconds (its
-  first event there marked resumed), with nothing out of order.
+  first event there marked resumed), with nothing out of order; a JavaScript subscriber too.
 - kill -9 of a nats-server: its node moves to another; the other node's own events lose nothing.
 - A node whose nats-server takes nothing holds its publishers back, within bounded memory, and
   loses nothing.
@@ -42,7 +42,8 @@ from tests.integration.conftest import (
     spawn_ns,
     wait_until,
 )
-from tests.integration.helpers import Cuttable, rss_bytes
+from tests.integration.helpers import Cuttable, publishing, rss_bytes
+from tests.integration.test_polyglot import JsSubscriber
 
 pytestmark = pytest.mark.skipif(binary() is None, reason="nats-server is not in this venv")
 
@@ -361,3 +362,23 @@ def test_a_partition_between_nats_servers_is_told_on_both_sides_and_heals() -> N
         for server in (first, second):
             server.stop()
         proxy.close()
+
+
+def test_a_js_subscriber_whose_node_is_killed_receives_on_another(stack: Stack) -> None:
+    sub = JsSubscriber("--es", stack.by_name, "--emitter", "failover.js")  # default heartbeats
+    try:
+        doomed = next(n for n in stack.nodes if n.endpoint == sub.ready["esUri"])
+        survivor = next(n for n in stack.nodes if n is not doomed)
+        with Publisher(survivor.endpoint) as pub:
+            pub.publish("failover.js", -1)
+            assert sub.line()["msg"] == -1  # across the backbone, before the kill
+            doomed.kill()
+            with publishing(pub, "failover.js") as load:
+                lines = [sub.line()]  # within WAIT: on the other node, or the test fails
+                if "gap" in lines[0]:
+                    lines.append(sub.line())
+            assert load.sent > 0
+        event = lines[-1]
+        assert event["resumed"] is True and isinstance(event["msg"], int)
+    finally:
+        sub.close()
