@@ -17,6 +17,8 @@ Invariants:
 
 from __future__ import annotations
 
+import re
+
 from es.daemon.patterns import fold
 
 __all__ = ["EVERYTHING", "PREFIX", "backbone", "cover", "decode", "literal_prefix", "matches"]
@@ -36,6 +38,10 @@ _ESCAPES = [c if c in _KEPT else None for c in range(256)]
 _PLAIN = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_ !\"#%&',/:;<=>@`~"
 )
+# What may open a pattern without changing which literal text it starts with: `^`, and flag
+# groups such as `(?i)` or `(?s)` (letters are matched case-insensitively anyway, and the
+# folded subject has no upper case for `(?-i)` to miss).
+_FLAGS = re.compile(r"^(?:\^|\(\?[imsU-]*\))*")
 # After a literal character, these make it optional or repeated: it is not certainly there.
 _OPTIONAL = frozenset("*?{")
 # A backslash before one of these means the character itself (RE2 escapes punctuation this way).
@@ -105,7 +111,7 @@ def literal_prefix(pattern: str) -> str:
     has an alternation anywhere, or starts with anything else."""
     if "|" in pattern:  # an alternation may be at the top level: no prefix is certain
         return ""
-    text = pattern[1:] if pattern.startswith("^") else pattern
+    text = _FLAGS.sub("", pattern, count=1)
     out: list[str] = []
     i = 0
     while i < len(text):

@@ -129,7 +129,9 @@ def test_a_cover_takes_in_every_subject_its_pattern_matches(
         ("a\\.b?", "a.", "ev.a.>"),
         ("a\\.b{2}", "a.", "ev.a.>"),
         ("a\\.b|c\\.d", "", EVERYTHING),  # an alternation: nothing is certain
-        ("(?i)a\\.b", "", EVERYTHING),
+        ("(?i)a\\.b", "a.b", "ev.a.>"),  # flags change no literal: matching folds anyway
+        ("^(?s)(?-i)A\\.b", "a.b", "ev.a.>"),
+        ("(?i:a)\\.b", "", EVERYTHING),  # a group, not flags
         ("[a]\\.b", "", EVERYTHING),
         ("x_y\\.z", "x_y.z", "ev.x_5fy.>"),
         ("caf\u00e9\\.x", "caf", EVERYTHING),  # stops at a letter outside ASCII
