@@ -44,6 +44,7 @@ PATTERNS = (
     r"a\.*b",
     r"a\.b|c\.d",
     r"(?i)stock\.x",
+    r"orders\.(eu|us)\.new",
     r"Orders\.café\.",
     r"a\_b\ c\.d",
     r"\$es\.",

@@ -109,7 +109,7 @@ def literal_prefix(pattern: str) -> str:
     """The text every subject `pattern` matches must start with (folded), as far as it can be
     read safely: up to the first character that is not a plain literal. Empty when the pattern
     has an alternation anywhere, or starts with anything else."""
-    if "|" in pattern:  # an alternation may be at the top level: no prefix is certain
+    if _alternates(pattern):  # one branch may start otherwise: no prefix is certain
         return ""
     text = _FLAGS.sub("", pattern, count=1)
     out: list[str] = []
@@ -128,6 +128,32 @@ def literal_prefix(pattern: str) -> str:
         out.append(literal.lower())  # `+` after it: it is there; the loop stops at the `+`
         i += width
     return "".join(out)
+
+
+def _alternates(pattern: str) -> bool:
+    """Whether `pattern` has a `|` outside every group and character class (a top-level
+    alternation). A `|` inside a group is not: reading stops at the group's `(`."""
+    depth, i, in_class = 0, 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2  # an escaped character, whatever it is
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            i += 2 if pattern[i + 1 : i + 2] == "^" else 1
+            i += pattern[i : i + 1] == "]"  # a `]` first in a class is a member
+            in_class = True
+            continue
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        elif char == "|" and depth == 0:
+            return True
+        i += 1
+    return False
 
 
 def cover(pattern: str) -> str:

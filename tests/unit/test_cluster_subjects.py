@@ -129,6 +129,11 @@ def test_a_cover_takes_in_every_subject_its_pattern_matches(
         ("a\\.b?", "a.", "ev.a.>"),
         ("a\\.b{2}", "a.", "ev.a.>"),
         ("a\\.b|c\\.d", "", EVERYTHING),  # an alternation: nothing is certain
+        ("orders\\.(eu|us)\\.new", "orders.", "ev.orders.>"),  # inside a group: after it
+        ("a\\.[|]|b", "", EVERYTHING),  # the class's `|` is a member; the last one alternates
+        ("a\\.[|]x", "a.", "ev.a.>"),
+        ("a\\.\\|x", "a.|x", "ev.a.>"),  # an escaped `|` is a literal
+        ("a\\.[]|]x", "a.", "ev.a.>"),
         ("(?i)a\\.b", "a.b", "ev.a.>"),  # flags change no literal: matching folds anyway
         ("^(?s)(?-i)A\\.b", "a.b", "ev.a.>"),
         ("(?i:a)\\.b", "", EVERYTHING),  # a group, not flags
