@@ -49,6 +49,7 @@ from es import __version__, meta
 from es.actions import Action, Batch, Close, Fanout, Link, Open, Reply
 from es.brokerstate import BrokerState
 from es.checks import check_subject, refuse
+from es.cluster.frames import RemoteEvent
 from es.config import ServerConfig
 from es.delivery import meta_event, meta_fanout
 from es.durables import Durables
@@ -62,6 +63,7 @@ from es.publishing import Publishing
 from es.ratelimit import HISTORY_SCANNED, STORED, bill, compiling, received
 from es.records import Storage, StoredEvent, StoredSubscriber
 from es.replays import Replays
+from es.retained import Retained
 from es.state import SubscriberState, new_stream
 from es.subscriptions import Subscriptions
 
@@ -274,6 +276,26 @@ class Broker:
         for subject, body in news:
             actions += meta_event(self.core, subject, body)
         return actions
+
+    def keep_retained(
+        self, kept: list[tuple[RemoteEvent, float | None]], now: float, mono: float
+    ) -> None:
+        """Retained events from the cluster's stream (SPEC 15.6): each kept unless this node
+        holds a newer one of its subject, cleared by an empty payload, or over this node's
+        bounds (counted in `remote_refused`). Its lifetime counts from its publish."""
+        core = self.core
+        for event, ttl in kept:
+            held = core.retained.get(event.subject, mono)
+            if held is not None and held.time > event.time:
+                continue
+            expires = None if ttl is None else mono + ttl - max(0.0, now - event.time)
+            if expires is not None and expires <= mono:
+                continue
+            if not core.retained.fits([(event.subject, len(event.payload))]):
+                core.remote_refused += 1
+                continue
+            retained = Retained(event.subject, event.fmt, event.payload, event.time, expires)
+            core.retained.put(retained)
 
     def resume_all(self) -> None:
         """Events from other nodes may have been lost (a cluster node's backbone had a gap):

@@ -278,7 +278,7 @@ class EventServer(Daemon):
         mono = time.monotonic()
         self._apply(node.released())
         self._apply(self.flow.route(node.losses(self._clock()), mono))
-        for actions in node.runs(mono, _TURN):
+        for actions in node.runs(mono, _TURN, self._clock()):
             self._apply(self.flow.route(actions, mono))
             if self.flow.stalled:
                 break

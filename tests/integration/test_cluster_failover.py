@@ -11,6 +11,7 @@ NATS cluster, two `es` nodes, one `ns`, all on loopback, clients at their defaul
   other node.
 - A partition between two nats-servers (a TCP proxy of the test's own, cut and healed): each
   side loses the other, is told on healing (resumed), and events flow both ways again.
+- Retained events outlive a kill -9 of the stream's leader, and reach a node that starts later.
 - `es stats --cluster` gathers every node, and says PARTIAL when one does not answer.
 - `es up --nodes 3` runs such a stack (three of each) until Ctrl-C, which stops it all cleanly.
 """
@@ -24,6 +25,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ from tests.integration.conftest import (
     spawn_ns,
     wait_until,
 )
-from tests.integration.helpers import Cuttable, publishing, rss_bytes
+from tests.integration.helpers import Cuttable, publishing, rss_bytes, take
 from tests.integration.test_polyglot import JsSubscriber
 
 pytestmark = pytest.mark.skipif(binary() is None, reason="nats-server is not in this venv")
@@ -382,3 +384,41 @@ def test_a_js_subscriber_whose_node_is_killed_receives_on_another(stack: Stack) 
         assert event["resumed"] is True and isinstance(event["msg"], int)
     finally:
         sub.close()
+
+
+def test_retained_events_outlive_the_stream_leader_and_reach_a_node_that_comes_later() -> None:
+    with running("xyz") as trio:
+        x, y, _ = trio.nodes
+        with Publisher(x.endpoint) as pub:
+            pub.publish("plant.state", "running", retain=True, confirm=True)
+        wait_until(lambda: y.stats()["server"]["retained"] == 1, what="retained on y")
+        leader = _stream_leader(trio.nats)
+        killed = next(s for s in trio.nats if s.name == leader)
+        killed.kill()  # the stream keeps its other two replicas, and elects another leader
+        survivor = next(n for n, s in zip(trio.nodes, trio.nats, strict=True) if s is not killed)
+        with Publisher(survivor.endpoint) as pub:
+            pub.publish("plant.mode", "auto", retain=True, confirm=True)
+        alive = next(s for s in trio.nats if s is not killed)
+        late = spawn_es("--cluster", alive.url, "--node-name", "late")  # after both publishes
+        try:
+            wait_until(lambda: late.stats()["server"]["retained"] == 2, what="retained on late")
+            with Subscriber(late.endpoint) as sub:
+                sub.subscribe_match(r"plant\.")
+                kept = {e.subject: (e.msg, e.retained) for e in take(sub, 2)}
+            assert kept == {"plant.state": ("running", True), "plant.mode": ("auto", True)}
+            assert _cluster(survivor)["retained_unsent"] == 0  # taken once a leader was there
+        finally:
+            late.stop()
+            late.log_path.unlink(missing_ok=True)
+
+
+def _stream_leader(servers: list[NatsServer]) -> str:
+    """The name of the nats-server leading the stream of retained events."""
+    for server in servers:
+        url = f"{server.monitor}/jsz?streams=true"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            for account in json.load(reply).get("account_details") or []:
+                for stream in account.get("stream_detail") or []:
+                    if stream["name"] == "ES_RETAINED":
+                        return str(stream["cluster"]["leader"])
+    raise AssertionError("no server knows the stream of retained events")

@@ -24,6 +24,7 @@ from es.cluster.frames import BadFrame, RemoteEvent, pack, pack_control, unpack,
 from es.cluster.peers import Barrier, Lookout, Peers
 from es.cluster.subjects import backbone
 from es.cluster.traffic import MAX_RUN, Arrivals, Departures
+from es.config import Limits
 from tests.unit.brokerkit import PEER, deliveries, make, ok, sub
 
 
@@ -236,3 +237,35 @@ def test_the_lookout_reports_each_loss_once_and_a_return_only_after_a_loss(
         assert set(back) == view & lost_before - live
         lost_before = (lost_before | set(lost)) - set(back)
         live = view
+
+
+def test_a_node_keeps_the_streams_retained_events_newest_first_within_its_bounds() -> None:
+    broker = make(limits=Limits(max_retained=2))
+    core = broker.core
+
+    def event(subject: str, time: float, payload: bytes = b"x") -> RemoteEvent:
+        return RemoteEvent("b", 1, 1, time, subject, 0, payload)
+
+    broker.keep_retained([(event("a", 10.0), None), (event("b", 10.0), 5.0)], now=12.0, mono=100.0)
+    assert core.retained.get("a", 100.0) is not None
+    held = core.retained.get("B", 100.0)
+    assert held is not None and held.expires == 103.0  # 5 s from its publish, 2 s ago
+    broker.keep_retained([(event("a", 9.0, b"older"), None)], now=12.0, mono=100.0)
+    kept = core.retained.get("a", 100.0)
+    assert kept is not None and kept.payload == b"x"  # the newer one stays
+    broker.keep_retained([(event("c", 1.0), 5.0)], now=12.0, mono=100.0)  # already over
+    broker.keep_retained([(event("d", 11.0), None)], now=12.0, mono=100.0)  # no room
+    assert core.retained.get("c", 100.0) is None and core.remote_refused == 1
+    broker.keep_retained([(event("a", 11.0, b""), None)], now=12.0, mono=100.0)  # cleared
+    assert core.retained.get("a", 100.0) is None
+
+
+def test_retained_events_go_to_the_stream_and_come_back_from_it() -> None:
+    departures = Departures("a", 7)
+    items = (PubItem(("Lamp",), 1, b"on", retain=True, ttl=3.0), PubItem(("x",), 1, b"y"))
+    departures.messages([(items, 5.0)])
+    ((subject, body, ttl),) = departures.retained
+    assert (subject, ttl) == ("rt.lamp", 3.0) and unpack(body).subject == "Lamp"
+    arrivals = Arrivals()
+    assert arrivals.retained([(body, 3.0), (b"\xc1", None)]) == [(unpack(body), 3.0)]
+    assert arrivals.bad == 1
