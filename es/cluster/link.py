@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import socket
 import threading
 import time
@@ -48,10 +47,10 @@ from typing import Any
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
-from nats.js.api import DeliverPolicy, StreamConfig
 
 from es.cluster.frames import BadFrame, pack_control, unpack_control
 from es.cluster.peers import Barrier, Peers
+from es.cluster.stream import RetainedStream
 
 __all__ = ["Link", "LinkError"]
 
@@ -74,11 +73,6 @@ HEARTBEATS = "es.hb"
 BARRIERS = "es.barrier"
 GAPS = "es.gap"
 _GAPS = GAPS.encode()
-RETAINED_STREAM = "ES_RETAINED"
-"""The JetStream stream of retained events: its subjects are `rt.>`."""
-RETAIN_DEADLINE = 10.0
-"""Seconds a retained event is tried for in JetStream (a leader election takes a few)."""
-_STREAM_ATTEMPTS = 150  # ~60 s: JetStream may still be electing a leader when a node starts
 MAX_BACKLOG = 64 << 20
 """Bytes of events handed to the link and not yet taken by NATS, past which the server stops
 reading requests (nats-py's own buffer holds as much again)."""
@@ -135,10 +129,7 @@ class Link:
         self.name = name
         self.epoch = epoch
         self.heartbeat = heartbeat
-        self.retained_bounds = retained  # the stream's: retained events, and their bytes
-        self.jetstream = False  # retained events are in the cluster's JetStream
-        self.retained_unsent = 0  # retained events JetStream did not take
-        self._retained: deque[tuple[bytes, float | None]] = deque()  # for the server's thread
+        self.stream = RetainedStream(retained, self._wake)
         self.peers = Peers(3 * heartbeat)
         self.known: tuple[str, ...] = ()  # the live peers when last heard, for other threads
         self._ended: deque[int] = deque()  # barriers that ended, for the server's thread
@@ -163,7 +154,6 @@ class Link:
         self._loop = asyncio.new_event_loop()
         self._work: asyncio.Queue[tuple[str, Any] | None] | None = None
         self._client: _Client | None = None
-        self._retaining: asyncio.Queue[list[tuple[str, bytes, float | None]]] | None = None
         self._subs: dict[str, Subscription] = {}
         self._ready = threading.Event()
         self._failure: str | None = None
@@ -188,18 +178,18 @@ class Link:
     @property
     def pending(self) -> bool:
         """Whether messages, retained events or ended barriers are waiting."""
-        return bool(self._inbound or self._ended or self._retained)
+        return bool(self._inbound or self._ended or self.stream.arrived)
 
     def retain(self, events: list[tuple[str, bytes, float | None]]) -> None:
         """Keep these retained events (stream subject, body, seconds to live) in JetStream, in
         order; no-op without JetStream."""
-        if self.jetstream:
+        if self.stream.on:
             self._hand("retain", events)
 
     def take_retained(self) -> list[tuple[bytes, float | None]]:
         """Retained events the stream brought (body, seconds to live), oldest first."""
-        retained = self._retained
-        return [retained.popleft() for _ in range(len(retained))]
+        arrived = self.stream.arrived
+        return [arrived.popleft() for _ in range(len(arrived))]
 
     def barrier(self, token: int) -> None:
         """Make sure every live peer knows of the subscriptions handed over so far; `ended`
@@ -331,9 +321,8 @@ class Link:
         await client.subscribe(BARRIERS, cb=self._asked)
         loop = asyncio.get_running_loop()
         beating = loop.create_task(self._beat())
-        opening = loop.create_task(self._open_stream(client))  # JetStream may still be electing
-        self._retaining = asyncio.Queue()
-        keeping = loop.create_task(self._keep_retained(client))
+        opening = loop.create_task(self.stream.open(client.jetstream()))  # it may be electing
+        keeping = loop.create_task(self.stream.keep(client.jetstream()))
         self._ready.set()
         log.info("backbone: connected to %s as node %s", _where(client), self.name)
         try:
@@ -357,8 +346,7 @@ class Link:
             await self._send(client, work)
             return
         if kind == "retain":  # a queue of their own: a retry must not hold up the events
-            assert self._retaining is not None
-            self._retaining.put_nowait(work)
+            self.stream.put(work)
             return
         start, stop = work
         for nats_filter in stop:
@@ -386,70 +374,6 @@ class Link:
         if self._throttled and self.handed - self.taken <= MAX_BACKLOG // 2:
             self._throttled = False
             self._wake()  # the server may read requests again
-
-    async def _open_stream(self, client: _Client) -> None:
-        """Make sure the stream of retained events is there, and follow it from the last event
-        of each subject; without JetStream, say so and go on (retained events stay here)."""
-        js = client.jetstream()
-        count, size = self.retained_bounds
-        for attempt in range(_STREAM_ATTEMPTS):
-            replicas = 3 if attempt % 2 == 0 else 1  # R3 where the cluster has three servers
-            config = StreamConfig(
-                name=RETAINED_STREAM,
-                subjects=["rt.>"],
-                max_msgs_per_subject=1,
-                allow_msg_ttl=True,
-                num_replicas=replicas,
-                max_msgs=count,
-                max_bytes=size + count * 1024,  # payloads, and each message's own fields
-            )
-            try:
-                try:
-                    await js.add_stream(config)
-                except NatsError as exc:
-                    if "already in use" not in str(exc):
-                        raise
-                await js.subscribe(
-                    "rt.>",
-                    ordered_consumer=True,
-                    deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-                    cb=self._kept,
-                )
-            except (TimeoutError, NatsError) as exc:
-                last = exc
-                await asyncio.sleep(0.4)
-                continue
-            self.jetstream = True
-            log.info("backbone: retained events in JetStream (%d replica(s))", replicas)
-            return
-        log.warning("backbone: no JetStream (%r): retained events stay on this node", last)
-
-    async def _kept(self, msg: Any) -> None:
-        """A retained event from the stream: for the server's thread."""
-        ttl = (msg.headers or {}).get("Nats-TTL")
-        self._retained.append((msg.data, float(ttl.rstrip("s")) if ttl else None))
-        self._wake()
-
-    async def _keep_retained(self, client: _Client) -> None:
-        """Put retained events in the stream, in order, each tried for up to RETAIN_DEADLINE
-        seconds (JetStream may be electing a new leader); one it never takes is counted."""
-        assert self._retaining is not None
-        js = client.jetstream()
-        while True:
-            for subject, body, ttl in await self._retaining.get():
-                headers = None if ttl is None else {"Nats-TTL": f"{max(1, math.ceil(ttl))}s"}
-                until = time.monotonic() + RETAIN_DEADLINE
-                while True:
-                    try:
-                        await js.publish(subject, body, headers=headers)
-                        break
-                    except (TimeoutError, NatsError) as exc:
-                        if time.monotonic() < until:
-                            await asyncio.sleep(0.25)
-                            continue
-                        self.retained_unsent += 1
-                        log.warning("backbone: a retained event was not kept: %r", exc)
-                        break
 
     async def _beat(self) -> None:
         """A heartbeat every `heartbeat` seconds, for as long as the link runs."""

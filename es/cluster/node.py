@@ -187,6 +187,6 @@ class Node:
             "overflow": link.overflow,
             "gaps": link.gaps,
             "unsent": link.unsent,
-            "jetstream": link.jetstream,
-            "retained_unsent": link.retained_unsent,
+            "jetstream": link.stream.on,
+            "retained_unsent": link.stream.unsent,
         }

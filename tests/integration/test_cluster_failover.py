@@ -209,18 +209,21 @@ def _cluster(node: Daemon) -> dict[str, Any]:
 def test_a_node_whose_nats_server_takes_nothing_holds_its_publishers_back_within_bounds(
     stack: Stack,
 ) -> None:
+    """The backbone loses nothing: every event reaches the other node once NATS goes on. (The
+    subscriber there is in drop mode, so that its own queue never holds node y back: node y's
+    losses to a slow block-mode subscriber are another matter, told as `resumed`.)"""
     x, y = stack.nodes
     big, count = b"x" * 100_000, 8_000  # 800 MB: more than every buffer on the way holds
     published = [0]
-    with Subscriber(y.endpoint) as sub, Publisher(x.endpoint) as pub:
+    with Subscriber(y.endpoint, policy="drop", queue_size=10) as sub, Publisher(x.endpoint) as pub:
         sub.subscribe("held")
         pub.publish("held", -1)
         assert _next(sub, 30.0).msg == -1
-        before = rss_bytes(x.proc.pid)
+        before, arrived = rss_bytes(x.proc.pid), _cluster(y)["received"]
 
         def publish() -> None:
             for n in range(count):
-                pub.publish("held", big if n < count - 1 else "last")
+                pub.publish("held", big)
                 published[0] = n + 1
 
         worker = threading.Thread(target=publish, daemon=True)
@@ -229,15 +232,9 @@ def test_a_node_whose_nats_server_takes_nothing_holds_its_publishers_back_within
             _wait_still(published)  # the publisher is held back
             held, grown = published[0], rss_bytes(x.proc.pid) - before
         assert held < count, f"nothing held the publisher back ({grown >> 20} MiB)"
-        got = 0
-        while True:
-            event = sub.next(timeout=30.0)
-            assert event is not None, f"only {got} of {count} events arrived"
-            got += 1
-            if event.msg == "last":
-                break
-        worker.join(60)
-    assert got == count  # nothing lost: held back, not dropped
+        worker.join(120)
+        wait_until(lambda: _cluster(y)["received"] == arrived + count, 120.0, "every event at y")
+        assert _cluster(y)["overflow"] == _cluster(y)["gaps"] == _cluster(x)["unsent"] == 0
     assert grown < 400 << 20, f"node x grew {grown >> 20} MiB while held"
     print(f"\nheld back after {held} of {count} events of 100 kB; node x grew {grown >> 20} MiB")
 
