@@ -183,6 +183,8 @@ class Subscriber(Acknowledging, Taking, ForeignLoops, KeptClient):
         self._closed = False
         self._handlers: Handlers[Event] = Handlers(self._run_handler)
         self._resumed = False
+        self._stream_before: int | None = None
+        self._stream_now: int | None = None
         self.lost = 0
         """Events the server reported lost for this subscriber (or seen missing in seq), in all."""
         self.bad_deliveries = 0
@@ -220,11 +222,16 @@ class Subscriber(Acknowledging, Taking, ForeignLoops, KeptClient):
         kinds: tuple[type[Subscribe] | type[SubscribeMatch], ...] = (Subscribe, SubscribeMatch)
         kept = False
         again = self._history_again()
+        # Set before asking: the first event may come before the answer (a node of a cluster
+        # answers once its peers know, SPEC 15.4, and delivers meanwhile). It is the first of
+        # a new stream: those still on their way from the old server are not flagged.
+        self._stream_before, self._resumed = self._stream_now, True
         for kind, names in zip(kinds, (tuple(subjects), tuple(patterns)), strict=True):
             if names:
                 body = self._note(control.request(partial(self._asking, kind, names, again)))
                 kept = kept or body.get("kept") is True
-        self._resumed = not kept  # a durable subscriber's events were kept: none lost
+        if kept:  # a durable subscriber's events were kept: none lost
+            self._resumed = False
         log.info("subscriptions restored: %d subjects, %d patterns", len(subjects), len(patterns))
 
     def _history_again(self) -> Replay | None:

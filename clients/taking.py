@@ -52,7 +52,9 @@ class Taking:
     _streams: Streams
     _keeper: Keeper
     _unacked: int
-    _resumed: bool
+    _resumed: bool  # recovered: the first event of a stream other than _stream_before says so
+    _stream_before: int | None
+    _stream_now: int | None  # the stream of the last events taken
     _asked_history: bool
     _history_seen: int
     gap: Callable[[int | None, Event | None], None]
@@ -86,7 +88,7 @@ class Taking:
             made = plain_events(
                 stream, lost, first, metas, payloads, self._streams, self.allow_pickle
             )
-            self._ready.extend(self._taken(made, len(metas)))
+            self._ready.extend(self._taken(made, len(metas), stream))
             return stream
         try:
             delivery = decode_delivery_general(frames)
@@ -103,7 +105,7 @@ class Taking:
             self._notice(delivery)
         elif delivery.events:
             made = events_of(delivery, self._streams, self.allow_pickle)
-            self._ready.extend(self._taken(made, len(delivery.events)))
+            self._ready.extend(self._taken(made, len(delivery.events), delivery.stream))
         return delivery.stream
 
     def _notice(self, loss: Loss) -> None:
@@ -115,17 +117,19 @@ class Taking:
         except Exception:  # the program's hook must not end the subscription
             log.exception("gap() failed")
 
-    def _taken(self, made: tuple[list[Event], int], count: int) -> list[Event]:
-        """The events made of a batch of `count` (and the loss before them), noted."""
+    def _taken(self, made: tuple[list[Event], int], count: int, stream: int) -> list[Event]:
+        """The events made of a batch of `count` (and the loss before them) on `stream`,
+        noted."""
         events, lost = made
         self.lost += lost
         if len(events) < count:  # had already: the server waits for our ACK
             self._unacked += 1
         if not events:
             return events
-        if self._resumed:
+        if self._resumed and stream != self._stream_before:  # not one the old server sent
             self._resumed = False
             events[0].resumed = True
+        self._stream_now = stream
         if self._asked_history:
             seen = [e.history for e in events if e.history is not None]
             self._history_seen = max(self._history_seen, *seen, 0)

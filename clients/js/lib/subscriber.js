@@ -236,6 +236,8 @@ export class Subscriber extends EventEmitter {
     this._ackEvery = ackEvery(queueSize ?? DEFAULT_QUEUE);
     this._streams = new Streams(); // the next seq expected in each stream
     this._resumed = false;
+    this._streamBefore = null; // the stream of the last events before a recovery
+    this._streamNow = null; // the stream of the last events taken
     this._lastSeq = 0; // the last event the program is done with, and its stream: what an ACK says
     this._handed = null; // the event handed to a reader, done when it asks for the next one
     this._lastStream = 0;
@@ -426,13 +428,18 @@ export class Subscriber extends EventEmitter {
     if (this._subjects.size) asked.push({ type: "SUB", subjects: [...this._subjects] });
     if (this._patterns.size) asked.push({ type: "SUBMATCH", patterns: [...this._patterns] });
     let kept = false; // a durable subscriber whose events the server kept: none lost (SPEC 3.1)
+    // Set before asking: the first event may come before the answer (a node of a cluster answers
+    // once its peers know, SPEC 15.4, and delivers meanwhile). It is the first of a new stream:
+    // those still on their way from the old server are not flagged.
+    this._streamBefore = this._streamNow;
+    this._resumed = true;
     for (const request of asked) {
       const body = this._learn(
         await control.request((rid) => ({ ...request, rid, sid: this.sid, endpoint: this.endpoint, options })),
       );
       kept = kept || body.kept === true;
     }
-    this._resumed = !kept;
+    if (kept) this._resumed = false;
   }
 
   // --- receiving -----------------------------------------------------------------------------------
@@ -489,10 +496,11 @@ export class Subscriber extends EventEmitter {
     if (!events.length) return events;
     events[0].lost = lost;
     this.lost += lost;
-    if (this._resumed) {
+    if (this._resumed && stream !== this._streamBefore) {
       this._resumed = false;
       events[0].resumed = true;
     }
+    this._streamNow = stream;
     for (const event of events) if (event.history > this._historySeen) this._historySeen = event.history;
     return events;
   }
