@@ -12,13 +12,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import zmq
-
-from clients.control import Control
+from clients import admin
 from clients.errors import EsError
 from clients.naming import es_endpoints
 from clients.security import Keys
-from clients.wire import Stats
 
 __all__ = ["SUMMED", "cluster_stats", "merge"]
 
@@ -78,10 +75,8 @@ def cluster_stats(
 
 
 def _stats(endpoint: str, timeout: float, keys: Keys | None) -> dict[str, Any] | None:
-    control = Control(zmq.Context.instance(), endpoint, timeout, keys=keys)
+    """One node's STATS, or None if it does not answer."""
     try:
-        return control.request(Stats)
+        return admin.stats(endpoint, timeout, keys)
     except EsError:
         return None
-    finally:
-        control.close()
