@@ -269,3 +269,27 @@ def test_retained_events_go_to_the_stream_and_come_back_from_it() -> None:
     arrivals = Arrivals()
     assert arrivals.retained([(body, 3.0), (b"\xc1", None)]) == [(unpack(body), 3.0)]
     assert arrivals.bad == 1
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["news", "x" * 300, "$es.service.gone", "other"]), min_size=1),
+        max_size=6,
+    )
+)
+def test_every_event_from_another_node_is_counted_taken_or_refused_once(
+    runs: list[list[str]],
+) -> None:
+    broker = make()
+    ok(sub(broker, "s1", "news"))
+    items = [
+        (float(n), tuple(PubItem((s,), 1, b"p") for s in subjects))
+        for n, subjects in enumerate(runs)
+    ]
+    broker.remote(items, mono=1.0)
+    core = broker.core
+    assert core.remote_in + core.remote_refused == sum(len(subjects) for subjects in runs)
+    refused = sum(len(subjects) for subjects in runs if "x" * 300 in subjects)  # a run goes whole
+    assert core.remote_refused == refused - sum(
+        s.startswith("$") for subjects in runs if "x" * 300 in subjects for s in subjects
+    )
