@@ -17,6 +17,10 @@ Invariants:
   publish was handed on. An idle server reads one publish per turn: gathering never delays.
 - A confirmed publish is answered once all its events were taken into queues or dropped, after
   the events themselves, and in the order the publishes came.
+- A connection on hold (`hold`: its publish waits for a write elsewhere, the cluster's stream of
+  retained events) has its later requests kept aside, in order, until `release`, while other
+  connections go on; STATS, introspection, HEARTBEAT and ACK are still handled at once. What is
+  kept aside has bounds of its own, the backlog's, past which the shell stops reading.
 """
 
 from __future__ import annotations
@@ -88,6 +92,9 @@ class Flow:
         self._watch: dict[str, Lane] = {}  # lanes whose ACKs the shell reads as soon as they come
         self._backlog: deque[Inbound] = deque()
         self._backlog_bytes = 0
+        self._held: dict[bytes, deque[Inbound]] = {}  # connections on hold, and what they sent
+        self._held_count = 0
+        self._held_bytes = 0
 
     # --- what the shell asks -------------------------------------------------------------------
 
@@ -101,9 +108,20 @@ class Flow:
         """Requests wait in the backlog, or a stall is on."""
         return bool(self._stall or self._backlog)
 
+    @property
+    def holding(self) -> bool:
+        """Some connection is on hold (`hold`)."""
+        return bool(self._held)
+
     def reading(self) -> bool:
-        """Whether the shell may read more requests (the backlog has room)."""
-        return len(self._backlog) < BACKLOG and self._backlog_bytes < BACKLOG_BYTES
+        """Whether the shell may read more requests (the backlog has room, and so has what
+        connections on hold sent)."""
+        return (
+            len(self._backlog) < BACKLOG
+            and self._backlog_bytes < BACKLOG_BYTES
+            and self._held_count < BACKLOG
+            and self._held_bytes < BACKLOG_BYTES
+        )
 
     def waiting(self) -> list[str]:
         """The subscribers a stalled publish waits for."""
@@ -122,20 +140,50 @@ class Flow:
 
     def admit(self, inbound: Inbound) -> bool:
         """A request read from the control socket: True if it is to be handled now; else it
-        waits in the backlog (a stall is on, or others wait before it)."""
-        if not (self._stall or self._backlog) or peek_command(inbound.frames) in AT_ONCE:
+        waits in the backlog (a stall is on, or others wait before it), or aside with its
+        connection's others while that is on hold."""
+        held = self._held and inbound.peer in self._held
+        if not (self._stall or self._backlog or held):
             return True
+        if peek_command(inbound.frames) in AT_ONCE:
+            return True
+        if held:
+            self._put_aside(inbound)
+            return False
         self._backlog.append(inbound)
         self._backlog_bytes += _size(inbound)
         return False
 
     def next_ready(self) -> Inbound | None:
-        """The next request of the backlog, to handle now, while no stall is on."""
-        if not self._backlog or self._stall:
-            return None
-        inbound = self._backlog.popleft()
-        self._backlog_bytes -= _size(inbound)
-        return inbound
+        """The next request of the backlog, to handle now, while no stall is on (one of a
+        connection on hold goes aside instead)."""
+        while self._backlog and not self._stall:
+            inbound = self._backlog.popleft()
+            self._backlog_bytes -= _size(inbound)
+            if inbound.peer not in self._held:
+                return inbound
+            self._put_aside(inbound)
+        return None
+
+    def hold(self, peer: bytes) -> None:
+        """Keep `peer`'s later requests aside, in order, until `release(peer)`."""
+        self._held.setdefault(peer, deque())
+
+    def release(self, peer: bytes) -> None:
+        """`peer` is on hold no more: what it sent meanwhile goes first in the backlog."""
+        aside = self._held.pop(peer, None)
+        if not aside:
+            return
+        size = sum(map(_size, aside))
+        self._held_count -= len(aside)
+        self._held_bytes -= size
+        self._backlog.extendleft(reversed(aside))
+        self._backlog_bytes += size
+
+    def _put_aside(self, inbound: Inbound) -> None:
+        self._held[inbound.peer].append(inbound)
+        self._held_count += 1
+        self._held_bytes += _size(inbound)
 
     def flushes_before(self, inbound: Inbound) -> bool:
         """Whether what was gathered must go out before `inbound` is handled: anything but a
