@@ -226,6 +226,14 @@ def test_a_node_whose_nats_server_takes_nothing_holds_its_publishers_back_within
                 pub.publish("held", big)
                 published[0] = n + 1
 
+        done = threading.Event()
+
+        def drain() -> None:  # keeps reading (a subscriber that stops is evicted in 60 s)
+            while not done.is_set():
+                sub.next(timeout=1.0)
+
+        drainer = threading.Thread(target=drain, daemon=True)
+        drainer.start()
         worker = threading.Thread(target=publish, daemon=True)
         with paused_nats(stack.nats[0]):  # node x's nats-server reads nothing
             worker.start()
@@ -235,6 +243,8 @@ def test_a_node_whose_nats_server_takes_nothing_holds_its_publishers_back_within
         worker.join(120)
         wait_until(lambda: _cluster(y)["received"] == arrived + count, 120.0, "every event at y")
         assert _cluster(y)["overflow"] == _cluster(y)["gaps"] == _cluster(x)["unsent"] == 0
+        done.set()
+        drainer.join(30)
     assert grown < 400 << 20, f"node x grew {grown >> 20} MiB while held"
     print(f"\nheld back after {held} of {count} events of 100 kB; node x grew {grown >> 20} MiB")
 
