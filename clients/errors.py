@@ -29,6 +29,7 @@ __all__ = [
     "LocalProtocolError",
     "NameTaken",
     "NamingError",
+    "NoQuorum",
     "NotEmpty",
     "NotFound",
     "NotOwner",
@@ -66,6 +67,7 @@ class ErrorCode(StrEnum):
     AUTH_FAILED = "AUTH_FAILED"
     STORAGE_FAILED = "STORAGE_FAILED"
     STORE_FULL = "STORE_FULL"
+    NO_QUORUM = "NO_QUORUM"
 
 
 class EsError(Exception):
@@ -146,6 +148,13 @@ class StoreFull(RequestError):
     once that subscriber acknowledges some, or its oldest ones expire."""
 
 
+class NoQuorum(RequestError):
+    """A publish of retained events on a node of a cluster (SPEC 15.6): the cluster's stream did
+    not take them in time (the node is cut off from most of its NATS cluster, or the stream has
+    no leader), so the publish was refused whole and nothing of it was delivered. Retry later,
+    or on another node."""
+
+
 class NamingError(RequestError):
     """The name server refused a request (Pyro's NamingError)."""
 
@@ -215,6 +224,7 @@ EXCEPTION_FOR_CODE: dict[str, type[RequestError]] = {
     ErrorCode.AUTH_FAILED: AuthFailed,
     ErrorCode.STORAGE_FAILED: StorageFailed,
     ErrorCode.STORE_FULL: StoreFull,
+    ErrorCode.NO_QUORUM: NoQuorum,
 }
 
 

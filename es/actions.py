@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from clients.wire import Publish
     from es.lane import Lane
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Close",
     "Confirm",
     "Fanout",
+    "Hold",
     "Link",
     "Open",
     "Progress",
@@ -183,4 +185,16 @@ class Refuse:
     frames: list[bytes]
 
 
-Action = Reply | Open | Close | Fanout | Send | Progress | Link | Refilled | Refuse
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A publish of retained events on a node of a cluster, checked but not taken yet: its
+    retained events go to the cluster's stream first (es.cluster.node), and `peer`'s later
+    requests wait (es.flow) until the stream took them (`Broker.publish_held`) or did not
+    (its ERR)."""
+
+    peer: bytes
+    request: Publish
+    time: float  # the server time its events get
+
+
+Action = Reply | Open | Close | Fanout | Send | Progress | Link | Refilled | Refuse | Hold

@@ -46,7 +46,7 @@ from clients.wire import (
     peek_rid,
 )
 from es import __version__, meta
-from es.actions import Action, Batch, Close, Fanout, Link, Open, Reply
+from es.actions import Action, Batch, Close, Fanout, Hold, Link, Open, Reply
 from es.brokerstate import BrokerState
 from es.checks import check_subject, refuse
 from es.cluster.frames import RemoteEvent
@@ -212,10 +212,10 @@ class Broker:
         subs, reports = self.subscriptions, self.introspection
         match request:
             case Publish():
-                actions = self.publishing.publish(peer, request, now)
-                if self.core.forward is not None:  # taken: the cluster's other nodes get it too
-                    self.core.forward.append((request.items, now))
-                return actions
+                if self.core.hold_retained and any(item.retain for item in request.items):
+                    self.publishing.check(request)  # refused now, or taken once the stream has it
+                    return [Hold(peer, request, now)]
+                return self._publish(peer, request, now)
             case Subscribe(rid, sid, endpoint, subjects, options):
                 names = [check_subject(s, self.config.limits) for s in subjects]
                 return subs.subscribe(peer, rid, sid, endpoint, options, subjects=names)
@@ -242,6 +242,27 @@ class Broker:
             case Stats(rid):
                 return [Reply(peer, encode(Ok(rid, reports.stats(now))))]
         raise refuse(ErrorCode.UNKNOWN_COMMAND, type(request).__name__)  # pragma: no cover
+
+    def _publish(self, peer: bytes, request: Publish, now: float) -> list[Action]:
+        actions = self.publishing.publish(peer, request, now)
+        if self.core.forward is not None:  # taken: the cluster's other nodes get it too
+            self.core.forward.append((request.items, now))
+        return actions
+
+    def publish_held(self, hold: Hold, mono: float) -> list[Action]:
+        """A publish that waited for the cluster's stream (es.actions.Hold), which has taken its
+        retained events: taken here now, at the time it was first handled; refused if it no
+        longer fits (another publish took the room meanwhile)."""
+        core = self.core
+        core.mono, core.wall = mono, hold.time
+        try:
+            actions = self._publish(hold.peer, hold.request, hold.time)
+        except RequestError as exc:
+            actions = [self.error(hold.peer, hold.request.rid, exc.code, exc.message)]
+        except Exception:  # a bug in the core must not take the server down
+            log.exception("internal error handling a request")
+            actions = [self.error(hold.peer, hold.request.rid, ErrorCode.INTERNAL, "internal")]
+        return self._after_failures(actions)
 
     def remote(self, runs: list[tuple[float, tuple[PubItem, ...]]], mono: float) -> list[Action]:
         """Events other nodes of the cluster published (es.cluster), each run (its origin's

@@ -113,6 +113,8 @@ class BrokerState:
         self.remote_refused = 0
         self.cluster_stats: Callable[[], dict[str, Any]] | None = None  # the node's, for STATS
         self.node = ""  # this node's name, in its meta-events (with `forward`)
+        # Whether a publish of retained events waits for the cluster's stream (es.actions.Hold).
+        self.hold_retained = False
 
     @property
     def log(self) -> DurableLog:

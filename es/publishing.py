@@ -54,6 +54,11 @@ class Publishing:
             return self._one(peer, request, items[0], now)
         return self.general(peer, request, now)
 
+    def check(self, request: Publish) -> None:
+        """Refuse the whole publish (RequestError) if any of it is over a limit or not allowed
+        (SPEC 9), as `publish` would, without taking it."""
+        _check(request, [i for i in request.items if i.retain], self.core)
+
     def _one(self, peer: bytes, request: Publish, item: PubItem, now: float) -> list[Action]:
         """The hot path, one plain event on one subject, with no durable subscriber, queue group
         or history rule on the server: what `general` does, without its loops and plans (a

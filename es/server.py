@@ -277,6 +277,7 @@ class EventServer(Daemon):
         (While a block-mode subscriber holds publishers back, they wait in the link.)"""
         mono = time.monotonic()
         self._apply(node.released())
+        self._apply(node.settle(self.flow, mono))
         self._apply(self.flow.route(node.losses(self._clock()), mono))
         for actions in node.runs(mono, _TURN, self._clock()):
             self._apply(self.flow.route(actions, mono))
@@ -344,8 +345,8 @@ class EventServer(Daemon):
         actions = self.broker.handle(
             inbound.peer, inbound.frames, self._clock(), mono, inbound.owner
         )
-        if self._node is not None and self._node.needs_barrier():
-            actions = self._node.after_subscribing(actions)
+        if self._node is not None:
+            actions = self._node.after(actions, self.flow)
         self._apply(self.flow.route(actions, mono))
         if self.flow.stalled and not stalled:  # a stall that has just begun
             waiting = ", ".join(map(public_id, self.flow.waiting()))
@@ -460,7 +461,7 @@ class EventServer(Daemon):
             "draining (up to %.1f s); interrupt again to stop at once", self.config.drain_timeout
         )
         while time.monotonic() < deadline and not self._force:
-            if not self._turn() and not self.flow.busy:
+            if not self._turn() and not (self.flow.busy or self.flow.holding):
                 break
         if self._force:
             return ExitCode.FORCED

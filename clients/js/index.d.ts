@@ -255,6 +255,7 @@ export class NotEmpty extends NamingError {}
 export class AuthFailed extends RequestError {}
 export class StorageFailed extends RequestError {}
 export class StoreFull extends RequestError {}
+export class NoQuorum extends RequestError {}
 export class RequestTimeout extends EsError {}
 export class ConnectionClosed extends EsError {}
 export class PayloadError extends EsError {}

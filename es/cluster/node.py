@@ -8,6 +8,9 @@ Invariants:
 - Events from other nodes reach the broker one run at a time (`runs`), so that the shell
   can stop at a stall (a block-mode subscriber's full queue): what is left waits here, in order,
   and nothing is offered to a lane that already waits.
+- A publish of retained events (with the stream on) is taken only once the stream took them:
+  its connection is on hold meanwhile (es.flow), and `settle` takes it, or refuses it with
+  NO_QUORUM, and lets the connection go on.
 """
 
 from __future__ import annotations
@@ -20,16 +23,19 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from clients.errors import PayloadError
+from clients.errors import ErrorCode, PayloadError
 from clients.payload import decode_payload
-from es.actions import Action, Reply
+from es.actions import Action, Hold, Reply
 from es.broker import Broker
 from es.cluster.interest import Interest
 from es.cluster.link import Link, LinkError
 from es.cluster.peers import Lookout
 from es.cluster.roster import WATCHED, Roster, announcer
+from es.cluster.stream import RETAIN_DEADLINE
 from es.cluster.traffic import Arrivals, Departures, Run
 from es.config import ServerConfig
+from es.flow import Flow
+from es.outcomes import Outcome
 
 __all__ = ["Node"]
 
@@ -54,6 +60,7 @@ class Node:
         self._held: list[Reply] = []  # answers to subscriptions, until their barrier ends
         self._waiting: dict[int, list[Reply]] = {}
         self._tokens = itertools.count(1)
+        self._holds: dict[int, Hold] = {}  # publishes whose retained events the stream takes
         self.roster = Roster()
         self.lookout = Lookout()
         # Taken from the link, not yet handed to the broker; None where events may be missing.
@@ -85,17 +92,44 @@ class Node:
         self.send_out()
         self.link.stop(timeout)
 
-    def needs_barrier(self) -> bool:
-        """Whether what was handled since the last `send_out` added interest: the answers to
-        it must then wait until every peer knows (`hold`)."""
+    def after(self, actions: list[Action], flow: Flow) -> list[Action]:
+        """A request's actions, less what waits for the backbone: the answers to one that added
+        interest, until the barrier the next `send_out` starts ends (other nodes must know the
+        new interest first); a publish of retained events, until the stream took them (its
+        connection on hold in `flow` meanwhile)."""
         journal = self.broker.index.journal
-        return journal is not None and any(added for _, added, _ in journal)
+        if journal is not None and any(added for _, added, _ in journal):
+            self._held += [a for a in actions if isinstance(a, Reply)]
+            actions = [a for a in actions if not isinstance(a, Reply)]
+        out: list[Action] = []
+        for action in actions:
+            if isinstance(action, Hold):
+                token = next(self._tokens)
+                self._holds[token] = action
+                retained = self.departures.retained(action.request.items, action.time)
+                self.link.retain(token, retained)
+                flow.hold(action.peer)
+            else:
+                out.append(action)
+        return out
 
-    def after_subscribing(self, actions: list[Action]) -> list[Action]:
-        """A request's actions, less its answers, which wait for the barrier that the next
-        `send_out` starts (other nodes must know the new interest first)."""
-        self._held += [a for a in actions if isinstance(a, Reply)]
-        return [a for a in actions if not isinstance(a, Reply)]
+    def settle(self, flow: Flow, mono: float) -> list[Action | Outcome]:
+        """What follows from the publishes whose retained events the stream took (they are taken
+        now) or did not (refused with NO_QUORUM); their connections go on."""
+        out: list[Action | Outcome] = []
+        for token, failure in self.link.settled():
+            hold = self._holds.pop(token)
+            if failure is None:
+                out += flow.route(self.broker.publish_held(hold, mono), mono)
+            else:
+                why = (
+                    f"the cluster's stream of retained events did not take them within "
+                    f"{RETAIN_DEADLINE:g} s (is this node cut off from most of its NATS cluster?): "
+                    f"nothing was published ({failure})"
+                )
+                out.append(self.broker.error(hold.peer, hold.request.rid, ErrorCode.NO_QUORUM, why))
+            flow.release(hold.peer)
+        return out
 
     def released(self) -> list[Reply]:
         """The answers whose barriers ended."""
@@ -120,9 +154,7 @@ class Node:
         if forward:
             self.link.send(self.departures.messages(forward))
             forward.clear()
-        if self.departures.retained:
-            self.link.retain(self.departures.retained)
-            self.departures.retained = []
+        self.broker.core.hold_retained = self.link.stream.on
 
     @property
     def pending(self) -> bool:

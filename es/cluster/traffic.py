@@ -34,14 +34,11 @@ class Departures:
         self.node = node
         self.epoch = epoch
         self.seq = 0  # the last number given
-        # Retained events among them, for the stream (es.cluster.link): subject, body, lifetime.
-        self.retained: list[tuple[str, bytes, float | None]] = []
 
     def messages(
         self, published: list[tuple[tuple[PubItem, ...], float]]
     ) -> list[tuple[str, bytes]]:
-        """(NATS subject, body) for each event of these publishes (items, server time); the
-        retained ones also go to `retained`."""
+        """(NATS subject, body) for each event of these publishes (items, server time)."""
         out: list[tuple[str, bytes]] = []
         node, epoch = self.node, self.epoch
         for items, now in published:
@@ -49,10 +46,22 @@ class Departures:
                 for subject in item.subjects:
                     self.seq += 1
                     event = RemoteEvent(node, epoch, self.seq, now, subject, item.fmt, item.payload)
-                    body = pack(event)
-                    out.append((backbone(subject), body))
-                    if item.retain:
-                        self.retained.append((retained_subject(subject), body, item.ttl))
+                    out.append((backbone(subject), pack(event)))
+        return out
+
+    def retained(
+        self, items: tuple[PubItem, ...], now: float
+    ) -> list[tuple[str, bytes, float | None]]:
+        """(stream subject, body, seconds to live) of each retained event of a publish taken at
+        `now`, for the stream (SPEC 15.6): numbered 0, since the stream keeps one per subject
+        and a node takes them by time, not in a sequence."""
+        out: list[tuple[str, bytes, float | None]] = []
+        for item in items:
+            if not item.retain:
+                continue
+            for subject in item.subjects:
+                event = RemoteEvent(self.node, self.epoch, 0, now, subject, item.fmt, item.payload)
+                out.append((retained_subject(subject), pack(event), item.ttl))
         return out
 
 

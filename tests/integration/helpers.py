@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from clients import Event, Publisher, Subscriber
-from clients.errors import EsError
+from clients.errors import EsError, NoQuorum
 from clients.wire import public_id
 from tests.integration.conftest import Daemon, es_command, read_line
 
@@ -369,3 +369,16 @@ class Cuttable:
         self._server.close()
         self._acceptor.join(WAIT)
         self.cut()
+
+
+def retain_through_elections(pub: Publisher, subject: str, value: object) -> None:
+    """A confirmed retained publish on a node of a cluster, tried again while the stream of
+    retained events elects a leader (each try refused with NoQuorum after its 7 s)."""
+    until = time.monotonic() + 90.0
+    while True:
+        try:
+            pub.publish(subject, value, retain=True, confirm=True)
+            return
+        except NoQuorum:
+            if time.monotonic() > until:
+                raise

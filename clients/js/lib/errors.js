@@ -25,6 +25,7 @@ export const ErrorCode = Object.freeze({
   AUTH_FAILED: "AUTH_FAILED",
   STORAGE_FAILED: "STORAGE_FAILED",
   STORE_FULL: "STORE_FULL",
+  NO_QUORUM: "NO_QUORUM",
 });
 
 /** Root of every error this library throws on purpose. */
@@ -80,6 +81,9 @@ export class StorageFailed extends RequestError {}
 /** A durable subscriber with the block policy holds all the stored events it may: the publish was
  * refused whole. */
 export class StoreFull extends RequestError {}
+/** A publish of retained events on a node of a cluster: the cluster's stream did not take them in
+ * time (the node is cut off from most of its NATS cluster), so nothing of it was delivered. */
+export class NoQuorum extends RequestError {}
 
 /** No reply within the timeout. */
 export class RequestTimeout extends EsError {}
@@ -107,6 +111,7 @@ export const EXCEPTION_FOR_CODE = Object.freeze({
   AUTH_FAILED: AuthFailed,
   STORAGE_FAILED: StorageFailed,
   STORE_FULL: StoreFull,
+  NO_QUORUM: NoQuorum,
 });
 
 /** @deprecated the Python client's name, EXCEPTION_FOR_CODE. */
