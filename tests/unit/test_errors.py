@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from clients.errors import (
     EXCEPTION_FOR_CODE,
     BadPattern,
@@ -29,3 +32,13 @@ def test_unknown_code_from_a_newer_server_is_still_a_request_error() -> None:
 
 def test_timeout_is_a_builtin_timeout_too() -> None:
     assert issubclass(RequestTimeout, TimeoutError)
+
+
+def test_the_spec_and_the_js_client_know_every_code_and_no_other() -> None:
+    root = Path(__file__).resolve().parents[2]
+    spec = (root / "clients/wire/SPEC.md").read_text()
+    table = spec[spec.index("## 6. Error codes") : spec.index("## 7. Semantics")]
+    assert set(re.findall(r"^\| `([A-Z_]+)` \|", table, re.M)) == set(ErrorCode)
+    js = (root / "clients/js/lib/errors.js").read_text()
+    codes = js[js.index("export const ErrorCode") : js.index("});")]
+    assert set(re.findall(r'^  ([A-Z_]+): "\1",$', codes, re.M)) == set(ErrorCode)
