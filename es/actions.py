@@ -129,10 +129,13 @@ class Confirm:
 @dataclass(frozen=True, slots=True)
 class Fanout:
     """Offer `batches` to their subscribers' queues; then answer each confirmed publish among
-    them with how many of its subscribers took at least one event (es.flow)."""
+    them with how many of its subscribers took at least one event (es.flow). Without `waits`,
+    no batch waits for room, whatever its policy: what does not fit is dropped (and told), as
+    other nodes' events are when too many wait during a stall (es.cluster.node)."""
 
     batches: list[Batch]
     confirms: tuple[Confirm, ...] = ()
+    waits: bool = True
 
 
 @dataclass(frozen=True, slots=True)

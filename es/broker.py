@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from clients.errors import ErrorCode, RemoteProtocolError, RequestError
@@ -264,11 +265,14 @@ class Broker:
             actions = [self.error(hold.peer, hold.request.rid, ErrorCode.INTERNAL, "internal")]
         return self._after_failures(actions)
 
-    def remote(self, runs: list[tuple[float, tuple[PubItem, ...]]], mono: float) -> list[Action]:
+    def remote(
+        self, runs: list[tuple[float, tuple[PubItem, ...]]], mono: float, wait: bool = True
+    ) -> list[Action]:
         """Events other nodes of the cluster published (es.cluster), each run (its origin's
         time, its events) fanned out here as a local client's PUB would be, but never answered
-        and never forwarded again. A run this node refuses (over its own limits, or a reserved
-        subject) is counted in `remote_refused`, its events one by one."""
+        and never forwarded again; without `wait`, never waiting for room (Fanout.waits). A run
+        this node refuses (over its own limits, or a reserved subject) is counted in
+        `remote_refused`, its events one by one."""
         core = self.core
         core.mono = mono
         actions: list[Action] = []
@@ -288,6 +292,8 @@ class Broker:
                 core.remote_in += len(plain)
             except RequestError:
                 core.remote_refused += len(plain)
+        if not wait:
+            actions = [replace(a, waits=False) if isinstance(a, Fanout) else a for a in actions]
         return self._after_failures(actions)
 
     def announce(self, news: list[tuple[str, dict[str, Any]]], now: float) -> list[Action]:

@@ -273,7 +273,7 @@ class Flow:
                 continue
             # Block mode waits for room; whether the subscriber is connected, so that waiting for
             # it makes sense, the shell checks at once with fresh news (see `expire`).
-            blocks = batch.block and batch.max_stall > 0 and not lane.stalled_out
+            blocks = fanout.waits and batch.block and batch.max_stall > 0 and not lane.stalled_out
             accepted = lane.offer(batch, mono + batch.max_stall if blocks else None)
             self._dirty[batch.sid] = lane
             if accepted:

@@ -52,10 +52,9 @@ log = logging.getLogger("es.server")
 
 # How often the loop reads socket-monitor events and removes dead or stalled subscribers.
 _HOUSEKEEPING = 0.5
-# No ZMTP heartbeats (HEARTBEAT_IVL/TIMEOUT/TTL): with them, libzmq 4.3.x can abort the whole
-# process on an assertion (!_io_error in stream_engine_base.cpp, libzmq issues #4364 and #4841)
-# when a peer goes away mid-stream, which our fuzz test triggered under CPU load. Liveness rests on
-# the application heartbeat (silent peers) and socket monitors (dropped connections) instead.
+# No ZMTP heartbeats: with them libzmq 4.3.x can abort on an assertion (!_io_error, issues #4364,
+# #4841) when a peer goes away mid-stream, as our fuzz test found under load. Liveness rests on
+# the application heartbeat and socket monitors instead.
 
 # The ZAP domain of the control socket: which client keys it accepts.
 _ZAP_DOMAIN = "es"
@@ -253,8 +252,8 @@ class EventServer(Daemon):
             wake = min(wake, due)
         self._watch(flow.watched())
         poller = self._readers if self._reading() else self._sleepers
-        node = self._node
-        taking = node is not None and not flow.stalled  # a stall holds other nodes' events too
+        node = self._node  # a stall holds other nodes' events too, unless too many wait
+        taking = node is not None and (not flow.stalled or node.link.crowded)
         waiting = taking and node is not None and node.pending
         ready = poller.poll(0 if waiting else max(0, int((wake - time.monotonic()) * 1000)) + 1)
         self._waker.clear_if_woken(ready)
@@ -274,14 +273,14 @@ class EventServer(Daemon):
 
     def _take_in(self, node: Node) -> None:
         """Events from other nodes: fanned out here, then sent before the requests are read.
-        (While a block-mode subscriber holds publishers back, they wait in the link.)"""
-        mono = time.monotonic()
+        (During a stall they wait in the link until it is crowded, then go without waiting.)"""
+        mono, hurry = time.monotonic(), self.flow.stalled
         self._apply(node.released())
-        self._apply(node.settle(self.flow, mono))
+        self._apply([] if hurry else node.settle(self.flow, mono))  # a PUB waits for no stall
         self._apply(self.flow.route(node.losses(self._clock()), mono))
-        for actions in node.runs(mono, _TURN, self._clock()):
+        for actions in node.runs(mono, _TURN, self._clock(), wait=not hurry):
             self._apply(self.flow.route(actions, mono))
-            if self.flow.stalled:
+            if self.flow.stalled and not (hurry and node.link.crowded):
                 break
         self._flush()
 

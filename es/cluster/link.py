@@ -9,10 +9,10 @@ Invariants:
   would reorder messages across subscriptions, so `_Client` takes ours off its reader before
   that (the one method of nats-py's we override).
 - The inbound queue is bounded, in messages and in bytes; past either, messages are counted in
-  `overflow`,
-  not kept, and the reader never waits for the server's thread. Where messages may be missing
-  (dropped here, or lost with a connection to NATS), the queue holds a gap (None) in their
-  place, once for each stretch of them: the node then tells its subscribers.
+  `overflow`, not kept, and the reader never waits for the server's thread. Where messages may
+  be missing (dropped here, or lost with a connection to NATS), the queue holds a gap (None) in
+  their place, once for each stretch of them: the node then tells its subscribers. At half
+  either bound it is `crowded`, and wakes the server's poll once more, even during a stall.
 - When the queue goes from empty to not empty, one byte on a socketpair wakes the server's
   poll (`fileno`); so does a barrier that ends, and a backlog that falls back under its bound.
 - Events handed to `send` and not yet taken by NATS are bounded (`backlogged`): past
@@ -147,6 +147,7 @@ class Link:
         self._throttled = False  # the server found the backlog full: wake it when it is not
         self._owe_gap = False  # an event was not sent: say so before the next one
         self._gapped = False  # the last thing queued is a gap
+        self._crowding = False  # crowded since the last `take`: the server was woken for it
         self.gaps = 0
         self._signalled = False
         self._wake_r, self._wake_w = socket.socketpair()
@@ -215,10 +216,19 @@ class Link:
         self._throttled = True
         return True
 
+    @property
+    def crowded(self) -> bool:
+        """Whether half the inbound queue's bound, in messages or bytes, waits to be taken."""
+        return (
+            2 * len(self._inbound) >= self.max_inbound
+            or 2 * (self._in_added - self._in_taken) >= MAX_INBOUND_BYTES
+        )
+
     def take(self, most: int) -> list[bytes | None]:
         """Up to `most` waiting message bodies, oldest first; None where some may be missing."""
         self.hush()
         self._signalled = False  # before taking: a message added now wakes the poll again
+        self._crowding = False
         inbound = self._inbound
         taken = [inbound.popleft() for _ in range(min(most, len(inbound)))]
         self._in_taken += sum([len(body) for body in taken if body is not None])
@@ -272,6 +282,8 @@ class Link:
         self._gapped = False
         self._in_added += len(data)
         self._inbound.append(data)
+        if not self._crowding and self.crowded:  # the server may be in a stall, hushed
+            self._crowding, self._signalled = True, False
         self._wake()
 
     def _gap(self) -> None:

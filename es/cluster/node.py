@@ -7,7 +7,9 @@ Invariants:
   and the publishes the broker took go onto the backbone, in the order they were taken.
 - Events from other nodes reach the broker one run at a time (`runs`), so that the shell
   can stop at a stall (a block-mode subscriber's full queue): what is left waits here, in order,
-  and nothing is offered to a lane that already waits.
+  and nothing is offered to a lane that already waits. Once half the link's bound waits
+  (`link.crowded`), the shell takes them during the stall too, offered without waiting: they
+  reach every subscriber with room, and are dropped, counted and told, for those without.
 - A publish of retained events (with the stream on) is taken only once the stream took them:
   its connection is on hold meanwhile (es.flow), and `settle` takes it, or refuses it with
   NO_QUORUM, and lets the connection go on.
@@ -161,10 +163,11 @@ class Node:
         """Whether events of other nodes, ended barriers or news of peers are waiting."""
         return bool(self._runs) or self.link.pending or set(self.link.known) != self.lookout.known
 
-    def runs(self, mono: float, most: int, now: float) -> Iterator[list[Action]]:
+    def runs(self, mono: float, most: int, now: float, wait: bool = True) -> Iterator[list[Action]]:
         """What the broker does with each run of other nodes' events, one run at a time, for
         up to `most` runs (reading up to `most` more messages whenever none is left). A run
-        not asked for yet stays here: the shell stops asking at a stall. Retained events the
+        not asked for yet stays here: the shell stops asking at a stall, unless too many wait
+        (`link.crowded`), when it takes them without `wait`ing for room. Retained events the
         stream brought are kept first (`now`: the wall clock, for their lifetimes)."""
         kept = self.link.take_retained()
         if kept:
@@ -179,7 +182,7 @@ class Node:
                 self.broker.resume_all()
                 continue
             self._follow(run)
-            yield self.broker.remote([run], mono)
+            yield self.broker.remote([run], mono, wait)
 
     def _follow(self, run: Run) -> None:
         """Keep the roster up to date with the other nodes' subscribers joining and leaving."""

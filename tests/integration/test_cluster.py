@@ -5,6 +5,8 @@
   10,000 events on several subjects arrive in the order published.
 - Drop accounting across nodes: what a drop-mode subscriber reads plus what it is told it lost
   is what another node published, and what its own node counted as dropped.
+- A stall on one node holds other nodes' events there only up to half the link's bound, then
+  they go on without waiting: none lost to the bound, the stalled subscriber's losses exact.
 - Durable subscribers and queue groups take other nodes' events on their own node.
 - Retained events reach new subscriptions on every node (through JetStream), and expire there.
 - Meta-events travel the backbone, each naming the node it happened on.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -212,6 +215,60 @@ def test_drop_accounting_across_nodes_received_plus_lost_is_what_was_published(
         assert lost_in(sub.timeline) > 0 and not any(
             e.resumed for e in sub.timeline if isinstance(e, Event)
         )
+
+
+def test_a_stall_holds_other_nodes_events_only_so_far_then_losses_are_exact(
+    cluster: Cluster,
+) -> None:
+    """A block-mode subscriber on node b that reads nothing stalls b for up to its max_stall.
+    Other nodes' events wait at b until half the link's bound (50,000), then go on without
+    waiting: b loses none of more than the link's bound (no overflow, no `resumed`), its other
+    subscriber gets every one in order, and the stalled one is told exactly what it lost."""
+    count, b = 120_000, cluster["b"]  # past the link's bound of 100,000 events
+    before = cluster_stats(b)
+    with (
+        Telling(b.endpoint, policy="block", max_stall=30.0) as slow,  # a queue of 1000
+        Subscriber(b.endpoint, policy="drop", queue_size=100_000) as fast,
+        Publisher(cluster["a"].endpoint) as pub,
+    ):
+        for sub in (slow, fast):
+            sub.subscribe("hurry")
+        warm_up(pub, "hurry", slow, fast)
+        got: list[Event] = []
+
+        def read() -> None:
+            until = time.monotonic() + 180.0
+            while len(got) < count and time.monotonic() < until:
+                if (event := fast.next(1.0)) is not None:
+                    got.append(event)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        for n in range(count):  # the slow one reads nothing meanwhile
+            pub.publish("hurry", n)
+        pub.flush()
+        _wait_still(got)  # all of it at b: taken, or waiting for the stall
+        after = cluster_stats(b)
+        assert (after["overflow"], after["gaps"]) == (before["overflow"], before["gaps"])
+        read_all(slow, count)
+        check_told(b, slow, count)  # and equal to node b's own count of its drops
+        assert lost_in(slow.timeline) > 0
+        assert not any(e.resumed for e in slow.timeline if isinstance(e, Event))
+        reader.join(180)
+    assert [e.msg for e in got] == list(range(count))
+    assert not any(e.lost or e.resumed for e in got)
+
+
+def _wait_still(events: list[Event], still: float = 2.0) -> None:
+    """Return once `events` has not grown for `still` seconds (within a minute)."""
+    until, seen, since = time.monotonic() + 60.0, -1, time.monotonic()
+    while time.monotonic() < until:
+        if len(events) != seen:
+            seen, since = len(events), time.monotonic()
+        elif time.monotonic() - since >= still:
+            return
+        threading.Event().wait(0.1)
+    raise AssertionError(f"still receiving after a minute ({len(events)} events)")
 
 
 def _delivered_to(server: NatsServer, client_name: str) -> int:

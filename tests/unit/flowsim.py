@@ -171,6 +171,17 @@ class Server:
             if reader.subject == subject:
                 reader.published += len(sizes)
 
+    def remote(self, subject: str, sizes: list[int]) -> None:
+        """Events of these payload sizes from another node of a cluster, taken as the shell
+        takes them: waiting for room, or, during a stall (the link crowded), not."""
+        items = tuple(PubItem((subject,), 0, b"x" * size) for size in sizes)
+        actions = self.broker.remote([(self.mono, items)], self.mono, not self.flow.stalled)
+        self.apply(self.flow.route(actions, self.mono))
+        self.flush()
+        for reader in self.readers.values():
+            if reader.subject == subject:
+                reader.published += len(sizes)
+
     def read(self, sid: str, messages: int, ack: bool = True) -> None:
         reader = self.readers[sid]
         reader.read(messages)

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clients.payload import decode_payload, encode_payload
-from clients.wire import PubItem, Publish, encode, public_id
+from clients.wire import Options, PubItem, Publish, encode, public_id
 from es.actions import Fanout, Hold
 from es.broker import REMOTE
 from es.cluster.frames import BadFrame, RemoteEvent, pack, pack_control, unpack, unpack_control
@@ -26,6 +26,7 @@ from es.cluster.subjects import backbone
 from es.cluster.traffic import MAX_RUN, Arrivals, Departures
 from es.config import Limits
 from tests.unit.brokerkit import PEER, deliveries, err, make, ok, sub
+from tests.unit.flowsim import Server
 
 
 def test_departures_number_each_event_of_each_publish_in_order() -> None:
@@ -332,3 +333,28 @@ def test_a_bug_in_taking_a_held_publish_is_an_internal_error_not_a_crash() -> No
     broker.publishing.publish = None  # type: ignore[assignment]  # a bug, to be contained
     hold = Hold(PEER, Publish(5, False, (PubItem(("a",), 1, b"v", retain=True),)), 3.0)
     assert err(broker.publish_held(hold, mono=4.0)) == "INTERNAL"
+
+
+def test_other_nodes_events_taken_during_a_stall_wait_for_no_one_and_losses_are_exact() -> None:
+    server = Server(evict_stalled=0, liveness=10_000)
+    server.subscribe("slow", "news", Options("block", 2, 5.0))
+    server.subscribe("fast", "news", Options("drop", 100, 0.0))
+    server.subscribe("full", "more", Options("block", 2, 5.0))
+    server.publish("more", [1, 1])  # its queue full, nothing waiting
+    server.publish("news", [1, 1, 1])  # one over the slow one's queue: a stall
+    assert server.flow.waiting() == ["slow"]
+    server.remote("news", [1] * 4)  # taken during the stall (its link crowded): no waiting
+    server.remote("more", [1])  # nor for the full one: no second stall, one event dropped
+    full = server.broker.subscriber("full")
+    assert server.flow.waiting() == ["slow"] and full is not None and full.lane.dropped == 1
+    server.read("fast", 10)
+    assert server.readers["fast"].received == 7  # the fast one got everything
+    slow = server.broker.subscriber("slow")
+    assert slow is not None and slow.lane.dropped == 4  # counted exactly, told when it reads
+    server.tick(10.0)  # the stall runs out: the publish's waiting event is dropped too
+    for _ in range(3):
+        server.read("slow", 10)
+    reader = server.readers["slow"]
+    assert (reader.received, reader.lost, reader.published) == (2, 5, 7)
+    fanout = next(a for a in make().remote([(1.0, (PubItem(("x",), 0, b""),))], 1.0, False))
+    assert isinstance(fanout, Fanout) and not fanout.waits
