@@ -1,4 +1,5 @@
-"""Python client of the event service: Publisher, Subscriber, Event, NameServer, Keys, errors.
+"""Python client of the event service: Publisher, Subscriber (and their asyncio forms,
+AsyncPublisher, AsyncSubscriber), Event, NameServer, Keys, errors.
 
 The heavy parts (Publisher, Subscriber, NameServer, which need zmq) load on first use, so that
 `clients.wire` and `clients.errors` stay importable without zmq.
@@ -13,6 +14,7 @@ from clients.errors import *  # noqa: F403
 from clients.errors import __all__ as _error_names
 
 if TYPE_CHECKING:
+    from clients.aio import AsyncPublisher, AsyncSubscriber
     from clients.event import Event
     from clients.naming import NameServer, locate_ns
     from clients.publisher import Publisher
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from clients.wire import Policy
 
 _LAZY = {
+    "AsyncPublisher": "clients.aio",
+    "AsyncSubscriber": "clients.aio",
     "Publisher": "clients.publisher",
     "Subscriber": "clients.subscriber",
     "Event": "clients.event",
@@ -31,6 +35,8 @@ _LAZY = {
 }
 
 __all__ = [
+    "AsyncPublisher",
+    "AsyncSubscriber",
     "Event",
     "Keys",
     "NameServer",

@@ -31,6 +31,7 @@ class ForeignLoops:
     _take: Callable[[], Event | None]
     _done: Callable[[], None]
     _ack: Callable[..., float]
+    _waiting: asyncio.Future[None] | None = None  # what anext() awaits now, if it waits
 
     @property
     def socket(self) -> zmq.Socket[bytes]:
@@ -57,22 +58,45 @@ class ForeignLoops:
 
     async def aevents(self) -> AsyncIterator[Event]:
         """Events for an asyncio program: `async for event in sub.aevents(): ...`."""
+        while (event := await self.anext()) is not None:
+            yield event
+
+    async def anext(self, timeout: float | None = None) -> Event | None:
+        """The next event, waiting on the running asyncio loop; None after `timeout` seconds
+        or once closed. An event is taken and returned with no wait in between: a task
+        cancelled while it waits loses none."""
         loop = asyncio.get_running_loop()
-        fd = self.fileno()
+        deadline = None if timeout is None else loop.time() + timeout
         while not self._closed:
             event = self._take()
             if event is not None:
-                yield event
-                continue
+                return event
             self._done()  # waiting for another: the last one is done
-            ack_due = self._ack(dry=True)
+            wait = self._ack(dry=True)
+            if deadline is not None:
+                wait = min(wait, deadline - loop.time())
+                if wait <= 0:
+                    return None
             if int(self._inbox.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 continue  # ZeroMQ's fd is edge-triggered: never wait while data is already here
-            ready: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, _resolve, ready)
-            timer = loop.call_later(ack_due, _resolve, ready)  # a dry ACK may be due
-            try:
-                await ready
-            finally:
-                timer.cancel()
-                loop.remove_reader(fd)
+            await self._readable(loop, wait)  # or a dry ACK is due, or time is up
+        return None
+
+    async def _readable(self, loop: asyncio.AbstractEventLoop, most: float) -> None:
+        """Wait until the inbox is readable, for at most `most` seconds (or `_stop_waiting`)."""
+        fd = self.fileno()
+        self._waiting = ready = loop.create_future()
+        loop.add_reader(fd, _resolve, ready)
+        timer = loop.call_later(most, _resolve, ready)
+        try:
+            await ready
+        finally:
+            self._waiting = None
+            timer.cancel()
+            loop.remove_reader(fd)
+
+    def _stop_waiting(self) -> None:
+        """End anext()'s wait (the inbox is closing), from any thread."""
+        waiting = self._waiting
+        if waiting is not None:
+            waiting.get_loop().call_soon_threadsafe(_resolve, waiting)

@@ -191,7 +191,14 @@ class Publisher(KeptClient):
         ttl: float | None = None,
     ) -> int | None:
         """Publish several events in one message; they arrive in this order."""
-        items = tuple(
+        items = self.items(events, retain=retain, ttl=ttl)
+        return self.publish_items(items, confirm=confirm, timeout=timeout)
+
+    def items(
+        self, events: Iterable[tuple[Subjects, Any]], *, retain: bool = False, ttl: float | None
+    ) -> tuple[PubItem, ...]:
+        """Events encoded as this publisher sends them (its serializer), for publish_items."""
+        return tuple(
             PubItem(
                 subject_tuple(subjects),
                 self.format,
@@ -201,6 +208,12 @@ class Publisher(KeptClient):
             )
             for subjects, message in events
         )
+
+    def publish_items(
+        self, items: tuple[PubItem, ...], *, confirm: bool = False, timeout: float | None = None
+    ) -> int | None:
+        """Publish events already encoded (`items`), in one message, in order: publish_many
+        once it has encoded its events (the asyncio publisher encodes on its own loop)."""
         if not items:  # a PUB of no items is malformed (SPEC 3.4), and there is nothing to send
             return 0 if confirm else None
         try:  # as _telling() does, without its cost on the hot path

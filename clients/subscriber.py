@@ -407,6 +407,11 @@ class Subscriber(Acknowledging, Taking, ForeignLoops, KeptClient):
         subscriber's stay: the server keeps its events for the next one of its name."""
         if self._closed:
             return
+        self._leave()
+        self._shut()
+
+    def _leave(self) -> None:
+        """The first part of close(): what the server must hear (with a round trip)."""
         subjects, patterns = self.subscriptions
         names = () if self.durable is not None else tuple(subjects | patterns)
         member = self.group is not None  # leaves its group: an UNSUB of no names (SPEC 7.12)
@@ -424,7 +429,11 @@ class Subscriber(Acknowledging, Taking, ForeignLoops, KeptClient):
                 )
             except EsError as exc:  # the server may be gone; closing must still work
                 log.debug("could not unsubscribe on close: %s", exc)
+
+    def _shut(self) -> None:
+        """The rest of close(): this side's threads and sockets, at once."""
         self._closed = True
+        self._stop_waiting()
         self._handlers.shutdown()
         self._keeper.close()
         self._inbox.close(linger=0)

@@ -1,8 +1,8 @@
 """Pyro's AllInOne example: name server, event server, publisher and subscriber in one program.
 
 Both servers run in threads of this program, on free loopback ports; the program waits for each
-to be ready (with a timeout), finds the event server by name like any client, and drives its
-subscriber from its own asyncio event loop instead of `listen()`.
+to be ready (with a timeout), finds the event server by name like any client, and publishes and
+subscribes with the asyncio classes (AsyncPublisher, AsyncSubscriber) on its own event loop.
 
     .venv/bin/python examples/allinone.py
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
-from clients import Publisher, Subscriber
+from clients import AsyncPublisher, AsyncSubscriber
 from es import EventServer, ServerConfig
 from naming.config import NsConfig
 from naming.server import NameServerDaemon
@@ -22,10 +22,10 @@ from naming.server import NameServerDaemon
 READY_TIMEOUT = 10.0
 
 
-async def consume(sub: Subscriber, count: int) -> list[str]:
-    """The program's own loop: other tasks could run beside this one."""
+async def consume(sub: AsyncSubscriber, count: int) -> list[str]:
+    """The program's own loop: other tasks run beside this one."""
     seen = []
-    async for event in sub.aevents():
+    async for event in sub:
         print(f"received {event.subject}: {event.msg}")
         seen.append(event.msg)
         if len(seen) == count:
@@ -33,15 +33,15 @@ async def consume(sub: Subscriber, count: int) -> list[str]:
     return seen
 
 
-async def produce(pub: Publisher, count: int) -> None:
+async def produce(pub: AsyncPublisher, count: int) -> None:
     for n in range(count):
-        pub.publish("allinone.news", f"news item {n}")
+        await pub.publish("allinone.news", f"news item {n}")
         await asyncio.sleep(0.01)  # the loop runs the consumer meanwhile
 
 
 async def talk(es_uri: str, count: int) -> list[str]:
-    with Subscriber(es_uri) as sub, Publisher(es_uri) as pub:
-        sub.subscribe("AllInOne.News")
+    async with AsyncSubscriber(es_uri) as sub, AsyncPublisher(es_uri) as pub:
+        await sub.subscribe("AllInOne.News")
         seen, _ = await asyncio.wait_for(
             asyncio.gather(consume(sub, count), produce(pub, count)), timeout=30
         )
