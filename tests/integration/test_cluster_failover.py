@@ -241,16 +241,22 @@ def test_a_node_whose_nats_server_takes_nothing_holds_its_publishers_back_within
         drainer = threading.Thread(target=drain, daemon=True)
         drainer.start()
         worker = threading.Thread(target=publish, daemon=True)
-        with paused_nats(stack.nats[0]):  # node x's nats-server reads nothing
-            worker.start()
-            _wait_still(published)  # the publisher is held back
-            held, grown = published[0], rss_bytes(x.proc.pid) - before
-        assert held < count, f"nothing held the publisher back ({grown >> 20} MiB)"
-        worker.join(120)
-        wait_until(lambda: _cluster(y)["received"] == arrived + count, 120.0, "every event at y")
-        assert _cluster(y)["overflow"] == _cluster(y)["gaps"] == _cluster(x)["unsent"] == 0
-        done.set()
-        drainer.join(30)
+        try:
+            with paused_nats(stack.nats[0]):  # node x's nats-server reads nothing
+                worker.start()
+                _wait_still(published)  # the publisher is held back
+                held, grown = published[0], rss_bytes(x.proc.pid) - before
+            assert held < count, f"nothing held the publisher back ({grown >> 20} MiB)"
+            worker.join(120)
+            everything = arrived + count
+            try:
+                wait_until(lambda: _cluster(y)["received"] == everything, 120.0, "all at y")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: y {_cluster(y)}, x {_cluster(x)}") from None
+            assert _cluster(y)["overflow"] == _cluster(y)["gaps"] == _cluster(x)["unsent"] == 0
+        finally:
+            done.set()
+            drainer.join(30)
     assert grown < 400 << 20, f"node x grew {grown >> 20} MiB while held"
     print(f"\nheld back after {held} of {count} events of 100 kB; node x grew {grown >> 20} MiB")
 
