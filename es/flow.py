@@ -155,19 +155,28 @@ class Flow:
         return False
 
     def next_ready(self) -> Inbound | None:
-        """The next request of the backlog, to handle now, while no stall is on (one of a
-        connection on hold goes aside instead)."""
-        while self._backlog and not self._stall:
-            inbound = self._backlog.popleft()
-            self._backlog_bytes -= _size(inbound)
-            if inbound.peer not in self._held:
-                return inbound
-            self._put_aside(inbound)
-        return None
+        """The next request of the backlog, to handle now, while no stall is on."""
+        if not self._backlog or self._stall:
+            return None
+        inbound = self._backlog.popleft()
+        self._backlog_bytes -= _size(inbound)
+        return inbound
 
     def hold(self, peer: bytes) -> None:
-        """Keep `peer`'s later requests aside, in order, until `release(peer)`."""
-        self._held.setdefault(peer, deque())
+        """Keep `peer`'s later requests aside, in order, until `release(peer)`; those it has in
+        the backlog already go aside first."""
+        if peer in self._held:
+            return
+        self._held[peer] = deque()
+        if any(inbound.peer == peer for inbound in self._backlog):
+            kept: deque[Inbound] = deque()
+            for inbound in self._backlog:
+                if inbound.peer == peer:
+                    self._backlog_bytes -= _size(inbound)
+                    self._put_aside(inbound)
+                else:
+                    kept.append(inbound)
+            self._backlog = kept
 
     def release(self, peer: bytes) -> None:
         """`peer` is on hold no more: what it sent meanwhile goes first in the backlog."""

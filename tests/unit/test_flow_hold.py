@@ -7,7 +7,7 @@ connections go on; nothing is lost, duplicated or reordered within a connection.
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clients.wire import Ping, PubItem, Publish, Stats, encode
@@ -69,6 +69,7 @@ def test_what_waits_aside_is_bounded_and_the_shell_stops_reading_past_it() -> No
     assert len(drain(flow)) == BACKLOG and flow.reading()
 
 
+@settings(max_examples=500)
 @given(
     st.lists(
         st.tuples(st.sampled_from(["read", "hold", "release", "handle"]), st.sampled_from("abc")),
@@ -113,3 +114,16 @@ def test_every_request_is_handled_once_in_its_connections_order(
         handle(inbound)
     assert handled == {peer: rids for peer, rids in sent.items() if rids}
     assert not flow.busy and flow.reading()
+
+
+def test_a_hold_takes_what_the_connection_has_in_the_backlog_aside_first() -> None:
+    flow = Flow()
+    flow.hold(b"a")
+    flow.admit(pub(b"a", 1))
+    flow.release(b"a")  # a1 back in the backlog
+    flow.admit(pub(b"b", 3))  # another connection's, behind it in the backlog
+    flow.hold(b"a")  # held again before it was handled: a1 goes aside, ahead of what comes
+    flow.admit(pub(b"a", 2))
+    flow.release(b"a")  # a1 and a2 first, in order; b3 stayed in the backlog
+    expected = [pub(b"a", 1), pub(b"a", 2), pub(b"b", 3)]
+    assert [i.frames for i in drain(flow)] == [i.frames for i in expected]
