@@ -146,7 +146,8 @@ class Introspection:
             budget -= len(subject) + 40
             if budget < 0:
                 break
-            listed.append({"subject": subject, "events": events, "last": last})
+            kept = core.retained.get(subject, core.mono) is not None
+            listed.append({"subject": subject, "events": events, "last": last, "retained": kept})
         return {"subjects": listed, "truncated": budget < 0}
 
     def numsub(self, subjects: tuple[str, ...]) -> dict[str, Any]:

@@ -125,12 +125,13 @@ def test_nobody_but_the_server_publishes_on_the_reserved_prefix() -> None:
 def test_subjects_published_on_most_recent_first_with_counts() -> None:
     broker = make()
     for now, subject in [(2.0, "Stock.SUN"), (3.0, "news.x"), (4.0, "stock.sun")]:
-        broker.handle(PEER, encode(Publish(5, False, (PubItem((subject,), 1, b"m"),))), now)
+        item = PubItem((subject,), 1, b"m", retain=subject == "news.x")
+        broker.handle(PEER, encode(Publish(5, False, (item,))), now)
     body = ok(broker.handle(PEER, encode(ListSubjects(9)), 5.0))
     assert body == {
-        "subjects": [
-            {"subject": "Stock.SUN", "events": 2, "last": 4.0},  # as first spelled, any case
-            {"subject": "news.x", "events": 1, "last": 3.0},
+        "subjects": [  # as first spelled, any case; whether it has a retained event now
+            {"subject": "Stock.SUN", "events": 2, "last": 4.0, "retained": False},
+            {"subject": "news.x", "events": 1, "last": 3.0, "retained": True},
         ],
         "truncated": False,
     }
