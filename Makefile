@@ -20,7 +20,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,dashboard]'
 	touch $(STAMP)
 
 # The JavaScript client's dependencies (zeromq, @msgpack/msgpack), exactly as locked.
@@ -39,7 +39,8 @@ CORES := es/broker.py,es/brokerstate.py,es/publishing.py,es/subscriptions.py,es/
 	es/delivery.py,es/flow.py,es/lane.py,es/actions.py,es/outcomes.py,es/durables.py,es/durablelog.py,$\
 	es/history.py,es/catchup.py,es/replays.py,es/groups.py,es/grouping.py,es/members.py,$\
 	es/cluster/subjects.py,es/cluster/frames.py,es/cluster/interest.py,es/cluster/traffic.py,$\
-	es/cluster/peers.py,es/cluster/roster.py
+	es/cluster/peers.py,es/cluster/roster.py,$\
+	es/dashboard/rates.py,es/dashboard/guard.py,es/dashboard/rows.py,es/dashboard/metrics.py
 
 check: lint ## for the edit loop, under a minute: lint, the unit tests (cores fully covered), JS's own
 	$(BIN)/python -m coverage run --branch -m pytest -q -p no:cacheprovider -m "not integration" tests/unit

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-import es.cli_client  # noqa: F401 - adds the client commands (pub, sub, stats...) to the app
+import es.cli_client
+import es.cli_dashboard  # noqa: F401 - adds `es dashboard`
 from es import __version__
 from es.cli_app import app, ask, fail
 from es.daemon.lifecycle import (
