@@ -7,11 +7,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JS     := clients/js
 JS_STAMP := $(JS)/node_modules/.installed
+# Chromium for the dashboard's browser tests: Debian's package (Playwright downloads no browser).
+CHROMIUM_STAMP := $(VENV)/.chromium
 PORT   ?= 7766
 NS_PORT ?= 9090
 
 .DEFAULT_GOAL := help
-.PHONY: help run test check lint fmt bench vectors clean
+.PHONY: help run test check lint fmt bench vectors screenshots clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/$$(PORT)/$(PORT)/' \
@@ -28,10 +30,21 @@ $(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(JS_STAMP)
 
+# Installed with apt where this runs as root (as CI does); elsewhere the browser tests say why
+# they skip, unless ES_BROWSER_TESTS=required (CI), where they fail.
+$(CHROMIUM_STAMP): | $(STAMP)
+	@if command -v chromium >/dev/null 2>&1; then touch $@; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+		&& touch $@; \
+	else echo "Chromium is not installed and cannot be here (needs root and apt):" \
+		"the dashboard's browser tests will skip"; fi
+
 run: $(STAMP) ## set up, then start the name server and the event server (127.0.0.1:$(PORT))
 	$(BIN)/es up -n 127.0.0.1 -p $(PORT) --ns-port $(NS_PORT)
 
-test: $(STAMP) $(JS_STAMP) ## set up, then run every test (Python, JavaScript, both together)
+test: $(STAMP) $(JS_STAMP) $(CHROMIUM_STAMP) ## set up, then run every test (Python, JavaScript, both together)
 	$(BIN)/python -m pytest
 
 # The pure cores of the event server: their unit tests take every branch (make check fails if not).
@@ -60,6 +73,9 @@ fmt: $(STAMP) $(JS_STAMP) ## apply ruff's fixes and formatting, and prettier's
 
 vectors: $(STAMP) ## regenerate clients/wire/vectors.json from tests/vectorgen.py
 	$(BIN)/python -m tests.vectorgen > clients/wire/vectors.json
+
+screenshots: $(STAMP) $(CHROMIUM_STAMP) ## the README's pictures of the dashboard, from a private stack
+	$(BIN)/python -m tests.screenshots
 
 bench: $(STAMP) ## start a private ns/es on loopback, run `es bench`, append to es/bench/results.*
 	$(BIN)/es bench --results es/bench/results.jsonl --summary es/bench/RESULTS.md $(BENCH_ARGS)
