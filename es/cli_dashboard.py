@@ -80,7 +80,7 @@ def dashboard(
     security = "none" if keys is None else "CurveZMQ (" + ("passphrase" if ident else "keys") + ")"
     setup_logging("es-dashboard", log_level)
     if es is None and ns is not None:  # the event server found through that name server
-        es = f"PYRONAME://{ns}/{EVENT_SERVICE}"
+        es = f"PYRONAME://{ns.removeprefix('tcp://')}/{EVENT_SERVICE}"
     source = Source(es, ns, keys, security, timeout=timeout, interval=interval)
     code = run(source, host, port, read_only=read_only, ui=not no_ui, labels=wanted)
     raise typer.Exit(code)
