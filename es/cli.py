@@ -26,7 +26,7 @@ from es.daemon.lifecycle import (
     terminate_like_interrupt,
     tune_collector,
 )
-from es.daemon.options import Ident, KeysDir, options_of
+from es.daemon.options import Ident, KeysDir, NsAddress, options_of
 
 if TYPE_CHECKING:  # the daemon's modules load only for the commands that run it
     from es.config import ServerConfig
@@ -57,15 +57,6 @@ EvictStalled = Annotated[
         "--evict-stalled",
         envvar="ES_EVICT_STALLED",
         help="Seconds a full subscriber is kept, 0 = forever [60].",
-    ),
-]
-NsAddress = Annotated[
-    str | None,
-    typer.Option(
-        "--ns",
-        envvar="NS_ADDRESS",
-        metavar="HOST:PORT",
-        help="Name server HOST:PORT [found by URI file, then broadcast].",
     ),
 ]
 NsLease = Annotated[

@@ -12,7 +12,7 @@ import typer
 from clients.names import EVENT_SERVICE
 from es.cli_app import EsUri, app, fail
 from es.daemon.lifecycle import ExitCode, setup_logging
-from es.daemon.options import Ident, KeyFile, ServerKeyFile, client_keys
+from es.daemon.options import Ident, KeyFile, NsAddress, ServerKeyFile, client_keys
 
 DEFAULT_PORT = 7770
 
@@ -20,15 +20,7 @@ DEFAULT_PORT = 7770
 @app.command()
 def dashboard(
     es: EsUri = None,
-    ns: Annotated[
-        str | None,
-        typer.Option(
-            "--ns",
-            envvar="NS_ADDRESS",
-            metavar="HOST:PORT",
-            help="Name server HOST:PORT [found by URI file, then broadcast].",
-        ),
-    ] = None,
+    ns: NsAddress = None,
     host: Annotated[
         str, typer.Option("-n", "--host", help="Address to serve the pages on.")
     ] = "127.0.0.1",

@@ -18,7 +18,15 @@ from clients.errors import EsError
 from clients.naming import NameServer, uri_file_path
 from clients.security import Keys
 from es.daemon.lifecycle import ExitCode, command_logging, setup_logging, terminate_like_interrupt
-from es.daemon.options import Ident, KeyFile, KeysDir, ServerKeyFile, client_keys, options_of
+from es.daemon.options import (
+    Ident,
+    KeyFile,
+    KeysDir,
+    NsAddress,
+    ServerKeyFile,
+    client_keys,
+    options_of,
+)
 from naming import __version__
 from naming.config import NsConfig, NsConfigError, from_env
 from naming.server import NameServerDaemon
@@ -33,15 +41,6 @@ app = typer.Typer(
 
 T = TypeVar("T")
 
-NsAddress = Annotated[
-    str | None,
-    typer.Option(
-        "--ns",
-        envvar="NS_ADDRESS",
-        metavar="HOST:PORT",
-        help="Name server HOST:PORT [found by URI file, then broadcast].",
-    ),
-]
 Host = Annotated[
     str | None, typer.Option("-n", "--host", envvar="NS_HOST", help="Address to bind [127.0.0.1].")
 ]

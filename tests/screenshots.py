@@ -20,18 +20,10 @@ from playwright.sync_api import sync_playwright
 
 from clients import Publisher, Subscriber
 from es.daemon import launch
+from tests.chromium import CHROMIUM, FLAGS
 
 PAGES = ("health", "names", "subscribers", "subjects", "counters", "tail", "publish", "activity")
 FOLDER = Path(__file__).resolve().parents[1] / "es" / "dashboard" / "screenshots"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def start(stack: ExitStack, command: list[str], kind: str) -> str:
@@ -63,7 +55,7 @@ def main(folder: Path) -> None:
             time.sleep(0.005)
         pub.flush()
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             page = browser.new_page(viewport={"width": 1200, "height": 720})
             for name in PAGES:
                 page.goto(f"{board}/#{name}")

@@ -10,7 +10,15 @@ import typer
 
 from clients.security import Keys, keys_from
 
-__all__ = ["Ident", "KeyFile", "KeysDir", "ServerKeyFile", "client_keys", "options_of"]
+__all__ = [
+    "Ident",
+    "KeyFile",
+    "KeysDir",
+    "NsAddress",
+    "ServerKeyFile",
+    "client_keys",
+    "options_of",
+]
 
 Ident = Annotated[
     str | None,
@@ -20,6 +28,15 @@ Ident = Annotated[
         envvar="ES_IDENT",
         metavar="PASSPHRASE",
         help="Passphrase: CurveZMQ on every connection (prefer $ES_IDENT: argv is visible).",
+    ),
+]
+NsAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ns",
+        envvar="NS_ADDRESS",
+        metavar="HOST:PORT",
+        help="Name server HOST:PORT [found by URI file, then broadcast].",
     ),
 ]
 KeysDir = Annotated[

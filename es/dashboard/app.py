@@ -196,10 +196,7 @@ async def _names(request: Request) -> Response:
     board = _board(request)
     if request.method == "GET":
         return await _answer(board.source.names())
-    refused = _refused(request, board)
-    if refused is not None:
-        return refused
-    form = await _form(request)
+    form = await _change(request, board)
     if isinstance(form, Response):
         return form
     return await _answer(board.source.change_name(str(form.get("action", "")), form))
@@ -274,10 +271,7 @@ async def _tail(request: Request) -> Response:
 async def _publish(request: Request) -> Response:
     """A test event from the page: subject, body as JSON or text, retain, ttl, confirm."""
     board = _board(request)
-    refused = _refused(request, board)
-    if refused is not None:
-        return refused
-    form = await _form(request)
+    form = await _change(request, board)
     if isinstance(form, Response):
         return form
     try:
@@ -318,7 +312,9 @@ def _message(form: dict[str, Any]) -> Any:
 # --- shared ----------------------------------------------------------------------------------
 
 
-def _refused(request: Request, board: Dashboard) -> Response | None:
+async def _change(request: Request, board: Dashboard) -> dict[str, Any] | Response:
+    """A request that changes something: its JSON object, or the answer refusing it (the
+    guard's 403, or a body too large or not a JSON object)."""
     why = refusal(
         request.method,
         request.headers.get("host"),
@@ -326,7 +322,9 @@ def _refused(request: Request, board: Dashboard) -> Response | None:
         board.served,
         board.read_only,
     )
-    return None if why is None else _problem(403, "FORBIDDEN", why)
+    if why is not None:
+        return _problem(403, "FORBIDDEN", why)
+    return await _form(request)
 
 
 async def _form(request: Request) -> dict[str, Any] | Response:

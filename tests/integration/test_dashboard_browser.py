@@ -14,7 +14,6 @@ Without Chromium these skip, saying why, unless ES_BROWSER_TESTS=required (CI), 
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -22,21 +21,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from clients import Publisher, Subscriber
+from tests.chromium import CHROMIUM, FLAGS
 from tests.integration.conftest import Daemon, es_command, spawn, spawn_es, spawn_ns
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WAIT_MS = 60_000
-# Chromium as this sandbox lets it run: no sandbox (root), no GPU, and none of its own traffic
-# to the network (this machine has none; every test talks to loopback only).
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 if not os.path.exists(CHROMIUM):
     if os.environ.get("ES_BROWSER_TESTS") == "required":
