@@ -5,7 +5,8 @@
   another task keeps running, and every event arrives once the subscriber reads;
 - tasks cancelled while they wait (for an event, for a confirmed publish) lose nothing and
   repeat nothing;
-- the README's example runs as shown;
+- the README's example runs as shown; with a passphrase they work (and the dashboard, which uses
+  them), and without it they are refused;
 - after a kill -9 of the event server, restarted on its port, both carry on by themselves (at
   the default heartbeats), the gap marked `resumed`; status changes reach the loop's thread.
 """
@@ -13,6 +14,8 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import os
 import subprocess
 import sys
@@ -22,16 +25,18 @@ import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from clients import BadSubject, Event
+from clients import AuthFailed, BadSubject, Event
 from clients.aio import AsyncPublisher, AsyncSubscriber
 from clients.keeper import Status
-from tests.integration.conftest import Daemon
+from tests.integration.conftest import Daemon, es_command, spawn
 
 Start = Callable[..., Daemon]
 WAIT = 60.0
+SECRET = "open sesame, but longer"
 
 
 def run(main: Coroutine[Any, Any, Any]) -> Any:
@@ -229,3 +234,39 @@ def test_the_readme_asyncio_example_runs_as_shown(es: Daemon) -> None:
         "StockQuotes ['SUN', 22.44]",
         "StockQuotes ['IBM', 120.5]",
     ]
+
+
+def test_the_asyncio_classes_and_the_dashboard_with_a_passphrase(
+    start_es: Start, start_ns: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ns = start_ns("-i", SECRET)
+    monkeypatch.setenv("NS_ADDRESS", ns.endpoint)
+    secured = start_es("-i", SECRET, "--ns", ns.endpoint, naming=True)
+
+    async def main() -> None:
+        topic = subject()
+        async with (
+            AsyncSubscriber(ident=SECRET) as sub,
+            AsyncPublisher(ident=SECRET) as pub,
+        ):
+            await sub.subscribe(topic)
+            assert await pub.publish(topic, {"secret": "payload"}, confirm=True) == 1
+            event = await sub.next(WAIT)
+            assert event is not None and event.msg == {"secret": "payload"}
+        async with AsyncPublisher(secured.endpoint) as stranger:  # no passphrase: refused
+            with pytest.raises(AuthFailed):
+                await stranger.publish(topic, "x", confirm=True, timeout=WAIT)
+
+    asyncio.run(main())
+    board = spawn(es_command("dashboard", "-p", "0"), "dashboard", {"ES_IDENT": SECRET})
+    try:
+        where = urlsplit(board.endpoint)
+        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=WAIT)
+        conn.request("GET", "/api/health")
+        health = json.loads(conn.getresponse().read())
+        conn.close()
+        assert health["es"]["up"] and health["ns"]["up"] and health["name"]["here"], health
+        assert health["security"] == "CurveZMQ (passphrase)"
+    finally:
+        board.stop()
+        board.log_path.unlink(missing_ok=True)

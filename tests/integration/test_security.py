@@ -4,24 +4,19 @@ events, and what someone on the wire can read."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import http.client
-import json
 import os
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from clients import Publisher, Subscriber, admin
-from clients.aio import AsyncPublisher, AsyncSubscriber
 from clients.errors import AuthFailed, BadPattern, LimitExceeded, TooLarge
 from clients.naming import NameServer
 from clients.security import Keys, as_client
@@ -37,7 +32,7 @@ from clients.wire import (
     encode,
 )
 from clients.wire.codec import encode_delivery, pack_event
-from tests.integration.conftest import Daemon, es_command, ns_command, spawn, wait_until
+from tests.integration.conftest import Daemon, es_command, ns_command, wait_until
 from tests.integration.helpers import WAIT, relay, run
 
 Start = Callable[..., Daemon]
@@ -471,33 +466,3 @@ def test_close_does_not_raise_again_the_auth_failure_a_publish_raised(
             pub.publish("Sec.refused", "after", confirm=True, timeout=WAIT)
     finally:
         pub.close(WAIT)
-
-
-def test_the_asyncio_classes_and_the_dashboard_with_the_passphrase(secured: Daemon) -> None:
-    async def main() -> None:
-        topic = subject()
-        async with (
-            AsyncSubscriber(ident=SECRET) as sub,
-            AsyncPublisher(ident=SECRET) as pub,
-        ):
-            await sub.subscribe(topic)
-            assert await pub.publish(topic, {"secret": "payload"}, confirm=True) == 1
-            event = await sub.next(WAIT)
-            assert event is not None and event.msg == {"secret": "payload"}
-        async with AsyncPublisher(secured.endpoint) as stranger:  # no passphrase: refused
-            with pytest.raises(AuthFailed):
-                await stranger.publish(topic, "x", confirm=True, timeout=WAIT)
-
-    asyncio.run(main())
-    board = spawn(es_command("dashboard", "-p", "0"), "dashboard", {"ES_IDENT": SECRET})
-    try:
-        where = urlsplit(board.endpoint)
-        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=WAIT)
-        conn.request("GET", "/api/health")
-        health = json.loads(conn.getresponse().read())
-        conn.close()
-        assert health["es"]["up"] and health["ns"]["up"] and health["name"]["here"], health
-        assert health["security"] == "CurveZMQ (passphrase)"
-    finally:
-        board.stop()
-        board.log_path.unlink(missing_ok=True)

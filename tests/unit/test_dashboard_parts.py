@@ -43,7 +43,7 @@ def test_reads_pass_and_changes_need_this_host_and_no_foreign_origin() -> None:
     assert "Host" in str(refusal("POST", "evil.example:7770", None, SERVED, False))
     assert "Host" in str(refusal("POST", None, None, SERVED, False))
     assert "another site" in str(refusal("POST", SERVED, "http://evil.example", SERVED, False))
-    elsewhere = "10.1.2.3:7770"  # served on another address: localhost is not it
+    elsewhere = "dashboard.example:7770"  # served under another name: localhost is not it
     assert "Host" in str(refusal("DELETE", "localhost:7770", None, elsewhere, False))
     assert refusal("PUT", elsewhere, f"http://{elsewhere}", elsewhere, False) is None
 
