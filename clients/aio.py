@@ -23,6 +23,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -59,7 +60,8 @@ def _on_loop(
         return None
 
     def tell(status: Status) -> None:
-        loop.call_soon_threadsafe(callback, status)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody to tell
+            loop.call_soon_threadsafe(callback, status)
 
     return tell
 
@@ -209,17 +211,23 @@ class AsyncPublisher:
                 self._tell(future, exc)
             else:
                 if future is not None:
-                    self._loop.call_soon_threadsafe(_resolve, future, result, None)
+                    self._to_loop(_resolve, future, result, None)
             done += 1
             if future is not None or done >= _RELEASE_EVERY or self._jobs.empty():
-                self._loop.call_soon_threadsafe(self._release, done)
+                self._to_loop(self._release, done)
                 done = 0
 
     def _tell(self, future: asyncio.Future[Any] | None, exc: BaseException) -> None:
         if future is not None:
-            self._loop.call_soon_threadsafe(_resolve, future, None, exc)
+            self._to_loop(_resolve, future, None, exc)
         else:
-            self._loop.call_soon_threadsafe(self._keep, exc)
+            self._to_loop(self._keep, exc)
+
+    def _to_loop(self, call: Callable[..., object], *args: Any) -> None:
+        """Have the loop run `call(*args)`; nothing when the loop is gone (its program ended
+        without closing this publisher: nobody waits for the answer)."""
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(call, *args)
 
     def _keep(self, exc: BaseException) -> None:
         if self._error is None:

@@ -3,6 +3,8 @@ name the port it got), one JSON ready line on stdout, stopped by SIGINT or SIGTE
 
 Invariants:
 - The ready line is printed once the app has started (its lifespan ran), never before.
+- SIGINT and SIGTERM stop it gracefully (uvicorn finishes its requests), and it exits 0; uvicorn
+  raises the signal again once done, which here ends as a KeyboardInterrupt.
 - It binds 127.0.0.1 unless told otherwise, and warns when told to listen elsewhere read-write:
   its pages can change the names and publish.
 """
@@ -10,6 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -19,6 +22,7 @@ from collections.abc import Callable
 import uvicorn
 
 from es import __version__
+from es.daemon.lifecycle import terminate_like_interrupt
 from es.dashboard.app import Dashboard, make_app
 from es.dashboard.source import Source
 
@@ -60,7 +64,9 @@ def run(
     board = Dashboard(source, served, read_only=read_only, ui=ui, labels=labels)
     config = uvicorn.Config(make_app(board), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    asyncio.run(_serve(server, sock, f"http://{served}", announce or _announce))
+    terminate_like_interrupt()  # what uvicorn raises again after a SIGTERM: no death by signal
+    with contextlib.suppress(KeyboardInterrupt):  # the signal uvicorn handled, raised again
+        asyncio.run(_serve(server, sock, f"http://{served}", announce or _announce))
     return 0
 
 

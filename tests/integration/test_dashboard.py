@@ -51,7 +51,7 @@ def stack() -> Iterator[Stack]:
         yield Stack(ns, es, board)
     finally:
         for daemon in (board, es, ns):
-            daemon.stop()
+            assert daemon.stop() == 0, daemon.log()
             daemon.log_path.unlink(missing_ok=True)
 
 
@@ -259,6 +259,9 @@ def test_read_only_refuses_changes_and_no_ui_serves_only_the_probes(stack: Stack
         assert request(probes, "GET", "/api/health")[0] == 404
         wait_until(lambda: request(probes, "GET", "/readyz")[0] == 503, WAIT, "not ready")
         assert metrics(probes) == {"es_up": 0.0}  # nobody there: only that
+        probes.proc.terminate()  # SIGTERM, as systemd and container runtimes stop it
+        assert probes.proc.wait(WAIT) == 0
+        assert quiet.stop() == 0  # SIGINT
     finally:
         for daemon in (quiet, probes):
             daemon.stop()
