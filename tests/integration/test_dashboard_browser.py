@@ -13,9 +13,11 @@ Without Chromium these skip, saying why, unless ES_BROWSER_TESTS=required (CI), 
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -117,6 +119,10 @@ def test_an_event_published_from_the_page_shows_in_the_live_tail(stack: Stack, p
     row = page.locator("#tail-rows li.event").first
     expect(row).to_contain_text(topic)
     expect(row).to_contain_text('"valve": "open"')
+    with page.expect_download() as exported:  # the tail as JSON lines
+        page.click("#tail-export")
+    (line,) = Path(exported.value.path()).read_text().splitlines()
+    assert json.loads(line)["json"] == {"valve": "open"}
 
 
 def test_a_name_registered_and_removed_from_the_page(stack: Stack, page: Page) -> None:
@@ -136,6 +142,10 @@ def test_a_name_registered_and_removed_from_the_page(stack: Stack, page: Page) -
     row.locator("button").click()
     expect(row).to_have_count(0)
     expect(page.locator("#names-result")).to_have_text("remove: done")
+    with page.expect_download() as exported:  # the names as JSON
+        page.click("#names-export")
+    listed = json.loads(Path(exported.value.path()).read_text())
+    assert ":Pyro.EventService" in {n["name"] for n in listed["names"]}
 
 
 def test_an_overflow_of_the_tail_shows_a_gap_row(stack: Stack, page: Page) -> None:
