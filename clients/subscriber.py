@@ -224,14 +224,16 @@ class Subscriber(Acknowledging, Taking, ForeignLoops, KeptClient):
         again = self._history_again()
         # Set before asking: the first event may come before the answer (a node of a cluster
         # answers once its peers know, SPEC 15.4, and delivers meanwhile). It is the first of
-        # a new stream: those still on their way from the old server are not flagged.
-        self._stream_before, self._resumed = self._stream_now, True
+        # a new stream: those still on their way from the old server are not flagged. Not for
+        # a durable subscriber, whose events the server most likely kept: its kept events come
+        # before the answer too, and only the answer says whether they were kept.
+        durable = self.durable is not None
+        self._stream_before, self._resumed = self._stream_now, not durable
         for kind, names in zip(kinds, (tuple(subjects), tuple(patterns)), strict=True):
             if names:
                 body = self._note(control.request(partial(self._asking, kind, names, again)))
                 kept = kept or body.get("kept") is True
-        if kept:  # a durable subscriber's events were kept: none lost
-            self._resumed = False
+        self._resumed = not kept and (durable or self._resumed)  # kept: none lost
         log.info("subscriptions restored: %d subjects, %d patterns", len(subjects), len(patterns))
 
     def _history_again(self) -> Replay | None:

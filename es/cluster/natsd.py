@@ -45,6 +45,10 @@ busy two-core machine."""
 # Bytes of one NATS message at most: the event server's largest message (1 MiB) with room for the
 # backbone's fields. NATS's own default (1 MB) is below that.
 MAX_PAYLOAD = 2 << 20
+# Bytes a nats-server holds for one client before it cuts it off as slow: four times NATS's
+# default, so that what one node releases at once after NATS held it back (its 64 MiB backlog
+# and its client's 64 MiB buffer) does not cut off a busy node that reads it (README).
+MAX_PENDING = 256 << 20
 # Tries at a cluster's first server, whose cluster port is chosen before it starts (another
 # process may take it meanwhile).
 _SEED_ATTEMPTS = 5
@@ -119,6 +123,7 @@ def _config(
         "port: -1",
         "http: 127.0.0.1:-1",
         f"max_payload: {MAX_PAYLOAD}",
+        f"max_pending: {MAX_PENDING}",
         f"ports_file_dir: {json.dumps(str(folder))}",
     ]
     if cluster:
