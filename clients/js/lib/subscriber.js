@@ -430,16 +430,19 @@ export class Subscriber extends EventEmitter {
     let kept = false; // a durable subscriber whose events the server kept: none lost (SPEC 3.1)
     // Set before asking: the first event may come before the answer (a node of a cluster answers
     // once its peers know, SPEC 15.4, and delivers meanwhile). It is the first of a new stream:
-    // those still on their way from the old server are not flagged.
+    // those still on their way from the old server are not flagged. Not for a durable subscriber,
+    // whose events the server most likely kept: they come before the answer too, and only the
+    // answer says whether they were kept.
+    const durable = this.durable !== null;
     this._streamBefore = this._streamNow;
-    this._resumed = true;
+    this._resumed = !durable;
     for (const request of asked) {
       const body = this._learn(
         await control.request((rid) => ({ ...request, rid, sid: this.sid, endpoint: this.endpoint, options })),
       );
       kept = kept || body.kept === true;
     }
-    if (kept) this._resumed = false;
+    this._resumed = !kept && (durable || this._resumed);
   }
 
   // --- receiving -----------------------------------------------------------------------------------
