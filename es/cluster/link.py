@@ -20,6 +20,7 @@ Invariants:
   block-mode queue holds them, until NATS takes more. An event NATS refuses (its buffer full
   while it reconnects) is counted in `unsent`, and before the next event this node sends a
   `gap` on `es.gap`, which every node reads in order with its events: their subscribers are told.
+  So it does after losing its connection to NATS: what it sent last may have died with it.
 - Heartbeats: every `heartbeat` seconds the node says it is alive on `es.hb`; hearing a node
   that is news, it answers at once, so a new node knows its peers within a round trip.
 - Retained events live in the JetStream stream ES_RETAINED, one message per subject on
@@ -465,6 +466,7 @@ class Link:
         self.connected = False
         if not self._stopping:
             self._gap()  # what NATS sent meanwhile is lost with the connection
+            self._owe_gap = True  # and what we sent that it had not passed on: the peers are told
             log.warning("backbone: disconnected from NATS; reconnecting")
 
     async def _reconnected(self) -> None:

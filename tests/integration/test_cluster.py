@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from clients import Event, Publisher, Subscriber
-from es.cluster.natsd import NatsServer, start_cluster
+from es.cluster.natsd import MAX_PENDING, NatsServer, start_cluster
 from tests.integration.conftest import Daemon, es_command, spawn_es, wait_until
 from tests.integration.helpers import (
     Telling,
@@ -303,8 +303,9 @@ def test_a_node_stopped_until_nats_cuts_it_off_tells_its_subscribers(cluster: Cl
         assert [e.msg for e in take(sub, 1)] == ["before"]
         gaps = cluster_stats(cluster["c"])["gaps"]
         big, sent = b"x" * 100_000, 0
-        with paused(cluster["c"]):  # NATS holds at most 64 MiB for a client that does not read
-            while _pending(cluster.nats[2], "es node c") < 60 << 20 and sent < 3_000:
+        full = MAX_PENDING - (4 << 20)  # NATS holds at most MAX_PENDING for one that does not read
+        with paused(cluster["c"]):
+            while _pending(cluster.nats[2], "es node c") < full and sent < 4_000:
                 for _ in range(100):
                     pub.publish("stopped", big)
                 sent += 100
