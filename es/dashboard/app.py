@@ -45,6 +45,7 @@ MAX_BODY = 1 << 20  # bytes of a POST body (a test event's payload included)
 ACTIVITY = r"^\$es\."  # the meta-events' subjects (SPEC 7.7)
 SHOWN = 1024  # payload bytes a tail row shows unless the page asks otherwise
 MAX_SHOWN = 64 << 10
+CHARTED = 120  # points of the counters' history each snapshot carries (two minutes at 1 s)
 
 
 @dataclass
@@ -69,7 +70,9 @@ def make_app(board: Dashboard) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(_poll(board)), asyncio.create_task(_watch(board))]
+        tasks = [asyncio.create_task(_poll(board))]
+        if board.ui:  # the activity page's meta-events: no subscriber for a pure exporter
+            tasks.append(asyncio.create_task(_watch(board)))
         try:
             yield
         finally:
@@ -125,7 +128,7 @@ async def _poll(board: Dashboard) -> None:
             "server": None if stats is None else stats["server"],
             "subscribers": [] if stats is None else stats["subscribers"],
             "rates": rates,
-            "history": list(source.rates.history),
+            "history": list(source.rates.history)[-CHARTED:],
         }
         board.version += 1
         board._changed.set()
