@@ -186,7 +186,8 @@ class Link:
 
     def retain(self, token: int, events: list[tuple[str, bytes, float | None]]) -> None:
         """Keep a publish's retained events (stream subject, body, seconds to live) in
-        JetStream, in order; `settled` then gives `token` back (only with `stream.on`)."""
+        JetStream, in order; `settled` then gives `token` back. (Publishes are held for the
+        stream only while `stream.on`: es.cluster.node.)"""
         self._hand("retain", (token, events))
 
     def settled(self) -> list[tuple[int, str | None]]:

@@ -103,6 +103,8 @@ class Node:
         if journal is not None and any(added for _, added, _ in journal):
             self._held += [a for a in actions if isinstance(a, Reply)]
             actions = [a for a in actions if not isinstance(a, Reply)]
+        if not any(type(action) is Hold for action in actions):
+            return actions  # every publish without retained events: nothing to take out
         out: list[Action] = []
         for action in actions:
             if isinstance(action, Hold):

@@ -125,7 +125,3 @@ class Tail:
     def since(self, n: int) -> list[dict[str, Any]]:
         """The rows kept that are newer than row `n`, oldest first."""
         return [row for row in self.rows if row["n"] > n]
-
-    def clear(self) -> None:
-        """Forget every row (their numbers go on)."""
-        self.rows.clear()
